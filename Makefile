@@ -1,0 +1,84 @@
+# Synod: `make demo` runs the main job, `make test` runs every test suite.
+# Everything is installed into this checkout: .venv (Python), .cache (Kafka jars,
+# broker state), .tools (helm and friends, later). Nothing is installed globally.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+KAFKA := $(PY) -m synod.localkafka
+KAFKA4_VERSION ?= 4.1.1
+
+.PHONY: help prereqs venv lint fmt schemas test test-fast test-unit test-integration \
+        test-kafka4 kafka-up kafka-down kafka-clean kafka-fetch demo clean
+
+help: ## list the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
+
+prereqs: ## check Python 3.11+, Java 17+ and Maven
+	@$(PYTHON) -c 'import sys; v=sys.version_info; sys.exit(0 if v >= (3, 11) else "Python 3.11+ is needed, found %d.%d" % v[:2])'
+	@command -v java >/dev/null || { echo "Java 17+ is needed (apt-get install openjdk-17-jdk)"; exit 1; }
+	@java -version 2>&1 | awk -F'"' '/version/ { split($$2, v, "."); if (v[1] < 17) { print "Java 17+ is needed, found " $$2; exit 1 } }'
+	@command -v mvn >/dev/null || { echo "Maven is needed to fetch the Kafka jars (apt-get install maven)"; exit 1; }
+	@echo "prerequisites ok: $$($(PYTHON) --version), java $$(java -version 2>&1 | awk -F'"' '/version/ {print $$2}'), $$(mvn -v 2>/dev/null | head -1)"
+
+$(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory prereqs
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+venv: $(STAMP) ## create .venv with the pinned dependencies
+
+lint: venv ## ruff (lint + format check), mypy --strict on libs/, schemas up to date
+	$(VENV)/bin/ruff check libs tests bench services
+	$(VENV)/bin/ruff format --check libs tests bench services
+	$(VENV)/bin/mypy
+	$(PY) -m synod.wire.schemagen --check
+
+fmt: venv ## format the code and fix what ruff can
+	$(VENV)/bin/ruff check --fix libs tests bench services
+	$(VENV)/bin/ruff format libs tests bench services
+
+schemas: venv ## regenerate schemas/ from the wire models
+	$(PY) -m synod.wire.schemagen
+
+kafka-fetch: venv ## fetch the Kafka broker jars from Maven Central
+	$(KAFKA) fetch
+
+kafka-up: venv ## start the local Kafka broker (reuses a running one); prints SYNOD_BOOTSTRAP=
+	@$(KAFKA) up
+
+kafka-down: venv ## stop the local Kafka broker
+	@$(KAFKA) down
+
+kafka-clean: venv ## stop the local broker and delete its data
+	@$(KAFKA) clean
+
+test-fast: test-unit ## unit tests only (no broker)
+
+test-unit: venv
+	$(VENV)/bin/pytest tests/unit
+
+test-integration: venv kafka-fetch ## integration tests on a real broker (own broker unless SYNOD_BOOTSTRAP)
+	$(VENV)/bin/pytest tests/integration
+
+test: lint venv kafka-fetch ## lint, then every test suite against a real broker
+	$(VENV)/bin/pytest tests
+
+test-kafka4: venv ## the integration tests against Kafka $(KAFKA4_VERSION)
+	SYNOD_KAFKA_VERSION=$(KAFKA4_VERSION) $(KAFKA) fetch
+	SYNOD_KAFKA_VERSION=$(KAFKA4_VERSION) $(VENV)/bin/pytest tests/integration
+
+demo: venv kafka-fetch ## run the demonstration end to end on a real local broker
+	$(PY) -m synod.demo
+
+clean: ## remove the venv, caches and broker data
+	-$(KAFKA) clean 2>/dev/null
+	rm -rf $(VENV) .cache .tools .pytest_cache .mypy_cache .ruff_cache .hypothesis
