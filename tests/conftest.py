@@ -1,0 +1,68 @@
+"""Session fixtures shared by every suite.
+
+The Kafka broker: tests that need one take the `kafka` fixture. It uses the
+broker named by SYNOD_BOOTSTRAP when that is set (for instance one started by
+`make kafka-up`), and otherwise starts a real broker of its own for this test
+session and stops it at the end. No test depends on a broker started by hand.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from synod import localkafka
+
+
+@dataclass(frozen=True)
+class KafkaUnderTest:
+    bootstrap: str
+    version: str
+    started_by_tests: bool
+    pid: int | None
+
+
+_broker: KafkaUnderTest | None = None
+
+
+def _describe_external(bootstrap: str) -> KafkaUnderTest:
+    # A broker from `make kafka-up` records its version; another one does not tell.
+    info = localkafka.running(localkafka.default_home() / "run")
+    if info is not None and info.bootstrap == bootstrap:
+        return KafkaUnderTest(bootstrap, info.version, False, info.pid)
+    return KafkaUnderTest(bootstrap, "unknown (external broker)", False, None)
+
+
+@pytest.fixture(scope="session")
+def kafka() -> Iterator[KafkaUnderTest]:
+    global _broker
+    external = os.environ.get("SYNOD_BOOTSTRAP")
+    if external:
+        localkafka.wait_ready(external, timeout_s=30)
+        _broker = _describe_external(external)
+        yield _broker
+        return
+    version = os.environ.get("SYNOD_KAFKA_VERSION", localkafka.DEFAULT_VERSION)
+    with tempfile.TemporaryDirectory(prefix="synod-test-kafka-") as tmp:
+        run_dir = Path(tmp)
+        info = localkafka.start(run_dir, version=version)
+        _broker = KafkaUnderTest(info.bootstrap, info.version, True, info.pid)
+        try:
+            yield _broker
+        finally:
+            localkafka.stop(run_dir)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _broker is None:
+        terminalreporter.write_line("kafka broker: not used by this run")
+        return
+    origin = "started by the test session" if _broker.started_by_tests else "SYNOD_BOOTSTRAP"
+    terminalreporter.write_line(
+        f"kafka broker: Apache Kafka {_broker.version} (KRaft) at {_broker.bootstrap}, {origin}"
+    )
