@@ -1,0 +1,355 @@
+"""The messages on the wire: one envelope, many typed bodies.
+
+Every message is an `Envelope[Body]`. The envelope carries what every hop needs
+(ids, the task key, causality, the retry attempt, trace context); the body is
+the typed payload. The Avro schemas in schemas/avro/ are generated from these
+classes (`make schemas`) and a test holds them equal, so this module is where a
+message type is defined and evolved: add fields with defaults, never change or
+remove one without a default.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, Literal, TypeVar, cast
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from synod.errors import ErrorClass
+
+Role = Literal[
+    "gateway", "planner", "researcher", "coder", "reviewer", "consensus", "supervisor", "client"
+]
+Consistency = Literal["strong", "eventual"]
+PartitionMode = Literal["cp", "ap"]
+PolicyName = Literal["majority", "supermajority", "unanimity", "confidence", "adaptive"]
+VoteKind = Literal["choice", "reject", "abstain"]
+
+# Bounds that keep one message well inside Kafka's default 1 MB limit and stop a
+# runaway model from filling a partition.
+MAX_TEXT = 200_000
+MAX_GOAL = 20_000
+
+
+class WireModel(BaseModel):
+    """Base of every wire model: immutable, unknown fields ignored.
+
+    Ignoring unknown fields is what makes a newer producer readable by an older
+    consumer (forward compatibility) on the JSON edge, as Avro resolution does
+    on the internal topics.
+    """
+
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", ser_json_bytes="base64", val_json_bytes="base64"
+    )
+
+
+class Body(WireModel):
+    """Base of message bodies; `TYPE` is the envelope's `type` for this body."""
+
+    TYPE: ClassVar[str]
+    TASK_SCOPED: ClassVar[bool] = True
+
+
+# ---------------------------------------------------------------- parts
+
+
+class Sender(WireModel):
+    role: Role
+    instance: str = Field(min_length=1, max_length=200)
+
+
+class TraceContext(WireModel):
+    """W3C trace context (https://www.w3.org/TR/trace-context/); empty when untraced."""
+
+    traceparent: str = ""
+    tracestate: str = ""
+
+
+class Usage(WireModel):
+    """What LLM calls cost: tokens, money and count, summed over a step or task."""
+
+    model: str = ""
+    calls: int = Field(default=0, ge=0)
+    input_tokens: int = Field(default=0, ge=0)
+    output_tokens: int = Field(default=0, ge=0)
+    cost_usd: float = Field(default=0.0, ge=0.0)
+
+
+class PlanStep(WireModel):
+    """One node of a plan DAG; `files` are the workspace files the step writes."""
+
+    step_id: str = Field(min_length=1, max_length=200)
+    role: Literal["researcher", "coder", "reviewer"] = "coder"
+    title: str = Field(default="", max_length=1_000)
+    description: str = Field(default="", max_length=MAX_TEXT)
+    depends_on: list[str] = Field(default_factory=list)
+    files: list[str] = Field(default_factory=list)
+    priority: int = 0
+
+
+class Candidate(WireModel):
+    candidate_id: str = Field(min_length=1, max_length=200)
+    content: str = Field(default="", max_length=MAX_TEXT)
+    author: str = ""
+
+
+class Header(WireModel):
+    key: str
+    value: bytes | None = None
+
+
+# ---------------------------------------------------------------- bodies
+
+
+class TaskSubmitted(Body):
+    """A goal for the team. Every field but `goal` has a documented default."""
+
+    TYPE: ClassVar[str] = "TaskSubmitted"
+
+    goal: str = Field(min_length=1, max_length=MAX_GOAL)
+    consistency: Consistency = "strong"
+    partition_mode: PartitionMode = "cp"
+    policy: PolicyName = "majority"
+    reviewers: int = Field(default=3, ge=1, le=31)
+    deadline_s: float = Field(default=600.0, gt=0, le=86_400)
+    plan: list[PlanStep] | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class PlanProposed(Body):
+    TYPE: ClassVar[str] = "PlanProposed"
+
+    plan_id: str = Field(min_length=1)
+    steps: list[PlanStep]
+    rationale: str = Field(default="", max_length=MAX_TEXT)
+
+
+class StepRequested(Body):
+    TYPE: ClassVar[str] = "StepRequested"
+
+    step_id: str = Field(min_length=1)
+    plan_id: str = ""
+    role: Literal["researcher", "coder", "reviewer"]
+    title: str = ""
+    instructions: str = Field(default="", max_length=MAX_TEXT)
+    inputs: dict[str, str] = Field(default_factory=dict)
+    deadline_s: float = Field(default=120.0, gt=0)
+    model: str = ""
+    temperature: float | None = None
+    prompt_variant: str = ""
+
+
+class StepCompleted(Body):
+    TYPE: ClassVar[str] = "StepCompleted"
+
+    step_id: str = Field(min_length=1)
+    output: str = Field(default="", max_length=MAX_TEXT)
+    usage: Usage = Field(default_factory=Usage)
+    duration_s: float = Field(default=0.0, ge=0)
+
+
+class StepFailed(Body):
+    TYPE: ClassVar[str] = "StepFailed"
+
+    step_id: str = Field(min_length=1)
+    error_class: ErrorClass
+    error: str = Field(default="", max_length=10_000)
+    usage: Usage = Field(default_factory=Usage)
+    duration_s: float = Field(default=0.0, ge=0)
+
+
+class VoteRequested(Body):
+    """A proposal put to an electorate: pick one candidate, reject all, or abstain."""
+
+    TYPE: ClassVar[str] = "VoteRequested"
+
+    proposal_id: str = Field(min_length=1)
+    ballot: int = Field(default=1, ge=1)
+    subject: Literal["plan", "answer"] = "answer"
+    candidates: list[Candidate] = Field(min_length=1)
+    electorate: list[str] = Field(min_length=1)
+    policy: PolicyName = "majority"
+    partition_mode: PartitionMode = "cp"
+    deadline_s: float = Field(default=60.0, gt=0)
+
+
+class Vote(Body):
+    TYPE: ClassVar[str] = "Vote"
+
+    proposal_id: str = Field(min_length=1)
+    ballot: int = Field(default=1, ge=1)
+    voter: str = Field(min_length=1)
+    kind: VoteKind = "choice"
+    choice: str | None = None
+    confidence: float = Field(default=1.0, ge=0.0, le=1.0)
+    rationale: str = Field(default="", max_length=10_000)
+
+    @model_validator(mode="after")
+    def _choice_matches_kind(self) -> Vote:
+        if (self.kind == "choice") != (self.choice is not None):
+            raise ValueError("a vote of kind 'choice' needs a choice; reject/abstain have none")
+        return self
+
+
+class Decision(Body):
+    """The one outcome of a proposal: a candidate id, `rejected` or `no_quorum`."""
+
+    TYPE: ClassVar[str] = "Decision"
+
+    decision_id: str = Field(min_length=1)
+    proposal_id: str = Field(min_length=1)
+    ballot: int = Field(ge=1)
+    outcome: str = Field(min_length=1)
+    tally: dict[str, float] = Field(default_factory=dict)
+    quorum: int = Field(ge=0)
+    votes_counted: int = Field(default=0, ge=0)
+    provisional: bool = False
+    equivocators: list[str] = Field(default_factory=list)
+
+
+class Heartbeat(Body):
+    TYPE: ClassVar[str] = "Heartbeat"
+    TASK_SCOPED: ClassVar[bool] = False
+
+    instance: str = Field(min_length=1)
+    role: Role
+    seq: int = Field(default=0, ge=0)
+    state: Literal["starting", "running", "draining", "stopping"] = "running"
+    in_flight: list[str] = Field(default_factory=list)
+    breakers: dict[str, str] = Field(default_factory=dict)
+    last_progress_at: datetime | None = None
+
+
+class TaskCompleted(Body):
+    TYPE: ClassVar[str] = "TaskCompleted"
+
+    result: str = Field(default="", max_length=MAX_TEXT)
+    plan_id: str = ""
+    decision_id: str = ""
+    steps_completed: int = Field(default=0, ge=0)
+    usage: Usage = Field(default_factory=Usage)
+    duration_s: float = Field(default=0.0, ge=0)
+
+
+class TaskFailed(Body):
+    TYPE: ClassVar[str] = "TaskFailed"
+
+    reason: str = Field(min_length=1, max_length=10_000)
+    error_class: ErrorClass = "permanent"
+    failed_step: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    duration_s: float = Field(default=0.0, ge=0)
+
+
+class DeadLetter(Body):
+    """A message that could not be handled, kept whole with why, for `synod dlq`."""
+
+    TYPE: ClassVar[str] = "DeadLetter"
+    TASK_SCOPED: ClassVar[bool] = False
+
+    source_topic: str
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+    key: bytes | None = None
+    value: bytes
+    headers: list[Header] = Field(default_factory=list)
+    error_class: ErrorClass = "permanent"
+    reason: str = Field(min_length=1)
+    message: str = ""
+    attempts: int = Field(default=1, ge=0)
+    first_failed_at: datetime | None = None
+
+
+BODY_TYPES: dict[str, type[Body]] = {
+    cls.TYPE: cls
+    for cls in (
+        TaskSubmitted,
+        PlanProposed,
+        StepRequested,
+        StepCompleted,
+        StepFailed,
+        VoteRequested,
+        Vote,
+        Decision,
+        Heartbeat,
+        TaskCompleted,
+        TaskFailed,
+        DeadLetter,
+    )
+}
+
+# ---------------------------------------------------------------- envelope
+
+B = TypeVar("B", bound=Body)
+
+
+def new_message_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Envelope(WireModel, Generic[B]):
+    """What travels on every topic: routing, causality and tracing around a body.
+
+    `task_id` is the partition key of every task-scoped message (one task, one
+    partition, one order); heartbeats and dead letters have none.
+    """
+
+    message_id: str = Field(default_factory=new_message_id, min_length=1, max_length=200)
+    task_id: str | None = Field(default=None, min_length=1, max_length=200)
+    type: str
+    sender: Sender = Field(default_factory=lambda: Sender(role="client", instance="unknown"))
+    causes: list[str] = Field(default_factory=list)
+    vclock: dict[str, int] = Field(default_factory=dict)
+    lamport: int = Field(default=0, ge=0)
+    attempt: int = Field(default=0, ge=0)
+    created_at: datetime = Field(default_factory=utc_now)
+    trace: TraceContext = Field(default_factory=TraceContext)
+    body: B
+
+    @field_validator("created_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        # Naive timestamps are ambiguous across hosts; read them as UTC.
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _type_matches_body(self) -> Envelope[B]:
+        expected = type(self.body).TYPE
+        if self.type != expected:
+            raise ValueError(f"type is {self.type!r} but the body is a {expected}")
+        if type(self.body).TASK_SCOPED and self.task_id is None:
+            raise ValueError(f"a {expected} needs a task_id (it is the partition key)")
+        return self
+
+    @classmethod
+    def new(
+        cls, body: B, *, sender: Sender, task_id: str | None = None, **fields: Any
+    ) -> Envelope[B]:
+        """Wrap a body; `type` comes from the body's class."""
+        concrete = envelope_class(type(body).TYPE)
+        made = concrete(type=type(body).TYPE, body=body, sender=sender, task_id=task_id, **fields)
+        return cast("Envelope[B]", made)
+
+    @property
+    def key(self) -> bytes | None:
+        """The Kafka key: the task id, or the instance id for heartbeats."""
+        if self.task_id is not None:
+            return self.task_id.encode()
+        if isinstance(self.body, Heartbeat):
+            return self.body.instance.encode()
+        return None
+
+
+def envelope_class(type_name: str) -> type[Envelope[Any]]:
+    """The concrete `Envelope[Body]` class for a message type name."""
+    try:
+        body_cls = BODY_TYPES[type_name]
+    except KeyError:
+        raise KeyError(f"unknown message type {type_name!r}") from None
+    return Envelope[body_cls]  # type: ignore[valid-type]
