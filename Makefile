@@ -11,7 +11,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 KAFKA := $(PY) -m synod.localkafka
-KAFKA4_VERSION ?= 4.1.1
+KAFKA4_VERSION ?= 4.1.2
 
 .PHONY: help prereqs venv lint fmt schemas test test-fast test-unit test-integration \
         test-kafka4 kafka-up kafka-down kafka-clean kafka-fetch demo clean

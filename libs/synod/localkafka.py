@@ -353,8 +353,21 @@ def start(
 
     libs = ensure_jars(version, home)
     version = installed_version(libs)
+    # A free port can be taken by someone else between our probe and the
+    # broker's bind; then the broker exits at once and we try fresh ports.
+    attempts = 1 if port else 3
+    for attempt in range(1, attempts + 1):
+        try:
+            return _start_once(run_dir, libs, version, port or free_port(), timeout_s)
+        except BrokerError as exc:
+            if attempt == attempts or "exited during start-up" not in str(exc):
+                raise
+            _log(f"the broker exited during start-up (attempt {attempt}); retrying")
+    raise AssertionError("unreachable")
+
+
+def _start_once(run_dir: Path, libs: Path, version: str, port: int, timeout_s: float) -> BrokerInfo:
     data_dir = run_dir / "data"
-    port = port or free_port()
     controller_port = free_port()
     while controller_port == port:
         controller_port = free_port()

@@ -1,0 +1,84 @@
+"""Create the catalogue's topics idempotently (`synod topics create`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from synod.errors import BrokerError
+from synod.transport.topics import CATALOGUE, TopicSpec, topic_name
+
+# Kafka error codes in a CreateTopics response.
+_TOPIC_ALREADY_EXISTS = 36
+
+
+@dataclass(frozen=True)
+class TopicReport:
+    topic: str
+    action: Literal["created", "exists"]
+    partitions: int
+    note: str = ""
+
+
+async def ensure_topics(
+    bootstrap: str,
+    specs: tuple[TopicSpec, ...] = CATALOGUE,
+    prefix: str = "",
+    partitions: int | None = None,
+    replication_factor: int = 1,
+) -> list[TopicReport]:
+    """Create the topics that are missing; report on each. Safe to run any number of times.
+
+    `partitions` overrides the catalogue's partition count of every topic
+    (small local installs); existing topics are never changed. Production
+    clusters want `replication_factor=3`.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+    try:
+        await admin.start()
+    except Exception as exc:
+        raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    try:
+        existing = set(await admin.list_topics())
+        wanted = {topic_name(s, prefix): s for s in specs}
+        missing = [name for name in wanted if name not in existing]
+        reports: dict[str, TopicReport] = {}
+        if missing:
+            response = await admin.create_topics(
+                [
+                    NewTopic(
+                        name,
+                        num_partitions=partitions or wanted[name].partitions,
+                        replication_factor=replication_factor,
+                        topic_configs=wanted[name].config(),
+                    )
+                    for name in missing
+                ]
+            )
+            for name, code, *rest in response.topic_errors:
+                if code == _TOPIC_ALREADY_EXISTS:
+                    existing.add(name)  # created concurrently by someone else: fine
+                elif code != 0:
+                    message = rest[0] if rest else ""
+                    raise BrokerError(f"creating {name} failed: error {code} {message}")
+                else:
+                    reports[name] = TopicReport(
+                        name, "created", partitions or wanted[name].partitions
+                    )
+        described = await _partition_counts(admin, [n for n in wanted if n not in reports])
+        for name, count in described.items():
+            spec_count = partitions or wanted[name].partitions
+            note = "" if count == spec_count else f"has {count} partitions; catalogue: {spec_count}"
+            reports[name] = TopicReport(name, "exists", count, note)
+        return [reports[name] for name in wanted]
+    finally:
+        await admin.close()
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    if not names:
+        return {}
+    described: list[dict[str, Any]] = await admin.describe_topics(names)
+    return {d["topic"]: len(d["partitions"]) for d in described}

@@ -1,0 +1,291 @@
+"""The Kafka consumer: key-ordered concurrency, safe commits, clean rebalances.
+
+- The fetch loop never awaits a handler: records go to the `Dispatcher`, which
+  runs handlers as tasks. A slow LLM call can never make the consumer miss
+  `max.poll.interval.ms`.
+- Commits are manual: per partition, the lowest unfinished offset, with the
+  offsets finished beyond it encoded in the commit metadata. On assignment the
+  metadata is read back (through the admin client: `consumer.committed()` drops
+  it) and those offsets are skipped.
+- Back-pressure: a partition is paused while its buffer, or its metadata, is
+  near its limit, and resumed when it drains.
+- On revocation: stop dispatching, let in-flight handlers finish within a
+  bound (then cancel them), commit, and drop the partition's lane, so late
+  results of the old assignment are ignored.
+- `stop()` (wired to SIGTERM/SIGINT by `serve`): stop fetching, drain within a
+  bound, commit, leave the group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
+
+from synod.transport.dispatcher import (
+    DeadLetterSink,
+    Dispatcher,
+    DispatchStats,
+    Handler,
+    Lane,
+    RawRecord,
+)
+from synod.transport.offsets import PartitionOffsets, decode_finished
+from synod.wire import Codec
+
+log = logging.getLogger("synod.transport")
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    concurrency: int = 200  # handlers in flight across all partitions
+    max_buffered_per_partition: int = 2_000  # queued + in flight; then pause
+    resume_fraction: float = 0.5  # resume when the buffer falls below this share
+    metadata_pause_at: float = 0.8  # pause when commit metadata reaches this share of 4 KB
+    drain_timeout_s: float = 10.0  # on revocation and shutdown
+    commit_interval_s: float = 0.2
+    fetch_timeout_ms: int = 100
+    fetch_max_records: int = 500
+    dedup_capacity: int = 100_000
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 1_000
+    max_poll_interval_ms: int = 300_000
+    auto_offset_reset: str = "earliest"
+
+
+@dataclass
+class CommitStats:
+    commits: int = 0
+    commit_failures: int = 0
+    metadata_truncations: int = 0
+    pauses: int = 0
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: KeyOrderedConsumer) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.owner._on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.owner._on_assigned(assigned)
+
+
+class KeyOrderedConsumer:
+    def __init__(
+        self,
+        bootstrap: str,
+        group_id: str,
+        topics: list[str],
+        handler: Handler,
+        *,
+        dead_letter: DeadLetterSink,
+        config: ConsumerConfig | None = None,
+        codec: Codec | None = None,
+        client_id: str = "synod",
+    ) -> None:
+        self.config = cfg = config or ConsumerConfig()
+        self.bootstrap = bootstrap
+        self.group_id = group_id
+        self.topics = topics
+        self.dispatcher = Dispatcher(
+            handler,
+            dead_letter,
+            codec=codec,
+            concurrency=cfg.concurrency,
+            dedup_capacity=cfg.dedup_capacity,
+        )
+        self.commit_stats = CommitStats()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            client_id=client_id,
+            enable_auto_commit=False,
+            auto_offset_reset=cfg.auto_offset_reset,
+            session_timeout_ms=cfg.session_timeout_ms,
+            heartbeat_interval_ms=cfg.heartbeat_interval_ms,
+            max_poll_interval_ms=cfg.max_poll_interval_ms,
+            isolation_level="read_committed",
+        )
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id)
+        self._commit_lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
+        self._fetch_task: asyncio.Task[None] | None = None
+        self._last_commit = 0.0
+        self.assigned: set[TopicPartition] = set()
+
+    @property
+    def stats(self) -> DispatchStats:
+        return self.dispatcher.stats
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        await self._admin.start()
+        self._consumer.subscribe(self.topics, listener=_Rebalance(self))
+        await self._consumer.start()
+        self._fetch_task = asyncio.create_task(self._fetch_loop(), name="synod-fetch")
+
+    async def wait(self) -> None:
+        """Until the fetch loop ends (after `stop`, or on a fatal error)."""
+        if self._fetch_task is not None:
+            await self._fetch_task
+
+    async def stop(self) -> None:
+        """Stop fetching, drain within the bound, commit, leave the group."""
+        self._stopping.set()
+        if self._fetch_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._fetch_task
+        lanes = list(self.dispatcher.lanes.values())
+        await self.dispatcher.close_lanes(lanes, self.config.drain_timeout_s)
+        await self._commit(lanes)
+        self.dispatcher.forget(lanes)
+        await self._consumer.stop()  # sends LeaveGroup: partitions move at once
+        await self._admin.close()
+
+    # ------------------------------------------------------------ the loop
+
+    async def _fetch_loop(self) -> None:
+        cfg = self.config
+        while not self._stopping.is_set():
+            try:
+                batch = await self._consumer.getmany(
+                    timeout_ms=cfg.fetch_timeout_ms, max_records=cfg.fetch_max_records
+                )
+            except KafkaError as exc:
+                log.warning("fetch failed; retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(0.5)
+                continue
+            for tp, records in batch.items():
+                lane = self.dispatcher.lanes.get((tp.topic, tp.partition))
+                if lane is None or lane.closed:
+                    continue  # no longer ours: the new owner reads it from the commit
+                for r in records:
+                    self.dispatcher.ingest(
+                        lane,
+                        RawRecord(
+                            r.topic,
+                            r.partition,
+                            r.offset,
+                            r.key,
+                            r.value,
+                            tuple(r.headers or ()),
+                            r.timestamp,
+                        ),
+                    )
+            self.dispatcher.dispatch()
+            self._apply_backpressure()
+            if time.monotonic() - self._last_commit >= cfg.commit_interval_s:
+                await self._commit()
+
+    def _apply_backpressure(self) -> None:
+        cfg = self.config
+        for lane in list(self.dispatcher.lanes.values()):
+            if lane.closed:
+                continue
+            tp = TopicPartition(lane.topic, lane.partition)
+            pressure = 0.0
+            if lane.offsets is not None and lane.offsets.finished_above > 64:
+                pressure = lane.offsets.metadata_pressure()
+            full = lane.buffered >= cfg.max_buffered_per_partition
+            if not lane.paused and (full or pressure >= cfg.metadata_pause_at):
+                self._consumer.pause(tp)
+                lane.paused = True
+                self.commit_stats.pauses += 1
+            elif (
+                lane.paused
+                and lane.buffered < cfg.max_buffered_per_partition * cfg.resume_fraction
+                and pressure < cfg.metadata_pause_at * 0.75
+            ):
+                self._consumer.resume(tp)
+                lane.paused = False
+
+    # ------------------------------------------------------------ commits
+
+    async def _commit(self, lanes: list[Lane] | None = None) -> None:
+        async with self._commit_lock:
+            self._last_commit = time.monotonic()
+            offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+            points = {}
+            for lane in lanes if lanes is not None else list(self.dispatcher.lanes.values()):
+                if lane.offsets is None:
+                    continue
+                point = lane.offsets.commit_point()
+                if point == lane.last_commit:
+                    continue
+                if point.truncated:
+                    self.commit_stats.metadata_truncations += 1
+                tp = TopicPartition(lane.topic, lane.partition)
+                offsets[tp] = OffsetAndMetadata(point.offset, point.metadata)
+                points[tp] = (lane, point)
+            if not offsets:
+                return
+            try:
+                await self._consumer.commit(offsets)
+            except KafkaError as exc:
+                # A rebalance in progress: the revocation callback commits instead.
+                self.commit_stats.commit_failures += 1
+                log.info("commit failed", extra={"error": repr(exc)})
+                return
+            self.commit_stats.commits += 1
+            for lane, point in points.values():
+                lane.last_commit = point
+
+    # ------------------------------------------------------------ rebalances
+
+    async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.assigned |= assigned
+        committed: dict[TopicPartition, OffsetAndMetadata] = {}
+        if assigned:
+            committed = await self._admin.list_consumer_group_offsets(
+                self.group_id, partitions=sorted(assigned)
+            )
+        for tp in assigned:
+            found = committed.get(tp)
+            offsets = None
+            if found is not None and found.offset >= 0:
+                skip = decode_finished(found.offset, found.metadata or "")
+                offsets = PartitionOffsets(start=found.offset, skip=skip)
+            self.dispatcher.open_lane(tp.topic, tp.partition, offsets)
+        log.info("partitions assigned", extra={"partitions": sorted(map(str, assigned))})
+
+    async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        self.assigned -= revoked
+        lanes = [
+            lane
+            for tp in revoked
+            if (lane := self.dispatcher.lanes.get((tp.topic, tp.partition))) is not None
+        ]
+        await self.dispatcher.close_lanes(lanes, self.config.drain_timeout_s)
+        await self._commit(lanes)
+        self.dispatcher.forget(lanes)
+        log.info("partitions revoked", extra={"partitions": sorted(map(str, revoked))})
+
+
+async def serve(consumer: KeyOrderedConsumer) -> None:
+    """Run a consumer until SIGTERM or SIGINT, then stop it gracefully."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await consumer.start()
+    waiter = asyncio.create_task(stop.wait())
+    fetch = asyncio.create_task(consumer.wait())
+    await asyncio.wait({waiter, fetch}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    await consumer.stop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.remove_signal_handler(sig)
+
+
+__all__ = ["ConsumerConfig", "KeyOrderedConsumer", "serve"]

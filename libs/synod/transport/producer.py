@@ -1,0 +1,89 @@
+"""Publishing envelopes to Kafka: idempotent, acks=all, keyed by task id.
+
+Headers carry what a non-Synod consumer or a tracing tool needs without
+decoding the body: `message-id`, `content-type`, `type` and the W3C
+`traceparent` / `tracestate`.
+
+Batching: `linger_ms=0`. Agents send few, large messages whose latency matters
+(a step's result unblocks the next step). aiokafka still batches under load,
+since records accumulate while a request to the partition leader is in flight,
+so lingering would only add latency at the rates Synod produces.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from synod.wire import Codec, ContentType, Envelope
+from synod.wire.codec import CONTENT_TYPE_HEADER
+
+
+def kafka_headers(envelope: Envelope[Any], content_type: ContentType) -> list[tuple[str, bytes]]:
+    headers = [
+        ("message-id", envelope.message_id.encode()),
+        ("content-type", CONTENT_TYPE_HEADER[content_type].encode()),
+        ("type", envelope.type.encode()),
+    ]
+    if envelope.trace.traceparent:
+        headers.append(("traceparent", envelope.trace.traceparent.encode()))
+    if envelope.trace.tracestate:
+        headers.append(("tracestate", envelope.trace.tracestate.encode()))
+    return headers
+
+
+class Publisher:
+    """Sends envelopes; `publish` returns once the broker has the record (acks=all)."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        codec: Codec | None = None,
+        client_id: str = "synod",
+        linger_ms: int = 0,
+        **producer_options: Any,
+    ) -> None:
+        self.codec = codec or Codec()
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            client_id=client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=linger_ms,
+            max_request_size=self.codec.max_bytes + 64 * 1024,
+            **producer_options,
+        )
+
+    async def start(self) -> None:
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def __aenter__(self) -> Publisher:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def publish(
+        self, topic: str, envelope: Envelope[Any], content_type: ContentType = "avro"
+    ) -> Any:
+        """Encode and send; returns the record metadata (partition, offset)."""
+        data = self.codec.encode(envelope, content_type)
+        return await self._producer.send_and_wait(
+            topic, data, key=envelope.key, headers=kafka_headers(envelope, content_type)
+        )
+
+    async def publish_raw(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Any:
+        """Send bytes as they are (dead letters keep the original bytes)."""
+        return await self._producer.send_and_wait(topic, value, key=key, headers=headers or [])

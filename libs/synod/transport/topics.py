@@ -1,0 +1,86 @@
+"""The topic catalogue: every topic Synod uses, with its partitions and retention.
+
+Public names are fixed (`synod.tasks`, `synod.results`, `synod.dlq`,
+`synod.heartbeats`); a prefix (`SYNOD_TOPIC_PREFIX`) lets two installs share a
+cluster. `synod topics create` creates what is missing and leaves the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
+
+Cleanup = Literal["delete", "compact", "compact,delete"]
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    cleanup_policy: Cleanup
+    retention_ms: int | None  # None: keep forever (compacted state)
+    purpose: str
+
+    def config(self) -> dict[str, str]:
+        config: dict[str, str] = {"cleanup.policy": self.cleanup_policy}
+        if self.retention_ms is not None:
+            config["retention.ms"] = str(self.retention_ms)
+        if "compact" in self.cleanup_policy:
+            # State topics: compact soon so a restarted service replays little.
+            config["min.cleanable.dirty.ratio"] = "0.1"
+            config["segment.ms"] = str(HOUR_MS)
+        return config
+
+
+# Task-scoped topics share one partition count so a task's messages sit in the
+# same partition number everywhere (same key, same partitioner, same count).
+TASK_PARTITIONS = 12
+
+TASKS = TopicSpec("synod.tasks", TASK_PARTITIONS, "delete", 7 * DAY_MS, "tasks in (JSON or Avro)")
+RESULTS = TopicSpec("synod.results", TASK_PARTITIONS, "delete", 7 * DAY_MS, "outcomes (JSON)")
+TASK_EVENTS = TopicSpec(
+    "synod.task-events",
+    TASK_PARTITIONS,
+    "delete",
+    7 * DAY_MS,
+    "a task's own log: plans, step results, decisions; the planner event-sources from it",
+)
+STEPS_RESEARCHER = TopicSpec(
+    "synod.steps.researcher", TASK_PARTITIONS, "delete", 7 * DAY_MS, "research work"
+)
+STEPS_CODER = TopicSpec("synod.steps.coder", TASK_PARTITIONS, "delete", 7 * DAY_MS, "coding work")
+VOTES = TopicSpec("synod.votes", TASK_PARTITIONS, "delete", 7 * DAY_MS, "vote requests and votes")
+DECISIONS = TopicSpec(
+    "synod.decisions", TASK_PARTITIONS, "delete", 7 * DAY_MS, "one decision per proposal"
+)
+WORKSPACE = TopicSpec(
+    "synod.workspace", TASK_PARTITIONS, "compact", None, "file writes of shared workspaces"
+)
+CONSENSUS_STATE = TopicSpec(
+    "synod.consensus-state", TASK_PARTITIONS, "compact", None, "consensus tallies (changelog)"
+)
+HEARTBEATS = TopicSpec("synod.heartbeats", 3, "delete", HOUR_MS, "liveness of every instance")
+DLQ = TopicSpec("synod.dlq", 3, "delete", 30 * DAY_MS, "dead letters with reasons")
+
+CATALOGUE: tuple[TopicSpec, ...] = (
+    TASKS,
+    RESULTS,
+    TASK_EVENTS,
+    STEPS_RESEARCHER,
+    STEPS_CODER,
+    VOTES,
+    DECISIONS,
+    WORKSPACE,
+    CONSENSUS_STATE,
+    HEARTBEATS,
+    DLQ,
+)
+
+
+def topic_name(spec: TopicSpec | str, prefix: str = "") -> str:
+    """The topic's name on the cluster: the prefix, then the catalogue name."""
+    name = spec.name if isinstance(spec, TopicSpec) else spec
+    return f"{prefix}{name}"
