@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import time
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
@@ -59,6 +58,9 @@ class ConsumerConfig:
     heartbeat_interval_ms: int = 1_000
     max_poll_interval_ms: int = 300_000
     auto_offset_reset: str = "earliest"
+    # Outputs of transactional producers (decisions) must not be seen before
+    # their transaction commits.
+    isolation_level: str = "read_committed"
 
 
 @dataclass
@@ -114,13 +116,13 @@ class KeyOrderedConsumer:
             session_timeout_ms=cfg.session_timeout_ms,
             heartbeat_interval_ms=cfg.heartbeat_interval_ms,
             max_poll_interval_ms=cfg.max_poll_interval_ms,
-            isolation_level="read_committed",
+            isolation_level=cfg.isolation_level,
         )
         self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id)
         self._commit_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._fetch_task: asyncio.Task[None] | None = None
-        self._last_commit = 0.0
+        self._commit_task: asyncio.Task[None] | None = None
         self.assigned: set[TopicPartition] = set()
 
     @property
@@ -134,6 +136,7 @@ class KeyOrderedConsumer:
         self._consumer.subscribe(self.topics, listener=_Rebalance(self))
         await self._consumer.start()
         self._fetch_task = asyncio.create_task(self._fetch_loop(), name="synod-fetch")
+        self._commit_task = asyncio.create_task(self._commit_loop(), name="synod-commit")
 
     async def wait(self) -> None:
         """Until the fetch loop ends (after `stop`, or on a fatal error)."""
@@ -143,9 +146,10 @@ class KeyOrderedConsumer:
     async def stop(self) -> None:
         """Stop fetching, drain within the bound, commit, leave the group."""
         self._stopping.set()
-        if self._fetch_task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._fetch_task
+        for task in (self._fetch_task, self._commit_task):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         lanes = list(self.dispatcher.lanes.values())
         await self.dispatcher.close_lanes(lanes, self.config.drain_timeout_s)
         await self._commit(lanes)
@@ -185,7 +189,13 @@ class KeyOrderedConsumer:
                     )
             self.dispatcher.dispatch()
             self._apply_backpressure()
-            if time.monotonic() - self._last_commit >= cfg.commit_interval_s:
+
+    async def _commit_loop(self) -> None:
+        # Separate from the fetch loop, so a commit round trip never delays a fetch.
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.config.commit_interval_s)
+            if not self._stopping.is_set():
                 await self._commit()
 
     def _apply_backpressure(self) -> None:
@@ -214,7 +224,6 @@ class KeyOrderedConsumer:
 
     async def _commit(self, lanes: list[Lane] | None = None) -> None:
         async with self._commit_lock:
-            self._last_commit = time.monotonic()
             offsets: dict[TopicPartition, OffsetAndMetadata] = {}
             points = {}
             for lane in lanes if lanes is not None else list(self.dispatcher.lanes.values()):
