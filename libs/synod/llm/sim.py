@@ -1,0 +1,188 @@
+"""The simulated backend: offline, deterministic, and as unreliable as its fault profile says.
+
+Every call is a pure function of (seed, task_id, step_id, attempt, role): the
+fault, the latency and the text. Run it twice and the same things happen, which
+is what makes a simulated failure replayable.
+
+Faults (at most one per call, drawn with the profile's rates):
+- transient: after the latency, `LLMTransientError` (half `rate_limited` with a
+  `retry_after_s` hint, half `overloaded`).
+- timeout: waits `timeout_s` (the request's, else the backend's) with the
+  injected sleep, then `LLMTimeoutError`. With a virtual or instant sleep it
+  therefore raises at once in wall-clock time, having spent `timeout_s` of
+  virtual time.
+- malformed: the first reply fails validation; the repair turn succeeds with
+  the profile's `repair_success` probability, else `LLMPermanentError`. Without
+  an output model the malformed text is returned as is.
+- wrong: a plausible but wrong output (see `synod.llm.simcontent` for markers).
+- loop: the output attempt 0 of this step would have given, byte for byte, at
+  whatever attempt number, as a model stuck in a loop repeats itself.
+- hang: never returns; the caller's deadline must cancel it. Not affected by
+  the injected sleep, since no amount of (virtual) time ends a hang.
+- crash: calls the `crash` hook, by default `os._exit(137)` (as if SIGKILLed).
+  If the hook returns, `SimulatedCrash` is raised: a BaseException, so agent
+  code that handles errors cannot mistake it for one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import NoReturn
+
+from synod.llm import simcontent
+from synod.llm.errors import LLMTimeoutError, LLMTransientError
+from synod.llm.faults import PROFILES, FaultName, FaultProfile, Latency
+from synod.llm.structured import RawReply, Turn, complete_structured
+from synod.llm.types import LLMRequest, LLMResponse
+from synod.wire.messages import Usage
+
+Sleep = Callable[[float], Awaitable[None]]
+CrashHook = Callable[[str], None]
+
+DEFAULT_TIMEOUT_S = 60.0
+CRASH_EXIT_CODE = 137  # 128 + SIGKILL, what a supervisor sees for kill -9
+
+
+class SimulatedCrash(BaseException):
+    """Raised when a test's crash hook returns instead of ending the process."""
+
+
+def exit_process(reason: str) -> NoReturn:
+    os._exit(CRASH_EXIT_CODE)
+
+
+@dataclass(frozen=True, slots=True)
+class SimDecision:
+    """What the simulation does for one request, before it does it."""
+
+    fault: FaultName | None
+    latency_s: float
+
+
+class SimBackend:
+    """An `LLMBackend` that needs no network and no key."""
+
+    name = "sim"
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        profile: FaultProfile = PROFILES["none"],
+        latency: Latency | None = None,
+        model: str = "sim",
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        sleep: Sleep = asyncio.sleep,
+        crash: CrashHook = exit_process,
+    ) -> None:
+        self.seed = seed
+        self.profile = profile
+        self.latency = latency if latency is not None else profile.latency
+        self.model = model
+        self.timeout_s = timeout_s
+        self._sleep = sleep
+        self._crash = crash
+
+    def describe(self) -> str:
+        return f"fault profile {self.profile.name}, seed {self.seed}, latency {self.latency.spec()}"
+
+    def _fault_rng(self, request: LLMRequest) -> random.Random:
+        key = (self.seed, "fault", request.task_id, request.step_id, request.attempt, request.role)
+        return random.Random(simcontent.stable_seed(*key))
+
+    def _content_rng(self, request: LLMRequest, attempt: int) -> random.Random:
+        key = (self.seed, "content", request.task_id, request.step_id, attempt, request.role)
+        return random.Random(simcontent.stable_seed(*key))
+
+    def decide(self, request: LLMRequest) -> SimDecision:
+        """The fault and first latency `complete` will use for this request."""
+        return self._decide(self._fault_rng(request))
+
+    def _decide(self, rng: random.Random) -> SimDecision:
+        fault = self.profile.choose(rng.random())
+        return SimDecision(fault, self.latency.draw(rng))
+
+    async def complete(self, request: LLMRequest) -> LLMResponse:
+        rng = self._fault_rng(request)
+        decision = self._decide(rng)
+        fault = decision.fault
+        model = request.model or self.model
+        where = f"sim {request.role} {request.task_id}/{request.step_id}#{request.attempt}"
+
+        if fault == "hang":
+            await asyncio.get_running_loop().create_future()
+        if fault == "timeout":
+            timeout_s = request.timeout_s or self.timeout_s
+            await self._sleep(timeout_s)
+            raise LLMTimeoutError(f"{where}: no reply within {timeout_s:g} s", model=model)
+        await self._sleep(decision.latency_s)
+        if fault == "crash":
+            self._crash(f"{where}: simulated crash")
+            raise SimulatedCrash(f"{where}: simulated crash")
+        if fault == "transient":
+            if rng.random() < 0.5:
+                raise LLMTransientError(
+                    f"{where}: simulated 429",
+                    reason="rate_limited",
+                    model=model,
+                    status=429,
+                    retry_after_s=round(rng.uniform(0.1, 2.0), 3),
+                )
+            raise LLMTransientError(
+                f"{where}: simulated 529", reason="overloaded", model=model, status=529
+            )
+
+        content_attempt = 0 if fault == "loop" else request.attempt
+        output = simcontent.nominal(
+            request, self._content_rng(request, content_attempt), wrong=fault == "wrong"
+        )
+        good = simcontent.render(output, structured=request.output_model is not None)
+        spent = [decision.latency_s]
+
+        async def generate(system: str, turns: Sequence[Turn]) -> RawReply:
+            repairing = len(turns) > 1
+            if repairing:
+                latency_s = self.latency.draw(rng)
+                spent.append(latency_s)
+                await self._sleep(latency_s)
+            text = good
+            if fault == "malformed" and not (
+                repairing and rng.random() < self.profile.repair_success
+            ):
+                text = simcontent.malformed(good, rng)
+            asked = len(system) + sum(len(t.content) for t in turns)
+            usage = Usage(
+                model=model,
+                calls=1,
+                input_tokens=_tokens(asked),
+                output_tokens=_tokens(len(text)),
+            )
+            return RawReply(text=text, usage=usage, stop_reason="end_turn")
+
+        result = await complete_structured(
+            generate,
+            system=request.system,
+            prompt=request.prompt,
+            output_model=request.output_model,
+        )
+        return LLMResponse(
+            text=result.text,
+            parsed=result.parsed,
+            usage=result.usage,
+            model=model,
+            latency_s=sum(spent),
+            stop_reason=result.stop_reason,
+            fault=fault,
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _tokens(chars: int) -> int:
+    # About four characters per token for English text and code.
+    return max(1, chars // 4)

@@ -1,0 +1,218 @@
+"""What the simulated model says: role-aware outputs that look like the real thing.
+
+Everything here is a pure function of the request and a seeded `random.Random`.
+
+Ground truth, so verifiers and reviewers can tell right from wrong:
+- Every simulated code file with the solution defines `solve()`, which returns
+  `expected_answer(task_id, step_id)` when the answer is right. A wrong answer
+  returns a nearby number instead and carries the marker `synod-sim:wrong` in a
+  comment, so a verifier can either run `solve()` or look for the marker.
+- Wrong research notes and wrong plans carry the same marker in their text.
+- A simulated reviewer treats a candidate as correct when it is the request's
+  `reference`, or (with no reference) when its content lacks the marker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+
+from pydantic import BaseModel
+
+from synod.llm.outputs import (
+    CodeFile,
+    CodeOutput,
+    PlannedStep,
+    PlanOutput,
+    ResearchNotes,
+    ReviewVerdict,
+    RoleOutput,
+)
+from synod.llm.types import LLMRequest
+
+WRONG_MARKER = "synod-sim:wrong"
+
+_TOPIC_WORDS = 6
+_FINDINGS = (
+    "The obvious approach is correct but needs an explicit bound on {topic}.",
+    "Existing libraries cover most of {topic}; only the glue code is new.",
+    "Edge cases cluster around empty and very large inputs for {topic}.",
+    "A cache in front of {topic} removes most repeated work.",
+    "The specification of {topic} leaves ordering unspecified; pick one and document it.",
+    "Two earlier attempts at {topic} failed on concurrency, not on logic.",
+)
+
+
+def stable_seed(*parts: object) -> int:
+    """A seed that is the same in every process and Python version (unlike `hash()`)."""
+    key = "\x1f".join(str(part) for part in parts).encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=16).digest(), "big")
+
+
+def expected_answer(task_id: str, step_id: str) -> int:
+    """The answer a correct simulated coder's `solve()` returns for this step."""
+    return 1_000 + stable_seed("answer", task_id, step_id) % 9_000
+
+
+def topic(prompt: str) -> str:
+    words = re.findall(r"[\w'-]+", prompt)[:_TOPIC_WORDS]
+    return " ".join(words) if words else "the task"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "step"
+
+
+def plan(request: LLMRequest, rng: random.Random, *, wrong: bool) -> PlanOutput:
+    about = topic(request.prompt)
+    coders = rng.randint(1, 3)
+    steps = [
+        PlannedStep(
+            step_id="s1",
+            role="researcher",
+            title=f"Research {about}",
+            description=f"Collect what is known about {about} and the constraints.",
+        )
+    ]
+    for i in range(coders):
+        steps.append(
+            PlannedStep(
+                step_id=f"s{i + 2}",
+                role="coder",
+                title=f"Implement part {i + 1} of {about}",
+                description=f"Write and test part {i + 1}.",
+                depends_on=["s1"],
+            )
+        )
+    review = PlannedStep(
+        step_id=f"s{coders + 2}",
+        role="reviewer",
+        title=f"Review {about}",
+        description="Check every part against the research notes.",
+        depends_on=[s.step_id for s in steps if s.role == "coder"],
+    )
+    if wrong:
+        # Plausible but wrong: the review that would catch mistakes is left out.
+        return PlanOutput(steps=steps, rationale=f"Review is unnecessary here. ({WRONG_MARKER})")
+    return PlanOutput(
+        steps=[*steps, review],
+        rationale=f"Research first, {coders} parallel coding step(s), then one review.",
+    )
+
+
+def notes(request: LLMRequest, rng: random.Random, *, wrong: bool) -> ResearchNotes:
+    about = topic(request.prompt)
+    findings = [f.format(topic=about) for f in rng.sample(_FINDINGS, rng.randint(2, 4))]
+    answer = expected_answer(request.task_id, request.step_id)
+    if wrong:
+        findings.append(f"The reference value is {answer + rng.randint(1, 9)}. ({WRONG_MARKER})")
+    else:
+        findings.append(f"The reference value is {answer}.")
+    return ResearchNotes(
+        summary=f"Notes on {about} (draft {rng.randint(1, 999)}).", findings=findings
+    )
+
+
+def code(request: LLMRequest, rng: random.Random, *, wrong: bool) -> CodeOutput:
+    answer = expected_answer(request.task_id, request.step_id)
+    paths = list(request.files) or [f"sim/{_slug(request.step_id)}.py"]
+    solution_path = next((p for p in paths if p.endswith(".py")), None)
+    variant = rng.randint(1, 999)
+    files = []
+    for path in paths:
+        if path == solution_path:
+            returned = f"{answer + rng.randint(1, 9)}  # {WRONG_MARKER}" if wrong else str(answer)
+            content = (
+                f'"""{topic(request.prompt)}: step {request.step_id} (variant {variant})."""\n'
+                "\n\n"
+                "def solve() -> int:\n"
+                f"    return {returned}\n"
+            )
+        elif path.endswith(".py"):
+            content = f'"""Support module for step {request.step_id} (variant {variant})."""\n'
+        else:
+            content = f"Step {request.step_id}, variant {variant}.\n"
+        files.append(CodeFile(path=path, content=content))
+    return CodeOutput(files=files, explanation=f"Implements {topic(request.prompt)}.")
+
+
+def correct_candidates(request: LLMRequest) -> list[str]:
+    if request.reference is not None:
+        return [request.reference]
+    return [c.candidate_id for c in request.candidates if WRONG_MARKER not in c.content]
+
+
+def verdict(request: LLMRequest, rng: random.Random, *, wrong: bool) -> ReviewVerdict:
+    """An honest reviewer picks the first correct candidate; a wrong one picks another."""
+    if not request.candidates:
+        return ReviewVerdict(kind="abstain", confidence=0.5, rationale="There is nothing to judge.")
+    correct = correct_candidates(request)
+    incorrect = [c.candidate_id for c in request.candidates if c.candidate_id not in correct]
+    if wrong:
+        if incorrect:
+            return ReviewVerdict(
+                kind="choice",
+                choice=rng.choice(incorrect),
+                confidence=round(rng.uniform(0.5, 0.9), 3),
+                rationale="This candidate reads as the most complete.",
+            )
+        return ReviewVerdict(
+            kind="reject",
+            confidence=round(rng.uniform(0.5, 0.9), 3),
+            rationale="None of the candidates meets the requirements.",
+        )
+    if correct:
+        return ReviewVerdict(
+            kind="choice",
+            choice=correct[0],
+            confidence=round(rng.uniform(0.6, 0.95), 3),
+            rationale="It does what the step asks and its checks pass.",
+        )
+    return ReviewVerdict(
+        kind="reject",
+        confidence=round(rng.uniform(0.6, 0.95), 3),
+        rationale="Every candidate gets the answer wrong.",
+    )
+
+
+def nominal(request: LLMRequest, rng: random.Random, *, wrong: bool = False) -> RoleOutput:
+    """The role's output for this request: right, or plausibly wrong."""
+    if request.role == "planner":
+        return plan(request, rng, wrong=wrong)
+    if request.role == "researcher":
+        return notes(request, rng, wrong=wrong)
+    if request.role == "coder":
+        return code(request, rng, wrong=wrong)
+    return verdict(request, rng, wrong=wrong)
+
+
+def render(output: BaseModel, *, structured: bool) -> str:
+    """The reply text: the JSON for a structured call, else a readable rendering."""
+    if structured:
+        return output.model_dump_json()
+    if isinstance(output, PlanOutput):
+        lines = [f"Plan: {output.rationale}"]
+        for i, step in enumerate(output.steps, 1):
+            after = f" (after {', '.join(step.depends_on)})" if step.depends_on else ""
+            lines.append(f"{i}. [{step.role}] {step.title}{after}: {step.description}")
+        return "\n".join(lines)
+    if isinstance(output, ResearchNotes):
+        return "\n".join([output.summary, *(f"- {f}" for f in output.findings)])
+    if isinstance(output, CodeOutput):
+        blocks = [f"### {f.path}\n```\n{f.content}```" for f in output.files]
+        return "\n\n".join([*blocks, output.explanation])
+    if isinstance(output, ReviewVerdict):
+        said = output.choice if output.kind == "choice" else output.kind
+        return f"Verdict: {said} (confidence {output.confidence})\n{output.rationale}"
+    return output.model_dump_json()
+
+
+def malformed(good: str, rng: random.Random) -> str:
+    """A reply that fails validation for any non-trivial output model."""
+    variant = rng.randrange(3)
+    if variant == 0:
+        return good[: max(1, len(good) // 2)]  # cut off mid-object, as at max_tokens
+    if variant == 1:
+        return "Sure! Here is what you asked for, in prose rather than JSON."
+    return '{"note": "the fields you asked for are missing"}'

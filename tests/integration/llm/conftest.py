@@ -1,0 +1,239 @@
+"""A fake Anthropic Messages API on 127.0.0.1, for testing the real SDK over real HTTP.
+
+Each test scripts the replies in order (`fake_api.reply_message(...)`,
+`reply_error`, `reply_stream`, `reply_raw`, `reply_hang`) and reads back what the
+server received in `fake_api.requests`. A request with nothing scripted gets a
+500 that says so, so a test that sends more requests than it expected fails.
+These tests need no Kafka broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+DEFAULT_MODEL = "claude-sonnet-5-5"
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request as the server received it."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int = 200
+    body: Any = None
+    raw: bytes | None = None
+    events: list[tuple[str, Any]] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    hang: bool = False  # before sending anything, or, with events, after sending them
+
+
+def message_body(
+    text: str,
+    *,
+    model: str = DEFAULT_MODEL,
+    input_tokens: int = 12,
+    output_tokens: int = 7,
+    stop_reason: str = "end_turn",
+) -> dict[str, Any]:
+    return {
+        "id": "msg_fake_0001",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+    }
+
+
+def error_body(error_type: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "error": {"type": error_type, "message": message}}
+
+
+class FakeMessagesAPI:
+    def __init__(self) -> None:
+        self.requests: list[Seen] = []
+        self._replies: deque[Reply] = deque()
+        self._release = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+
+    # ------------------------------------------------------------ scripting
+
+    def reply_message(self, text: str, **fields: Any) -> None:
+        self._replies.append(Reply(body=message_body(text, **fields)))
+
+    def reply_error(
+        self, status: int, error_type: str, message: str = "", headers: dict[str, str] | None = None
+    ) -> None:
+        body = error_body(error_type, message or f"fake {error_type}")
+        self._replies.append(Reply(status=status, body=body, headers=headers or {}))
+
+    def reply_raw(
+        self, raw: bytes, *, status: int = 200, content_type: str = "application/json"
+    ) -> None:
+        self._replies.append(Reply(status=status, raw=raw, headers={"content-type": content_type}))
+
+    def reply_hang(self) -> None:
+        self._replies.append(Reply(hang=True))
+
+    def reply_stream(
+        self,
+        text: str,
+        *,
+        model: str = DEFAULT_MODEL,
+        input_tokens: int = 12,
+        output_tokens: int = 7,
+        chunks: int = 3,
+        error: tuple[str, str] | None = None,
+        stall: bool = False,
+    ) -> None:
+        """A streamed reply in the Messages streaming event format.
+
+        With `error` (type, message), the stream breaks off after the first
+        delta with an `error` event, as the API does when it overloads mid-stream.
+        With `stall`, it sends nothing more after the first delta, and hangs.
+        """
+        size = max(1, -(-len(text) // chunks))
+        pieces = [text[i : i + size] for i in range(0, len(text), size)] or [""]
+        start = message_body("", model=model, input_tokens=input_tokens, output_tokens=1)
+        start.update(content=[], stop_reason=None)
+        events: list[tuple[str, Any]] = [
+            ("message_start", {"type": "message_start", "message": start}),
+            (
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+            ),
+            ("ping", {"type": "ping"}),
+        ]
+        for piece in pieces:
+            events.append(
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": piece},
+                    },
+                )
+            )
+            if error is not None:
+                events.append(("error", error_body(*error)))
+            if error is not None or stall:
+                self._replies.append(Reply(events=events, hang=stall))
+                return
+        events += [
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": output_tokens},
+                },
+            ),
+            ("message_stop", {"type": "message_stop"}),
+        ]
+        self._replies.append(Reply(events=events))
+
+    @property
+    def unused_replies(self) -> int:
+        return len(self._replies)
+
+    # ------------------------------------------------------------ serving
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            body = raw.decode(errors="replace")
+        self.requests.append(
+            Seen(
+                request.method,
+                request.path,
+                {k.lower(): v for k, v in request.headers.items()},
+                body,
+            )
+        )
+        if not self._replies:
+            return web.json_response(
+                error_body("api_error", "fake server: no reply scripted for this request"),
+                status=500,
+            )
+        reply = self._replies.popleft()
+        if reply.hang and reply.events is None:
+            await self._release.wait()
+            return web.Response(status=503)
+        if reply.events is not None:
+            response = web.StreamResponse(
+                status=reply.status, headers={"content-type": "text/event-stream", **reply.headers}
+            )
+            await response.prepare(request)
+            for event, data in reply.events:
+                await response.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
+            if reply.hang:
+                await self._release.wait()
+            # The client may have given up on a stalled stream; that is the point of a stall.
+            with contextlib.suppress(ConnectionResetError):
+                await response.write_eof()
+            return response
+        if reply.raw is not None:
+            return web.Response(status=reply.status, body=reply.raw, headers=reply.headers)
+        return web.json_response(reply.body, status=reply.status, headers=reply.headers)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/v1/messages", self._handle)
+        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.url = f"http://{host}:{port}"
+
+    async def stop(self) -> None:
+        self._release.set()  # lets hung handlers finish, so shutdown does not wait on them
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+@pytest.fixture
+async def fake_api() -> AsyncIterator[FakeMessagesAPI]:
+    server = FakeMessagesAPI()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """The URL of a port on 127.0.0.1 that nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
