@@ -1,0 +1,474 @@
+"""The plan: a DAG of steps, validated once and read-only afterwards.
+
+A `Plan` is built from wire `PlanStep`s (or from a project file in the paper's
+format, `load_project`) and refuses to exist if anything about the graph is
+wrong. Validation collects every problem before raising, because a planner
+(human or LLM) fixing a plan one error per round trip is slow and expensive.
+
+Everything here is a pure function of the steps. Durations, where a function
+takes them, are a mapping step id -> seconds; `None` means "every step takes
+1", which is what the paper's projects assume (20 one-file tasks of similar
+size) and what the planner knows before anything has run.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+import posixpath
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from synod.errors import SynodError
+from synod.wire.messages import PlanStep
+
+ProblemKind = Literal[
+    "empty",
+    "malformed",
+    "duplicate_id",
+    "unknown_dependency",
+    "self_dependency",
+    "cycle",
+    "invalid_file",
+    "file_conflict",
+]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a plan; `steps` names the steps involved."""
+
+    kind: ProblemKind
+    steps: tuple[str, ...]
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class PlanError(SynodError):
+    """A plan that cannot be run. Permanent: the same plan will fail again."""
+
+    error_class = "permanent"
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        n = len(self.problems)
+        lines = "".join(f"\n- {p.message}" for p in self.problems)
+        super().__init__(f"invalid plan: {n} problem{'s' if n != 1 else ''}:{lines}")
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A dependency chain in execution order and its length (count or weighted)."""
+
+    steps: tuple[str, ...]
+    length: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An immutable, validated plan DAG. Constructing one validates it.
+
+    Steps are deep-copied, so changing the caller's `PlanStep` lists later does
+    not change the plan. Ties everywhere are broken by position in `steps`, so
+    every answer is deterministic.
+    """
+
+    steps: tuple[PlanStep, ...]
+    name: str = ""
+    description: str = ""
+    _index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _deps: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    _children: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    _topo: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        steps = tuple(s.model_copy(deep=True) for s in self.steps)
+        problems = _validate(steps)
+        if problems:
+            raise PlanError(problems)
+        index = {s.step_id: i for i, s in enumerate(steps)}
+        deps = {s.step_id: tuple(dict.fromkeys(s.depends_on)) for s in steps}
+        children: dict[str, list[str]] = {s.step_id: [] for s in steps}
+        for s in steps:
+            for d in deps[s.step_id]:
+                children[d].append(s.step_id)
+        # Frozen dataclass: derived fields are set once, here, and never again.
+        object.__setattr__(self, "steps", steps)
+        object.__setattr__(self, "_index", index)
+        object.__setattr__(self, "_deps", deps)
+        object.__setattr__(self, "_children", {k: tuple(v) for k, v in children.items()})
+        object.__setattr__(self, "_topo", _kahn(steps, deps, children, index))
+
+    @classmethod
+    def from_steps(
+        cls,
+        steps: Iterable[PlanStep | Mapping[str, Any]],
+        *,
+        name: str = "",
+        description: str = "",
+    ) -> Plan:
+        """A plan from wire steps or plain mappings with `PlanStep`'s fields."""
+        parsed: list[PlanStep] = []
+        malformed: list[Problem] = []
+        for i, raw in enumerate(steps, start=1):
+            if isinstance(raw, PlanStep):
+                parsed.append(raw)
+                continue
+            try:
+                parsed.append(PlanStep.model_validate(raw))
+            except ValidationError as e:
+                malformed.append(_malformed(i, raw, e))
+        if malformed:
+            raise PlanError(malformed)
+        return cls(tuple(parsed), name=name, description=description)
+
+    # ------------------------------------------------------------ structure
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(s.step_id for s in self.steps)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def __iter__(self) -> Iterator[PlanStep]:
+        return iter(self.steps)
+
+    def __contains__(self, step_id: object) -> bool:
+        return step_id in self._index
+
+    def step(self, step_id: str) -> PlanStep:
+        return self.steps[self._index[step_id]]
+
+    def position(self, step_id: str) -> int:
+        """Where the step appears in the plan; the tie-break everywhere."""
+        return self._index[step_id]
+
+    def depends_on(self, step_id: str) -> tuple[str, ...]:
+        return self._deps[step_id]
+
+    def dependents(self, step_id: str) -> tuple[str, ...]:
+        return self._children[step_id]
+
+    def topological_order(self) -> tuple[str, ...]:
+        """Every step after its dependencies; among ready steps, plan order first."""
+        return self._topo
+
+    def ready(self, done: Collection[str]) -> tuple[str, ...]:
+        """Steps not in `done` whose dependencies all are, in plan order."""
+        return tuple(
+            s.step_id
+            for s in self.steps
+            if s.step_id not in done and all(d in done for d in self._deps[s.step_id])
+        )
+
+    # ------------------------------------------------------------ weights
+
+    def weights(self, durations: Mapping[str, float] | None = None) -> dict[str, float]:
+        """Durations checked against the plan: one finite, non-negative value per step."""
+        if durations is None:
+            return {sid: 1.0 for sid in self._index}
+        missing = [sid for sid in self._index if sid not in durations]
+        unknown = sorted(k for k in durations if k not in self._index)
+        bad = [sid for sid, d in durations.items() if not (math.isfinite(d) and d >= 0)]
+        if missing or unknown or bad:
+            raise ValueError(
+                f"durations must give one finite value >= 0 per step: missing {missing}, "
+                f"unknown {unknown}, invalid {sorted(bad)}"
+            )
+        return {sid: float(durations[sid]) for sid in self._index}
+
+    def total_work(self, durations: Mapping[str, float] | None = None) -> float:
+        return math.fsum(self.weights(durations).values())
+
+    def bottom_levels(self, durations: Mapping[str, float] | None = None) -> dict[str, float]:
+        """Per step, the longest path from its start to the end of the plan, itself included.
+
+        This is the critical-path priority: a step with a larger bottom level has
+        more work waiting behind it, so starting it early shortens the makespan.
+        """
+        w = self.weights(durations)
+        level: dict[str, float] = {}
+        for sid in reversed(self._topo):
+            below = max((level[c] for c in self._children[sid]), default=0.0)
+            level[sid] = w[sid] + below
+        return level
+
+    def longest_chain(self, durations: Mapping[str, float] | None = None) -> Chain:
+        """The critical path: by step count when `durations` is None, else weighted."""
+        level = self.bottom_levels(durations)
+        roots = [sid for sid in self._topo if not self._deps[sid]]
+        cur = max(roots, key=lambda s: (level[s], -self._index[s]))
+        chain = [cur]
+        while self._children[cur]:
+            cur = max(self._children[cur], key=lambda s: (level[s], -self._index[s]))
+            chain.append(cur)
+        return Chain(tuple(chain), level[chain[0]])
+
+    def critical_path_rank(self, durations: Mapping[str, float] | None = None) -> dict[str, int]:
+        """Dispatch rank (0 first): larger bottom level, then lower `priority`, then plan order.
+
+        `priority` comes second because in the paper's files it only restates the
+        depth (1 for a root), so it never overrides the critical path.
+        """
+        level = self.bottom_levels(durations)
+        order = sorted(
+            self._index,
+            key=lambda s: (-level[s], self.steps[self._index[s]].priority, self._index[s]),
+        )
+        return {sid: rank for rank, sid in enumerate(order)}
+
+
+# ---------------------------------------------------------------- project files
+
+
+def load_project(source: Mapping[str, Any] | str | PathLike[str]) -> Plan:
+    """A plan from a project in the paper's format, given as a dict or a JSON file path.
+
+    `{project, description, tasks: [{id, title, description, dependencies, files,
+    priority}]}`; other keys (status, owner, ...) are ignored. Every task becomes
+    a `coder` step. Reading the file is the only I/O in this package.
+    """
+    if isinstance(source, Mapping):
+        data: Any = source
+    else:
+        path = Path(source)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise PlanError([Problem("malformed", (), f"{path}: not JSON: {e}")]) from e
+    if not isinstance(data, Mapping) or not isinstance(data.get("tasks"), list):
+        raise PlanError([Problem("malformed", (), "a project is an object with a 'tasks' list")])
+    steps: list[dict[str, Any]] = []
+    for task in data["tasks"]:
+        if not isinstance(task, Mapping):
+            steps.append({"step_id": task})  # fails validation with a useful message
+            continue
+        steps.append(
+            {
+                "step_id": task.get("id"),
+                "role": "coder",
+                "title": task.get("title") or "",
+                "description": task.get("description") or "",
+                "depends_on": task.get("dependencies") or [],
+                "files": task.get("files") or [],
+                "priority": task.get("priority") or 0,
+            }
+        )
+    name = data.get("project")
+    description = data.get("description")
+    return Plan.from_steps(
+        steps,
+        name=name if isinstance(name, str) else "",
+        description=description if isinstance(description, str) else "",
+    )
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _malformed(position: int, raw: object, e: ValidationError) -> Problem:
+    sid = raw.get("step_id") if isinstance(raw, Mapping) else None
+    who = f"step '{sid}'" if isinstance(sid, str) and sid else f"step #{position}"
+    details = "; ".join(
+        f"{'.'.join(str(x) for x in err['loc']) or 'step'}: {err['msg']}" for err in e.errors()
+    )
+    return Problem("malformed", (sid,) if isinstance(sid, str) else (), f"{who}: {details}")
+
+
+def _validate(steps: tuple[PlanStep, ...]) -> list[Problem]:
+    if not steps:
+        return [Problem("empty", (), "the plan has no steps")]
+    problems: list[Problem] = []
+
+    positions: dict[str, list[int]] = {}
+    for i, s in enumerate(steps, start=1):
+        positions.setdefault(s.step_id, []).append(i)
+    for sid, where in positions.items():
+        if len(where) > 1:
+            at = " and ".join(f"#{i}" for i in where)
+            problems.append(Problem("duplicate_id", (sid,), f"duplicate step id '{sid}' ({at})"))
+
+    # The first definition of a duplicated id stands in for the graph checks, so
+    # one duplicate does not hide the other problems.
+    first: dict[str, PlanStep] = {}
+    for s in steps:
+        first.setdefault(s.step_id, s)
+    graph: dict[str, tuple[str, ...]] = {}
+    for sid, s in first.items():
+        kept: list[str] = []
+        for d in dict.fromkeys(s.depends_on):
+            if d == sid:
+                msg = f"step '{sid}' depends on itself"
+                problems.append(Problem("self_dependency", (sid,), msg))
+            elif d not in first:
+                msg = f"step '{sid}' depends on unknown step '{d}'"
+                problems.append(Problem("unknown_dependency", (sid, d), msg))
+            else:
+                kept.append(d)
+        graph[sid] = tuple(kept)
+
+    for cycle in _cycles(graph):
+        path = " -> ".join([*cycle, cycle[0]])
+        msg = f"dependency cycle: {path} (each step depends on the next)"
+        problems.append(Problem("cycle", tuple(cycle), msg))
+
+    writers: dict[str, list[str]] = {}
+    for sid, s in first.items():
+        for f in dict.fromkeys(s.files):
+            norm = _normalise(f)
+            if norm is None:
+                msg = f"step '{sid}' writes '{f}', which is not a relative path inside the project"
+                problems.append(Problem("invalid_file", (sid,), msg))
+            elif sid not in writers.setdefault(norm, []):
+                writers[norm].append(sid)
+    reach = _Reachability(graph)
+    for f, ws in writers.items():
+        for i, a in enumerate(ws):
+            for b in ws[i + 1 :]:
+                if not (reach.depends(a, b) or reach.depends(b, a)):
+                    msg = (
+                        f"steps '{a}' and '{b}' both write '{f}' "
+                        "with no dependency path between them"
+                    )
+                    problems.append(Problem("file_conflict", (a, b), msg))
+    return problems
+
+
+def _normalise(path: str) -> str | None:
+    if not path or path.startswith("/") or "\\" in path:
+        return None
+    norm = posixpath.normpath(path)
+    if norm == "." or norm == ".." or norm.startswith("../"):
+        return None
+    return norm
+
+
+class _Reachability:
+    """`depends(a, b)`: is there a dependency path from a down to b? Memoised per a."""
+
+    def __init__(self, graph: Mapping[str, tuple[str, ...]]) -> None:
+        self._graph = graph
+        self._ancestors: dict[str, set[str]] = {}
+
+    def depends(self, a: str, b: str) -> bool:
+        if a not in self._ancestors:
+            seen: set[str] = set()
+            stack = list(self._graph[a])
+            while stack:
+                x = stack.pop()
+                if x not in seen:
+                    seen.add(x)
+                    stack.extend(self._graph[x])
+            self._ancestors[a] = seen
+        return b in self._ancestors[a]
+
+
+def _cycles(graph: Mapping[str, tuple[str, ...]]) -> list[list[str]]:
+    """One shortest cycle per strongly connected component that has one.
+
+    A component with a cycle can hold many; naming one per component is enough
+    to fix the plan step by step and keeps the report small and deterministic.
+    """
+    order = list(graph)
+    pos = {s: i for i, s in enumerate(order)}
+    cycles: list[list[str]] = []
+    for comp in _strongly_connected(graph, order):
+        if len(comp) < 2:
+            continue
+        members = set(comp)
+        start = min(comp, key=pos.__getitem__)
+        # Breadth-first from `start` back to `start` inside the component.
+        parent: dict[str, str] = {}
+        frontier = [start]
+        found: str | None = None
+        while frontier and found is None:
+            nxt: list[str] = []
+            for x in frontier:
+                for d in graph[x]:
+                    if d == start:
+                        found = x
+                        break
+                    if d in members and d not in parent:
+                        parent[d] = x
+                        nxt.append(d)
+                if found is not None:
+                    break
+            frontier = nxt
+        assert found is not None  # a component of size >= 2 has a cycle through any member
+        path = [found]
+        while path[-1] != start:
+            path.append(parent[path[-1]])
+        cycles.append(list(reversed(path)))
+    return cycles
+
+
+def _strongly_connected(graph: Mapping[str, tuple[str, ...]], order: list[str]) -> list[list[str]]:
+    """Tarjan's algorithm, iterative so that a long chain cannot hit the recursion limit."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    result: list[list[str]] = []
+    counter = 0
+    for root in order:
+        if root in index:
+            continue
+        work: list[tuple[str, int]] = [(root, 0)]
+        while work:
+            v, i = work.pop()
+            if i == 0:
+                index[v] = low[v] = counter
+                counter += 1
+                stack.append(v)
+                on_stack.add(v)
+            succ = graph[v]
+            if i < len(succ):
+                work.append((v, i + 1))
+                w = succ[i]
+                if w not in index:
+                    work.append((w, 0))
+                elif w in on_stack:
+                    low[v] = min(low[v], index[w])
+                continue
+            if low[v] == index[v]:
+                comp: list[str] = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                result.append(comp)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[v])
+    return result
+
+
+def _kahn(
+    steps: tuple[PlanStep, ...],
+    deps: Mapping[str, tuple[str, ...]],
+    children: Mapping[str, list[str]],
+    index: Mapping[str, int],
+) -> tuple[str, ...]:
+    waiting = {s.step_id: len(deps[s.step_id]) for s in steps}
+    heap = [index[sid] for sid, n in waiting.items() if n == 0]
+    heapq.heapify(heap)
+    out: list[str] = []
+    while heap:
+        sid = steps[heapq.heappop(heap)].step_id
+        out.append(sid)
+        for c in children[sid]:
+            waiting[c] -= 1
+            if waiting[c] == 0:
+                heapq.heappush(heap, index[c])
+    return tuple(out)

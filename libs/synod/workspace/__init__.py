@@ -1,0 +1,48 @@
+"""The shared workspace as events (pure core): file writes, leases, version vectors.
+
+- `versions`: `VersionVector`, what a version of a file has seen.
+- `leases`: `LeaseTable`, per-file single-writer leases with fencing tokens.
+- `store`: `Workspace`, files built from `FileWrite` / `Resolve` events in
+  `strong` or `eventual` consistency.
+"""
+
+from synod.workspace.leases import DenyReason, Lease, LeaseDenied, LeaseTable
+from synod.workspace.store import (
+    Applied,
+    Conflict,
+    ConflictRecord,
+    FileView,
+    FileWrite,
+    Outcome,
+    Rejected,
+    RejectReason,
+    Resolve,
+    Sibling,
+    UnresolvedConflictError,
+    Workspace,
+    WorkspaceStats,
+    normalise_path,
+)
+from synod.workspace.versions import VersionVector
+
+__all__ = [
+    "Applied",
+    "Conflict",
+    "ConflictRecord",
+    "DenyReason",
+    "FileView",
+    "FileWrite",
+    "Lease",
+    "LeaseDenied",
+    "LeaseTable",
+    "Outcome",
+    "RejectReason",
+    "Rejected",
+    "Resolve",
+    "Sibling",
+    "UnresolvedConflictError",
+    "VersionVector",
+    "Workspace",
+    "WorkspaceStats",
+    "normalise_path",
+]
