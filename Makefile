@@ -37,8 +37,8 @@ $(STAMP): pyproject.toml
 venv: $(STAMP) ## create .venv with the pinned dependencies
 
 lint: venv ## ruff (lint + format check), mypy --strict on libs/, schemas up to date
-	$(VENV)/bin/ruff check libs tests bench services
-	$(VENV)/bin/ruff format --check libs tests bench services
+	$(VENV)/bin/ruff check libs tests bench services setup.py
+	$(VENV)/bin/ruff format --check libs tests bench services setup.py
 	$(VENV)/bin/mypy
 	$(PY) -m synod.wire.schemagen --check
 

@@ -1,0 +1,1 @@
+"""Synod's deployable services, one package per role: `python -m synod_services.<role>`."""
