@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
@@ -41,6 +42,9 @@ from synod.transport.offsets import PartitionOffsets, decode_finished
 from synod.wire import Codec
 
 log = logging.getLogger("synod.transport")
+
+# Called with newly assigned partitions before any of their records is handled.
+AssignedHook = Callable[[list[TopicPartition]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -94,8 +98,10 @@ class KeyOrderedConsumer:
         config: ConsumerConfig | None = None,
         codec: Codec | None = None,
         client_id: str = "synod",
+        on_assigned: AssignedHook | None = None,
     ) -> None:
         self.config = cfg = config or ConsumerConfig()
+        self.on_assigned = on_assigned
         self.bootstrap = bootstrap
         self.group_id = group_id
         self.topics = topics
@@ -128,6 +134,10 @@ class KeyOrderedConsumer:
     @property
     def stats(self) -> DispatchStats:
         return self.dispatcher.stats
+
+    @property
+    def running(self) -> bool:
+        return self._fetch_task is not None and not self._fetch_task.done()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -266,6 +276,10 @@ class KeyOrderedConsumer:
                 skip = decode_finished(found.offset, found.metadata or "")
                 offsets = PartitionOffsets(start=found.offset, skip=skip)
             self.dispatcher.open_lane(tp.topic, tp.partition, offsets)
+        if self.on_assigned is not None and assigned:
+            # Before any record of these partitions is handled: a service that
+            # keeps state (the planner) rebuilds it here.
+            await self.on_assigned(sorted(assigned))
         log.info("partitions assigned", extra={"partitions": sorted(map(str, assigned))})
 
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:

@@ -74,6 +74,14 @@ class _Work:
     error: DecodeError | None
 
 
+def _dedup_key(work: _Work) -> str:
+    # Per topic: one message may rightly be copied to several topics (a task's
+    # submission to its log, a step request to its work topic), and each copy
+    # must be handled; a second delivery on the same topic must not.
+    assert work.envelope is not None
+    return f"{work.record.topic}\x00{work.envelope.message_id}"
+
+
 @dataclass(eq=False)
 class Lane:
     topic: str
@@ -202,14 +210,14 @@ class Dispatcher:
                     work.record, work.error.reason, work.error.detail, work.error.error_class
                 )
                 self.stats.dead_lettered += 1
-            elif self.dedup.seen(work.envelope.message_id):
+            elif self.dedup.seen(dedup_key := _dedup_key(work)):
                 # Checked when the message's turn comes, not on arrival: a copy
                 # queued behind its original sees it handled by then.
                 self.stats.duplicates += 1
             else:
                 try:
                     await self.handler(Received(work.envelope, work.record))
-                    self.dedup.add(work.envelope.message_id)
+                    self.dedup.add(dedup_key)
                     self.stats.handled += 1
                 except asyncio.CancelledError:
                     raise

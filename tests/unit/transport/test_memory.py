@@ -52,3 +52,27 @@ async def test_per_key_order_with_concurrency_and_poison_to_dead_letters() -> No
     assert [reason for _, reason in dead] == ["undecodable"]
     assert dead[0][0].value == b"\x00garbage"
     assert consumer.stats.duplicates == 1
+
+
+async def test_a_copy_on_another_topic_is_not_a_duplicate() -> None:
+    """The planner copies a task from synod.tasks to its log with the same id."""
+    broker = MemoryBroker(partitions=2)
+    publisher = MemoryPublisher(broker)
+    handled: list[str] = []
+
+    async def handler(msg: Received) -> None:
+        handled.append(msg.record.topic)
+
+    async def dead_letter(record: RawRecord, reason: str, message: str, cls: str) -> None:
+        raise AssertionError(reason)
+
+    consumer = MemoryConsumer(broker, ["a", "b"], handler, dead_letter=dead_letter)
+    await consumer.start()
+    env = Envelope.new(StepCompleted(step_id="s", output="x"), sender=SENDER, task_id="t")
+    await publisher.publish("a", env)
+    await publisher.publish("b", env)
+    await publisher.publish("b", env)  # a redelivery on the same topic
+    await consumer.wait_idle()
+    await consumer.stop()
+    assert sorted(handled) == ["a", "b"]
+    assert consumer.stats.duplicates == 1
