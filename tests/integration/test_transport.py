@@ -356,3 +356,34 @@ def _no_stray_workers() -> Any:
     out = subprocess.run(["pgrep", "-f", str(WORKER)], capture_output=True, text=True)
     for pid in out.stdout.split():
         os.kill(int(pid), signal.SIGKILL)
+
+
+async def test_records_fetched_before_the_lane_opens_are_not_lost(
+    bootstrap: str, new_topic: NewTopic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiokafka may hand out records while the assignment callback still runs."""
+    topic = await new_topic(partitions=1)
+    await _produce(bootstrap, topic, 20, keys=4)
+    slow_read = KeyOrderedConsumer._committed_with_metadata
+
+    async def slow(self: KeyOrderedConsumer, assigned: Any) -> Any:
+        # Long enough for the fetch loop to get the records first.
+        await asyncio.sleep(1.5)
+        return await slow_read(self, assigned)
+
+    monkeypatch.setattr(KeyOrderedConsumer, "_committed_with_metadata", slow)
+    handled: list[int] = []
+
+    async def handler(msg: Received) -> None:
+        handled.append(msg.record.offset)
+
+    consumer = KeyOrderedConsumer(
+        bootstrap, f"g-{uuid.uuid4().hex[:8]}", [topic], handler, dead_letter=_nothing_dead
+    )
+    await consumer.start()
+    try:
+        await _poll(lambda: len(handled) == 20, 30, "every record, once the lane opened")
+    finally:
+        await consumer.stop()
+    assert sorted(handled) == list(range(20))
+    assert consumer.commit_stats.unowned_records > 0, "the race did not happen in this run"

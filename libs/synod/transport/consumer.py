@@ -73,6 +73,7 @@ class CommitStats:
     commit_failures: int = 0
     metadata_truncations: int = 0
     pauses: int = 0
+    unowned_records: int = 0  # fetched before the lane opened, or while revoking: rewound
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -183,7 +184,14 @@ class KeyOrderedConsumer:
             for tp, records in batch.items():
                 lane = self.dispatcher.lanes.get((tp.topic, tp.partition))
                 if lane is None or lane.closed:
-                    continue  # no longer ours: the new owner reads it from the commit
+                    # Fetched while its assignment callback is still reading the commit
+                    # metadata, or while it is being revoked: never drop records, rewind
+                    # so they come again once the lane is open (or the new owner reads
+                    # them from the commit, if the partition is gone).
+                    self.commit_stats.unowned_records += len(records)
+                    with contextlib.suppress(KafkaError):
+                        self._consumer.seek(tp, records[0].offset)
+                    continue
                 for r in records:
                     self.dispatcher.ingest(
                         lane,
@@ -264,11 +272,7 @@ class KeyOrderedConsumer:
 
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         self.assigned |= assigned
-        committed: dict[TopicPartition, OffsetAndMetadata] = {}
-        if assigned:
-            committed = await self._admin.list_consumer_group_offsets(
-                self.group_id, partitions=sorted(assigned)
-            )
+        committed = await self._committed_with_metadata(assigned)
         for tp in assigned:
             found = committed.get(tp)
             offsets = None
@@ -281,6 +285,30 @@ class KeyOrderedConsumer:
             # keeps state (the planner) rebuilds it here.
             await self.on_assigned(sorted(assigned))
         log.info("partitions assigned", extra={"partitions": sorted(map(str, assigned))})
+
+    async def _committed_with_metadata(
+        self, assigned: set[TopicPartition]
+    ) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Committed offsets with their metadata (the admin API keeps it, the consumer's
+        `committed()` drops it). Retried, since the coordinator may be busy with the
+        very rebalance that called us; without it we only lose the skip list."""
+        if not assigned:
+            return {}
+        for attempt in range(5):
+            try:
+                found: dict[
+                    TopicPartition, OffsetAndMetadata
+                ] = await self._admin.list_consumer_group_offsets(
+                    self.group_id, partitions=sorted(assigned)
+                )
+                return found
+            except Exception as exc:
+                log.warning(
+                    "reading committed metadata failed",
+                    extra={"attempt": attempt + 1, "error": repr(exc)},
+                )
+                await asyncio.sleep(0.2 * (attempt + 1))
+        return {}
 
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         self.assigned -= revoked
