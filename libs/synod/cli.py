@@ -110,9 +110,126 @@ def topics_create(
     print(f"{created} created, {len(reports) - created} already existed", file=sys.stderr)
 
 
+@app.command()
+def up(
+    bootstrap: BootstrapOption = None,
+    backend: Annotated[
+        str | None, typer.Option(help="LLM backend: sim or anthropic (default: auto)")
+    ] = None,
+    replicas: Annotated[
+        list[str] | None, typer.Option("--replicas", help="ROLE=N, repeatable (e.g. coder=3)")
+    ] = None,
+    fault_profile: Annotated[
+        str | None, typer.Option(help="sim fault profile: none, flaky, hostile, or a file")
+    ] = None,
+    gateway_port: Annotated[int, typer.Option(help="the gateway's HTTP port")] = 8080,
+) -> None:
+    """Run a local broker (unless --bootstrap) and every service as a child process."""
+    from synod.localrun import LocalRun, parse_replicas
+    from synod.localrun import up as run_up
+
+    if backend not in (None, "sim", "anthropic"):
+        print("error: --backend is sim or anthropic", file=sys.stderr)
+        raise typer.Exit(code=2)
+    try:
+        counts = parse_replicas(replicas or [])
+    except SynodError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(code=2) from None
+    run = LocalRun(
+        bootstrap=bootstrap,
+        backend=backend,
+        fault_profile=fault_profile,
+        replicas=counts,
+        prefix=KafkaSettings().topic_prefix,
+        gateway_port=gateway_port,
+    )
+    raise typer.Exit(code=asyncio.run(run_up(run)))
+
+
+@app.command()
+def ps(as_json: JsonOption = False) -> None:
+    """List the instances `synod up` runs, with their last heartbeat."""
+    from synod.localrun import read_state
+
+    state = read_state()
+    if state is None:
+        raise _fail("no `synod up` is running here", as_json)
+    beats = asyncio.run(_last_heartbeats(state["bootstrap"], state["prefix"]))
+    rows = []
+    for child in state["children"]:
+        beat = beats.get(child["instance"])
+        rows.append(
+            {
+                **child,
+                "state": beat["state"] if beat else "no heartbeat",
+                "last_heartbeat_s_ago": beat["age_s"] if beat else None,
+                "in_flight": beat["in_flight"] if beat else [],
+            }
+        )
+    if as_json:
+        _emit({"bootstrap": state["bootstrap"], "instances": rows})
+        return
+    print(f"{'ROLE':<11}{'INSTANCE':<14}{'PID':>8}  {'STATE':<13}{'HEARTBEAT':>10}  RESTARTS")
+    for r in rows:
+        age = f"{r['last_heartbeat_s_ago']:.1f}s" if r["last_heartbeat_s_ago"] is not None else "-"
+        print(
+            f"{r['role']:<11}{r['instance']:<14}{r['pid'] or '-':>8}  {r['state']:<13}"
+            f"{age:>10}  {r['restarts']}"
+        )
+
+
+async def _last_heartbeats(bootstrap: str, prefix: str) -> dict[str, dict[str, Any]]:
+    """The newest heartbeat of each instance from the last minute of synod.heartbeats."""
+    import time
+
+    from aiokafka import AIOKafkaConsumer
+
+    from synod.transport.topics import HEARTBEATS, topic_name
+    from synod.wire import Codec, Heartbeat
+
+    topic = topic_name(HEARTBEATS, prefix)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    codec, latest = Codec(), {}
+    try:
+        await consumer.topics()  # loads cluster metadata; a group-less consumer has none yet
+        partitions = consumer.partitions_for_topic(topic) or set()
+        from aiokafka.structs import TopicPartition
+
+        tps = [TopicPartition(topic, p) for p in partitions]
+        consumer.assign(tps)
+        since = int((time.time() - 60) * 1000)
+        starts = await consumer.offsets_for_times({tp: since for tp in tps})
+        ends = await consumer.end_offsets(tps)
+        for tp in tps:
+            found = starts.get(tp)
+            consumer.seek(tp, found.offset if found else ends[tp])
+        pending = {tp for tp in tps if (starts.get(tp) is not None)}
+        while pending:
+            batch = await consumer.getmany(*pending, timeout_ms=500)
+            for records in batch.values():
+                for r in records:
+                    envelope = codec.decode(r.value)
+                    if isinstance(envelope.body, Heartbeat):
+                        latest[envelope.body.instance] = {
+                            "state": envelope.body.state,
+                            "age_s": round(time.time() - r.timestamp / 1000, 1),
+                            "in_flight": envelope.body.in_flight,
+                        }
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+    finally:
+        await consumer.stop()
+    return latest
+
+
 def main() -> None:
     app()
 
+
+from synod import cli_client  # noqa: E402, F401  (registers submit, status, watch)
 
 if __name__ == "__main__":
     main()

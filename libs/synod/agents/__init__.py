@@ -1,0 +1,1 @@
+"""Role logic of the agent services: what each role does with a message."""

@@ -1,0 +1,208 @@
+"""Planner: the orchestrator of each task, event-sourced from the task's own log.
+
+- Intake: a TaskSubmitted on `synod.tasks` is accepted by appending it, with
+  its own message id, to `synod.task-events`. Everything after that is driven
+  by the task's log, so there is one ordered history per task.
+- On every event of `synod.task-events` the task's `TaskMachine` folds it and
+  says what is next; the planner carries that out (publishes, or asks the
+  planner model for a plan).
+- State lives only in the log. When partitions are assigned, the planner folds
+  them from the beginning before handling anything, so a restarted or new
+  planner instance carries on where the last one stopped. Actions have derived
+  ids, so whatever is redone after a crash is a duplicate consumers drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+
+from synod.errors import DecodeError
+from synod.llm import LLMBackend, LLMError, LLMRequest, PlanOutput
+from synod.plan.task import Action, Destination, Publish, RequestPlan, TaskMachine
+from synod.service.runtime import ServiceContext
+from synod.transport import Received
+from synod.transport.topics import (
+    RESULTS,
+    STEPS_CODER,
+    STEPS_RESEARCHER,
+    TASK_EVENTS,
+    TASKS,
+    VOTES,
+    TopicSpec,
+)
+from synod.wire import Codec, Envelope, PlanStep, TaskSubmitted
+
+log = logging.getLogger("synod.agents")
+
+DESTINATIONS: dict[Destination, TopicSpec] = {
+    "task-events": TASK_EVENTS,
+    "steps.researcher": STEPS_RESEARCHER,
+    "steps.coder": STEPS_CODER,
+    "votes": VOTES,
+    "results": RESULTS,
+}
+MAX_TASKS_IN_MEMORY = 50_000
+PLAN_ATTEMPTS = 3
+
+
+class Planner:
+    def __init__(self, ctx: ServiceContext, llm: LLMBackend) -> None:
+        self.ctx = ctx
+        self.llm = llm
+        self.codec = Codec()
+        self.tasks: OrderedDict[str, TaskMachine] = OrderedDict()
+        self.published: set[str] = set()  # ids sent by this process (before they fold back)
+
+    def machine(self, task_id: str) -> TaskMachine:
+        machine = self.tasks.get(task_id)
+        if machine is None:
+            machine = self.tasks[task_id] = TaskMachine(task_id)
+            while len(self.tasks) > MAX_TASKS_IN_MEMORY:
+                self.tasks.popitem(last=False)  # the oldest; its log can rebuild it
+        self.tasks.move_to_end(task_id)
+        return machine
+
+    # ------------------------------------------------------------ handlers
+
+    async def handle(self, msg: Received) -> None:
+        envelope = msg.envelope
+        if envelope.task_id is None:
+            return
+        if msg.record.topic == self.ctx.topic(TASKS):
+            if isinstance(envelope.body, TaskSubmitted):
+                # Accept: the task's history starts in its log, same message id.
+                await self.ctx.publish(TASK_EVENTS, envelope)
+            return
+        machine = self.machine(envelope.task_id)
+        machine.apply(envelope)
+        # React even to an event folded before (during a rebuild): the actions
+        # are a function of the state, and repeats carry the same ids.
+        await self.react(machine)
+
+    async def react(self, machine: TaskMachine) -> None:
+        for action in machine.next_actions():
+            await self.carry_out(machine, action)
+
+    async def carry_out(self, machine: TaskMachine, action: Action) -> None:
+        if isinstance(action, RequestPlan):
+            await self.carry_out(machine, await self.make_plan(machine))
+            return
+        if action.message_id in self.published:
+            return
+        assert machine.submitted is not None
+        source = machine.submitted
+        envelope = Envelope.new(
+            action.body,
+            sender=self.ctx.sender,
+            task_id=machine.task_id,
+            message_id=action.message_id,
+            causes=list(action.causes),
+            attempt=action.attempt,
+            trace=source.trace,
+        )
+        # The task's log first: whatever the action causes downstream (a step's
+        # result, a vote) must land in the log after the action itself.
+        ordered = sorted(action.destinations, key=lambda d: d != "task-events")
+        for dest in ordered:
+            content_type: Any = "json" if dest == "results" else "avro"
+            await self.ctx.publisher.publish(
+                self.ctx.topic(DESTINATIONS[dest]), envelope, content_type
+            )
+        self.published.add(action.message_id)
+        if len(self.published) > 200_000:
+            self.published.clear()  # only an optimisation; derived ids keep repeats harmless
+        log.info(
+            "published",
+            extra={"task_id": machine.task_id, "type": envelope.type, "to": action.destinations},
+        )
+
+    async def make_plan(self, machine: TaskMachine) -> Publish:
+        assert machine.submitted is not None
+        goal = machine.submitted.body.goal
+        last_error: LLMError | None = None
+        for attempt in range(PLAN_ATTEMPTS):
+            request = LLMRequest(
+                role="planner",
+                task_id=machine.task_id,
+                step_id="plan",
+                attempt=attempt,
+                prompt=(
+                    "Plan the work for this goal as a small DAG of steps for researcher "
+                    f"and coder agents; each step names what it depends on.\n\nGoal: {goal}"
+                ),
+                output_model=PlanOutput,
+            )
+            try:
+                response = await self.llm.complete(request)
+            except LLMError as exc:
+                last_error = exc
+                if exc.error_class != "transient":
+                    break
+                await asyncio.sleep(min(2.0, 0.2 * 2**attempt))
+                continue
+            plan = response.output(PlanOutput)
+            steps = [
+                PlanStep(
+                    step_id=s.step_id,
+                    role=s.role,
+                    title=s.title,
+                    description=s.description,
+                    depends_on=s.depends_on,
+                )
+                for s in plan.steps
+            ]
+            return machine.plan_from(steps, plan.rationale)
+        assert last_error is not None
+        return machine.plan_failed(str(last_error), last_error.error_class)
+
+    # ------------------------------------------------------------ rebuild
+
+    async def rebuild(self, partitions: list[TopicPartition]) -> None:
+        """Fold the assigned partitions of the task log from the beginning."""
+        own = [tp for tp in partitions if tp.topic == self.ctx.topic(TASK_EVENTS)]
+        if not own:
+            return
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self.ctx.kafka.bootstrap,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        await reader.start()
+        folded = 0
+        try:
+            reader.assign(own)
+            await reader.seek_to_beginning(*own)
+            ends = await reader.end_offsets(own)
+            remaining = {tp for tp in own if ends[tp] > 0}
+            while remaining:
+                batch = await reader.getmany(*remaining, timeout_ms=500)
+                for tp, records in batch.items():
+                    for r in records:
+                        try:
+                            envelope = self.codec.decode(r.value)
+                        except DecodeError:
+                            continue  # the consumer dead-letters it when it gets there
+                        if envelope.task_id is not None:
+                            self.machine(envelope.task_id).apply(envelope)
+                            folded += 1
+                    if records and records[-1].offset + 1 >= ends[tp]:
+                        remaining.discard(tp)
+                for tp in list(remaining):
+                    if await reader.position(tp) >= ends[tp]:
+                        remaining.discard(tp)
+        finally:
+            await reader.stop()
+        log.info("rebuilt task state", extra={"partitions": len(own), "events": folded})
+
+
+async def setup_planner(ctx: ServiceContext) -> None:
+    from synod.llm import select_backend
+
+    planner = Planner(ctx, select_backend())
+    ctx.consume("synod.planner", [TASKS, TASK_EVENTS], planner.handle).on_assigned = planner.rebuild

@@ -1,0 +1,118 @@
+"""Reviewer: one juror of the electorate.
+
+Each reviewer replica has a consumer group of its own on `synod.votes`, so
+every replica sees every round request; it votes on the rounds the consensus
+service addresses to it, once per (proposal, ballot), with choice, confidence
+and rationale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from synod.agents.ids import derived_id
+from synod.llm import LLMBackend, LLMError, LLMRequest, ReviewVerdict
+from synod.service.runtime import ServiceContext
+from synod.transport import Received
+from synod.transport.topics import VOTES
+from synod.wire import Envelope, Vote, VoteRequested
+
+log = logging.getLogger("synod.agents")
+
+
+def render_ballot(request: VoteRequested) -> str:
+    parts = [
+        f"Review the {request.subject} candidates below. Choose the one that is correct "
+        "and complete, or reject them all if none is. Answer with kind, choice, "
+        "confidence (0..1) and a short rationale."
+    ]
+    for c in request.candidates:
+        parts.append(f"## Candidate {c.candidate_id} (by {c.author or 'unknown'})\n{c.content}")
+    return "\n\n".join(parts)
+
+
+class Reviewer:
+    def __init__(self, ctx: ServiceContext, llm: LLMBackend) -> None:
+        self.ctx = ctx
+        self.llm = llm
+
+    async def handle(self, msg: Received) -> None:
+        request = msg.envelope.body
+        # The planner's VoteRequested opens a proposal; the consensus service then
+        # asks jurors round by round. Only the rounds that name us are ours.
+        if (
+            not isinstance(request, VoteRequested)
+            or msg.envelope.sender.role != "consensus"
+            or self.ctx.instance not in request.electorate
+        ):
+            return
+        llm_request = LLMRequest(
+            role="reviewer",
+            task_id=msg.envelope.task_id or "",
+            # One call per juror and ballot, so jurors do not all echo one draw.
+            step_id=f"{request.proposal_id}/b{request.ballot}/{self.ctx.instance}",
+            prompt=render_ballot(request),
+            output_model=ReviewVerdict,
+            candidates=tuple(request.candidates),
+            timeout_s=request.deadline_s,
+        )
+        try:
+            response = await asyncio.wait_for(self.llm.complete(llm_request), request.deadline_s)
+            verdict = response.output(ReviewVerdict)
+            known = {c.candidate_id for c in request.candidates}
+            if verdict.kind == "choice" and verdict.choice not in known:
+                vote = Vote(
+                    proposal_id=request.proposal_id,
+                    ballot=request.ballot,
+                    voter=self.ctx.instance,
+                    kind="abstain",
+                    confidence=0.0,
+                    rationale=f"model chose unknown candidate {verdict.choice!r}",
+                )
+            else:
+                vote = Vote(
+                    proposal_id=request.proposal_id,
+                    ballot=request.ballot,
+                    voter=self.ctx.instance,
+                    kind=verdict.kind,
+                    choice=verdict.choice if verdict.kind == "choice" else None,
+                    confidence=verdict.confidence,
+                    rationale=verdict.rationale[:10_000],
+                )
+        except (LLMError, TimeoutError) as exc:
+            # A juror that cannot judge abstains: silence would hold the ballot to
+            # its deadline, an invented verdict would be a lie.
+            vote = Vote(
+                proposal_id=request.proposal_id,
+                ballot=request.ballot,
+                voter=self.ctx.instance,
+                kind="abstain",
+                confidence=0.0,
+                rationale=f"could not review: {exc!r}"[:1_000],
+            )
+        envelope = Envelope.new(
+            vote,
+            sender=self.ctx.sender,
+            task_id=msg.envelope.task_id,
+            message_id=derived_id(msg.envelope.message_id, self.ctx.instance),
+            causes=[msg.envelope.message_id],
+            trace=msg.envelope.trace,
+        )
+        await self.ctx.publish(VOTES, envelope)
+        log.info(
+            "voted",
+            extra={
+                "task_id": msg.envelope.task_id,
+                "proposal_id": request.proposal_id,
+                "kind": vote.kind,
+            },
+        )
+
+
+async def setup_reviewer(ctx: ServiceContext) -> None:
+    from synod.llm import select_backend
+
+    reviewer = Reviewer(ctx, select_backend())
+    # A group per replica: every juror must see every ballot.
+    ctx.consume(f"synod.reviewer.{ctx.instance}", [VOTES], reviewer.handle)

@@ -1,0 +1,121 @@
+"""Researcher and coder: take a StepRequested, call the model, report the outcome.
+
+Consumes `synod.steps.<role>` (one consumer group per role, so replicas share
+the work) and publishes exactly one StepCompleted or StepFailed per step
+attempt to `synod.task-events`, with an id derived from the request, so a
+redelivered request produces a duplicate that consumers drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any, Literal
+
+from synod.agents.ids import derived_id
+from synod.errors import SynodError
+from synod.llm import OUTPUT_MODELS, LLMBackend, LLMError, LLMRequest
+from synod.service.runtime import ServiceContext
+from synod.transport import Received
+from synod.transport.topics import STEPS_CODER, STEPS_RESEARCHER, TASK_EVENTS
+from synod.wire import Envelope, StepCompleted, StepFailed, StepRequested, Usage
+
+log = logging.getLogger("synod.agents")
+
+WorkerRole = Literal["researcher", "coder"]
+WORK_TOPICS = {"researcher": STEPS_RESEARCHER, "coder": STEPS_CODER}
+
+
+def render_prompt(step: StepRequested) -> str:
+    inputs = "\n\n".join(f"## Input from step {k}\n{v}" for k, v in sorted(step.inputs.items()))
+    return f"# {step.title}\n\n{step.instructions}\n\n{inputs}".strip()
+
+
+def output_text(parsed: Any, text: str) -> str:
+    """The step's output as text: structured outputs as JSON, so later steps can read them."""
+    if parsed is None:
+        return text
+    return json.dumps(parsed.model_dump(mode="json"), indent=1)
+
+
+class Worker:
+    def __init__(self, ctx: ServiceContext, role: WorkerRole, llm: LLMBackend) -> None:
+        self.ctx = ctx
+        self.role = role
+        self.llm = llm
+
+    async def handle(self, msg: Received) -> None:
+        step = msg.envelope.body
+        if not isinstance(step, StepRequested):
+            return  # not work: nothing else is published to work topics
+        started = time.monotonic()
+        request = LLMRequest(
+            role=self.role,
+            task_id=msg.envelope.task_id or "",
+            step_id=step.step_id,
+            prompt=render_prompt(step),
+            attempt=msg.envelope.attempt,
+            output_model=OUTPUT_MODELS[self.role],
+            model=step.model or None,
+            temperature=step.temperature,
+            timeout_s=step.deadline_s,
+            prompt_variant=step.prompt_variant,
+        )
+        body: StepCompleted | StepFailed
+        try:
+            # The step's deadline bounds the whole call, retries included.
+            response = await asyncio.wait_for(self.llm.complete(request), step.deadline_s)
+            body = StepCompleted(
+                step_id=step.step_id,
+                output=output_text(response.parsed, response.text)[:200_000],
+                usage=response.usage,
+                duration_s=round(time.monotonic() - started, 4),
+            )
+        except TimeoutError:
+            body = StepFailed(
+                step_id=step.step_id,
+                error_class="transient",
+                error=f"deadline of {step.deadline_s}s passed",
+                duration_s=round(time.monotonic() - started, 4),
+            )
+        except LLMError as exc:
+            body = StepFailed(
+                step_id=step.step_id,
+                error_class=exc.error_class,
+                error=str(exc)[:10_000],
+                usage=getattr(exc, "usage", None) or Usage(),
+                duration_s=round(time.monotonic() - started, 4),
+            )
+        except SynodError as exc:
+            body = StepFailed(step_id=step.step_id, error_class=exc.error_class, error=str(exc))
+        outcome = Envelope.new(
+            body,
+            sender=self.ctx.sender,
+            task_id=msg.envelope.task_id,
+            message_id=derived_id(msg.envelope.message_id, "outcome"),
+            causes=[msg.envelope.message_id],
+            attempt=msg.envelope.attempt,
+            trace=msg.envelope.trace,
+        )
+        await self.ctx.publish(TASK_EVENTS, outcome)
+        log.info(
+            "step done",
+            extra={
+                "task_id": msg.envelope.task_id,
+                "step_id": step.step_id,
+                "outcome": outcome.type,
+                "duration_s": body.duration_s,
+            },
+        )
+
+
+def setup_worker(role: WorkerRole) -> Any:
+    async def setup(ctx: ServiceContext) -> None:
+        from synod.llm import select_backend
+
+        worker = Worker(ctx, role, select_backend())
+        ctx.consume(f"synod.{role}", [WORK_TOPICS[role]], worker.handle)
+
+    return setup

@@ -1,0 +1,284 @@
+"""One task's life as a state machine (sans-I/O): fold its log, say what is next.
+
+The planner keeps no state of its own. A task's state is the fold of its
+messages on `synod.task-events` (`apply`), and what the planner must do next
+is a pure function of that state (`next_actions`). A restarted planner folds
+the log again and carries on; handling an event twice is harmless because
+every action has an id derived from what it is (`derived_id`), so a repeated
+action is a duplicate that consumers drop.
+
+    submitted -> planned -> steps requested / completed (retried if transient)
+              -> answer put to the vote -> decision -> TaskCompleted | TaskFailed
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from synod.agents.ids import derived_id
+from synod.plan.dag import Plan, PlanError
+from synod.wire import (
+    Body,
+    Candidate,
+    Decision,
+    Envelope,
+    PlanProposed,
+    PlanStep,
+    StepCompleted,
+    StepFailed,
+    StepRequested,
+    TaskCompleted,
+    TaskFailed,
+    TaskSubmitted,
+    Usage,
+    VoteRequested,
+)
+
+Destination = Literal["task-events", "steps.researcher", "steps.coder", "votes", "results"]
+ANSWER = "answer"  # the candidate id of the team's answer
+
+
+@dataclass(frozen=True)
+class Publish:
+    """Publish `body` with this id to each destination (the task's log among them)."""
+
+    body: Body
+    message_id: str
+    destinations: tuple[Destination, ...]
+    attempt: int = 0
+    causes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RequestPlan:
+    """Ask the planner model for a plan (the adapter's one call out)."""
+
+    attempt: int
+
+
+Action = Publish | RequestPlan
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    max_step_attempts: int = 3
+    step_deadline_s: float = 120.0
+    vote_deadline_s: float = 60.0
+
+
+@dataclass
+class TaskMachine:
+    task_id: str
+    config: TaskConfig = field(default_factory=TaskConfig)
+    submitted: Envelope[TaskSubmitted] | None = None
+    plan: PlanProposed | None = None
+    plan_error: str | None = None
+    requested: dict[str, int] = field(default_factory=dict)  # step -> newest attempt
+    completed: dict[str, StepCompleted] = field(default_factory=dict)
+    failures: dict[str, list[StepFailed]] = field(default_factory=dict)
+    vote: VoteRequested | None = None
+    decision: Decision | None = None
+    outcome: TaskCompleted | TaskFailed | None = None
+    plan_attempts: int = 0
+    _seen: set[str] = field(default_factory=set)
+    _dag: Plan | None = None
+
+    # ------------------------------------------------------------ fold
+
+    def apply(self, envelope: Envelope[Any]) -> bool:
+        """Fold one message of the task's log; False if it was already folded."""
+        if envelope.message_id in self._seen:
+            return False
+        self._seen.add(envelope.message_id)
+        body = envelope.body
+        if isinstance(body, TaskSubmitted):
+            if self.submitted is None:
+                self.submitted = envelope
+        elif isinstance(body, PlanProposed):
+            if self.plan is None:
+                self.plan = body
+                try:
+                    self._dag = Plan.from_steps(body.steps)
+                except PlanError as exc:
+                    self.plan_error = str(exc)
+        elif isinstance(body, StepRequested):
+            self.requested[body.step_id] = max(
+                envelope.attempt, self.requested.get(body.step_id, -1)
+            )
+        elif isinstance(body, StepCompleted):
+            self.completed.setdefault(body.step_id, body)
+        elif isinstance(body, StepFailed):
+            self.failures.setdefault(body.step_id, []).append(body)
+        elif isinstance(body, VoteRequested):
+            self.vote = self.vote or body
+        elif isinstance(body, Decision):
+            if self.vote is not None and body.proposal_id == self.vote.proposal_id:
+                self.decision = self.decision or body
+        elif isinstance(body, TaskCompleted | TaskFailed):
+            self.outcome = self.outcome or body
+        return True
+
+    # ------------------------------------------------------------ react
+
+    def next_actions(self) -> list[Action]:
+        if self.outcome is not None or self.submitted is None:
+            return []
+        task = self.submitted.body
+        if self.plan is None:
+            if task.plan:
+                return [
+                    self._publish(
+                        PlanProposed(
+                            plan_id="p1", steps=task.plan, rationale="plan given with the task"
+                        ),
+                        "plan",
+                        ("task-events",),
+                    )
+                ]
+            return [RequestPlan(attempt=self.plan_attempts)]
+        if self.plan_error is not None:
+            return [self._fail(f"the plan is invalid: {self.plan_error}", "permanent")]
+        assert self._dag is not None
+        failed = self._failed_for_good()
+        if failed is not None:
+            step_id, why = failed
+            return [self._fail(why, self.failures[step_id][-1].error_class, step_id)]
+        if len(self.completed) < len(self._dag.ids):
+            return self._dispatch()
+        if self.vote is None:
+            return [self._request_vote()]
+        if self.decision is None:
+            return []
+        return [self._conclude()]
+
+    def _dispatch(self) -> list[Action]:
+        assert self._dag is not None
+        actions: list[Action] = []
+        for step_id in self._dag.ready(frozenset(self.completed)):
+            attempt = self._attempt_due(step_id)
+            if attempt is None:
+                continue
+            step = self._dag.step(step_id)
+            inputs = {dep: self.completed[dep].output for dep in step.depends_on}
+            role = "coder" if step.role == "coder" else "researcher"
+            body = StepRequested(
+                step_id=step_id,
+                plan_id=self.plan.plan_id if self.plan else "",
+                role=role,
+                title=step.title,
+                instructions=step.description or step.title,
+                inputs=inputs,
+                deadline_s=self.config.step_deadline_s,
+            )
+            dest: Destination = "steps.coder" if role == "coder" else "steps.researcher"
+            actions.append(
+                self._publish(body, f"step/{step_id}/{attempt}", (dest, "task-events"), attempt)
+            )
+        return actions
+
+    def _attempt_due(self, step_id: str) -> int | None:
+        """The attempt to request now, or None if one is already out."""
+        if step_id in self.completed:
+            return None
+        newest = self.requested.get(step_id)
+        if newest is None:
+            return 0
+        failed_attempts = len(self.failures.get(step_id, []))
+        if failed_attempts > newest:  # the newest attempt failed: retry it
+            return newest + 1
+        return None
+
+    def _failed_for_good(self) -> tuple[str, str] | None:
+        for step_id, failures in self.failures.items():
+            if step_id in self.completed:
+                continue
+            last = failures[-1]
+            if last.error_class != "transient":
+                return step_id, f"step {step_id} failed ({last.error_class}): {last.error}"
+            if len(failures) >= self.config.max_step_attempts:
+                return step_id, (f"step {step_id} failed {len(failures)} times; last: {last.error}")
+        return None
+
+    def _answer(self) -> tuple[str, str]:
+        """The team's answer: the last coder steps' outputs (code is the deliverable);
+        with no coder step, the outputs of the steps nothing depends on."""
+        dag = self._dag
+        assert dag is not None
+        coders = [s for s in dag.ids if dag.step(s).role == "coder"]
+        if coders:
+            last = [s for s in coders if not any(d in coders for d in dag.dependents(s))]
+        else:
+            last = [s for s in dag.ids if not dag.dependents(s)]
+        return "\n\n".join(self.completed[s].output for s in last), ",".join(last)
+
+    def _request_vote(self) -> Action:
+        assert self.submitted is not None
+        task = self.submitted.body
+        content, authors = self._answer()
+        body = VoteRequested(
+            proposal_id=f"{self.task_id}/{ANSWER}",
+            ballot=1,
+            subject="answer",
+            candidates=[Candidate(candidate_id=ANSWER, content=content, author=authors)],
+            electorate=[f"reviewer-{i}" for i in range(task.reviewers)],
+            policy=task.policy,
+            partition_mode=task.partition_mode,
+            deadline_s=self.config.vote_deadline_s,
+        )
+        return self._publish(body, "vote/1", ("votes", "task-events"))
+
+    def _conclude(self) -> Action:
+        assert self.decision is not None
+        if self.decision.outcome == ANSWER:
+            content, _ = self._answer()
+            body: Body = TaskCompleted(
+                result=content,
+                plan_id=self.plan.plan_id if self.plan else "",
+                decision_id=self.decision.decision_id,
+                steps_completed=len(self.completed),
+                usage=self.usage(),
+                duration_s=0.0,
+            )
+            return self._publish(body, "outcome", ("results", "task-events"))
+        return self._fail(
+            f"the reviewers did not accept the answer: {self.decision.outcome} "
+            f"(tally {dict(self.decision.tally)}, quorum {self.decision.quorum})",
+            "permanent",
+        )
+
+    def _fail(self, reason: str, error_class: Any, step_id: str | None = None) -> Action:
+        body = TaskFailed(
+            reason=reason[:10_000],
+            error_class=error_class,
+            failed_step=step_id,
+            usage=self.usage(),
+        )
+        return self._publish(body, "outcome", ("results", "task-events"))
+
+    def _publish(
+        self, body: Body, what: str, dest: tuple[Destination, ...], attempt: int = 0
+    ) -> Publish:
+        causes = (self.submitted.message_id,) if self.submitted is not None else ()
+        return Publish(body, derived_id(self.task_id, what), dest, attempt, causes)
+
+    def usage(self) -> Usage:
+        steps = list(self.completed.values()) + [f for fs in self.failures.values() for f in fs]
+        return Usage(
+            model=steps[0].usage.model if steps else "",
+            calls=sum(s.usage.calls for s in steps),
+            input_tokens=sum(s.usage.input_tokens for s in steps),
+            output_tokens=sum(s.usage.output_tokens for s in steps),
+            cost_usd=round(sum(s.usage.cost_usd for s in steps), 6),
+        )
+
+    def plan_from(self, steps: list[PlanStep], rationale: str) -> Publish:
+        """The action that records a plan the model proposed."""
+        return self._publish(
+            PlanProposed(plan_id="p1", steps=steps, rationale=rationale[:10_000]),
+            "plan",
+            ("task-events",),
+        )
+
+    def plan_failed(self, reason: str, error_class: Any) -> Publish:
+        return self._fail(f"planning failed: {reason}", error_class)  # type: ignore[return-value]

@@ -1,0 +1,1 @@
+"""What every Synod service process shares: wiring, heartbeats, health, logs."""

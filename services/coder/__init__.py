@@ -1,0 +1,1 @@
+"""The coder service: does coder steps with the model."""

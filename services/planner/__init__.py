@@ -1,0 +1,1 @@
+"""The planner service: orchestrates each task from its own log."""

@@ -1,0 +1,1 @@
+"""The researcher service: does researcher steps with the model."""

@@ -1,0 +1,1 @@
+"""The reviewer service: a juror that votes on candidate answers."""

@@ -1,0 +1,160 @@
+"""The task state machine: fold a task's log, say what is next, derive ids."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from synod.plan.task import ANSWER, Publish, RequestPlan, TaskMachine
+from synod.wire import (
+    Body,
+    Decision,
+    Envelope,
+    PlanStep,
+    Sender,
+    StepCompleted,
+    StepFailed,
+    TaskSubmitted,
+)
+
+PLANNER = Sender(role="planner", instance="planner-0")
+STEPS = [
+    PlanStep(step_id="r", role="researcher", title="research"),
+    PlanStep(step_id="a", role="coder", title="code a", depends_on=["r"]),
+    PlanStep(step_id="b", role="coder", title="code b", depends_on=["r"]),
+    PlanStep(step_id="t", role="coder", title="test", depends_on=["a", "b"]),
+]
+
+
+def env(body: Body, **kw: Any) -> Envelope[Any]:
+    return Envelope.new(body, sender=PLANNER, task_id="t1", **kw)
+
+
+def feed(machine: TaskMachine, actions: list[Any]) -> None:
+    """Fold published actions back, as the log would."""
+    for action in actions:
+        assert isinstance(action, Publish)
+        if "task-events" in action.destinations:
+            machine.apply(env(action.body, message_id=action.message_id, attempt=action.attempt))
+
+
+def step_ids(actions: list[Any]) -> list[str]:
+    return sorted(a.body.step_id for a in actions)
+
+
+def submitted(**kw: Any) -> Envelope[Any]:
+    return env(TaskSubmitted(goal="build it", reviewers=3, **kw))
+
+
+def test_without_a_plan_the_model_is_asked_for_one() -> None:
+    machine = TaskMachine("t1")
+    machine.apply(submitted())
+    assert machine.next_actions() == [RequestPlan(attempt=0)]
+
+
+def test_a_given_plan_runs_critical_steps_as_they_become_ready_then_votes() -> None:
+    machine = TaskMachine("t1")
+    machine.apply(submitted(plan=STEPS))
+    plan = machine.next_actions()
+    assert [type(a.body).__name__ for a in plan] == ["PlanProposed"]
+    feed(machine, plan)
+
+    first = machine.next_actions()
+    assert step_ids(first) == ["r"]
+    assert first[0].destinations == ("steps.researcher", "task-events")
+    feed(machine, first)
+    assert machine.next_actions() == []  # r is out; nothing else is ready
+
+    machine.apply(env(StepCompleted(step_id="r", output="notes")))
+    parallel = machine.next_actions()
+    assert step_ids(parallel) == ["a", "b"]
+    assert all(a.body.inputs == {"r": "notes"} for a in parallel)
+    feed(machine, parallel)
+    for s in ("a", "b"):
+        machine.apply(env(StepCompleted(step_id=s, output=f"code {s}")))
+    last = machine.next_actions()
+    feed(machine, last)
+    machine.apply(env(StepCompleted(step_id="t", output="tests pass")))
+
+    [vote] = machine.next_actions()
+    assert vote.destinations == ("votes", "task-events")
+    assert vote.body.electorate == ["reviewer-0", "reviewer-1", "reviewer-2"]
+    assert vote.body.candidates[0].content == "tests pass"  # the last coder step
+    feed(machine, [vote])
+    assert machine.next_actions() == []  # waiting for the decision
+
+    machine.apply(
+        env(Decision(decision_id="d", proposal_id="t1/answer", ballot=1, outcome=ANSWER, quorum=2))
+    )
+    [done] = machine.next_actions()
+    assert type(done.body).__name__ == "TaskCompleted"
+    assert done.destinations == ("results", "task-events")
+    feed(machine, [done])
+    assert machine.next_actions() == []
+
+
+def test_transient_failures_are_retried_then_the_task_fails() -> None:
+    machine = TaskMachine("t1")
+    machine.apply(submitted(plan=STEPS[:1]))
+    feed(machine, machine.next_actions())
+    for attempt in range(3):
+        [request] = machine.next_actions()
+        assert request.attempt == attempt
+        feed(machine, [request])
+        machine.apply(
+            env(StepFailed(step_id="r", error_class="transient", error="529"), attempt=attempt)
+        )
+    [failed] = machine.next_actions()
+    assert type(failed.body).__name__ == "TaskFailed"
+    assert failed.body.failed_step == "r"
+
+
+def test_a_permanent_failure_ends_the_task_at_once() -> None:
+    machine = TaskMachine("t1")
+    machine.apply(submitted(plan=STEPS[:1]))
+    feed(machine, machine.next_actions())
+    feed(machine, machine.next_actions())
+    machine.apply(env(StepFailed(step_id="r", error_class="permanent", error="400")))
+    [failed] = machine.next_actions()
+    assert failed.body.error_class == "permanent"
+
+
+def test_a_rejected_answer_fails_the_task_with_the_tally() -> None:
+    machine = TaskMachine("t1")
+    machine.apply(submitted(plan=STEPS[:1]))
+    feed(machine, machine.next_actions())
+    feed(machine, machine.next_actions())
+    machine.apply(env(StepCompleted(step_id="r", output="x")))
+    feed(machine, machine.next_actions())
+    machine.apply(
+        env(
+            Decision(
+                decision_id="d",
+                proposal_id="t1/answer",
+                ballot=1,
+                outcome="rejected",
+                tally={"rejected": 2.0},
+                quorum=2,
+            )
+        )
+    )
+    [failed] = machine.next_actions()
+    assert "did not accept" in failed.body.reason
+
+
+def test_an_invalid_plan_fails_the_task_naming_the_problem() -> None:
+    machine = TaskMachine("t1")
+    bad = [PlanStep(step_id="x", depends_on=["y"]), PlanStep(step_id="y", depends_on=["x"])]
+    machine.apply(submitted(plan=bad))
+    feed(machine, machine.next_actions())
+    [failed] = machine.next_actions()
+    assert "cycle" in failed.body.reason
+
+
+def test_folding_is_idempotent_and_ids_are_derived() -> None:
+    a, b = TaskMachine("t1"), TaskMachine("t1")
+    first = submitted(plan=STEPS)
+    assert a.apply(first)
+    assert not a.apply(first)
+    b.apply(first)
+    # Two planners (or one before and after a crash) derive the same actions.
+    assert a.next_actions() == b.next_actions()
