@@ -387,10 +387,9 @@ def _start_once(run_dir: Path, libs: Path, version: str, port: int, timeout_s: f
             run_dir,
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id,
-            "-c",
-            str(props),
+            # `=`: a random id may start with "-" and would be read as an option.
+            f"--cluster-id={cluster_id}",
+            f"--config={props}",
         )
         proc = subprocess.run(fmt, capture_output=True, text=True, check=False)
         if proc.returncode != 0:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from synod import localkafka
 
 
@@ -54,3 +56,19 @@ def test_unsupported_version_is_a_clear_error(tmp_path: Path) -> None:
     result = _run("up", "--run-dir", str(tmp_path), "--version", "2.8.0")
     assert result.returncode == 1
     assert "not supported" in result.stderr
+
+
+def test_a_cluster_id_starting_with_a_dash_still_formats(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One random id in 64 starts with '-', which the storage tool took for an option."""
+    import base64
+
+    dash_id = base64.urlsafe_b64encode(b"\xf8" + bytes(range(1, 16))).rstrip(b"=").decode()
+    assert dash_id.startswith("-")
+    monkeypatch.setattr(localkafka, "_new_cluster_id", lambda: dash_id)
+    info = localkafka.start(tmp_path / "run")
+    try:
+        assert info.cluster_id == dash_id
+    finally:
+        localkafka.stop(tmp_path / "run")
