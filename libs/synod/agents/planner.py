@@ -6,6 +6,9 @@
 - On every event of `synod.task-events` the task's `TaskMachine` folds it and
   says what is next; the planner carries that out (publishes, or asks the
   planner model for a plan).
+- The log is also the planner's outbox: a step request, vote request or
+  outcome goes on to its topic when the planner handles it from the log, so a
+  crash between the two writes is repaired by handling the record again.
 - State lives only in the log. When partitions are assigned, the planner folds
   them from the beginning before handling anything, so a restarted or new
   planner instance carries on where the last one stopped. Actions have derived
@@ -24,7 +27,7 @@ from aiokafka.structs import TopicPartition
 
 from synod.errors import DecodeError
 from synod.llm import LLMBackend, LLMError, LLMRequest, PlanOutput
-from synod.plan.task import Action, Destination, Publish, RequestPlan, TaskMachine
+from synod.plan.task import Action, Destination, Publish, RequestPlan, TaskMachine, forward_to
 from synod.service.runtime import ServiceContext
 from synod.transport import Received
 from synod.transport.topics import (
@@ -36,12 +39,11 @@ from synod.transport.topics import (
     VOTES,
     TopicSpec,
 )
-from synod.wire import Codec, Envelope, PlanStep, TaskSubmitted
+from synod.wire import Codec, Envelope, PlanStep, StepRequested, TaskSubmitted
 
 log = logging.getLogger("synod.agents")
 
 DESTINATIONS: dict[Destination, TopicSpec] = {
-    "task-events": TASK_EVENTS,
     "steps.researcher": STEPS_RESEARCHER,
     "steps.coder": STEPS_CODER,
     "votes": VOTES,
@@ -84,6 +86,19 @@ class Planner:
         # React even to an event folded before (during a rebuild): the actions
         # are a function of the state, and repeats carry the same ids.
         await self.react(machine)
+        # The log is the outbox: what the planner logged goes on to its topic only
+        # now, so a crash in between redoes the forward instead of losing it.
+        destination = forward_to(envelope)
+        if destination is not None:
+            content_type: Any = "json" if destination == "results" else "avro"
+            key = None
+            if isinstance(envelope.body, StepRequested):
+                # Steps of one task need no order among them: a key per step lets
+                # the pool run a task's ready steps in parallel.
+                key = f"{envelope.task_id}/{envelope.body.step_id}".encode()
+            await self.ctx.publisher.publish(
+                self.ctx.topic(DESTINATIONS[destination]), envelope, content_type, key
+            )
 
     async def react(self, machine: TaskMachine) -> None:
         for action in machine.next_actions():
@@ -106,20 +121,13 @@ class Planner:
             attempt=action.attempt,
             trace=source.trace,
         )
-        # The task's log first: whatever the action causes downstream (a step's
-        # result, a vote) must land in the log after the action itself.
-        ordered = sorted(action.destinations, key=lambda d: d != "task-events")
-        for dest in ordered:
-            content_type: Any = "json" if dest == "results" else "avro"
-            await self.ctx.publisher.publish(
-                self.ctx.topic(DESTINATIONS[dest]), envelope, content_type
-            )
+        await self.ctx.publish(TASK_EVENTS, envelope)
         self.published.add(action.message_id)
         if len(self.published) > 200_000:
             self.published.clear()  # only an optimisation; derived ids keep repeats harmless
         log.info(
             "published",
-            extra={"task_id": machine.task_id, "type": envelope.type, "to": action.destinations},
+            extra={"task_id": machine.task_id, "type": envelope.type},
         )
 
     async def make_plan(self, machine: TaskMachine) -> Publish:
@@ -133,8 +141,8 @@ class Planner:
                 step_id="plan",
                 attempt=attempt,
                 prompt=(
-                    "Plan the work for this goal as a small DAG of steps for researcher "
-                    f"and coder agents; each step names what it depends on.\n\nGoal: {goal}"
+                    f"{goal}\n\nPlan the work for this goal as a small DAG of steps for "
+                    "researcher and coder agents; each step names what it depends on."
                 ),
                 output_model=PlanOutput,
             )

@@ -35,19 +35,38 @@ from synod.wire import (
     VoteRequested,
 )
 
-Destination = Literal["task-events", "steps.researcher", "steps.coder", "votes", "results"]
+Destination = Literal["steps.researcher", "steps.coder", "votes", "results"]
 ANSWER = "answer"  # the candidate id of the team's answer
 
 
 @dataclass(frozen=True)
 class Publish:
-    """Publish `body` with this id to each destination (the task's log among them)."""
+    """Append `body`, with this id, to the task's log."""
 
     body: Body
     message_id: str
-    destinations: tuple[Destination, ...]
     attempt: int = 0
     causes: tuple[str, ...] = ()
+
+
+def forward_to(envelope: Envelope[Any]) -> Destination | None:
+    """Where a record of the task's log goes next, once it is in the log.
+
+    The log is the planner's outbox: a step request, a vote request or an
+    outcome reaches its topic only from the log, so a crash between the two
+    writes cannot lose it (the log record is handled again, and forwarded
+    again with the same id).
+    """
+    body = envelope.body
+    if envelope.sender.role != "planner":
+        return None
+    if isinstance(body, StepRequested):
+        return "steps.coder" if body.role == "coder" else "steps.researcher"
+    if isinstance(body, VoteRequested):
+        return "votes"
+    if isinstance(body, TaskCompleted | TaskFailed):
+        return "results"
+    return None
 
 
 @dataclass(frozen=True)
@@ -127,15 +146,8 @@ class TaskMachine:
         task = self.submitted.body
         if self.plan is None:
             if task.plan:
-                return [
-                    self._publish(
-                        PlanProposed(
-                            plan_id="p1", steps=task.plan, rationale="plan given with the task"
-                        ),
-                        "plan",
-                        ("task-events",),
-                    )
-                ]
+                given = PlanProposed(plan_id="p1", steps=task.plan, rationale="given with the task")
+                return [self._publish(given, "plan")]
             return [RequestPlan(attempt=self.plan_attempts)]
         if self.plan_error is not None:
             return [self._fail(f"the plan is invalid: {self.plan_error}", "permanent")]
@@ -171,10 +183,7 @@ class TaskMachine:
                 inputs=inputs,
                 deadline_s=self.config.step_deadline_s,
             )
-            dest: Destination = "steps.coder" if role == "coder" else "steps.researcher"
-            actions.append(
-                self._publish(body, f"step/{step_id}/{attempt}", (dest, "task-events"), attempt)
-            )
+            actions.append(self._publish(body, f"step/{step_id}/{attempt}", attempt))
         return actions
 
     def _attempt_due(self, step_id: str) -> int | None:
@@ -226,7 +235,7 @@ class TaskMachine:
             partition_mode=task.partition_mode,
             deadline_s=self.config.vote_deadline_s,
         )
-        return self._publish(body, "vote/1", ("votes", "task-events"))
+        return self._publish(body, "vote/1")
 
     def _conclude(self) -> Action:
         assert self.decision is not None
@@ -240,7 +249,7 @@ class TaskMachine:
                 usage=self.usage(),
                 duration_s=0.0,
             )
-            return self._publish(body, "outcome", ("results", "task-events"))
+            return self._publish(body, "outcome")
         return self._fail(
             f"the reviewers did not accept the answer: {self.decision.outcome} "
             f"(tally {dict(self.decision.tally)}, quorum {self.decision.quorum})",
@@ -254,13 +263,11 @@ class TaskMachine:
             failed_step=step_id,
             usage=self.usage(),
         )
-        return self._publish(body, "outcome", ("results", "task-events"))
+        return self._publish(body, "outcome")
 
-    def _publish(
-        self, body: Body, what: str, dest: tuple[Destination, ...], attempt: int = 0
-    ) -> Publish:
+    def _publish(self, body: Body, what: str, attempt: int = 0) -> Publish:
         causes = (self.submitted.message_id,) if self.submitted is not None else ()
-        return Publish(body, derived_id(self.task_id, what), dest, attempt, causes)
+        return Publish(body, derived_id(self.task_id, what), attempt, causes)
 
     def usage(self) -> Usage:
         steps = list(self.completed.values()) + [f for fs in self.failures.values() for f in fs]
@@ -277,7 +284,6 @@ class TaskMachine:
         return self._publish(
             PlanProposed(plan_id="p1", steps=steps, rationale=rationale[:10_000]),
             "plan",
-            ("task-events",),
         )
 
     def plan_failed(self, reason: str, error_class: Any) -> Publish:

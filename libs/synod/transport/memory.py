@@ -70,10 +70,15 @@ class MemoryPublisher:
         return None
 
     async def publish(
-        self, topic: str, envelope: Envelope[Any], content_type: ContentType = "avro"
+        self,
+        topic: str,
+        envelope: Envelope[Any],
+        content_type: ContentType = "avro",
+        key: bytes | None = None,
     ) -> RawRecord:
         data = self.codec.encode(envelope, content_type)
-        return self.broker.append(topic, envelope.key, data, kafka_headers(envelope, content_type))
+        headers = kafka_headers(envelope, content_type)
+        return self.broker.append(topic, key if key is not None else envelope.key, data, headers)
 
     async def publish_raw(
         self,

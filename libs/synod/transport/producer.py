@@ -70,12 +70,24 @@ class Publisher:
         await self.stop()
 
     async def publish(
-        self, topic: str, envelope: Envelope[Any], content_type: ContentType = "avro"
+        self,
+        topic: str,
+        envelope: Envelope[Any],
+        content_type: ContentType = "avro",
+        key: bytes | None = None,
     ) -> Any:
-        """Encode and send; returns the record metadata (partition, offset)."""
+        """Encode and send; returns the record metadata (partition, offset).
+
+        The key is the envelope's (its task id) unless given: work items of one
+        task that need no order among them (parallel steps) take their own keys
+        so they spread over the pool.
+        """
         data = self.codec.encode(envelope, content_type)
         return await self._producer.send_and_wait(
-            topic, data, key=envelope.key, headers=kafka_headers(envelope, content_type)
+            topic,
+            data,
+            key=key if key is not None else envelope.key,
+            headers=kafka_headers(envelope, content_type),
         )
 
     async def publish_raw(

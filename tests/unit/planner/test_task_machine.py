@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from synod.plan.task import ANSWER, Publish, RequestPlan, TaskMachine
+from synod.plan.task import ANSWER, Publish, RequestPlan, TaskMachine, forward_to
 from synod.wire import (
     Body,
     Decision,
@@ -33,8 +33,11 @@ def feed(machine: TaskMachine, actions: list[Any]) -> None:
     """Fold published actions back, as the log would."""
     for action in actions:
         assert isinstance(action, Publish)
-        if "task-events" in action.destinations:
-            machine.apply(env(action.body, message_id=action.message_id, attempt=action.attempt))
+        machine.apply(logged(action))
+
+
+def logged(action: Publish) -> Envelope[Any]:
+    return env(action.body, message_id=action.message_id, attempt=action.attempt)
 
 
 def step_ids(actions: list[Any]) -> list[str]:
@@ -60,7 +63,7 @@ def test_a_given_plan_runs_critical_steps_as_they_become_ready_then_votes() -> N
 
     first = machine.next_actions()
     assert step_ids(first) == ["r"]
-    assert first[0].destinations == ("steps.researcher", "task-events")
+    assert forward_to(logged(first[0])) == "steps.researcher"
     feed(machine, first)
     assert machine.next_actions() == []  # r is out; nothing else is ready
 
@@ -68,6 +71,7 @@ def test_a_given_plan_runs_critical_steps_as_they_become_ready_then_votes() -> N
     parallel = machine.next_actions()
     assert step_ids(parallel) == ["a", "b"]
     assert all(a.body.inputs == {"r": "notes"} for a in parallel)
+    assert {forward_to(logged(a)) for a in parallel} == {"steps.coder"}
     feed(machine, parallel)
     for s in ("a", "b"):
         machine.apply(env(StepCompleted(step_id=s, output=f"code {s}")))
@@ -76,7 +80,7 @@ def test_a_given_plan_runs_critical_steps_as_they_become_ready_then_votes() -> N
     machine.apply(env(StepCompleted(step_id="t", output="tests pass")))
 
     [vote] = machine.next_actions()
-    assert vote.destinations == ("votes", "task-events")
+    assert forward_to(logged(vote)) == "votes"
     assert vote.body.electorate == ["reviewer-0", "reviewer-1", "reviewer-2"]
     assert vote.body.candidates[0].content == "tests pass"  # the last coder step
     feed(machine, [vote])
@@ -87,7 +91,7 @@ def test_a_given_plan_runs_critical_steps_as_they_become_ready_then_votes() -> N
     )
     [done] = machine.next_actions()
     assert type(done.body).__name__ == "TaskCompleted"
-    assert done.destinations == ("results", "task-events")
+    assert forward_to(logged(done)) == "results"
     feed(machine, [done])
     assert machine.next_actions() == []
 
