@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -123,6 +124,9 @@ def up(
         str | None, typer.Option(help="sim fault profile: none, flaky, hostile, or a file")
     ] = None,
     gateway_port: Annotated[int, typer.Option(help="the gateway's HTTP port")] = 8080,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="where logs and the process list go (default .cache/up)")
+    ] = None,
 ) -> None:
     """Run a local broker (unless --bootstrap) and every service as a child process."""
     from synod.localrun import LocalRun, parse_replicas
@@ -144,15 +148,20 @@ def up(
         prefix=KafkaSettings().topic_prefix,
         gateway_port=gateway_port,
     )
+    if run_dir is not None:
+        run.run_dir = run_dir
     raise typer.Exit(code=asyncio.run(run_up(run)))
 
 
 @app.command()
-def ps(as_json: JsonOption = False) -> None:
+def ps(
+    as_json: JsonOption = False,
+    run_dir: Annotated[Path | None, typer.Option(help="the run dir `synod up` used")] = None,
+) -> None:
     """List the instances `synod up` runs, with their last heartbeat."""
     from synod.localrun import read_state
 
-    state = read_state()
+    state = read_state(run_dir)
     if state is None:
         raise _fail("no `synod up` is running here", as_json)
     beats = asyncio.run(_last_heartbeats(state["bootstrap"], state["prefix"]))
@@ -184,20 +193,19 @@ async def _last_heartbeats(bootstrap: str, prefix: str) -> dict[str, dict[str, A
     import time
 
     from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
 
+    from synod.cli_client import _partition_counts
     from synod.transport.topics import HEARTBEATS, topic_name
     from synod.wire import Codec, Heartbeat
 
     topic = topic_name(HEARTBEATS, prefix)
+    count = (await _partition_counts(bootstrap, [topic]))[topic]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     codec, latest = Codec(), {}
     try:
-        await consumer.topics()  # loads cluster metadata; a group-less consumer has none yet
-        partitions = consumer.partitions_for_topic(topic) or set()
-        from aiokafka.structs import TopicPartition
-
-        tps = [TopicPartition(topic, p) for p in partitions]
+        tps = [TopicPartition(topic, p) for p in range(count)]
         consumer.assign(tps)
         since = int((time.time() - 60) * 1000)
         starts = await consumer.offsets_for_times({tp: since for tp in tps})

@@ -119,7 +119,7 @@ class LocalRun:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.bootstrap is None:
             self._broker_dir = self.run_dir / "kafka"
-            info = localkafka.start(self._broker_dir)
+            info = await asyncio.to_thread(localkafka.start, self._broker_dir)
             self.bootstrap = info.bootstrap
             _say(f"started Apache Kafka {info.version} at {self.bootstrap}")
         reports = await ensure_topics(self.bootstrap, prefix=self.prefix)
