@@ -1,160 +1,170 @@
-"""`make demo`: a demonstration on a real local Kafka broker.
+"""`make demo`: the whole team on one machine, against a real Kafka.
 
-Until the agent pipeline lands, the demo shows the foundation end to end: it
-starts (or reuses) a real single-node Kafka, creates the edge topics, submits
-a task the way any Kafka client would (a bare JSON object, as `kcat -P` would
-send it), then sends one task's whole conversation as Avro envelopes keyed by
-the task id, reads everything back, and checks what it read.
+Starts a local broker and every service as its own process (`synod up`),
+submits a sample goal the way any Kafka client would (a bare JSON object on
+synod.tasks), follows the task live (plan, steps, the vote request, each
+reviewer's vote, the decision), prints the result, and stops everything it
+started.
 
-It prints success only for what it observed: every check compares bytes read
-back from the broker with what was sent, and the exit status is 0 only if all
-of them held.
+It prints success only for what it observed: the exit status is 0 only if a
+TaskCompleted for the task was read back from synod.results.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import json
 import sys
 import time
 import uuid
 from typing import Any
 
-from synod import localkafka
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
 from synod.errors import SynodError
-from synod.wire import Codec, Envelope
-from synod.wire.codec import CONTENT_TYPE_HEADER
-from synod.wire.examples import example_envelopes
+from synod.localkafka import free_port
+from synod.localrun import LocalRun
+from synod.transport.topics import RESULTS, TASK_EVENTS, TASKS, VOTES, topic_name
+from synod.wire import (
+    Codec,
+    Decision,
+    PlanProposed,
+    StepCompleted,
+    StepFailed,
+    StepRequested,
+    TaskCompleted,
+    TaskFailed,
+    Vote,
+    VoteRequested,
+)
+
+GOAL = "Write fizzbuzz(n) in Python with tests"
+TIMEOUT_S = 120.0
 
 
 def _say(msg: str) -> None:
     print(msg, flush=True)
 
 
-async def _run(bootstrap: str) -> list[str]:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
-    failures: list[str] = []
-    codec = Codec()
-    run = uuid.uuid4().hex[:8]
-    tasks_topic, internal_topic = f"demo.{run}.tasks", f"demo.{run}.internal"
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [
-                NewTopic(t, num_partitions=3, replication_factor=1)
-                for t in (tasks_topic, internal_topic)
-            ]
+def _describe(envelope: Any, t0: float) -> str | None:
+    body, at = envelope.body, f"{time.monotonic() - t0:6.2f}s"
+    if isinstance(body, PlanProposed):
+        lines = [f"{at}  plan {body.plan_id} ({len(body.steps)} steps):"]
+        for s in body.steps:
+            deps = f" after {', '.join(s.depends_on)}" if s.depends_on else ""
+            lines.append(f"          - {s.step_id} [{s.role}] {s.title}{deps}")
+        return "\n".join(lines)
+    if isinstance(body, StepRequested):
+        return f"{at}  step {body.step_id} -> {body.role} (attempt {envelope.attempt})"
+    if isinstance(body, StepCompleted):
+        return (
+            f"{at}  step {body.step_id} done by {envelope.sender.instance} in "
+            f"{body.duration_s:.2f}s ({body.usage.output_tokens} output tokens)"
         )
-    finally:
-        await admin.close()
-    _say(f"created topics {tasks_topic} and {internal_topic} (3 partitions each)")
-
-    raw_task = b'{"task_id": "demo-1", "goal": "Write fizzbuzz(n) with tests"}'
-    conversation = example_envelopes()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        await producer.send_and_wait(tasks_topic, raw_task, key=b"demo-1")
-        _say(f"submitted a plain JSON task, as any Kafka client would: {raw_task.decode()}")
-        for envelope in conversation:
-            await producer.send_and_wait(
-                internal_topic,
-                codec.encode(envelope),
-                key=envelope.key,
-                headers=[("content-type", CONTENT_TYPE_HEADER["avro"].encode())],
+    if isinstance(body, StepFailed):
+        return f"{at}  step {body.step_id} failed ({body.error_class}): {body.error[:100]}"
+    if isinstance(body, VoteRequested):
+        if envelope.sender.role == "planner":
+            return (
+                f"{at}  answer put to the vote: policy {body.policy}, "
+                f"electorate {', '.join(body.electorate)}"
             )
-        _say(f"sent one task's conversation: {len(conversation)} Avro envelopes")
-    finally:
-        await producer.stop()
+        return f"{at}  ballot {body.ballot}: votes asked of {', '.join(body.electorate)}"
+    if isinstance(body, Vote):
+        choice = body.choice if body.kind == "choice" else body.kind
+        return (
+            f"{at}  vote from {body.voter}: {choice} (confidence {body.confidence:.2f}) "
+            f"- {body.rationale[:70]}"
+        )
+    if isinstance(body, Decision):
+        provisional = ", provisional" if body.provisional else ""
+        return (
+            f"{at}  decision: {body.outcome} (tally {dict(body.tally)}, quorum "
+            f"{body.quorum}, {body.votes_counted} votes{provisional})"
+        )
+    return None
 
+
+async def follow(bootstrap: str, prefix: str, task_id: str) -> Any:
+    """Print the task's events as they happen; return its outcome (or None on timeout)."""
+    codec = Codec()
+    topics = [topic_name(t, prefix) for t in (TASK_EVENTS, VOTES, RESULTS)]
     consumer = AIOKafkaConsumer(
-        tasks_topic, internal_topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+        *topics,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=f"demo-{uuid.uuid4().hex}",
     )
     await consumer.start()
-    records: list[Any] = []
+    t0 = time.monotonic()
+    seen: set[str] = set()
     try:
-        async with asyncio.timeout(30):
-            while len(records) < 1 + len(conversation):
-                for batch in (await consumer.getmany(timeout_ms=500)).values():
-                    records.extend(batch)
-    except TimeoutError:
-        failures.append(f"read back {len(records)} of {1 + len(conversation)} messages in 30 s")
+        while time.monotonic() - t0 < TIMEOUT_S:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for r in records:
+                    if r.key != task_id.encode():
+                        continue
+                    envelope = codec.decode(r.value)
+                    if r.topic == topics[2] and isinstance(
+                        envelope.body, TaskCompleted | TaskFailed
+                    ):
+                        return envelope
+                    if envelope.message_id in seen:
+                        continue  # the same message copied to another topic
+                    seen.add(envelope.message_id)
+                    line = _describe(envelope, t0)
+                    if line:
+                        _say(line)
+        return None
     finally:
         await consumer.stop()
 
-    task_records = [r for r in records if r.topic == tasks_topic]
-    if task_records:
-        task = codec.decode(task_records[0].value)
-        ok = task.type == "TaskSubmitted" and task.task_id == "demo-1"
-        _say(
-            f"  read back from {tasks_topic}: {task.type} task_id={task.task_id} "
-            f"goal={task.body.goal!r} reviewers={task.body.reviewers} (defaults filled in)"
-        )
-        if not ok:
-            failures.append("the JSON task did not decode to TaskSubmitted demo-1")
 
-    internal = sorted((r for r in records if r.topic == internal_topic), key=lambda r: r.offset)
-    decoded: list[Envelope[Any]] = [codec.decode(r.value) for r in internal]
-    _say(f"  read back {len(decoded)} envelopes from {internal_topic}:")
-    _say(f"  {'type':<15} {'partition':>9} {'offset':>6} {'avro B':>7} {'json B':>7}")
-    for record, env in zip(internal, decoded, strict=True):
-        _say(
-            f"  {env.type:<15} {record.partition:>9} {record.offset:>6} "
-            f"{len(record.value):>7} {len(codec.encode_json(env)):>7}"
-        )
-    sent_by_id = {e.message_id + e.type: e for e in conversation}
-    for env in decoded:
-        if sent_by_id.get(env.message_id + env.type) != env:
-            failures.append(f"{env.type} read back differs from what was sent")
-    task_partitions = {r.partition for r, e in zip(internal, decoded, strict=True) if e.task_id}
-    if len(task_partitions) != 1:
-        failures.append(f"one task's messages spread over partitions {sorted(task_partitions)}")
-    else:
-        task_types = [e.type for e in decoded if e.task_id]
-        want = [e.type for e in conversation if e.task_id]
-        _say(
-            f"  the task's {len(task_types)} messages share partition "
-            f"{task_partitions.pop()} and kept their order: {task_types == want}"
-        )
-        if task_types != want:
-            failures.append("the task's messages came back out of order")
-    return failures
+async def main_async() -> int:
+    run = LocalRun(prefix=f"demo{uuid.uuid4().hex[:6]}.", gateway_port=free_port())
+    stop = asyncio.Event()
+    try:
+        await run.start()
+        await run.wait_ready()
+        assert run.bootstrap is not None
+        _say(f"ready: {len(run.children)} services on {run.bootstrap} (logs in {run.run_dir})")
+        task_id = f"demo-{uuid.uuid4().hex[:8]}"
+        producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap)
+        await producer.start()
+        raw = json.dumps({"task_id": task_id, "goal": GOAL}).encode()
+        await producer.send_and_wait(topic_name(TASKS, run.prefix), raw, key=task_id.encode())
+        await producer.stop()
+        _say(f"submitted {task_id} as plain JSON: {raw.decode()}")
+        watcher = asyncio.create_task(run.watch(stop))
+        outcome = await follow(run.bootstrap, run.prefix, task_id)
+        stop.set()
+        await watcher
+    finally:
+        run.stop()
+    if outcome is None:
+        print(f"FAILED: no outcome for the task within {TIMEOUT_S:.0f}s", file=sys.stderr)
+        return 1
+    if isinstance(outcome.body, TaskFailed):
+        print(f"FAILED: the task failed: {outcome.body.reason}", file=sys.stderr)
+        return 1
+    body = outcome.body
+    _say(
+        f"\nresult ({body.steps_completed} steps, {body.usage.calls} model calls, "
+        f"{body.usage.input_tokens + body.usage.output_tokens} tokens, "
+        f"${body.usage.cost_usd:.4f}):"
+    )
+    _say(body.result)
+    _say("\ndemo ok: the task completed, read back from synod.results")
+    return 0
 
 
 def main() -> int:
-    bootstrap = os.environ.get("SYNOD_BOOTSTRAP")
-    run_dir = localkafka.default_home() / "demo"
-    started = False
+    # Without ANTHROPIC_API_KEY the agents use the simulated model (offline).
     try:
-        if bootstrap:
-            _say(f"using the broker at {bootstrap} (SYNOD_BOOTSTRAP)")
-        else:
-            t0 = time.monotonic()
-            info = localkafka.start(run_dir)
-            started = True
-            bootstrap = info.bootstrap
-            _say(
-                f"started Apache Kafka {info.version} (KRaft) at {bootstrap} "
-                f"in {time.monotonic() - t0:.1f}s"
-            )
-        failures = asyncio.run(_run(bootstrap))
-    except SynodError as exc:
-        print(f"demo failed: {exc}", file=sys.stderr)
+        return asyncio.run(main_async())
+    except (SynodError, TimeoutError, RuntimeError) as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
         return 1
-    finally:
-        if started:
-            localkafka.stop(run_dir)
-            _say("stopped the broker the demo started")
-    if failures:
-        for failure in failures:
-            print(f"FAILED: {failure}", file=sys.stderr)
-        return 1
-    _say("demo ok: every message read back from Kafka equals what was sent")
-    return 0
 
 
 if __name__ == "__main__":

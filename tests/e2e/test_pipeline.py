@@ -1,0 +1,202 @@
+"""The whole team, every service a separate process, on the real broker.
+
+Tasks go in through the gateway and as raw JSON from a plain Kafka producer;
+each must end once with TaskCompleted on synod.results, with its log in causal
+order. Malformed tasks land in the dead-letter topic with their bytes and the
+reason. A planner killed with SIGKILL mid-run is restarted and every task
+still completes exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from synod.localkafka import free_port
+from synod.localrun import LocalRun
+from synod.transport.topics import DLQ, RESULTS, TASK_EVENTS, TASKS, topic_name
+from synod.wire import Codec, DeadLetter, TaskCompleted, TaskFailed
+
+pytestmark = pytest.mark.e2e
+CODEC = Codec()
+
+
+@pytest.fixture
+async def team(kafka: Any, tmp_path: Path) -> AsyncIterator[LocalRun]:
+    os.environ["SYNOD_LLM_BACKEND"] = "sim"
+    os.environ["SYNOD_LLM_SIM_LATENCY"] = "exponential:0.05"
+    run = LocalRun(
+        bootstrap=kafka.bootstrap,
+        prefix=f"e2e{uuid.uuid4().hex[:6]}.",
+        run_dir=tmp_path,
+        gateway_port=free_port(),
+        replicas={
+            "consensus": 1,
+            "planner": 1,
+            "researcher": 1,
+            "coder": 2,
+            "reviewer": 3,
+            "gateway": 1,
+        },
+    )
+    try:
+        await run.start()
+        await run.wait_ready()
+        yield run
+    finally:
+        run.stop()
+        for name in ("SYNOD_LLM_BACKEND", "SYNOD_LLM_SIM_LATENCY"):
+            os.environ.pop(name, None)
+
+
+async def _send_raw(run: LocalRun, items: list[tuple[str, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap)
+    await producer.start()
+    try:
+        for key, value in items:
+            await producer.send_and_wait(topic_name(TASKS, run.prefix), value, key=key.encode())
+    finally:
+        await producer.stop()
+
+
+def _post(run: LocalRun, body: bytes) -> tuple[int, dict[str, Any]]:
+    request = urllib.request.Request(
+        f"{run.gateway_url}/v1/tasks",
+        data=body,
+        method="POST",
+        headers={"content-type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+async def _read(run: LocalRun, spec: Any, until: Any, timeout_s: float = 120) -> list[Any]:
+    """Records of a topic from the beginning, until `until(records)` holds."""
+    consumer = AIOKafkaConsumer(
+        topic_name(spec, run.prefix),
+        bootstrap_servers=run.bootstrap,
+        auto_offset_reset="earliest",
+        group_id=f"check-{uuid.uuid4().hex}",
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not until(records):
+            assert time.monotonic() < deadline, f"timed out with {len(records)} records"
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def _outcomes(records: list[Any]) -> dict[str, set[tuple[str, str]]]:
+    """task id -> distinct (message id, type) of its outcomes."""
+    out: dict[str, set[tuple[str, str]]] = {}
+    for r in records:
+        env = CODEC.decode(r.value)
+        if isinstance(env.body, TaskCompleted | TaskFailed):
+            out.setdefault(env.task_id or "", set()).add((env.message_id, env.type))
+    return out
+
+
+def _assert_causal(log: list[Any], task_ids: set[str]) -> None:
+    """In each task's log, a cause that is in the log comes before what it caused."""
+    envelopes = [CODEC.decode(r.value) for r in sorted(log, key=lambda r: (r.partition, r.offset))]
+    logged: dict[str, set[str]] = {}
+    for env in envelopes:
+        logged.setdefault(env.task_id or "", set()).add(env.message_id)
+    earlier: dict[str, set[str]] = {}
+    for env in envelopes:
+        if env.task_id not in task_ids:
+            continue
+        before = earlier.setdefault(env.task_id, set())
+        missing = [c for c in env.causes if c in logged[env.task_id] and c not in before]
+        assert not missing, f"{env.task_id}: {env.type} came before its cause {missing}"
+        before.add(env.message_id)
+
+
+async def test_tasks_from_the_gateway_and_from_raw_kafka_all_complete_in_causal_order(
+    team: LocalRun,
+) -> None:
+    via_kafka = {f"raw-{i}-{uuid.uuid4().hex[:6]}" for i in range(50)}
+    await _send_raw(
+        team,
+        [
+            (t, json.dumps({"task_id": t, "goal": f"Write helper number {i}"}).encode())
+            for i, t in enumerate(sorted(via_kafka))
+        ],
+    )
+    via_gateway = set()
+    for i in range(50):
+        status, doc = await asyncio.to_thread(
+            _post, team, json.dumps({"goal": f"Implement parser {i}"}).encode()
+        )
+        assert status == 202, doc
+        via_gateway.add(doc["task_id"])
+    everyone = via_kafka | via_gateway
+
+    results = await _read(team, RESULTS, lambda rs: set(_outcomes(rs)) >= everyone, 240)
+    outcomes = _outcomes(results)
+    for task in everyone:
+        assert len(outcomes[task]) == 1, f"{task} ended {len(outcomes[task])} times"
+        [(_, kind)] = outcomes[task]
+        assert kind == "TaskCompleted", task
+    # The outcome is written to the task's log before synod.results: read up to it.
+    log = await _read(team, TASK_EVENTS, lambda rs: set(_outcomes(rs)) >= everyone, 60)
+    _assert_causal(log, everyone)
+
+
+async def test_malformed_tasks_go_to_the_dead_letter_topic_with_their_bytes(
+    team: LocalRun,
+) -> None:
+    broken = b'{"task_id": "bad-1", "goal": '
+    invalid = b'{"task_id": "bad-2", "reviewers": 0}'
+    await _send_raw(team, [("bad-1", broken), ("bad-2", invalid)])
+    records = await _read(team, DLQ, lambda rs: len(rs) >= 2, 60)
+    letters = {CODEC.decode(r.value).body.value: CODEC.decode(r.value).body for r in records}
+    assert isinstance(letters[broken], DeadLetter)
+    assert letters[broken].reason == "undecodable"
+    assert letters[invalid].reason == "schema_violation"
+    assert "goal" in letters[invalid].message
+    assert letters[invalid].source_topic == topic_name(TASKS, team.prefix)
+    # The services are still up and still complete tasks.
+    await _send_raw(team, [("ok-1", b'{"task_id": "ok-1", "goal": "still working?"}')])
+    results = await _read(team, RESULTS, lambda rs: "ok-1" in _outcomes(rs), 60)
+    assert _outcomes(results)["ok-1"]
+
+
+async def test_sigkill_of_the_planner_mid_run_loses_no_task_and_ends_each_once(
+    team: LocalRun,
+) -> None:
+    tasks = [f"k-{i}-{uuid.uuid4().hex[:6]}" for i in range(30)]
+    await _send_raw(
+        team, [(t, json.dumps({"task_id": t, "goal": "do it"}).encode()) for t in tasks]
+    )
+    # Kill it once some, not all, tasks have ended.
+    await _read(team, RESULTS, lambda rs: len(_outcomes(rs)) >= 5, 120)
+    [planner] = [c for c in team.children if c.role == "planner"]
+    assert planner.proc is not None
+    os.kill(planner.proc.pid, signal.SIGKILL)
+    planner.proc.wait()
+    planner.start()  # what `synod up` does for a dead child
+    results = await _read(team, RESULTS, lambda rs: set(_outcomes(rs)) >= set(tasks), 240)
+    outcomes = _outcomes(results)
+    for task in tasks:
+        assert len(outcomes[task]) == 1, f"{task} ended {len(outcomes[task])} times"
+        assert next(iter(outcomes[task]))[1] == "TaskCompleted"
