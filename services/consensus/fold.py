@@ -42,7 +42,7 @@ from synod.consensus import (
     wiremap,
 )
 from synod.transport.topics import TASK_EVENTS, VOTES, TopicSpec
-from synod.wire import Envelope, Heartbeat, Sender, Vote, VoteRequested
+from synod.wire import BallotDeadline, Envelope, Sender, Vote, VoteRequested
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ class PartitionFold:
             return self._on_open(envelope, body)
         if isinstance(body, Vote):
             return self._on_vote(envelope, body)
-        if isinstance(body, Heartbeat) and role == "consensus":
+        if isinstance(body, BallotDeadline) and role == "consensus":
             return self._on_marker(envelope, body)
         return FoldResult()
 
@@ -160,11 +160,8 @@ class PartitionFold:
         outputs = entry.machine.step(VoteReceived(wiremap.vote_from_wire(body)))
         return self._outputs(entry, envelope, outputs)
 
-    def _on_marker(self, envelope: Envelope[Any], body: Heartbeat) -> FoldResult:
-        target = wiremap.marker_target(body)
-        if target is None:
-            return FoldResult()
-        pid, ballot = target
+    def _on_marker(self, envelope: Envelope[Any], body: BallotDeadline) -> FoldResult:
+        pid, ballot = wiremap.marker_target(body)
         entry = self._open.get(pid)
         if entry is None or envelope.message_id in entry.seen:
             return FoldResult()

@@ -298,9 +298,7 @@ class ConsensusService:
                         if key in part.marked:
                             continue
                         part.marked.add(key)
-                        body = wiremap.deadline_marker(
-                            due.proposal_id, due.ballot, instance=self.ctx.instance
-                        )
+                        body = wiremap.deadline_marker(due.proposal_id, due.ballot)
                         envelope = Envelope.new(
                             body,
                             sender=self.ctx.sender,

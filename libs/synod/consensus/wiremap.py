@@ -158,25 +158,19 @@ def decision_from_wire(body: wire.Decision, *, task_id: str) -> Decision:
 #
 # Time reaches the core only through records on the vote log, so a replay of
 # the log sees the deadlines where the live service saw them. When a ballot's
-# deadline passes on its clock, the consensus service appends a marker to the
-# task's partition of synod.votes; the ballot ends when the marker is folded,
-# after every vote that reached the log before it. The wire has no body for
-# this yet, so a marker is a Heartbeat of the consensus instance (its clock
-# reading for one proposal), keyed by the task id: `in_flight` holds the one
-# proposal id, `seq` the ballot, and the envelope's `created_at` the time.
+# deadline passes on its clock, the consensus service appends a BallotDeadline
+# to the task's partition of synod.votes; the ballot ends when the marker is
+# folded, after every vote that reached the log before it. The envelope's
+# `created_at` is the time the core sees.
 
 
-def deadline_marker(proposal_id: str, ballot: int, *, instance: str) -> wire.Heartbeat:
-    return wire.Heartbeat(
-        instance=instance, role="consensus", seq=ballot, state="running", in_flight=[proposal_id]
-    )
+def deadline_marker(proposal_id: str, ballot: int) -> wire.BallotDeadline:
+    return wire.BallotDeadline(proposal_id=proposal_id, ballot=ballot)
 
 
-def marker_target(body: wire.Heartbeat) -> tuple[str, int] | None:
-    """(proposal id, ballot) if this heartbeat is a deadline marker, else None."""
-    if body.role != "consensus" or len(body.in_flight) != 1 or body.seq < 1:
-        return None
-    return body.in_flight[0], body.seq
+def marker_target(body: wire.BallotDeadline) -> tuple[str, int]:
+    """(proposal id, ballot) that this marker ends."""
+    return body.proposal_id, body.ballot
 
 
 def marker_time(now: float, deadline: float) -> datetime:

@@ -3,6 +3,7 @@
 from synod.wire.codec import Codec, ContentType
 from synod.wire.messages import (
     BODY_TYPES,
+    BallotDeadline,
     Body,
     Candidate,
     DeadLetter,
@@ -27,6 +28,7 @@ from synod.wire.messages import (
 
 __all__ = [
     "BODY_TYPES",
+    "BallotDeadline",
     "Body",
     "Candidate",
     "Codec",

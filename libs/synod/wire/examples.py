@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from synod.wire.messages import (
+    BallotDeadline,
     Body,
     Candidate,
     DeadLetter,
@@ -112,6 +113,7 @@ def example_bodies() -> list[Body]:
             quorum=2,
             votes_counted=3,
         ),
+        BallotDeadline(proposal_id=f"{_TASK}/answer", ballot=1),
         Heartbeat(
             instance="researcher-1",
             role="researcher",

@@ -209,6 +209,20 @@ class Decision(Body):
     equivocators: list[str] = Field(default_factory=list)
 
 
+class BallotDeadline(Body):
+    """A ballot's deadline passed, as a record on the vote log.
+
+    The consensus service appends it when its clock passes the deadline; the
+    ballot ends where the record lands among the votes, so a replay of the log
+    ends it at the same place (docs/adr/0003).
+    """
+
+    TYPE: ClassVar[str] = "BallotDeadline"
+
+    proposal_id: str = Field(min_length=1)
+    ballot: int = Field(ge=1)
+
+
 class Heartbeat(Body):
     TYPE: ClassVar[str] = "Heartbeat"
     TASK_SCOPED: ClassVar[bool] = False
@@ -273,6 +287,7 @@ BODY_TYPES: dict[str, type[Body]] = {
         VoteRequested,
         Vote,
         Decision,
+        BallotDeadline,
         Heartbeat,
         TaskCompleted,
         TaskFailed,

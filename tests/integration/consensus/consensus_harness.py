@@ -34,7 +34,15 @@ from synod.consensus import Decision, ProposalMachine, Tick, VoteReceived, repla
 from synod.consensus.events import Event
 from synod.transport import Publisher
 from synod.transport.topics import TASK_EVENTS, VOTES, topic_name
-from synod.wire import Candidate, Codec, Envelope, Heartbeat, Sender, Vote, VoteRequested
+from synod.wire import (
+    BallotDeadline,
+    Candidate,
+    Codec,
+    Envelope,
+    Sender,
+    Vote,
+    VoteRequested,
+)
 from synod.wire import Decision as WireDecision
 
 PLANNER = Sender(role="planner", instance="planner-test")
@@ -447,10 +455,8 @@ def offline_decisions(log: dict[int, list[tuple[int, bytes]]]) -> dict[str, Deci
             event: Event | None
             if isinstance(body, Vote):
                 pid, event = body.proposal_id, VoteReceived(wiremap.vote_from_wire(body))
-            elif isinstance(body, Heartbeat) and env.sender.role == "consensus":
+            elif isinstance(body, BallotDeadline) and env.sender.role == "consensus":
                 target = wiremap.marker_target(body)
-                if target is None:
-                    continue
                 pid, event = target[0], None
                 entry = machines.get(pid)
                 if entry is not None and entry[0].ballot == target[1]:
@@ -508,7 +514,7 @@ async def collect(
             env = codec.decode(value)
             if isinstance(env.body, VoteRequested) and env.sender.role == "consensus":
                 outcome.requests[env.message_id].append(env)
-            elif isinstance(env.body, Heartbeat):
+            elif isinstance(env.body, BallotDeadline):
                 outcome.markers += 1
             elif isinstance(env.body, Vote):
                 outcome.votes += 1

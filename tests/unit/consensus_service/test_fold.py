@@ -12,7 +12,16 @@ from synod_services.consensus.fold import PartitionFold, decision_message_id
 
 from synod.consensus import Decision, Event, Tick, VoteReceived, replay, wiremap
 from synod.transport.topics import TASK_EVENTS, VOTES
-from synod.wire import Candidate, Codec, Envelope, Heartbeat, Sender, Vote, VoteRequested
+from synod.wire import (
+    BallotDeadline,
+    Candidate,
+    Codec,
+    Envelope,
+    Heartbeat,
+    Sender,
+    Vote,
+    VoteRequested,
+)
 from synod.wire import Decision as WireDecision
 
 PLANNER = Sender(role="planner", instance="planner-1")
@@ -52,7 +61,7 @@ def _vote(
 
 def _marker(task: str, ballot: int, at: float) -> Envelope[Any]:
     return Envelope.new(
-        wiremap.deadline_marker(f"{task}/answer", ballot, instance="consensus-1"),
+        wiremap.deadline_marker(f"{task}/answer", ballot),
         sender=CONSENSUS,
         task_id=task,
         created_at=T0 + timedelta(seconds=at),
@@ -262,7 +271,8 @@ def _offline(log: list[Envelope[Any]]) -> dict[str, Decision | None]:
         if isinstance(body, Vote):
             pid = body.proposal_id
             event: Event | None = VoteReceived(wiremap.vote_from_wire(body))
-        elif isinstance(body, Heartbeat) and (target := wiremap.marker_target(body)):
+        elif isinstance(body, BallotDeadline) and env.sender.role == "consensus":
+            target = wiremap.marker_target(body)
             pid = target[0]
             entry = machines.get(pid)
             current = entry is not None and entry[0].ballot == target[1]

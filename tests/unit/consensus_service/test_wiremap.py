@@ -18,7 +18,7 @@ from synod.consensus import (
     Vote,
     wiremap,
 )
-from synod.wire import Candidate, Codec, Envelope, Heartbeat, Sender, VoteRequested
+from synod.wire import BallotDeadline, Candidate, Codec, Envelope, Sender, VoteRequested
 from synod.wire import Vote as WireVote
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
@@ -124,19 +124,13 @@ def test_a_marker_survives_the_wire_and_ends_its_deadline() -> None:
     sender = Sender(role="consensus", instance="consensus-1")
     for deadline in (T0.timestamp() + 0.4999996, T0.timestamp() + 1e-7, 1.7e9 + 1 / 3):
         env = Envelope.new(
-            wiremap.deadline_marker("p", 2, instance="consensus-1"),
+            wiremap.deadline_marker("p", 2),
             sender=sender,
             task_id="t",
             created_at=wiremap.marker_time(deadline - 1e-6, deadline),
         )
         back = codec.decode(codec.encode(env))
-        assert isinstance(back.body, Heartbeat)
+        assert isinstance(back.body, BallotDeadline)
         assert wiremap.marker_target(back.body) == ("p", 2)
         assert wiremap.epoch_seconds(back.created_at) >= deadline
         assert back.created_at - datetime.fromtimestamp(deadline, UTC) < timedelta(microseconds=2)
-
-
-def test_a_plain_heartbeat_is_not_a_marker() -> None:
-    beat = Heartbeat(instance="reviewer-1", role="reviewer", seq=3, in_flight=["p"])
-    assert wiremap.marker_target(beat) is None
-    assert wiremap.marker_target(Heartbeat(instance="c", role="consensus", seq=0)) is None
