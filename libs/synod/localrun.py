@@ -55,6 +55,8 @@ def parse_replicas(specs: list[str]) -> dict[str, int]:
         replicas[role] = int(count)
     if replicas["reviewer"] < 1:
         raise ConfigError("at least one reviewer is needed: it is the electorate")
+    if replicas["gateway"] > 1:
+        raise ConfigError("locally one gateway serves the port; run more behind a load balancer")
     return replicas
 
 
