@@ -69,7 +69,7 @@ test-unit: venv
 test-integration: venv kafka-fetch ## integration tests on a real broker (own broker unless SYNOD_BOOTSTRAP)
 	$(VENV)/bin/pytest tests/integration
 
-test: lint venv kafka-fetch ## lint, then every test suite against a real broker
+test: lint venv kafka-fetch tools ## lint, then every suite (chart checks included) on a real broker
 	$(VENV)/bin/pytest tests
 
 test-kafka4: venv ## the integration tests against Kafka $(KAFKA4_VERSION)
@@ -82,3 +82,22 @@ demo: venv kafka-fetch ## run the demonstration end to end on a real local broke
 clean: ## remove the venv, caches and broker data
 	-$(KAFKA) clean 2>/dev/null
 	rm -rf $(VENV) .cache .tools .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# --- Kubernetes: helm into .tools, chart checks ------------------------------
+HELM_VERSION ?= v3.19.0
+TOOLS := $(CURDIR)/.tools
+
+.PHONY: tools chart-test
+
+# Without the version ldflag a go-installed helm reports no version; charts that
+# require a Kubernetes or helm version then misjudge it.
+$(TOOLS)/helm:
+	@command -v go >/dev/null || { echo "Go is needed to build helm (apt-get install golang)"; exit 1; }
+	GOBIN=$(TOOLS) go install \
+	  -ldflags "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)" \
+	  helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+tools: $(TOOLS)/helm ## build helm into .tools (needs Go)
+
+chart-test: venv tools ## helm lint/template + Kubernetes schemas for the chart, Dockerfile, skaffold.yaml
+	$(VENV)/bin/pytest tests/chart

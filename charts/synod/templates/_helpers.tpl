@@ -1,0 +1,171 @@
+{{- define "synod.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "synod.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else if contains (include "synod.name" .) .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name (include "synod.name" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Selector labels: name/instance/component only, because selectors are immutable. */}}
+{{- define "synod.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "synod.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "synod.labels" -}}
+{{ include "synod.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: synod
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{- define "synod.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{- define "synod.bootstrap" -}}
+{{- if .Values.kafka.trial.enabled -}}
+{{ include "synod.fullname" . }}-kafka:9092
+{{- else -}}
+{{ .Values.kafka.bootstrapServers }}
+{{- end -}}
+{{- end -}}
+
+{{- define "synod.anthropicSecret" -}}
+{{- .Values.anthropic.existingSecret | default (printf "%s-anthropic" (include "synod.fullname" .)) -}}
+{{- end -}}
+
+{{/* Grace period: preStop sleep + drain bound + margin, so SIGKILL never cuts a drain short. */}}
+{{- define "synod.gracePeriod" -}}
+{{- add .Values.lifecycle.preStopSleepSeconds .Values.config.drainTimeoutSeconds .Values.lifecycle.terminationMarginSeconds -}}
+{{- end -}}
+
+{{- define "synod.containerSecurityContext" -}}
+runAsNonRoot: true
+readOnlyRootFilesystem: {{ .Values.containerSecurityContext.readOnlyRootFilesystem }}
+allowPrivilegeEscalation: false
+capabilities:
+  drop: ["ALL"]
+{{- end -}}
+
+{{/* Environment shared by every Synod container: the ConfigMap plus secrets. */}}
+{{- define "synod.env" -}}
+envFrom:
+  - configMapRef:
+      name: {{ include "synod.fullname" . }}
+env:
+  - name: ANTHROPIC_API_KEY
+    valueFrom:
+      secretKeyRef:
+        name: {{ include "synod.anthropicSecret" . }}
+        key: {{ .Values.anthropic.existingSecretKey }}
+        # optional: the sim backend runs without a key.
+        optional: true
+  {{- if .Values.gateway.apiTokens }}
+  - name: SYNOD_API_TOKENS
+    valueFrom:
+      secretKeyRef:
+        name: {{ include "synod.fullname" . }}-gateway-tokens
+        key: tokens
+  {{- end }}
+  {{- if .Values.kafka.sasl.enabled }}
+  - name: SYNOD_KAFKA_SASL_PASSWORD
+    valueFrom:
+      secretKeyRef:
+        name: {{ .Values.kafka.sasl.existingSecret }}
+        key: {{ .Values.kafka.sasl.passwordKey }}
+  {{- end }}
+{{- end -}}
+
+{{- define "synod.volumeMounts" -}}
+volumeMounts:
+  # The root filesystem is read-only; Python and libraries still want a /tmp.
+  - name: tmp
+    mountPath: /tmp
+  {{- if and .Values.kafka.tls.enabled .Values.kafka.tls.caSecret }}
+  - name: kafka-ca
+    mountPath: /etc/synod/kafka-ca
+    readOnly: true
+  {{- end }}
+{{- end -}}
+
+{{- define "synod.volumes" -}}
+volumes:
+  - name: tmp
+    emptyDir: {}
+  {{- if and .Values.kafka.tls.enabled .Values.kafka.tls.caSecret }}
+  - name: kafka-ca
+    secret:
+      secretName: {{ .Values.kafka.tls.caSecret }}
+  {{- end }}
+{{- end -}}
+
+{{/*
+The pod template of a Synod role. Arguments: root, component, port (the port
+serving /healthz /readyz /metrics), portName, command (list).
+*/}}
+{{- define "synod.podTemplate" -}}
+{{- $root := .root -}}
+metadata:
+  labels:
+    {{- include "synod.labels" . | nindent 4 }}
+  annotations:
+    checksum/config: {{ include (print $root.Template.BasePath "/configmap.yaml") $root | sha256sum }}
+    {{- if $root.Values.metrics.podAnnotations }}
+    prometheus.io/scrape: "true"
+    prometheus.io/port: {{ .port | quote }}
+    prometheus.io/path: /metrics
+    {{- end }}
+spec:
+  serviceAccountName: {{ include "synod.fullname" $root }}-{{ .component }}
+  # Synod roles never call the Kubernetes API.
+  automountServiceAccountToken: false
+  terminationGracePeriodSeconds: {{ include "synod.gracePeriod" $root }}
+  securityContext:
+    {{- toYaml $root.Values.podSecurityContext | nindent 4 }}
+  {{- with $root.Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  containers:
+    - name: {{ .component }}
+      image: {{ include "synod.image" $root }}
+      imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+      command:
+        {{- toYaml .command | nindent 8 }}
+      ports:
+        - name: {{ .portName }}
+          containerPort: {{ .port }}
+          protocol: TCP
+      {{- include "synod.env" $root | nindent 6 }}
+      startupProbe:
+        httpGet: {path: /healthz, port: {{ .portName }}}
+        periodSeconds: 2
+        failureThreshold: 30
+      livenessProbe:
+        httpGet: {path: /healthz, port: {{ .portName }}}
+        periodSeconds: 10
+        failureThreshold: 3
+      readinessProbe:
+        httpGet: {path: /readyz, port: {{ .portName }}}
+        periodSeconds: 5
+        failureThreshold: 2
+      lifecycle:
+        preStop:
+          exec:
+            command: ["sleep", "{{ $root.Values.lifecycle.preStopSleepSeconds }}"]
+      resources:
+        {{- toYaml (get $root.Values.roles .component).resources | nindent 8 }}
+      securityContext:
+        {{- include "synod.containerSecurityContext" $root | nindent 8 }}
+      {{- include "synod.volumeMounts" $root | nindent 6 }}
+  {{- include "synod.volumes" $root | nindent 2 }}
+{{- end -}}

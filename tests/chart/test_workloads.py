@@ -1,0 +1,96 @@
+"""The chart's promises about workloads, checked on the rendered objects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import CHART, VALUES_FILES, render, values_id
+
+ROLES = {"gateway", "planner", "researcher", "coder", "reviewer", "consensus"}
+SELECTOR_KEYS = {
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/component",
+}
+
+
+def workloads(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o for o in objects if o["kind"] in ("Deployment", "StatefulSet")]
+
+
+@pytest.mark.parametrize("values", VALUES_FILES, ids=values_id)
+def test_every_role_is_hardened_and_probed(values: Path | None) -> None:
+    objects = render(values)
+    cm = next(o for o in objects if o["kind"] == "ConfigMap")
+    drain = float(cm["data"]["SYNOD_DRAIN_TIMEOUT_S"])
+    synod = [
+        w
+        for w in workloads(objects)
+        if w["metadata"]["labels"]["app.kubernetes.io/component"] in ROLES
+    ]
+    assert {w["metadata"]["labels"]["app.kubernetes.io/component"] for w in synod} == ROLES
+    for w in synod:
+        assert set(w["spec"]["selector"]["matchLabels"]) == SELECTOR_KEYS
+        pod = w["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        sleep = 0
+        for c in pod["containers"]:
+            sc = c["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True
+            assert sc["allowPrivilegeEscalation"] is False
+            assert sc["capabilities"]["drop"] == ["ALL"]
+            assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+            assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+            assert any(m["mountPath"] == "/tmp" for m in c["volumeMounts"])
+            assert c["resources"]["requests"]
+            sleep = int(c["lifecycle"]["preStop"]["exec"]["command"][-1])
+        assert pod["terminationGracePeriodSeconds"] > drain + sleep
+
+
+def test_reviewers_are_a_statefulset_with_voter_ids() -> None:
+    objects = render(None)
+    sts = next(
+        o
+        for o in objects
+        if o["kind"] == "StatefulSet" and o["metadata"]["name"].endswith("-reviewer")
+    )
+    command = " ".join(sts["spec"]["template"]["spec"]["containers"][0]["command"])
+    assert "SYNOD_INSTANCE=reviewer-${HOSTNAME##*-}" in command
+
+
+def test_supervisor_rbac_only_when_enabled() -> None:
+    assert not [o for o in render(None) if o["kind"] in ("Role", "RoleBinding", "ClusterRole")]
+    rbac = render(None, "--set", "supervisor.enabled=true")
+    role = next(o for o in rbac if o["kind"] == "Role")
+    rules = {
+        (r["apiGroups"][0], res): set(r["verbs"]) for r in role["rules"] for res in r["resources"]
+    }
+    assert rules == {
+        ("", "pods"): {"get", "list", "watch", "delete"},
+        ("", "pods/eviction"): {"create"},
+        ("apps", "deployments"): {"get", "list", "watch", "patch"},
+        ("apps", "deployments/scale"): {"get", "patch"},
+    }
+    assert any(o["kind"] == "RoleBinding" for o in rbac)
+
+
+def test_servicemonitor_needs_the_crd() -> None:
+    prod = CHART / "ci" / "production-values.yaml"
+    assert not [o for o in render(prod) if o["kind"] == "ServiceMonitor"]
+    with_crd = render(prod, "--api-versions", "monitoring.coreos.com/v1")
+    assert [o for o in with_crd if o["kind"] == "ServiceMonitor"]
+
+
+def test_trial_kafka() -> None:
+    objects = render(CHART / "ci" / "trial-values.yaml")
+    kafka = next(
+        o
+        for o in objects
+        if o["kind"] == "StatefulSet" and o["metadata"]["name"].endswith("-kafka")
+    )
+    assert kafka["spec"]["template"]["spec"]["containers"][0]["image"] == "apache/kafka:3.9.1"
+    cm = next(o for o in objects if o["kind"] == "ConfigMap")
+    assert cm["data"]["SYNOD_BOOTSTRAP"] == kafka["metadata"]["name"] + ":9092"
