@@ -1,0 +1,1 @@
+"""Sans-I/O fault-tolerance cores: circuit breaker, retry backoff, failure detector."""
