@@ -24,10 +24,20 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from synod.errors import DecodeError
 from synod.llm import LLMBackend, LLMError, LLMRequest, PlanOutput
-from synod.plan.task import Action, Destination, Publish, RequestPlan, TaskMachine, forward_to
+from synod.plan.task import (
+    Action,
+    Destination,
+    Publish,
+    RequestPlan,
+    TaskConfig,
+    TaskMachine,
+    forward_to,
+)
 from synod.service.runtime import ServiceContext
 from synod.transport import Received
 from synod.transport.topics import (
@@ -53,10 +63,30 @@ MAX_TASKS_IN_MEMORY = 50_000
 PLAN_ATTEMPTS = 3
 
 
+class PlannerSettings(BaseSettings):
+    """How the planner runs each task (SYNOD_*); the defaults suit real models."""
+
+    model_config = SettingsConfigDict(env_prefix="SYNOD_", extra="ignore")
+
+    step_deadline_s: float = Field(default=120.0, gt=0, description="bound on one step attempt")
+    vote_deadline_s: float = Field(default=60.0, gt=0, description="bound on one ballot")
+    max_step_attempts: int = Field(default=3, ge=1, description="attempts of a step in all")
+
+    def task_config(self) -> TaskConfig:
+        return TaskConfig(
+            max_step_attempts=self.max_step_attempts,
+            step_deadline_s=self.step_deadline_s,
+            vote_deadline_s=self.vote_deadline_s,
+        )
+
+
 class Planner:
-    def __init__(self, ctx: ServiceContext, llm: LLMBackend) -> None:
+    def __init__(
+        self, ctx: ServiceContext, llm: LLMBackend, config: TaskConfig | None = None
+    ) -> None:
         self.ctx = ctx
         self.llm = llm
+        self.config = config or PlannerSettings().task_config()
         self.codec = Codec()
         self.tasks: OrderedDict[str, TaskMachine] = OrderedDict()
         self.published: set[str] = set()  # ids sent by this process (before they fold back)
@@ -64,7 +94,7 @@ class Planner:
     def machine(self, task_id: str) -> TaskMachine:
         machine = self.tasks.get(task_id)
         if machine is None:
-            machine = self.tasks[task_id] = TaskMachine(task_id)
+            machine = self.tasks[task_id] = TaskMachine(task_id, self.config)
             while len(self.tasks) > MAX_TASKS_IN_MEMORY:
                 self.tasks.popitem(last=False)  # the oldest; its log can rebuild it
         self.tasks.move_to_end(task_id)
