@@ -28,8 +28,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from synod.errors import DecodeError
-from synod.llm import LLMBackend, LLMError, LLMRequest, PlanOutput
+from synod.llm import LLMBackend, LLMError, LLMRequest, LLMTimeoutError, PlanOutput
 from synod.plan.task import (
+    RESAMPLE_REASONS,
     Action,
     Destination,
     Publish,
@@ -177,10 +178,18 @@ class Planner:
                 output_model=PlanOutput,
             )
             try:
-                response = await self.llm.complete(request)
+                # A hung call must not hold the task (and its key's lane) forever.
+                response = await asyncio.wait_for(
+                    self.llm.complete(request), self.config.step_deadline_s
+                )
+            except TimeoutError:
+                last_error = LLMTimeoutError(
+                    f"planning: no reply within {self.config.step_deadline_s:g} s"
+                )
+                continue
             except LLMError as exc:
                 last_error = exc
-                if exc.error_class != "transient":
+                if exc.error_class != "transient" and exc.reason not in RESAMPLE_REASONS:
                     break
                 await asyncio.sleep(min(2.0, 0.2 * 2**attempt))
                 continue

@@ -78,6 +78,7 @@ class Worker:
                 step_id=step.step_id,
                 error_class="transient",
                 error=f"deadline of {step.deadline_s}s passed",
+                reason="deadline",
                 duration_s=round(time.monotonic() - started, 4),
             )
         except LLMError as exc:
@@ -85,6 +86,7 @@ class Worker:
                 step_id=step.step_id,
                 error_class=exc.error_class,
                 error=str(exc)[:10_000],
+                reason=exc.reason,
                 usage=getattr(exc, "usage", None) or Usage(),
                 duration_s=round(time.monotonic() - started, 4),
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Callable
 from typing import Literal
@@ -41,6 +42,8 @@ def build_sim(
         timeout_s=settings.timeout_s,
         sleep=sleep,
         crash=crash,
+        # A service's crashes model process deaths: a new process, a new draw.
+        life=os.getpid() if crash is exit_process else 0,
     )
 
 

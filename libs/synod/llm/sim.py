@@ -21,7 +21,12 @@ Faults (at most one per call, drawn with the profile's rates):
   the injected sleep, since no amount of (virtual) time ends a hang.
 - crash: calls the `crash` hook, by default `os._exit(137)` (as if SIGKILLed).
   If the hook returns, `SimulatedCrash` is raised: a BaseException, so agent
-  code that handles errors cannot mistake it for one.
+  code that handles errors cannot mistake it for one. A crash models the
+  process dying (OOM, a lost node), not the request: its draw also takes the
+  backend's `life` (the process's pid when run as a service, 0 in-process), so
+  a restarted process does not die on the same request again, while a run
+  with a fixed `life` stays reproducible. Without that, every crash would be
+  a query of death that kills each process handling the request, forever.
 """
 
 from __future__ import annotations
@@ -78,8 +83,10 @@ class SimBackend:
         timeout_s: float = DEFAULT_TIMEOUT_S,
         sleep: Sleep = asyncio.sleep,
         crash: CrashHook = exit_process,
+        life: int = 0,
     ) -> None:
         self.seed = seed
+        self.life = life
         self.profile = profile
         self.latency = latency if latency is not None else profile.latency
         self.model = model
@@ -106,9 +113,17 @@ class SimBackend:
         fault = self.profile.choose(rng.random())
         return SimDecision(fault, self.latency.draw(rng))
 
+    def _crashes(self, request: LLMRequest) -> bool:
+        key = (self.seed, "crash", request.task_id, request.step_id, request.attempt, self.life)
+        return random.Random(simcontent.stable_seed(*key)).random() < self.profile.rate("crash")
+
     async def complete(self, request: LLMRequest) -> LLMResponse:
         rng = self._fault_rng(request)
         decision = self._decide(rng)
+        if decision.fault == "crash" or self._crashes(request):
+            # The crash draw is separate (see the module doc); the fault draw's
+            # own "crash" share means no fault, so the other rates stay exact.
+            decision = SimDecision("crash" if self._crashes(request) else None, decision.latency_s)
         fault = decision.fault
         model = request.model or self.model
         where = f"sim {request.role} {request.task_id}/{request.step_id}#{request.attempt}"

@@ -37,6 +37,10 @@ from synod.wire import (
 
 Destination = Literal["steps.researcher", "steps.coder", "votes", "results"]
 ANSWER = "answer"  # the candidate id of the team's answer
+# Permanent failures another attempt can still fix: an attempt is a new sample
+# (the attempt number seeds it), so output that stayed invalid after the repair
+# turn may well be valid next time. Bad requests, auth and refusals stay final.
+RESAMPLE_REASONS = frozenset({"invalid_output"})
 
 
 @dataclass(frozen=True)
@@ -203,7 +207,7 @@ class TaskMachine:
             if step_id in self.completed:
                 continue
             last = failures[-1]
-            if last.error_class != "transient":
+            if last.error_class != "transient" and last.reason not in RESAMPLE_REASONS:
                 return step_id, f"step {step_id} failed ({last.error_class}): {last.error}"
             if len(failures) >= self.config.max_step_attempts:
                 return step_id, (f"step {step_id} failed {len(failures)} times; last: {last.error}")

@@ -158,6 +158,9 @@ class StepFailed(Body):
     error: str = Field(default="", max_length=10_000)
     usage: Usage = Field(default_factory=Usage)
     duration_s: float = Field(default=0.0, ge=0)
+    # A stable code (an LLM error reason such as "invalid_output", or "deadline")
+    # for metrics and for deciding whether another attempt can help.
+    reason: str = Field(default="", max_length=100)
 
 
 class VoteRequested(Body):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 
 import pytest
@@ -306,3 +307,25 @@ async def test_crash_calls_the_hook_then_cannot_be_handled_as_an_error() -> None
 async def test_unknown_output_model_ends_in_a_permanent_error() -> None:
     with pytest.raises(LLMPermanentError):
         await backend().complete(request("coder", output_model=PlanOutput))
+
+
+async def test_a_crash_kills_the_process_not_the_request() -> None:
+    """A restarted process (another `life`) mostly survives the request that killed the
+    last one; within one life the draw is reproducible; the crash rate is the profile's."""
+    rate = 0.2
+    profile = FaultProfile("crashy", {"crash": rate}, Latency("fixed", 0.0))
+    requests = [request(task_id=f"t{i}") for i in range(2_000)]
+
+    async def crashed_in(life: int) -> set[str]:
+        died: list[str] = []
+        sim = backend(profile, crash=died.append, life=life)
+        for req in requests:
+            with contextlib.suppress(SimulatedCrash):
+                await sim.complete(req)
+        return {reason.split()[2] for reason in died}
+
+    first, again, next_life = await crashed_in(1), await crashed_in(1), await crashed_in(2)
+    assert first == again
+    assert abs(len(first) / len(requests) - rate) < 0.04
+    # Independent lives: the overlap is about rate**2 of the requests, not all of first.
+    assert len(first & next_life) < 0.5 * len(first)

@@ -122,6 +122,34 @@ def test_a_permanent_failure_ends_the_task_at_once() -> None:
     assert failed.body.error_class == "permanent"
 
 
+def test_output_invalid_after_repair_is_resampled_by_a_new_attempt() -> None:
+    machine = TaskMachine("t1")
+    machine.apply(submitted(plan=STEPS[:1]))
+    feed(machine, machine.next_actions())
+    feed(machine, machine.next_actions())
+    invalid = StepFailed(
+        step_id="r", error_class="permanent", error="still invalid", reason="invalid_output"
+    )
+    machine.apply(env(invalid))
+    [again] = machine.next_actions()
+    assert type(again.body).__name__ == "StepRequested"
+    assert again.attempt == 1
+    feed(machine, [again])
+    machine.apply(env(StepCompleted(step_id="r", output="valid this time")))
+    [vote] = machine.next_actions()
+    assert type(vote.body).__name__ == "VoteRequested"
+
+
+def test_a_refusal_is_not_resampled() -> None:
+    machine = TaskMachine("t1")
+    machine.apply(submitted(plan=STEPS[:1]))
+    feed(machine, machine.next_actions())
+    feed(machine, machine.next_actions())
+    machine.apply(env(StepFailed(step_id="r", error_class="permanent", reason="refusal")))
+    [failed] = machine.next_actions()
+    assert type(failed.body).__name__ == "TaskFailed"
+
+
 def test_a_rejected_answer_fails_the_task_with_the_tally() -> None:
     machine = TaskMachine("t1")
     machine.apply(submitted(plan=STEPS[:1]))
