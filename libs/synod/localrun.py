@@ -108,6 +108,9 @@ class LocalRun:
             SYNOD_TOPIC_PREFIX=self.prefix,
             SYNOD_INSTANCE=instance,
             SYNOD_HEALTH_PORT="0",
+            # Instance ids are stable here, so a respawned child takes its
+            # partitions straight back (see KafkaSettings.static_membership).
+            SYNOD_STATIC_MEMBERSHIP="1",
             SYNOD_GATEWAY_PORT=str(self.gateway_port),
             PYTHONUNBUFFERED="1",
         )

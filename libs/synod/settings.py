@@ -24,3 +24,9 @@ class KafkaSettings(BaseSettings):
     session_timeout_ms: int = Field(default=10_000, ge=1_000)
     heartbeat_interval_ms: int = Field(default=1_000, ge=100)
     max_poll_interval_ms: int = Field(default=300_000, ge=1_000)
+    # Static membership (group.instance.id = the instance id): a restarted instance
+    # with the same id takes its partitions back at once, with no rebalance, and a
+    # zombie with the same id is fenced. Only for stable ids (`synod up`, a
+    # StatefulSet): a static member does not leave on shutdown, so a scaled-down
+    # one holds its partitions until the session timeout.
+    static_membership: bool = False

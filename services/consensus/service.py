@@ -140,6 +140,7 @@ class ConsensusService:
             session_timeout_ms=kafka.session_timeout_ms,
             heartbeat_interval_ms=kafka.heartbeat_interval_ms,
             max_poll_interval_ms=kafka.max_poll_interval_ms,
+            group_instance_id=self.ctx.instance if kafka.static_membership else None,
         )
         self._consumer = consumer
         consumer.subscribe([self.topic], listener=_Listener(self))

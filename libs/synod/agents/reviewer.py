@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
+from dataclasses import replace
 
 from synod.agents.ids import derived_id
+from synod.errors import ErrorClass
 from synod.llm import LLMBackend, LLMError, LLMRequest, ReviewVerdict
+from synod.plan.task import RESAMPLE_REASONS
+from synod.resilience.backoff import RetryPolicy
 from synod.service.runtime import ServiceContext
 from synod.transport import Received
 from synod.transport.topics import VOTES
@@ -36,6 +41,31 @@ class Reviewer:
     def __init__(self, ctx: ServiceContext, llm: LLMBackend) -> None:
         self.ctx = ctx
         self.llm = llm
+        self.rng = random.Random()
+
+    async def judge(self, request: LLMRequest, deadline_s: float) -> ReviewVerdict:
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + deadline_s
+        attempt = 0
+        while True:
+            remaining = ends - loop.time()
+            try:
+                response = await asyncio.wait_for(
+                    self.llm.complete(replace(request, attempt=attempt)),
+                    min(remaining, max(deadline_s / 2, 0.5)),
+                )
+                return response.output(ReviewVerdict)
+            except (LLMError, TimeoutError) as exc:
+                error_class: ErrorClass = (
+                    "transient" if isinstance(exc, TimeoutError) else exc.error_class
+                )
+                if isinstance(exc, LLMError) and exc.reason in RESAMPLE_REASONS:
+                    error_class = "transient"
+                delay = JUDGE_RETRY.next_delay(attempt, error_class, self.rng)
+                if delay is None or loop.time() + delay >= ends - 0.05:
+                    raise
+                await asyncio.sleep(delay)
+                attempt += 1
 
     async def handle(self, msg: Received) -> None:
         request = msg.envelope.body
@@ -58,8 +88,7 @@ class Reviewer:
             timeout_s=request.deadline_s,
         )
         try:
-            response = await asyncio.wait_for(self.llm.complete(llm_request), request.deadline_s)
-            verdict = response.output(ReviewVerdict)
+            verdict = await self.judge(llm_request, request.deadline_s)
             known = {c.candidate_id for c in request.candidates}
             if verdict.kind == "choice" and verdict.choice not in known:
                 vote = Vote(
@@ -108,6 +137,13 @@ class Reviewer:
                 "kind": vote.kind,
             },
         )
+
+
+# Inside one ballot a juror retries what another attempt can fix (a 429, a
+# timeout, output still invalid after the repair turn) until the deadline, so a
+# flaky provider costs a late vote rather than an abstention. Each attempt gets
+# at most half the ballot so that a hung call leaves time for one more.
+JUDGE_RETRY = RetryPolicy(base_s=0.1, cap_s=2.0, max_attempts=4)
 
 
 async def setup_reviewer(ctx: ServiceContext) -> None:

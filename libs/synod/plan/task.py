@@ -9,6 +9,13 @@ action is a duplicate that consumers drop.
 
     submitted -> planned -> steps requested / completed (retried if transient)
               -> answer put to the vote -> decision -> TaskCompleted | TaskFailed
+
+An answer the reviewers reject is not the end while answer rounds are left:
+the steps that produced it run again as a revision (a new attempt, so a new
+sample, told that it was rejected) and round 2 votes on the new answer. A vote
+that found no quorum is put again as is. Each round is its own proposal
+(`<task>/answer`, then `<task>/answer-2`, ...), so the consensus service needs
+no notion of rounds.
 """
 
 from __future__ import annotations
@@ -53,6 +60,17 @@ class Publish:
     causes: tuple[str, ...] = ()
 
 
+def _round_of(proposal_id: str) -> int:
+    """`<task>/answer` is round 1, `<task>/answer-N` round N."""
+    _, _, tail = proposal_id.rpartition(f"/{ANSWER}")
+    return int(tail[1:]) if tail.startswith("-") and tail[1:].isdigit() else 1
+
+
+def _revision_round(prompt_variant: str) -> int | None:
+    head, _, number = prompt_variant.partition("revise-")
+    return int(number) if not head and number.isdigit() else None
+
+
 def forward_to(envelope: Envelope[Any]) -> Destination | None:
     """Where a record of the task's log goes next, once it is in the log.
 
@@ -86,6 +104,7 @@ Action = Publish | RequestPlan
 @dataclass(frozen=True)
 class TaskConfig:
     max_step_attempts: int = 3
+    max_answer_rounds: int = 2
     step_deadline_s: float = 120.0
     vote_deadline_s: float = 60.0
 
@@ -100,8 +119,11 @@ class TaskMachine:
     requested: dict[str, int] = field(default_factory=dict)  # step -> newest attempt
     completed: dict[str, StepCompleted] = field(default_factory=dict)
     failures: dict[str, list[StepFailed]] = field(default_factory=dict)
-    vote: VoteRequested | None = None
-    decision: Decision | None = None
+    failed_attempts: dict[str, set[int]] = field(default_factory=dict)
+    vote: VoteRequested | None = None  # the newest round's
+    decision: Decision | None = None  # on the newest round's proposal
+    revised_in: dict[str, int] = field(default_factory=dict)  # step -> round of its revision
+    revision_floor: dict[str, int] = field(default_factory=dict)  # step -> first valid attempt
     outcome: TaskCompleted | TaskFailed | None = None
     plan_attempts: int = 0
     _seen: set[str] = field(default_factory=set)
@@ -129,12 +151,21 @@ class TaskMachine:
             self.requested[body.step_id] = max(
                 envelope.attempt, self.requested.get(body.step_id, -1)
             )
+            revision = _revision_round(body.prompt_variant)
+            if revision and revision > self.revised_in.get(body.step_id, 1):
+                # The rejected output no longer counts; only the revision's will.
+                self.revised_in[body.step_id] = revision
+                self.revision_floor[body.step_id] = envelope.attempt
+                self.completed.pop(body.step_id, None)
         elif isinstance(body, StepCompleted):
-            self.completed.setdefault(body.step_id, body)
+            if envelope.attempt >= self.revision_floor.get(body.step_id, 0):
+                self.completed.setdefault(body.step_id, body)
         elif isinstance(body, StepFailed):
             self.failures.setdefault(body.step_id, []).append(body)
+            self.failed_attempts.setdefault(body.step_id, set()).add(envelope.attempt)
         elif isinstance(body, VoteRequested):
-            self.vote = self.vote or body
+            if self.vote is None or _round_of(body.proposal_id) > _round_of(self.vote.proposal_id):
+                self.vote, self.decision = body, None
         elif isinstance(body, Decision):
             if self.vote is not None and body.proposal_id == self.vote.proposal_id:
                 self.decision = self.decision or body
@@ -163,10 +194,45 @@ class TaskMachine:
         if len(self.completed) < len(self._dag.ids):
             return self._dispatch()
         if self.vote is None:
-            return [self._request_vote()]
+            return [self._request_vote(1)]
+        voted = _round_of(self.vote.proposal_id)
+        if self._revision_round() > voted:
+            return [self._request_vote(voted + 1)]
         if self.decision is None:
             return []
+        if self.decision.outcome != ANSWER and voted < self.config.max_answer_rounds:
+            if self.decision.outcome == "no_quorum":
+                return [self._request_vote(voted + 1)]  # nobody judged it: ask again
+            return self._revise(voted + 1)
         return [self._conclude()]
+
+    def _revision_round(self) -> int:
+        return max(self.revised_in.values(), default=1)
+
+    def _revise(self, round_: int) -> list[Action]:
+        """Run the steps behind a rejected answer again, as round `round_`'s candidates."""
+        assert self._dag is not None
+        assert self.decision is not None
+        actions: list[Action] = []
+        for step_id in self._answer_steps():
+            step = self._dag.step(step_id)
+            attempt = self.requested.get(step_id, 0) + 1
+            body = StepRequested(
+                step_id=step_id,
+                plan_id=self.plan.plan_id if self.plan else "",
+                role="coder" if step.role == "coder" else "researcher",
+                title=step.title,
+                instructions=(
+                    f"{step.description or step.title}\n\nThe reviewers did not accept the "
+                    f"previous answer (outcome {self.decision.outcome}, tally "
+                    f"{dict(self.decision.tally)}). Revise it."
+                ),
+                inputs={dep: self.completed[dep].output for dep in step.depends_on},
+                deadline_s=self.config.step_deadline_s,
+                prompt_variant=f"revise-{round_}",
+            )
+            actions.append(self._publish(body, f"step/{step_id}/{attempt}", attempt))
+        return actions
 
     def _dispatch(self) -> list[Action]:
         assert self._dag is not None
@@ -197,8 +263,7 @@ class TaskMachine:
         newest = self.requested.get(step_id)
         if newest is None:
             return 0
-        failed_attempts = len(self.failures.get(step_id, []))
-        if failed_attempts > newest:  # the newest attempt failed: retry it
+        if newest in self.failed_attempts.get(step_id, ()):  # the newest failed: retry it
             return newest + 1
         return None
 
@@ -216,21 +281,24 @@ class TaskMachine:
     def _answer(self) -> tuple[str, str]:
         """The team's answer: the last coder steps' outputs (code is the deliverable);
         with no coder step, the outputs of the steps nothing depends on."""
+        last = self._answer_steps()
+        return "\n\n".join(self.completed[s].output for s in last), ",".join(last)
+
+    def _answer_steps(self) -> list[str]:
         dag = self._dag
         assert dag is not None
         coders = [s for s in dag.ids if dag.step(s).role == "coder"]
         if coders:
-            last = [s for s in coders if not any(d in coders for d in dag.dependents(s))]
-        else:
-            last = [s for s in dag.ids if not dag.dependents(s)]
-        return "\n\n".join(self.completed[s].output for s in last), ",".join(last)
+            return [s for s in coders if not any(d in coders for d in dag.dependents(s))]
+        return [s for s in dag.ids if not dag.dependents(s)]
 
-    def _request_vote(self) -> Action:
+    def _request_vote(self, round_: int) -> Action:
         assert self.submitted is not None
         task = self.submitted.body
         content, authors = self._answer()
+        suffix = "" if round_ == 1 else f"-{round_}"
         body = VoteRequested(
-            proposal_id=f"{self.task_id}/{ANSWER}",
+            proposal_id=f"{self.task_id}/{ANSWER}{suffix}",
             ballot=1,
             subject="answer",
             candidates=[Candidate(candidate_id=ANSWER, content=content, author=authors)],
@@ -239,7 +307,7 @@ class TaskMachine:
             partition_mode=task.partition_mode,
             deadline_s=self.config.vote_deadline_s,
         )
-        return self._publish(body, "vote/1")
+        return self._publish(body, f"vote/{round_}")
 
     def _conclude(self) -> Action:
         assert self.decision is not None

@@ -108,6 +108,7 @@ class ServiceContext:
                 session_timeout_ms=self.kafka.session_timeout_ms,
                 heartbeat_interval_ms=self.kafka.heartbeat_interval_ms,
                 max_poll_interval_ms=self.kafka.max_poll_interval_ms,
+                group_instance_id=self.instance if self.kafka.static_membership else None,
                 **config,
             ),
             client_id=self.instance,

@@ -61,6 +61,7 @@ class ConsumerConfig:
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 1_000
     max_poll_interval_ms: int = 300_000
+    group_instance_id: str | None = None  # static membership (KIP-345) when set
     auto_offset_reset: str = "earliest"
     # Outputs of transactional producers (decisions) must not be seen before
     # their transaction commits.
@@ -124,6 +125,7 @@ class KeyOrderedConsumer:
             heartbeat_interval_ms=cfg.heartbeat_interval_ms,
             max_poll_interval_ms=cfg.max_poll_interval_ms,
             isolation_level=cfg.isolation_level,
+            group_instance_id=cfg.group_instance_id,
         )
         self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id)
         self._commit_lock = asyncio.Lock()

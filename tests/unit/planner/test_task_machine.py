@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from synod.plan.task import ANSWER, Publish, RequestPlan, TaskMachine, forward_to
+from synod.plan.task import ANSWER, Publish, RequestPlan, TaskConfig, TaskMachine, forward_to
 from synod.wire import (
     Body,
     Decision,
@@ -150,27 +150,85 @@ def test_a_refusal_is_not_resampled() -> None:
     assert type(failed.body).__name__ == "TaskFailed"
 
 
-def test_a_rejected_answer_fails_the_task_with_the_tally() -> None:
-    machine = TaskMachine("t1")
+def decision(proposal: str, outcome: str, **kw: Any) -> Envelope[Any]:
+    tally = {outcome: 2.0}
+    return env(
+        Decision(
+            decision_id=f"{proposal}/d",
+            proposal_id=proposal,
+            ballot=1,
+            outcome=outcome,
+            tally=tally,
+            quorum=2,
+            **kw,
+        )
+    )
+
+
+def answered_once(config: TaskConfig | None = None) -> TaskMachine:
+    machine = TaskMachine("t1", config or TaskConfig())
     machine.apply(submitted(plan=STEPS[:1]))
     feed(machine, machine.next_actions())
     feed(machine, machine.next_actions())
-    machine.apply(env(StepCompleted(step_id="r", output="x")))
+    machine.apply(env(StepCompleted(step_id="r", output="first try")))
     feed(machine, machine.next_actions())
-    machine.apply(
-        env(
-            Decision(
-                decision_id="d",
-                proposal_id="t1/answer",
-                ballot=1,
-                outcome="rejected",
-                tally={"rejected": 2.0},
-                quorum=2,
-            )
-        )
-    )
+    return machine
+
+
+def test_a_rejected_answer_fails_the_task_with_the_tally_when_no_round_is_left() -> None:
+    machine = answered_once(TaskConfig(max_answer_rounds=1))
+    machine.apply(decision("t1/answer", "rejected"))
     [failed] = machine.next_actions()
     assert "did not accept" in failed.body.reason
+
+
+def test_a_rejected_answer_is_revised_and_put_to_a_second_vote() -> None:
+    machine = answered_once()
+    machine.apply(decision("t1/answer", "rejected"))
+    [revision] = machine.next_actions()
+    assert revision.body.step_id == "r"
+    assert revision.body.prompt_variant == "revise-2"
+    assert revision.attempt == 1
+    assert "did not accept" in revision.body.instructions
+    feed(machine, [revision])
+    # The rejected output no longer counts, and a late copy of it is not taken back.
+    assert machine.next_actions() == []
+    machine.apply(env(StepCompleted(step_id="r", output="first try"), attempt=0))
+    assert machine.next_actions() == []
+    machine.apply(env(StepCompleted(step_id="r", output="revised"), attempt=1))
+    [vote] = machine.next_actions()
+    assert vote.body.proposal_id == "t1/answer-2"
+    assert vote.body.candidates[0].content == "revised"
+    feed(machine, [vote])
+    # A late decision of round 1 changes nothing; round 2's decides.
+    machine.apply(decision("t1/answer", "rejected"))
+    assert machine.next_actions() == []
+    machine.apply(decision("t1/answer-2", ANSWER))
+    [done] = machine.next_actions()
+    assert type(done.body).__name__ == "TaskCompleted"
+    assert done.body.result == "revised"
+
+
+def test_a_failed_revision_is_retried_like_any_attempt() -> None:
+    machine = answered_once()
+    machine.apply(decision("t1/answer", "rejected"))
+    [revision] = machine.next_actions()
+    feed(machine, [revision])
+    machine.apply(env(StepFailed(step_id="r", error_class="transient"), attempt=1))
+    [retry] = machine.next_actions()
+    assert retry.attempt == 2
+
+
+def test_no_quorum_puts_the_same_answer_to_the_vote_again() -> None:
+    machine = answered_once()
+    machine.apply(decision("t1/answer", "no_quorum"))
+    [vote] = machine.next_actions()
+    assert vote.body.proposal_id == "t1/answer-2"
+    assert vote.body.candidates[0].content == "first try"
+    feed(machine, [vote])
+    machine.apply(decision("t1/answer-2", "no_quorum"))
+    [failed] = machine.next_actions()
+    assert type(failed.body).__name__ == "TaskFailed"
 
 
 def test_an_invalid_plan_fails_the_task_naming_the_problem() -> None:
