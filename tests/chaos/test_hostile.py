@@ -1,0 +1,205 @@
+"""200 tasks through the whole team under the `hostile` fault profile.
+
+Every service is a separate process on the real broker; the sim backend fails
+the way the profile says (10% transient, 5% timeouts, 5% malformed output, 5%
+wrong answers, 2% loops, 1% hangs, 0.5% process crashes). What must hold:
+every task reaches a terminal state, each exactly once; every failure is
+accounted for -- a failed step attempt is retried or names itself as the
+reason its task failed, a rejected answer is revised or fails its task with
+the tally, every dead letter carries a reason; crashed processes come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from synod.localkafka import free_port
+from synod.localrun import LocalRun
+from synod.transport.topics import DLQ, RESULTS, TASK_EVENTS, TASKS, topic_name
+from synod.wire import (
+    Codec,
+    DeadLetter,
+    Decision,
+    Envelope,
+    StepFailed,
+    StepRequested,
+    TaskCompleted,
+    TaskFailed,
+    VoteRequested,
+)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+CODEC = Codec()
+TASKS_N = 200
+HOSTILE_ENV = {
+    "SYNOD_LLM_BACKEND": "sim",
+    "SYNOD_LLM_FAULT_PROFILE": "hostile",
+    "SYNOD_LLM_SIM_LATENCY": "lognormal:0.05:1.0",
+    # Short bounds so hangs and lost ballots cost seconds, not minutes.
+    "SYNOD_STEP_DEADLINE_S": "3",
+    "SYNOD_VOTE_DEADLINE_S": "5",
+}
+
+
+@pytest.fixture
+async def hostile_team(kafka: Any, tmp_path: Path) -> AsyncIterator[LocalRun]:
+    saved = {k: os.environ.get(k) for k in HOSTILE_ENV}
+    os.environ.update(HOSTILE_ENV)
+    run = LocalRun(
+        bootstrap=kafka.bootstrap,
+        prefix=f"hostile{uuid.uuid4().hex[:6]}.",
+        run_dir=tmp_path,
+        gateway_port=free_port(),
+        replicas={"consensus": 1, "planner": 1, "researcher": 2, "coder": 2, "reviewer": 3},
+    )
+    stop = asyncio.Event()
+    watcher: asyncio.Task[None] | None = None
+    try:
+        await run.start()
+        await run.wait_ready()
+        watcher = asyncio.create_task(run.watch(stop))  # what `synod up` does: respawn
+        yield run
+    finally:
+        stop.set()
+        if watcher is not None:
+            await watcher
+        run.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+async def _read_until(run: LocalRun, spec: Any, done: Any, timeout_s: float) -> list[Any]:
+    """A topic's records from the start until `done(records)`, or fail after the bound."""
+    consumer = AIOKafkaConsumer(
+        topic_name(spec, run.prefix),
+        bootstrap_servers=run.bootstrap,
+        auto_offset_reset="earliest",
+        group_id=f"check-{uuid.uuid4().hex}",
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not done(records):
+            assert time.monotonic() < deadline, f"timed out with {len(records)} records"
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(batch)
+        # Whatever else is already there (the DLQ has no natural end).
+        for batch in (await consumer.getmany(timeout_ms=1000)).values():
+            records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def _outcomes(records: list[Any]) -> dict[str, set[tuple[str, str]]]:
+    out: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for r in records:
+        env = CODEC.decode(r.value)
+        if isinstance(env.body, TaskCompleted | TaskFailed):
+            out[env.task_id or ""].add((env.message_id, env.type))
+    return out
+
+
+def _by_task(records: list[Any]) -> dict[str, list[Envelope[Any]]]:
+    logs: dict[str, list[Envelope[Any]]] = defaultdict(list)
+    for r in sorted(records, key=lambda r: (r.partition, r.offset)):
+        env = CODEC.decode(r.value)
+        logs[env.task_id or ""].append(env)
+    return logs
+
+
+def _unaccounted(log: list[Envelope[Any]]) -> list[str]:
+    """Failures in one task's log that nothing after them answers."""
+    problems = []
+    outcome = next((e.body for e in log if isinstance(e.body, TaskCompleted | TaskFailed)), None)
+    requested = {(e.body.step_id, e.attempt) for e in log if isinstance(e.body, StepRequested)}
+    votes = {e.body.proposal_id for e in log if isinstance(e.body, VoteRequested)}
+    revisions = {e.body.prompt_variant for e in log if isinstance(e.body, StepRequested)}
+    for env in log:
+        body = env.body
+        if isinstance(body, TaskCompleted | TaskFailed):
+            break  # what fails after the task ended changes nothing (late attempts)
+        if isinstance(body, StepFailed):
+            retried = (body.step_id, env.attempt + 1) in requested
+            blamed = isinstance(outcome, TaskFailed) and outcome.failed_step == body.step_id
+            if not (retried or blamed):
+                problems.append(f"{body.step_id}#{env.attempt} failed ({body.reason}) unanswered")
+        if isinstance(body, Decision) and body.outcome != "answer":
+            round_ = body.proposal_id.rpartition("/answer")[2]
+            next_round = f"{body.proposal_id.rpartition('/answer')[0]}/answer-" + str(
+                int(round_[1:]) + 1 if round_.startswith("-") else 2
+            )
+            revised = next_round in votes or f"revise-{next_round.rpartition('-')[2]}" in revisions
+            failed = isinstance(outcome, TaskFailed) and body.outcome in outcome.reason
+            if not (revised or failed):
+                problems.append(f"{body.proposal_id} ended {body.outcome} unanswered")
+    if isinstance(outcome, TaskFailed) and not outcome.reason:
+        problems.append("failed without a reason")
+    return problems
+
+
+async def test_hostile_profile_every_task_ends_once_and_every_failure_is_accounted_for(
+    hostile_team: LocalRun,
+) -> None:
+    run = hostile_team
+    tasks = [f"h{i}-{uuid.uuid4().hex[:6]}" for i in range(TASKS_N)]
+    producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap)
+    await producer.start()
+    try:
+        for t in tasks:
+            goal = json.dumps({"task_id": t, "goal": f"Write and test function {t}"}).encode()
+            await producer.send_and_wait(topic_name(TASKS, run.prefix), goal, key=t.encode())
+    finally:
+        await producer.stop()
+
+    results = await _read_until(run, RESULTS, lambda rs: set(_outcomes(rs)) >= set(tasks), 600)
+    outcomes = _outcomes(results)
+    # No task lost, none ended twice (a re-emitted outcome carries the same id).
+    assert set(outcomes) >= set(tasks)
+    twice = {t: o for t, o in outcomes.items() if t in tasks and len(o) != 1}
+    assert not twice, f"tasks with more than one outcome: {twice}"
+
+    log = await _read_until(run, TASK_EVENTS, lambda rs: set(_outcomes(rs)) >= set(tasks), 120)
+    logs = _by_task(log)
+    unaccounted = {t: p for t in tasks if (p := _unaccounted(logs[t]))}
+    assert not unaccounted, f"failures nothing answered: {dict(list(unaccounted.items())[:5])}"
+
+    letters = [CODEC.decode(r.value).body for r in await _read_until(run, DLQ, lambda rs: True, 5)]
+    assert all(isinstance(d, DeadLetter) and d.reason for d in letters)
+
+    kinds = Counter(next(iter(outcomes[t]))[1] for t in tasks)
+    failures = Counter(
+        (e.body.reason or e.body.error_class)
+        for t in tasks
+        for e in logs[t]
+        if isinstance(e.body, StepFailed)
+    )
+    restarts = {c.instance: c.restarts for c in run.children if c.restarts}
+    revised = sum(
+        1
+        for t in tasks
+        for e in logs[t]
+        if isinstance(e.body, VoteRequested) and "-" in e.body.proposal_id.rpartition("/answer")[2]
+    )
+    print(
+        f"\nhostile: {dict(kinds)}; step failures by reason {dict(failures)}; "
+        f"second votes {revised}; dead letters {len(letters)}; restarts {restarts}"
+    )
+    # The profile's faults did happen (otherwise this test shows nothing).
+    assert sum(failures.values()) > TASKS_N * 0.1
+    assert kinds["TaskCompleted"] > TASKS_N * 0.8
