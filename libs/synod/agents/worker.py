@@ -118,6 +118,8 @@ def setup_worker(role: WorkerRole) -> Any:
         from synod.llm import select_backend
 
         worker = Worker(ctx, role, select_backend())
-        ctx.consume(f"synod.{role}", [WORK_TOPICS[role]], worker.handle)
+        # Steps are few and costly: commit within milliseconds of each finishing, so
+        # a replica that takes over after a crash does not run finished steps again.
+        ctx.consume(f"synod.{role}", [WORK_TOPICS[role]], worker.handle, commit_interval_s=0.02)
 
     return setup
