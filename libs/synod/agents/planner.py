@@ -40,7 +40,7 @@ from synod.plan.task import (
     forward_to,
 )
 from synod.service.runtime import ServiceContext
-from synod.transport import Received
+from synod.transport import KeyOrderedConsumer, Received
 from synod.transport.topics import (
     RESULTS,
     STEPS_CODER,
@@ -51,6 +51,7 @@ from synod.transport.topics import (
     TopicSpec,
 )
 from synod.wire import Codec, Envelope, PlanStep, StepRequested, TaskSubmitted
+from synod.wire.messages import utc_now
 
 log = logging.getLogger("synod.agents")
 
@@ -91,6 +92,8 @@ class Planner:
         self.codec = Codec()
         self.tasks: OrderedDict[str, TaskMachine] = OrderedDict()
         self.published: set[str] = set()  # ids sent by this process (before they fold back)
+        self.partition_of: dict[str, int] = {}  # task -> its partition of synod.task-events
+        self.consumer: KeyOrderedConsumer | None = None
 
     def machine(self, task_id: str) -> TaskMachine:
         machine = self.tasks.get(task_id)
@@ -113,6 +116,7 @@ class Planner:
                 await self.ctx.publish(TASK_EVENTS, envelope)
             return
         machine = self.machine(envelope.task_id)
+        self.partition_of[envelope.task_id] = msg.record.partition
         machine.apply(envelope)
         # React even to an event folded before (during a rebuild): the actions
         # are a function of the state, and repeats carry the same ids.
@@ -208,6 +212,23 @@ class Planner:
         assert last_error is not None
         return machine.plan_failed(str(last_error), last_error.error_class)
 
+    async def sweep_deadlines(self, interval_s: float = 1.0) -> None:
+        """Fail the tasks whose own deadline passed; only those of partitions held now."""
+        while True:
+            await asyncio.sleep(interval_s)
+            if self.consumer is None:
+                continue
+            owned = {
+                tp.partition for tp in self.consumer.assigned if tp.topic.endswith(TASK_EVENTS.name)
+            }
+            now = utc_now()
+            for task_id, machine in list(self.tasks.items()):
+                if self.partition_of.get(task_id) not in owned:
+                    continue
+                action = machine.overdue(now)
+                if action is not None:
+                    await self.carry_out(machine, action)
+
     # ------------------------------------------------------------ rebuild
 
     async def rebuild(self, partitions: list[TopicPartition]) -> None:
@@ -237,6 +258,7 @@ class Planner:
                             continue  # the consumer dead-letters it when it gets there
                         if envelope.task_id is not None:
                             self.machine(envelope.task_id).apply(envelope)
+                            self.partition_of[envelope.task_id] = tp.partition
                             folded += 1
                     if records and records[-1].offset + 1 >= ends[tp]:
                         remaining.discard(tp)
@@ -252,4 +274,6 @@ async def setup_planner(ctx: ServiceContext) -> None:
     from synod.llm import select_backend
 
     planner = Planner(ctx, select_backend())
-    ctx.consume("synod.planner", [TASKS, TASK_EVENTS], planner.handle).on_assigned = planner.rebuild
+    planner.consumer = ctx.consume("synod.planner", [TASKS, TASK_EVENTS], planner.handle)
+    planner.consumer.on_assigned = planner.rebuild
+    ctx.background.append(planner.sweep_deadlines)

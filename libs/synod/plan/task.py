@@ -21,6 +21,7 @@ no notion of rounds.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from synod.agents.ids import derived_id
@@ -205,6 +206,32 @@ class TaskMachine:
                 return [self._request_vote(voted + 1)]  # nobody judged it: ask again
             return self._revise(voted + 1)
         return [self._conclude()]
+
+    def overdue(self, now: datetime) -> Action | None:
+        """TaskFailed once the task's own deadline has passed, else None.
+
+        The backstop that makes every task end: whatever was lost or stuck
+        (a step no worker will ever answer, a ballot that never closes), the
+        task fails with a reason that says what it was waiting for. Time is an
+        input; the planner sweeps its tasks with the wall clock.
+        """
+        if self.outcome is not None or self.submitted is None:
+            return None
+        budget = self.submitted.body.deadline_s
+        if now < self.submitted.created_at + timedelta(seconds=budget):
+            return None
+        return self._fail(
+            f"the task's deadline of {budget:g} s passed while waiting for {self._waiting_for()}",
+            "budget",
+        )
+
+    def _waiting_for(self) -> str:
+        if self.plan is None:
+            return "a plan"
+        if self._dag is not None and len(self.completed) < len(self._dag.ids):
+            pending = [s for s in self._dag.ids if s not in self.completed]
+            return "steps " + ", ".join(pending)
+        return "the reviewers' decision"
 
     def _revision_round(self) -> int:
         return max(self.revised_in.values(), default=1)

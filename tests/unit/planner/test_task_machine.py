@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from synod.plan.task import ANSWER, Publish, RequestPlan, TaskConfig, TaskMachine, forward_to
@@ -248,3 +249,19 @@ def test_folding_is_idempotent_and_ids_are_derived() -> None:
     b.apply(first)
     # Two planners (or one before and after a crash) derive the same actions.
     assert a.next_actions() == b.next_actions()
+
+
+def test_a_task_past_its_own_deadline_fails_saying_what_it_waited_for() -> None:
+    machine = TaskMachine("t1")
+    task = submitted(plan=STEPS[:1], deadline_s=30)
+    machine.apply(task)
+    feed(machine, machine.next_actions())
+    feed(machine, machine.next_actions())  # r requested; no worker ever answers
+    assert machine.overdue(task.created_at + timedelta(seconds=29)) is None
+    late = machine.overdue(task.created_at + timedelta(seconds=30))
+    assert isinstance(late, Publish)
+    assert late.body.error_class == "budget"
+    assert "waiting for steps r" in late.body.reason
+    feed(machine, [late])
+    assert machine.overdue(task.created_at + timedelta(seconds=99)) is None  # ended once
+    assert machine.next_actions() == []
