@@ -195,12 +195,12 @@ async def _last_heartbeats(bootstrap: str, prefix: str) -> dict[str, dict[str, A
     from aiokafka import AIOKafkaConsumer
     from aiokafka.structs import TopicPartition
 
-    from synod.cli_client import _partition_counts
+    from synod.cli_client import partition_counts
     from synod.transport.topics import HEARTBEATS, topic_name
     from synod.wire import Codec, Heartbeat
 
     topic = topic_name(HEARTBEATS, prefix)
-    count = (await _partition_counts(bootstrap, [topic]))[topic]
+    count = (await partition_counts(bootstrap, [topic]))[topic]
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     codec, latest = Codec(), {}

@@ -152,7 +152,7 @@ class TaskReader:
         await self.stop()
 
     async def start(self) -> None:
-        counts = await _partition_counts(self.bootstrap, [self.task_events, self.results])
+        counts = await partition_counts(self.bootstrap, [self.task_events, self.results])
         key = self.task_id.encode() if self.task_id is not None else None
         self._partitions = [
             TopicPartition(topic, p)
@@ -221,7 +221,7 @@ class TaskReader:
                 await self.poll()
 
 
-async def _partition_counts(bootstrap: str, topics: list[str]) -> dict[str, int]:
+async def partition_counts(bootstrap: str, topics: list[str]) -> dict[str, int]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="synod-cli")
     try:
         await admin.start()
