@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import time
+import urllib.request
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from synod.localkafka import free_port
 from synod.localrun import LocalRun
@@ -115,6 +117,28 @@ def _outcomes(records: list[Any]) -> dict[str, set[tuple[str, str]]]:
     return out
 
 
+def _metric(run: LocalRun, role: str, name: str, **labels: str) -> float:
+    """Sum of a counter over the live instances of a role, from their /metrics."""
+    total = 0.0
+    for child in run.children:
+        if child.role != role:
+            continue
+        lines = [
+            json.loads(line)
+            for line in child.log_path.read_text().splitlines()
+            if '"health endpoints up"' in line
+        ]
+        with urllib.request.urlopen(f"{lines[-1]['url']}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == name and all(
+                    sample.labels.get(k) == v for k, v in labels.items()
+                ):
+                    total += sample.value
+    return total
+
+
 def _by_task(records: list[Any]) -> dict[str, list[Envelope[Any]]]:
     logs: dict[str, list[Envelope[Any]]] = defaultdict(list)
     for r in sorted(records, key=lambda r: (r.partition, r.offset)):
@@ -200,6 +224,10 @@ async def test_hostile_profile_every_task_ends_once_and_every_failure_is_account
         f"\nhostile: {dict(kinds)}; step failures by reason {dict(failures)}; "
         f"second votes {revised}; dead letters {len(letters)}; restarts {restarts}"
     )
+    # The failures and the recoveries show in the services' metrics.
+    assert _metric(run, "coder", "synod_step_attempts_total", outcome="failed") > 0
+    assert _metric(run, "planner", "synod_planner_actions_total", action="step", kind="retry") > 0
+    assert _metric(run, "reviewer", "synod_reviewer_attempts_total", result="retried") > 0
     # The profile's faults did happen (otherwise this test shows nothing).
     assert sum(failures.values()) > TASKS_N * 0.1
     assert kinds["TaskCompleted"] > TASKS_N * 0.8

@@ -27,6 +27,7 @@ from aiokafka.structs import TopicPartition
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from synod.agents.metrics import PLANNER_ACTIONS
 from synod.errors import DecodeError
 from synod.llm import LLMBackend, LLMError, LLMRequest, LLMTimeoutError, PlanOutput
 from synod.plan.task import (
@@ -50,7 +51,16 @@ from synod.transport.topics import (
     VOTES,
     TopicSpec,
 )
-from synod.wire import Codec, Envelope, PlanStep, StepRequested, TaskSubmitted
+from synod.wire import (
+    Codec,
+    Envelope,
+    PlanStep,
+    StepRequested,
+    TaskCompleted,
+    TaskFailed,
+    TaskSubmitted,
+    VoteRequested,
+)
 from synod.wire.messages import utc_now
 
 log = logging.getLogger("synod.agents")
@@ -63,6 +73,22 @@ DESTINATIONS: dict[Destination, TopicSpec] = {
 }
 MAX_TASKS_IN_MEMORY = 50_000
 PLAN_ATTEMPTS = 3
+
+
+def action_kind(envelope: Envelope[Any]) -> tuple[str, str]:
+    """(action, kind) labels of what the planner published, for the metrics."""
+    body = envelope.body
+    if isinstance(body, StepRequested):
+        if body.prompt_variant.startswith("revise-"):
+            return "step", "revision"
+        return "step", "first" if envelope.attempt == 0 else "retry"
+    if isinstance(body, VoteRequested):
+        return "vote", "first" if body.proposal_id.endswith("/answer") else "revote"
+    if isinstance(body, TaskCompleted):
+        return "outcome", "completed"
+    if isinstance(body, TaskFailed):
+        return "outcome", f"failed_{body.error_class}"
+    return envelope.type, ""
 
 
 class PlannerSettings(BaseSettings):
@@ -158,6 +184,7 @@ class Planner:
         )
         await self.ctx.publish(TASK_EVENTS, envelope)
         self.published.add(action.message_id)
+        PLANNER_ACTIONS.labels(*action_kind(envelope)).inc()
         if len(self.published) > 200_000:
             self.published.clear()  # only an optimisation; derived ids keep repeats harmless
         log.info(

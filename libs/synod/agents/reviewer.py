@@ -14,6 +14,7 @@ import random
 from dataclasses import replace
 
 from synod.agents.ids import derived_id
+from synod.agents.metrics import JUROR_ATTEMPTS, VOTES_CAST
 from synod.errors import ErrorClass
 from synod.llm import LLMBackend, LLMError, LLMRequest, ReviewVerdict
 from synod.plan.task import RESAMPLE_REASONS
@@ -54,6 +55,7 @@ class Reviewer:
                     self.llm.complete(replace(request, attempt=attempt)),
                     min(remaining, max(deadline_s / 2, 0.5)),
                 )
+                JUROR_ATTEMPTS.labels("ok").inc()
                 return response.output(ReviewVerdict)
             except (LLMError, TimeoutError) as exc:
                 error_class: ErrorClass = (
@@ -63,7 +65,9 @@ class Reviewer:
                     error_class = "transient"
                 delay = JUDGE_RETRY.next_delay(attempt, error_class, self.rng)
                 if delay is None or loop.time() + delay >= ends - 0.05:
+                    JUROR_ATTEMPTS.labels("gave_up").inc()
                     raise
+                JUROR_ATTEMPTS.labels("retried").inc()
                 await asyncio.sleep(delay)
                 attempt += 1
 
@@ -129,6 +133,7 @@ class Reviewer:
             trace=msg.envelope.trace,
         )
         await self.ctx.publish(VOTES, envelope)
+        VOTES_CAST.labels(vote.kind).inc()
         log.info(
             "voted",
             extra={

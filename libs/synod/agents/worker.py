@@ -15,6 +15,7 @@ import time
 from typing import Any, Literal
 
 from synod.agents.ids import derived_id
+from synod.agents.metrics import STEP_ATTEMPTS, STEP_DURATION
 from synod.errors import SynodError
 from synod.llm import OUTPUT_MODELS, LLMBackend, LLMError, LLMRequest
 from synod.service.runtime import ServiceContext
@@ -102,6 +103,10 @@ class Worker:
             trace=msg.envelope.trace,
         )
         await self.ctx.publish(TASK_EVENTS, outcome)
+        result = "completed" if isinstance(body, StepCompleted) else "failed"
+        reason = "" if isinstance(body, StepCompleted) else (body.reason or body.error_class)
+        STEP_ATTEMPTS.labels(self.role, result, reason).inc()
+        STEP_DURATION.labels(self.role, result).observe(body.duration_s)
         log.info(
             "step done",
             extra={
