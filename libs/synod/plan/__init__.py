@@ -5,6 +5,8 @@
   list schedule.
 - `scheduler`: `Scheduler`, the run of one plan as events in, commands out.
 - `sim`: `simulate`, the scheduler driven in virtual time.
+- `modes`: the team modes `central`, `claim`, `synod` as engines with one
+  vocabulary (import from `synod.plan.modes`; names overlap `scheduler`'s).
 """
 
 from synod.plan.bounds import (
