@@ -26,6 +26,9 @@ Rules, in the order they apply within one `handle_batch` call:
 4. Spare capacity only then goes to hedges: a step whose newest attempt has
    run for at least the `hedge_quantile` (p95) of the durations of finished
    steps, once `hedge_min_samples` steps have finished, is dispatched again.
+   In the plan's tail (every unfinished step is running, so an idle worker
+   has nothing else it could do) `tail_hedge_quantile`, when set, replaces
+   the p95 if it is lower: a hedge there costs tokens but no other step's time.
 
 Time only comes from events and never runs backwards (a late event is taken
 to happen at the latest time seen). A batch is a set of events that happened
@@ -144,6 +147,7 @@ class SchedulerConfig:
     hedge_min_samples: int = 5
     max_hedges: int = 1
     max_attempts: int = 3
+    tail_hedge_quantile: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
@@ -152,6 +156,9 @@ class SchedulerConfig:
             raise ConfigError(f"hedge_quantile must be in (0, 1], got {self.hedge_quantile}")
         if self.hedge_min_samples < 1:
             raise ConfigError(f"hedge_min_samples must be >= 1, got {self.hedge_min_samples}")
+        tail = self.tail_hedge_quantile
+        if tail is not None and not 0.0 < tail <= 1.0:
+            raise ConfigError(f"tail_hedge_quantile must be in (0, 1], got {tail}")
         if self.max_hedges < 0:
             raise ConfigError(f"max_hedges must be >= 0, got {self.max_hedges}")
         if self.max_attempts < 1:
@@ -394,7 +401,7 @@ class Scheduler:
         return found
 
     def _overdue(self) -> list[tuple[str, _Attempt]]:
-        limit = self.hedge_threshold()
+        limit = self._threshold_now()
         if limit is None:
             return []
         return [(s, a) for s, a in self._hedge_candidates() if self.now - a.start >= limit]
@@ -406,9 +413,23 @@ class Scheduler:
         n = len(self._durations)
         if not self.config.hedge or n < self.config.hedge_min_samples:
             return None
+        return self._quantile(self.config.hedge_quantile)
+
+    def _quantile(self, q: float) -> float:
         # Nearest-rank quantile: always one of the measured durations, no interpolation.
-        k = max(1, math.ceil(self.config.hedge_quantile * n))
+        k = max(1, math.ceil(q * len(self._durations)))
         return sorted(self._durations)[k - 1]
+
+    def in_tail(self) -> bool:
+        """Every unfinished step has a live attempt: nothing waits or is ready."""
+        return all(s.status in ("done", "running") for s in self._steps.values())
+
+    def _threshold_now(self) -> float | None:
+        limit = self.hedge_threshold()
+        tail = self.config.tail_hedge_quantile
+        if limit is None or tail is None or not self.in_tail():
+            return limit
+        return min(limit, self._quantile(tail))
 
     def next_deadline(self) -> float | None:
         """The earliest future time a hedge could fire: when to send the next Tick.
@@ -416,7 +437,7 @@ class Scheduler:
         Hedges already overdue but waiting for capacity are not included; they go
         out with the event that frees a slot.
         """
-        limit = self.hedge_threshold()
+        limit = self._threshold_now()
         if limit is None or self._outcome is not None:
             return None
         times = [a.start + limit for _, a in self._hedge_candidates()]

@@ -1,0 +1,142 @@
+"""Per-run team metrics: what a run achieved against what the plan allows.
+
+`RunReport` is the record `synod team run --json` and bench/teams.py print,
+one per run. It is built from plain numbers (`build_report`), so the Kafka
+services and the simulator fill it the same way:
+
+- `speedup`: the one-agent makespan (same mode, same step durations) over
+  this makespan.
+- `amdahl_speedup`: 1/((1-p) + p/n) for the project's p, with every step
+  counting 1, which is how the paper names its projects (p09 is p = 0.9).
+- `graph_bound_s`: max(longest chain, total work / n) in the measured step
+  durations; no schedule on n agents can beat it.
+- `clairvoyant_makespan_s`: critical-path-first list scheduling with those
+  durations known in advance (offline; what a scheduler that knew the future
+  achieves).
+- `straggler_gap_s`: per wave (steps at the same depth of the graph), the
+  slowest step's time minus the wave's mean step time, averaged over waves.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from synod.plan.bounds import amdahl_bound, clairvoyant_makespan, graph_bound, parallel_fraction
+from synod.plan.dag import Plan
+
+
+@dataclass(frozen=True)
+class RunReport:
+    project: str
+    mode: str
+    n: int
+    seed: int
+    makespan_s: float
+    one_agent_makespan_s: float
+    speedup: float
+    parallel_fraction: float
+    amdahl_speedup: float
+    graph_bound_s: float
+    graph_speedup: float
+    clairvoyant_makespan_s: float
+    total_work_s: float
+    messages: int
+    tokens: int
+    concurrent_writes: int
+    lost_writes: int
+    blocked_claims: int
+    concurrent_claims: int
+    hedges: int
+    cancels: int
+    straggler_gap_s: float
+    tests_passed: bool | None = None  # None: the project carries no tests
+    messages_by_kind: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def vs_clairvoyant(self) -> float:
+        """makespan / clairvoyant makespan: 1.0 is as good as knowing every duration."""
+        return self.makespan_s / self.clairvoyant_makespan_s if self.clairvoyant_makespan_s else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def waves(plan: Plan) -> dict[str, int]:
+    """Each step's depth: 0 for a root, else 1 + the deepest dependency."""
+    depth: dict[str, int] = {}
+    for sid in plan.topological_order():
+        depth[sid] = 1 + max((depth[d] for d in plan.depends_on(sid)), default=-1)
+    return depth
+
+
+def straggler_gap(plan: Plan, step_times: Mapping[str, float]) -> float:
+    """Mean over waves of (slowest step time - mean step time) in the wave."""
+    by_wave: dict[int, list[float]] = {}
+    for sid, w in waves(plan).items():
+        by_wave.setdefault(w, []).append(step_times[sid])
+    gaps = [max(ts) - math.fsum(ts) / len(ts) for ts in by_wave.values()]
+    return math.fsum(gaps) / len(gaps)
+
+
+def build_report(
+    plan: Plan,
+    *,
+    mode: str,
+    n: int,
+    seed: int,
+    makespan_s: float,
+    one_agent_makespan_s: float,
+    durations: Mapping[str, float],
+    step_times: Mapping[str, float],
+    messages_by_kind: Mapping[str, int],
+    tokens: int,
+    concurrent_writes: int,
+    lost_writes: int,
+    blocked_claims: int = 0,
+    concurrent_claims: int = 0,
+    hedges: int = 0,
+    cancels: int = 0,
+    tests_passed: bool | None = None,
+    project: str = "",
+) -> RunReport:
+    """A report from a run's measurements; `durations` are the measured step durations."""
+    if makespan_s <= 0 or one_agent_makespan_s <= 0:
+        raise ValueError(
+            f"makespans must be > 0, got {makespan_s} and one agent {one_agent_makespan_s}"
+        )
+    p = parallel_fraction(plan)
+    work = plan.total_work(durations)
+    g = graph_bound(plan, n, durations)
+    return RunReport(
+        project=project or plan.name,
+        mode=mode,
+        n=n,
+        seed=seed,
+        makespan_s=makespan_s,
+        one_agent_makespan_s=one_agent_makespan_s,
+        speedup=one_agent_makespan_s / makespan_s,
+        parallel_fraction=p,
+        amdahl_speedup=amdahl_bound(p, n),
+        graph_bound_s=g,
+        graph_speedup=work / g if g > 0 else 1.0,
+        clairvoyant_makespan_s=clairvoyant_makespan(plan, n, durations),
+        total_work_s=work,
+        messages=sum(messages_by_kind.values()),
+        tokens=tokens,
+        concurrent_writes=concurrent_writes,
+        lost_writes=lost_writes,
+        blocked_claims=blocked_claims,
+        concurrent_claims=concurrent_claims,
+        hedges=hedges,
+        cancels=cancels,
+        straggler_gap_s=straggler_gap(plan, step_times),
+        tests_passed=tests_passed,
+        messages_by_kind=dict(messages_by_kind),
+    )
