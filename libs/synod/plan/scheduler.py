@@ -374,9 +374,11 @@ class Scheduler:
             sid = self._by_rank[heapq.heappop(self._ready)]
             out.append(Dispatch(sid, self._issue(sid)))
             self._dispatched += 1
-        for sid, straggler in self._overdue():
-            if self._live >= self.config.max_concurrency:
+        while self._live < self.config.max_concurrency:
+            due = self._overdue()
+            if not due:
                 break
+            sid, straggler = due[0]
             out.append(Hedge(sid, self._issue(sid), straggler.attempt))
             self._steps[sid].hedges += 1
             self._hedged += 1
@@ -393,10 +395,13 @@ class Scheduler:
         """Running steps that may still be hedged, with their newest attempt, by rank."""
         if not self.config.hedge:
             return []
+        tail = self.config.tail_hedge_quantile is not None and self.in_tail()
         found = []
         for sid, step in self._steps.items():
             if step.live and step.hedges < self.config.max_hedges:
-                found.append((sid, step.live[max(step.live)]))
+                # In the tail copies go out together, so the oldest attempt is the reference.
+                ref = min(step.live) if tail else max(step.live)
+                found.append((sid, step.live[ref]))
         found.sort(key=lambda x: self._rank[x[0]])
         return found
 
