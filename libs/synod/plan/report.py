@@ -13,8 +13,11 @@ services and the simulator fill it the same way:
 - `clairvoyant_makespan_s`: critical-path-first list scheduling with those
   durations known in advance (offline; what a scheduler that knew the future
   achieves).
-- `straggler_gap_s`: per wave (steps at the same depth of the graph), the
-  slowest step's time minus the wave's mean step time, averaged over waves.
+- `straggler_gap_s`: per wave, the slowest step's time minus the wave's mean
+  step time, averaged over waves. A wave is n steps in the order they
+  started (the first n, the next n, ...): the work the team did side by
+  side, so the gap is how long the fastest agents of a wave could wait on
+  its slowest. Step time is the winning attempt's, so hedging shrinks it.
 """
 
 from __future__ import annotations
@@ -68,21 +71,16 @@ class RunReport:
         return json.dumps(self.to_dict(), sort_keys=True)
 
 
-def waves(plan: Plan) -> dict[str, int]:
-    """Each step's depth: 0 for a root, else 1 + the deepest dependency."""
-    depth: dict[str, int] = {}
-    for sid in plan.topological_order():
-        depth[sid] = 1 + max((depth[d] for d in plan.depends_on(sid)), default=-1)
-    return depth
-
-
-def straggler_gap(plan: Plan, step_times: Mapping[str, float]) -> float:
-    """Mean over waves of (slowest step time - mean step time) in the wave."""
-    by_wave: dict[int, list[float]] = {}
-    for sid, w in waves(plan).items():
-        by_wave.setdefault(w, []).append(step_times[sid])
-    gaps = [max(ts) - math.fsum(ts) / len(ts) for ts in by_wave.values()]
-    return math.fsum(gaps) / len(gaps)
+def straggler_gap(n: int, step_times: Mapping[str, float], starts: Mapping[str, float]) -> float:
+    """Mean over waves of (slowest - mean step time); waves are n steps in start order."""
+    if n < 1:
+        raise ValueError(f"need at least one agent, got {n}")
+    order = sorted(step_times, key=lambda s: (starts[s], s))
+    gaps = []
+    for i in range(0, len(order), n):
+        times = [step_times[s] for s in order[i : i + n]]
+        gaps.append(max(times) - math.fsum(times) / len(times))
+    return math.fsum(gaps) / len(gaps) if gaps else 0.0
 
 
 def build_report(
@@ -95,6 +93,7 @@ def build_report(
     one_agent_makespan_s: float,
     durations: Mapping[str, float],
     step_times: Mapping[str, float],
+    step_starts: Mapping[str, float],
     messages_by_kind: Mapping[str, int],
     tokens: int,
     concurrent_writes: int,
@@ -106,7 +105,11 @@ def build_report(
     tests_passed: bool | None = None,
     project: str = "",
 ) -> RunReport:
-    """A report from a run's measurements; `durations` are the measured step durations."""
+    """A report from a run's measurements.
+
+    `durations` are the measured step durations the bounds use; `step_times`
+    and `step_starts` are the winning attempt's time and start per step.
+    """
     if makespan_s <= 0 or one_agent_makespan_s <= 0:
         raise ValueError(
             f"makespans must be > 0, got {makespan_s} and one agent {one_agent_makespan_s}"
@@ -136,7 +139,7 @@ def build_report(
         concurrent_claims=concurrent_claims,
         hedges=hedges,
         cancels=cancels,
-        straggler_gap_s=straggler_gap(plan, step_times),
+        straggler_gap_s=straggler_gap(n, step_times, step_starts),
         tests_passed=tests_passed,
         messages_by_kind=dict(messages_by_kind),
     )

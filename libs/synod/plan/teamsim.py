@@ -514,6 +514,7 @@ def team_report(
         one_agent_makespan_s=base.makespan,
         durations=run.durations,
         step_times={s.step_id: s.finish - s.start for s in run.steps},
+        step_starts={s.step_id: s.start for s in run.steps},
         messages_by_kind=run.messages,
         tokens=run.tokens,
         concurrent_writes=run.concurrent_writes,

@@ -205,3 +205,14 @@ def test_bad_settings_are_rejected() -> None:
         SimConfig(sigma=-1)
     with pytest.raises(ConfigError, match="same mode and seed"):
         team_report(TWO, 2, "central", 0, one_agent=simulate_team(TWO, 1, "claim", 0))
+
+
+def test_the_straggler_gap_is_per_wave_of_n_steps_in_start_order() -> None:
+    from synod.plan.report import straggler_gap
+
+    times = {"a": 1.0, "b": 3.0, "c": 2.0, "d": 2.0}
+    starts = {"a": 0.0, "b": 0.0, "c": 1.0, "d": 3.0}
+    # Waves of two: (a, b) gap 3 - 2 = 1; (c, d) gap 0.
+    assert straggler_gap(2, times, starts) == pytest.approx(0.5)
+    assert straggler_gap(1, times, starts) == 0.0
+    assert straggler_gap(4, times, starts) == pytest.approx(3.0 - 2.0)
