@@ -333,3 +333,55 @@ def test_any_interleaving_completes_each_step_exactly_once(
 
     replay = Scheduler(plan, config)
     assert [replay.handle_batch(batch) for batch, _ in history] == [out for _, out in history]
+
+
+# ---------------------------------------------------------------- the tail rule
+
+
+def tail_run(**kw: Any) -> Scheduler:
+    """s1..s5 take 0.5..2.5 and end together at 2.5; then 'late' and 'late2' start, the last two."""
+    plan = make_plan(*[(f"s{i}", []) for i in range(1, 6)], ("late", []), ("late2", []))
+    s = Scheduler(plan, cfg(max_concurrency=5, hedge=True, hedge_min_samples=5, **kw))
+    assert s.handle(Tick(0)) == tuple(Dispatch(f"s{i}", 1) for i in range(1, 6))
+    out = s.handle_batch([StepFinished(f"s{i}", 1, 0.5 * i) for i in range(1, 6)])
+    assert out == (Dispatch("late", 1), Dispatch("late2", 1))
+    return s
+
+
+def test_without_the_tail_rule_the_p95_holds_in_the_tail() -> None:
+    s = tail_run()
+    assert s.in_tail()
+    assert s.hedge_threshold() == 2.5
+    assert s.next_deadline() == 5.0
+    assert s.handle(Tick(4.9)) == ()
+
+
+def test_in_the_tail_the_lower_quantile_fires_and_copies_go_out_together() -> None:
+    s = tail_run(tail_hedge_quantile=0.25, max_hedges=2)
+    assert s.hedge_threshold() == 2.5  # the p95 itself is unchanged
+    assert s.next_deadline() == 3.5  # started at 2.5, p25 of 0.5..2.5 is 1.0 (nearest rank)
+    assert s.handle(Tick(3.4)) == ()
+    # Three free slots: both copies of 'late' (first by rank) go out together, then one of 'late2'.
+    assert s.handle(Tick(3.5)) == (
+        Hedge("late", 2, straggler=1),
+        Hedge("late", 3, straggler=1),
+        Hedge("late2", 2, straggler=1),
+    )
+    assert s.handle(Tick(9.0)) == ()  # no slot left
+
+
+def test_the_tail_rule_waits_while_a_step_is_still_waiting() -> None:
+    plan = make_plan(*[(f"s{i}", []) for i in range(1, 6)], ("a", []), ("b", ["a"]))
+    config = cfg(max_concurrency=5, hedge=True, hedge_min_samples=4, tail_hedge_quantile=0.25)
+    s = Scheduler(plan, config)
+    assert s.handle(Tick(0)) == (Dispatch("a", 1), *(Dispatch(f"s{i}", 1) for i in range(1, 5)))
+    out = s.handle_batch([StepFinished(f"s{i}", 1, 0.5 * i) for i in range(1, 5)])
+    assert out == (Dispatch("s5", 1), Hedge("a", 2, straggler=1))  # a ran the p95, 2.0
+    assert not s.in_tail()  # b waits for a
+    assert s.next_deadline() == 4.0  # s5 started at 2.0: the p95 rules, not the p25
+    assert s.handle(Tick(3.0)) == ()
+
+
+def test_a_bad_tail_quantile_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="tail_hedge_quantile"):
+        SchedulerConfig(tail_hedge_quantile=0.0)
