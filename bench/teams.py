@@ -1,7 +1,8 @@
 """Benchmark: the paper's nine projects run by simulated teams of 1-5 agents in each mode.
 
 Offline and seeded (`synod.plan.teamsim`): step durations are lognormal
-(sigma 0.5, mean 1.0 per step, as the projects carry no estimates), file
+(sigma 0.5, mean 1.0 per step, or a task's `estimate_s` where a project
+gives one; the paper's carry none), file
 writes go through the real workspace in `strong` consistency, and messages
 are counted per the Kafka protocol of each mode (docs/teams.md). Seed s of a
 cell is the same seed for every mode and team size, so each run's speedup is
@@ -46,7 +47,7 @@ from synod import __version__ as synod_version
 from synod.plan import Plan, load_project, parallel_fraction
 from synod.plan.modes import EngineConfig
 from synod.plan.report import RunReport
-from synod.plan.teamsim import SimConfig, TeamRun, simulate_team, team_report
+from synod.plan.teamsim import SimConfig, TeamRun, load_estimates, simulate_team, team_report
 
 DEFAULT_TASKS = Path(__file__).resolve().parents[2] / "shared" / "paper" / "tasks"
 MODES = ("central", "claim", "synod", "synod-p95")
@@ -89,19 +90,33 @@ def sim_config(mode: str) -> tuple[str, SimConfig]:
 
 
 def run_cell(
-    plan: Plan, project: str, mode: str, n: int, seeds: Sequence[int], ones: dict[int, TeamRun]
+    plan: Plan,
+    project: str,
+    mode: str,
+    n: int,
+    seeds: Sequence[int],
+    ones: dict[int, TeamRun],
+    estimates: dict[str, float] | None,
 ) -> list[RunReport]:
     engine_mode, cfg = sim_config(mode)
     reports = []
     for seed in seeds:
         if seed not in ones:
-            ones[seed] = simulate_team(plan, 1, engine_mode, seed, cfg)  # type: ignore[arg-type]
+            ones[seed] = simulate_team(
+                plan,
+                1,
+                engine_mode,  # type: ignore[arg-type]
+                seed,
+                cfg,
+                estimates=estimates,
+            )
         report, _ = team_report(
             plan,
             n,
             engine_mode,  # type: ignore[arg-type]
             seed,
             cfg,
+            estimates=estimates,
             project=project,
             one_agent=ones[seed],
         )
@@ -295,12 +310,13 @@ def main(argv: list[str] | None = None) -> int:
     cells: list[dict[str, Any]] = []
     for path in files:
         plan = load_project(path)
+        estimates = load_estimates(path)
         project = f"{path.parent.name.removeprefix('amdahl_')}/{path.stem}"
         p = parallel_fraction(plan)
         for mode in modes:
             ones: dict[int, TeamRun] = {}
             for n in NS:
-                reports = run_cell(plan, project, mode, n, seeds, ones)
+                reports = run_cell(plan, project, mode, n, seeds, ones, estimates)
                 cells.append(summarise(project, p, mode, n, reports))
     judge(cells)
     doc: dict[str, Any] = {

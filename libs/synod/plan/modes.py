@@ -497,7 +497,7 @@ class ClaimEngine(_Base):
         was_live = e.step_id in self._steps and e.attempt in self._steps[e.step_id].live
         super()._on_success(e)
         if was_live:
-            self._held[e.agent] = None
+            self._held[self.owner[e.step_id]] = None
 
     def _decide(self, out: list[Action]) -> None:
         still: list[str] = []

@@ -49,12 +49,15 @@ every attempt ran, cancelled ones up to their cancel.
 from __future__ import annotations
 
 import heapq
+import json
 import math
 import random
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from os import PathLike
+from pathlib import Path
+from typing import Any, Literal
 
 from synod.errors import ConfigError
 from synod.plan.dag import Plan
@@ -139,6 +142,32 @@ def step_durations(
     """Every step's first-attempt duration under `seed`: the durations the bounds use."""
     est = estimates or {}
     return {s: draw_duration(seed, s, 1, est.get(s, 1.0), sigma, plan.name) for s in plan.ids}
+
+
+def load_estimates(source: Mapping[str, Any] | str | PathLike[str]) -> dict[str, float] | None:
+    """Per-task `estimate_s` from a project (dict or JSON file); None if no task has one.
+
+    The paper's files carry none; a project that does gets lognormal means from
+    them (tasks without one keep 1.0) and synod mode ranks by them.
+    """
+    if isinstance(source, Mapping):
+        data: Any = source
+    else:
+        data = json.loads(Path(source).read_text(encoding="utf-8"))
+    tasks = data.get("tasks") if isinstance(data, Mapping) else None
+    out: dict[str, float] = {}
+    for task in tasks if isinstance(tasks, list) else []:
+        if not isinstance(task, Mapping) or "estimate_s" not in task:
+            continue
+        value = task["estimate_s"]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(
+                f"task '{task.get('id')}': estimate_s must be a number, got {value!r}"
+            )
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"task '{task.get('id')}': estimate_s must be > 0, got {value}")
+        out[str(task.get("id"))] = float(value)
+    return out or None
 
 
 @dataclass(frozen=True)

@@ -216,3 +216,15 @@ def test_the_straggler_gap_is_per_wave_of_n_steps_in_start_order() -> None:
     assert straggler_gap(2, times, starts) == pytest.approx(0.5)
     assert straggler_gap(1, times, starts) == 0.0
     assert straggler_gap(4, times, starts) == pytest.approx(3.0 - 2.0)
+
+
+def test_estimates_come_from_the_project_when_it_has_them() -> None:
+    from synod.plan.teamsim import load_estimates
+
+    tasks = [{"id": "a", "estimate_s": 4}, {"id": "b"}]
+    assert load_estimates({"tasks": tasks}) == {"a": 4.0}
+    assert load_estimates({"tasks": [{"id": "a"}]}) is None
+    with pytest.raises(ConfigError, match="estimate_s must be > 0"):
+        load_estimates({"tasks": [{"id": "a", "estimate_s": 0}]})
+    with pytest.raises(ConfigError, match="must be a number"):
+        load_estimates({"tasks": [{"id": "a", "estimate_s": "soon"}]})
