@@ -148,6 +148,7 @@ def summarise(project: str, p: float, mode: str, n: int, rs: list[RunReport]) ->
         "tokens": mean([r.tokens for r in rs]),
         "concurrent_writes": mean([r.concurrent_writes for r in rs]),
         "blocked_claims": mean([r.blocked_claims for r in rs]),
+        "waits": mean([r.waits for r in rs]),
         "concurrent_claims": mean([r.concurrent_claims for r in rs]),
         "hedges": mean([r.hedges for r in rs]),
         "straggler_gap_s": mean([r.straggler_gap_s for r in rs]),

@@ -58,6 +58,7 @@ class RunReport:
     straggler_gap_s: float
     tests_passed: bool | None = None  # None: the project carries no tests
     messages_by_kind: dict[str, int] = field(default_factory=dict)
+    waits: int = 0  # central: times an agent was free but its own next step was not ready
 
     @property
     def vs_clairvoyant(self) -> float:
@@ -104,6 +105,7 @@ def build_report(
     cancels: int = 0,
     tests_passed: bool | None = None,
     project: str = "",
+    waits: int = 0,
 ) -> RunReport:
     """A report from a run's measurements.
 
@@ -142,4 +144,5 @@ def build_report(
         straggler_gap_s=straggler_gap(n, step_times, step_starts),
         tests_passed=tests_passed,
         messages_by_kind=dict(messages_by_kind),
+        waits=waits,
     )

@@ -553,5 +553,6 @@ def team_report(
         hedges=run.stats.hedges,
         cancels=run.stats.cancels,
         project=project,
+        waits=run.stats.waits,
     )
     return report, run

@@ -228,3 +228,11 @@ def test_estimates_come_from_the_project_when_it_has_them() -> None:
         load_estimates({"tasks": [{"id": "a", "estimate_s": 0}]})
     with pytest.raises(ConfigError, match="must be a number"):
         load_estimates({"tasks": [{"id": "a", "estimate_s": "soon"}]})
+
+
+@needs_paper
+def test_the_report_counts_central_waits() -> None:
+    plan = load_project(TASKS / "amdahl_svgutils" / "p05.json")
+    report, run = team_report(plan, 4, "central", 0)
+    assert report.waits == run.stats.waits > 0
+    assert team_report(plan, 4, "synod", 0)[0].waits == 0
