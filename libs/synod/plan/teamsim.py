@@ -10,6 +10,8 @@ the seed, so one seed reproduces a run exactly:
   first attempts are the same whatever the mode or the team size (that is
   what makes "speedup against one agent" and the bounds compare like with
   like), and a hedge gets an independent draw.
+- With `failure_rate` > 0 an attempt may fail (transient, seeded per
+  attempt): it writes nothing and the engine retries it.
 - Every file a step writes goes through `synod.workspace.Workspace` when the
   attempt finishes, based on the version its agent read when it started. In
   `strong` consistency the writer takes the file's lease first and gives it
@@ -64,6 +66,7 @@ from synod.plan.dag import Plan
 from synod.plan.modes import (
     MODES,
     Action,
+    AttemptFailed,
     AttemptFinished,
     AttemptStarted,
     Cancel,
@@ -110,9 +113,12 @@ class SimConfig:
     claim_latency_s: float = 0.05  # reading the list to the claim landing on it
     tokens_per_s: float = 1000.0
     lease_ttl_s: float = 60.0
+    failure_rate: float = 0.0  # chance that an attempt fails (transient) instead of writing
     engine: EngineConfig = field(default_factory=EngineConfig)
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.failure_rate < 1.0:
+            raise ConfigError(f"failure_rate must be in [0, 1), got {self.failure_rate}")
         if not (math.isfinite(self.sigma) and self.sigma >= 0):
             raise ConfigError(f"sigma must be finite and >= 0, got {self.sigma}")
         if self.consistency not in ("strong", "eventual"):
@@ -414,10 +420,13 @@ class _Sim:
                 return  # cancelled before it finished
             self.run_time += att.finish - att.start
             heapq.heappush(self.free, self.index[att.agent])
+            self.messages["result"] += 1
+            if self._fails(att):
+                events.append(AttemptFailed(att.step_id, att.attempt, att.agent, self.now))
+                return
             for path, base in att.bases.items():
                 if self._write(path, f"{att.step_id}#{att.attempt}", att.agent, base, att.step_id):
                     self.outputs[att.step_id] += 1
-            self.messages["result"] += 1
             if att.step_id not in self.won:
                 self.won[att.step_id] = StepTime(
                     att.step_id, att.attempt, att.agent, att.start, att.finish
@@ -430,6 +439,12 @@ class _Sim:
             if not first:
                 self.board_races += 1
             events.append(ClaimAttempted(agent, step_id, self.now))
+
+    def _fails(self, att: _Attempt) -> bool:
+        if self.cfg.failure_rate == 0.0:
+            return False
+        key = f"{self.seed}/{self.plan.name}/{att.step_id}/{att.attempt}/fails"
+        return random.Random(key).random() < self.cfg.failure_rate
 
     def _read_the_list(self, engine: ClaimEngine) -> None:
         for agent in self.agents:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synod.plan import Plan
-from synod.plan.modes import CentralEngine
+from synod.plan.modes import CentralEngine, EngineConfig
 from synod.plan.teamsim import SimConfig, simulate_team
 
 
@@ -36,11 +36,16 @@ def projects(draw: st.DrawFn) -> Plan:
     st.sampled_from(["central", "claim", "synod"]),
     st.sampled_from(["strong", "eventual"]),
     st.integers(0, 10_000),
+    st.sampled_from([0.0, 0.3]),
 )
 def test_a_team_runs_each_step_once_after_its_dependencies(
-    plan: Plan, n: int, mode: Any, consistency: Any, seed: int
+    plan: Plan, n: int, mode: Any, consistency: Any, seed: int, failure_rate: float
 ) -> None:
-    run = simulate_team(plan, n, mode, seed, SimConfig(consistency=consistency))
+    # Failed attempts are retried; 12 attempts make a failed run (0.3^12) practically impossible.
+    cfg = SimConfig(
+        consistency=consistency, failure_rate=failure_rate, engine=EngineConfig(max_attempts=12)
+    )
+    run = simulate_team(plan, n, mode, seed, cfg)
     won = {t.step_id: t for t in run.steps}
     assert set(won) == set(plan.ids)
     for sid, t in won.items():
@@ -50,6 +55,8 @@ def test_a_team_runs_each_step_once_after_its_dependencies(
     assert run.outputs_per_step == {s: 1 for s in plan.ids}
     assert run.makespan >= max(t.finish for t in run.steps) - 1e-9
     assert run.stats.blocked_claims == 0 or mode == "claim"
+    if failure_rate == 0.0:
+        assert run.stats.retries == 0
     if mode == "central":
         # Each agent did its own list, in its order.
         lists = CentralEngine(plan, [f"agent-{i}" for i in range(n)]).assignment

@@ -236,3 +236,15 @@ def test_the_report_counts_central_waits() -> None:
     report, run = team_report(plan, 4, "central", 0)
     assert report.waits == run.stats.waits > 0
     assert team_report(plan, 4, "synod", 0)[0].waits == 0
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_failed_attempts_write_nothing_and_are_retried(mode: str) -> None:
+    cfg = SimConfig(failure_rate=0.4, engine=EngineConfig(max_attempts=20))
+    run = simulate_team(FAN, 3, mode, 1, cfg)  # type: ignore[arg-type]
+    assert run.stats.retries > 0
+    assert run.outputs_per_step == {s: 1 for s in FAN.ids}
+    assert run.lost == ()
+    # Every attempt reports: successes + failures, hedge losers cancelled aside.
+    reported = run.messages["result"]
+    assert reported >= len(FAN) + run.stats.retries
