@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from synod import __version__ as synod_version
+from synod.errors import ConfigError
 from synod.plan import Plan, load_project, parallel_fraction
 from synod.plan.modes import EngineConfig
 from synod.plan.report import RunReport
@@ -81,12 +82,12 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def sim_config(mode: str) -> tuple[str, SimConfig]:
+def sim_config(mode: str, base: SimConfig) -> tuple[str, SimConfig]:
     """The engine mode and settings behind a bench mode name."""
     if mode == "synod-p95":
         strict = EngineConfig(max_hedges=1, tail_hedge_quantile=None)
-        return "synod", SimConfig(engine=strict)
-    return mode, SimConfig()
+        return "synod", replace(base, engine=strict)
+    return mode, base
 
 
 def run_cell(
@@ -97,8 +98,9 @@ def run_cell(
     seeds: Sequence[int],
     ones: dict[int, TeamRun],
     estimates: dict[str, float] | None,
+    base: SimConfig,
 ) -> list[RunReport]:
-    engine_mode, cfg = sim_config(mode)
+    engine_mode, cfg = sim_config(mode, base)
     reports = []
     for seed in seeds:
         if seed not in ones:
@@ -294,6 +296,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=20, help="seeded runs per cell (>= 5)")
     parser.add_argument("--seed", type=int, default=0, help="first seed")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated modes")
+    parser.add_argument(
+        "--claim-latency",
+        type=float,
+        default=SimConfig().claim_latency_s,
+        help="seconds from reading the shared list to the claim landing (claim mode)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)
     if args.repeats < 5:
@@ -306,6 +314,10 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         parser.error(f"no project files */p*.json under {args.tasks}")
 
+    try:
+        base = SimConfig(claim_latency_s=args.claim_latency)
+    except ConfigError as e:
+        parser.error(str(e))
     started = time.perf_counter()
     seeds = range(args.seed, args.seed + args.repeats)
     cells: list[dict[str, Any]] = []
@@ -317,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode in modes:
             ones: dict[int, TeamRun] = {}
             for n in NS:
-                reports = run_cell(plan, project, mode, n, seeds, ones, estimates)
+                reports = run_cell(plan, project, mode, n, seeds, ones, estimates, base)
                 cells.append(summarise(project, p, mode, n, reports))
     judge(cells)
     doc: dict[str, Any] = {
@@ -325,8 +337,9 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine_info(),
         "repeats": args.repeats,
         "seeds": [seeds.start, seeds.stop - 1],
-        "sigma": SimConfig().sigma,
-        "consistency": SimConfig().consistency,
+        "sigma": base.sigma,
+        "consistency": base.consistency,
+        "claim_latency_s": base.claim_latency_s,
         "modes": modes,
         "cells": cells,
         "paper_table": paper_table(cells, modes),
