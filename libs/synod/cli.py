@@ -19,6 +19,7 @@ import typer
 from synod import __version__
 from synod.errors import SynodError
 from synod.settings import KafkaSettings
+from synod.transport.security import client_security
 
 app = typer.Typer(
     name="synod",
@@ -201,7 +202,9 @@ async def _last_heartbeats(bootstrap: str, prefix: str) -> dict[str, dict[str, A
 
     topic = topic_name(HEARTBEATS, prefix)
     count = (await partition_counts(bootstrap, [topic]))[topic]
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        **client_security(), bootstrap_servers=bootstrap, enable_auto_commit=False
+    )
     await consumer.start()
     codec, latest = Codec(), {}
     try:

@@ -47,6 +47,7 @@ from rich.table import Table
 from synod.errors import BrokerError, ConfigError, DecodeError, SynodError
 from synod.settings import KafkaSettings
 from synod.taskview import TaskIndex, TaskView
+from synod.transport.security import client_security
 from synod.transport.topics import RESULTS, TASK_EVENTS, TASKS, topic_name
 from synod.wire import (
     Codec,
@@ -160,6 +161,7 @@ class TaskReader:
             for p in ([partition_for(key, count)] if key is not None else range(count))
         ]
         consumer = AIOKafkaConsumer(
+            **client_security(),
             bootstrap_servers=self.bootstrap,
             client_id="synod-cli",
             group_id=None,
@@ -222,7 +224,9 @@ class TaskReader:
 
 
 async def partition_counts(bootstrap: str, topics: list[str]) -> dict[str, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="synod-cli")
+    admin = AIOKafkaAdminClient(
+        **client_security(), bootstrap_servers=bootstrap, client_id="synod-cli"
+    )
     try:
         await admin.start()
     except (KafkaError, OSError) as exc:

@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from synod.errors import SynodError
 from synod.localkafka import free_port
 from synod.localrun import LocalRun
+from synod.transport.security import client_security
 from synod.transport.topics import RESULTS, TASK_EVENTS, TASKS, VOTES, topic_name
 from synod.wire import (
     Codec,
@@ -91,6 +92,7 @@ async def follow(bootstrap: str, prefix: str, task_id: str) -> Any:
     topics = [topic_name(t, prefix) for t in (TASK_EVENTS, VOTES, RESULTS)]
     consumer = AIOKafkaConsumer(
         *topics,
+        **client_security(),
         bootstrap_servers=bootstrap,
         auto_offset_reset="earliest",
         group_id=f"demo-{uuid.uuid4().hex}",
@@ -129,7 +131,7 @@ async def main_async() -> int:
         assert run.bootstrap is not None
         _say(f"ready: {len(run.children)} services on {run.bootstrap} (logs in {run.run_dir})")
         task_id = f"demo-{uuid.uuid4().hex[:8]}"
-        producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap)
+        producer = AIOKafkaProducer(**client_security(), bootstrap_servers=run.bootstrap)
         await producer.start()
         raw = json.dumps({"task_id": task_id, "goal": GOAL}).encode()
         await producer.send_and_wait(topic_name(TASKS, run.prefix), raw, key=task_id.encode())

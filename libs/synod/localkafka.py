@@ -82,10 +82,27 @@ class BrokerInfo:
     cluster_id: str
     run_dir: str
     started_in_s: float
+    # A second listener that requires SASL/SCRAM (start(..., scram=...)), for
+    # testing authentication; the PLAINTEXT one stays for the broker itself.
+    sasl_port: int | None = None
+    scram_mechanism: str | None = None
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str | None:
+        return f"127.0.0.1:{self.sasl_port}" if self.sasl_port else None
+
+
+@dataclass(frozen=True)
+class ScramUser:
+    """A SCRAM credential created when the storage is formatted."""
+
+    username: str
+    password: str
+    mechanism: str = "SCRAM-SHA-512"
 
 
 def free_port() -> int:
@@ -173,7 +190,13 @@ def installed_version(libs: Path) -> str:
 # ---------------------------------------------------------------- config
 
 
-def _server_properties(data_dir: Path, port: int, controller_port: int) -> str:
+def _server_properties(
+    data_dir: Path,
+    port: int,
+    controller_port: int,
+    sasl_port: int | None = None,
+    scram_mechanism: str = "SCRAM-SHA-512",
+) -> str:
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -208,6 +231,13 @@ def _server_properties(data_dir: Path, port: int, controller_port: int) -> str:
         "log.segment.bytes": str(64 * 1024 * 1024),
         "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
     }
+    if sasl_port is not None:
+        props["listeners"] += f",SASL_PLAINTEXT://127.0.0.1:{sasl_port}"
+        props["advertised.listeners"] += f",SASL_PLAINTEXT://127.0.0.1:{sasl_port}"
+        props["listener.security.protocol.map"] += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
+        props["sasl.enabled.mechanisms"] = scram_mechanism
+        jaas = f"listener.name.sasl_plaintext.{scram_mechanism.lower()}.sasl.jaas.config"
+        props[jaas] = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
@@ -342,6 +372,7 @@ def start(
     port: int | None = None,
     home: Path | None = None,
     timeout_s: float = 90.0,
+    scram: ScramUser | None = None,
 ) -> BrokerInfo:
     """Start a broker whose state lives in run_dir, or return the one already running there."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -358,7 +389,7 @@ def start(
     attempts = 1 if port else 3
     for attempt in range(1, attempts + 1):
         try:
-            return _start_once(run_dir, libs, version, port or free_port(), timeout_s)
+            return _start_once(run_dir, libs, version, port or free_port(), timeout_s, scram)
         except BrokerError as exc:
             if attempt == attempts or "exited during start-up" not in str(exc):
                 raise
@@ -366,13 +397,28 @@ def start(
     raise AssertionError("unreachable")
 
 
-def _start_once(run_dir: Path, libs: Path, version: str, port: int, timeout_s: float) -> BrokerInfo:
+def _start_once(
+    run_dir: Path,
+    libs: Path,
+    version: str,
+    port: int,
+    timeout_s: float,
+    scram: ScramUser | None = None,
+) -> BrokerInfo:
     data_dir = run_dir / "data"
+    taken = {port}
     controller_port = free_port()
-    while controller_port == port:
+    while controller_port in taken:
         controller_port = free_port()
+    taken.add(controller_port)
+    sasl_port = None
+    if scram is not None:
+        sasl_port = free_port()
+        while sasl_port in taken:
+            sasl_port = free_port()
     props = run_dir / "server.properties"
-    props.write_text(_server_properties(data_dir, port, controller_port))
+    mechanism = scram.mechanism if scram else "SCRAM-SHA-512"
+    props.write_text(_server_properties(data_dir, port, controller_port, sasl_port, mechanism))
 
     # The data dir records its cluster id; keep it so a restart keeps the data.
     meta = data_dir / "meta.properties"
@@ -390,6 +436,13 @@ def _start_once(run_dir: Path, libs: Path, version: str, port: int, timeout_s: f
             # `=`: a random id may start with "-" and would be read as an option.
             f"--cluster-id={cluster_id}",
             f"--config={props}",
+            # SCRAM credentials of a KRaft cluster are records in its metadata
+            # log: the format step writes them before the broker first starts.
+            *(
+                [f"--add-scram={scram.mechanism}=[name={scram.username},password={scram.password}]"]
+                if scram
+                else []
+            ),
         )
         proc = subprocess.run(fmt, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
@@ -414,6 +467,8 @@ def _start_once(run_dir: Path, libs: Path, version: str, port: int, timeout_s: f
         cluster_id=cluster_id,
         run_dir=str(run_dir),
         started_in_s=0.0,
+        sasl_port=sasl_port,
+        scram_mechanism=scram.mechanism if scram else None,
     )
     try:
         wait_ready(info.bootstrap, timeout_s=timeout_s, pid=child.pid)

@@ -26,6 +26,7 @@ from typing import Any
 from synod import localkafka
 from synod.errors import ConfigError
 from synod.transport.admin import ensure_topics
+from synod.transport.security import client_security
 from synod.transport.topics import HEARTBEATS, topic_name
 
 # The order children start in; each role's default replica count.
@@ -171,6 +172,7 @@ class LocalRun:
         codec = Codec()
         consumer = AIOKafkaConsumer(
             topic_name(HEARTBEATS, self.prefix),
+            **client_security(),
             bootstrap_servers=self.bootstrap,
             auto_offset_reset="latest",
         )

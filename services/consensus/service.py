@@ -39,6 +39,7 @@ from synod.consensus import wiremap
 from synod.errors import DecodeError
 from synod.service.runtime import ServiceContext
 from synod.transport import DeadLetterPublisher, RawRecord
+from synod.transport.security import client_security
 from synod.transport.topics import DLQ, VOTES
 from synod.wire import Codec, Envelope
 
@@ -131,6 +132,7 @@ class ConsensusService:
     async def run(self) -> None:
         kafka = self.ctx.kafka
         consumer = AIOKafkaConsumer(
+            **client_security(),
             bootstrap_servers=kafka.bootstrap,
             group_id=self.group,
             client_id=self.ctx.instance,

@@ -21,6 +21,7 @@ from prometheus_client import Counter, Gauge
 
 from synod.errors import DecodeError
 from synod.taskview import TaskIndex, TaskView
+from synod.transport.security import client_security
 from synod.wire import Codec, Envelope
 
 log = logging.getLogger("synod.gateway")
@@ -107,6 +108,7 @@ class ViewConsumer:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._consumer = AIOKafkaConsumer(
+            **client_security(),
             bootstrap_servers=bootstrap,
             client_id=client_id,
             group_id=None,

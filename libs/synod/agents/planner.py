@@ -42,6 +42,7 @@ from synod.plan.task import (
 )
 from synod.service.runtime import ServiceContext
 from synod.transport import KeyOrderedConsumer, Received
+from synod.transport.security import client_security
 from synod.transport.topics import (
     RESULTS,
     STEPS_CODER,
@@ -264,6 +265,7 @@ class Planner:
         if not own:
             return
         reader = AIOKafkaConsumer(
+            **client_security(),
             bootstrap_servers=self.ctx.kafka.bootstrap,
             enable_auto_commit=False,
             isolation_level="read_committed",

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from synod.errors import BrokerError
+from synod.transport.security import client_security, security_hint
 from synod.transport.topics import CATALOGUE, TopicSpec, topic_name
 
 # Kafka error codes in a CreateTopics response.
@@ -35,11 +36,13 @@ async def ensure_topics(
     (small local installs); existing topics are never changed. Production
     clusters want `replication_factor=3`.
     """
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15_000)
+    admin = AIOKafkaAdminClient(
+        **client_security(), bootstrap_servers=bootstrap, request_timeout_ms=15_000
+    )
     try:
         await admin.start()
     except Exception as exc:
-        raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+        raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}{security_hint()}") from exc
     try:
         existing = set(await admin.list_topics())
         wanted = {topic_name(s, prefix): s for s in specs}

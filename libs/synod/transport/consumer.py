@@ -39,6 +39,7 @@ from synod.transport.dispatcher import (
     RawRecord,
 )
 from synod.transport.offsets import PartitionOffsets, decode_finished
+from synod.transport.security import client_security
 from synod.wire import Codec
 
 log = logging.getLogger("synod.transport")
@@ -116,6 +117,7 @@ class KeyOrderedConsumer:
         )
         self.commit_stats = CommitStats()
         self._consumer = AIOKafkaConsumer(
+            **client_security(),
             bootstrap_servers=bootstrap,
             group_id=group_id,
             client_id=client_id,
@@ -127,7 +129,9 @@ class KeyOrderedConsumer:
             isolation_level=cfg.isolation_level,
             group_instance_id=cfg.group_instance_id,
         )
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id=client_id)
+        self._admin = AIOKafkaAdminClient(
+            **client_security(), bootstrap_servers=bootstrap, client_id=client_id
+        )
         self._commit_lock = asyncio.Lock()
         self._stopping = asyncio.Event()
         self._fetch_task: asyncio.Task[None] | None = None

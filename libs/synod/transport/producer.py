@@ -16,6 +16,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from synod.transport.security import client_security
 from synod.wire import Codec, ContentType, Envelope
 from synod.wire.codec import CONTENT_TYPE_HEADER
 
@@ -47,6 +48,7 @@ class Publisher:
     ) -> None:
         self.codec = codec or Codec()
         self._producer = AIOKafkaProducer(
+            **client_security(),
             bootstrap_servers=bootstrap,
             client_id=client_id,
             acks="all",
