@@ -188,4 +188,5 @@ class CircuitBreaker:
         self._failures += not ok
         n = len(self._calls)
         if n >= self.config.min_calls and self._failures / n >= self.config.failure_rate_threshold:
-            self._move("open", now, f"failure rate {self._failures}/{n} in {self.config.window_s:g}s")
+            why = f"failure rate {self._failures}/{n} in {self.config.window_s:g}s"
+            self._move("open", now, why)
