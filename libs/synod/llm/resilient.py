@@ -281,7 +281,8 @@ class ResilientBackend:
             async with asyncio.timeout_at(deadline) as scope:
                 response = await backend.complete(sent)
         except TimeoutError:
-            if not scope.expired():
+            if not scope.expired():  # a bare TimeoutError from inside the backend
+                self._release(route, permit)
                 raise
             self._record(route, permit, ok=False, error_class="transient")
             raise LLMTimeoutError(
