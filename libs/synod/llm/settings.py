@@ -37,7 +37,7 @@ class LLMSettings(BaseSettings):
     )
     # The circuit breaker of each (provider, model); see synod.resilience.breaker.
     breaker_window_s: float = Field(default=60.0, gt=0)
-    breaker_min_calls: int = Field(default=10, ge=1)
+    breaker_min_calls: int = Field(default=20, ge=1)
     breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
     breaker_open_for_s: float = Field(default=30.0, ge=0)
     breaker_half_open_probes: int = Field(default=1, ge=1)

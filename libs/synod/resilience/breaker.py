@@ -29,7 +29,9 @@ STATES: tuple[State, ...] = ("closed", "open", "half_open")
 @dataclass(frozen=True, slots=True)
 class BreakerConfig:
     window_s: float = 60.0
-    min_calls: int = 10
+    # 20, not 10: at a healthy provider's usual 10-15% transient errors, 5 of the
+    # first 10 calls failing has probability ~1.3% (binomial, p=0.16); 10 of 20, 0.04%.
+    min_calls: int = 20
     failure_rate_threshold: float = 0.5
     open_for_s: float = 30.0
     half_open_probes: int = 1
