@@ -44,6 +44,7 @@ async def test_outage_opens_the_breaker_fallback_serves_breaker_closes_no_step_l
     loop = asyncio.get_running_loop()
     outage = {"start": float("inf"), "end": float("inf")}
     seen: Counter[tuple[str, str, str]] = Counter()  # (model, "529" or "200", phase)
+    primary_529_at: list[float] = []
 
     def phase(at: float) -> str:
         if at < outage["start"]:
@@ -55,6 +56,7 @@ async def test_outage_opens_the_breaker_fallback_serves_breaker_closes_no_step_l
         now = loop.time()
         if model == PRIMARY and phase(now) == "during":
             seen[(model, "529", phase(now))] += 1
+            primary_529_at.append(now)
             return fake_api.error_reply(529, "overloaded_error", "Overloaded")
         seen[(model, "200", phase(now))] += 1
         return fake_api.message_reply(NOTES, model=model)
@@ -146,6 +148,19 @@ async def test_outage_opens_the_breaker_fallback_serves_breaker_closes_no_step_l
     # Fail fast: far fewer requests reached the dead primary than steps arrived.
     during = sum(n for (p, _), n in served.items() if p == "during")
     assert seen[(PRIMARY, "529", "during")] < during / 2
+    # Once open, the primary only got its probes (one per half-open period), plus
+    # at most the calls already in flight when it opened (the provider bulkhead).
+    opened_at = next(t.at for t in primary.transitions if t.to_state == "open") - clock_offset
+    periods = sum(
+        1
+        for t in primary.transitions
+        if t.to_state == "half_open" and t.at - clock_offset < outage["end"]
+    )
+    after_open = sum(1 for at in primary_529_at if at > opened_at)
+    limit = (
+        periods * llm.breaker_config.half_open_probes + settings.provider_concurrency["anthropic"]
+    )
+    assert after_open <= limit
 
 
 def served_after(served: Counter[tuple[str, str]]) -> int:
