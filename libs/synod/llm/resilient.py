@@ -289,7 +289,8 @@ class ResilientBackend:
                 f"{route.key}: deadline of {request.timeout_s:g}s passed", model=route.model
             ) from None
         except LLMError as exc:
-            self._record(route, permit, ok=False, error_class=exc.error_class)
+            hint = exc.retry_after_s if isinstance(exc, LLMTransientError) else None
+            self._record(route, permit, ok=False, error_class=exc.error_class, retry_after_s=hint)
             raise
         except asyncio.CancelledError:
             if deadline is not None and loop.time() >= deadline - DEADLINE_SLACK_S:
@@ -304,10 +305,17 @@ class ResilientBackend:
         return response
 
     def _record(
-        self, route: Route, permit: Permit, *, ok: bool, error_class: ErrorClass = "transient"
+        self,
+        route: Route,
+        permit: Permit,
+        *,
+        ok: bool,
+        error_class: ErrorClass = "transient",
+        retry_after_s: float | None = None,
     ) -> None:
         breaker = self.board.breaker(route.key, self.breaker_config)
-        breaker.record(permit, self._clock(), ok=ok, error_class=error_class)
+        now = self._clock()
+        breaker.record(permit, now, ok=ok, error_class=error_class, retry_after_s=retry_after_s)
         self.board.settle(route.key)
 
     def _release(self, route: Route, permit: Permit) -> None:

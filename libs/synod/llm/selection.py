@@ -135,6 +135,7 @@ def build_resilient(
             open_for_s=settings.breaker_open_for_s,
             half_open_probes=settings.breaker_half_open_probes,
             success_to_close=settings.breaker_success_to_close,
+            retry_after_hold_s=settings.breaker_retry_after_hold_s or None,
         )
     except ValueError as exc:
         raise ConfigError(f"invalid SYNOD_LLM_BREAKER_* settings: {exc}") from None

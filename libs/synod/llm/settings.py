@@ -42,6 +42,8 @@ class LLMSettings(BaseSettings):
     breaker_open_for_s: float = Field(default=30.0, ge=0)
     breaker_half_open_probes: int = Field(default=1, ge=1)
     breaker_success_to_close: int = Field(default=1, ge=1)
+    # A 429/529 asking to wait at least this long opens the breaker until then; 0: never.
+    breaker_retry_after_hold_s: float = Field(default=30.0, ge=0)
     # Bulkheads: calls in flight at once per provider, and per agent role, in
     # this process ("anthropic=16" or {"anthropic": 16}); a name not given is unbounded.
     provider_concurrency: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)

@@ -36,6 +36,10 @@ class BreakerConfig:
     open_for_s: float = 30.0
     half_open_probes: int = 1
     success_to_close: int = 1
+    # A transient failure that asks the caller to wait at least this long (a 429
+    # or 529 with retry-after) opens the breaker until then: the provider said
+    # when to come back, so calls before that are wasted. None ignores the hint.
+    retry_after_hold_s: float | None = 30.0
 
     def __post_init__(self) -> None:
         if not self.window_s > 0:
@@ -52,6 +56,8 @@ class BreakerConfig:
             raise ValueError(f"half_open_probes must be >= 1, not {self.half_open_probes}")
         if self.success_to_close < 1:
             raise ValueError(f"success_to_close must be >= 1, not {self.success_to_close}")
+        if self.retry_after_hold_s is not None and not self.retry_after_hold_s > 0:
+            raise ValueError(f"retry_after_hold_s must be > 0, not {self.retry_after_hold_s}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +96,7 @@ class CircuitBreaker:
     # (time, ok) of the counted outcomes of calls admitted in the current closed period.
     _calls: deque[tuple[float, bool]] = field(default_factory=deque)
     _failures: int = 0
-    _opened_at: float = 0.0
+    _open_until: float = 0.0
     _probes_in_flight: int = 0
     _probe_ok: int = 0
 
@@ -100,7 +106,7 @@ class CircuitBreaker:
         self._now = max(self._now, now)
         return self._now
 
-    def _move(self, to: State, at: float, reason: str) -> None:
+    def _move(self, to: State, at: float, reason: str, open_for_s: float | None = None) -> None:
         self.transitions.append(Transition(self._state, to, at, reason))
         self._state = to
         self._epoch += 1
@@ -113,12 +119,12 @@ class CircuitBreaker:
         self._probes_in_flight = 0
         self._probe_ok = 0
         if to == "open":
-            self._opened_at = at
+            self._open_until = at + (self.config.open_for_s if open_for_s is None else open_for_s)
 
     def _advance(self, now: float) -> None:
-        due = self._opened_at + self.config.open_for_s
+        due = self._open_until
         if self._state == "open" and now >= due:
-            self._move("half_open", due, "open_for_s elapsed")
+            self._move("half_open", due, "cool-down over")
         if self._state == "closed":
             horizon = now - self.config.window_s
             while self._calls and self._calls[0][0] <= horizon:
@@ -148,25 +154,41 @@ class CircuitBreaker:
         if st == "closed":
             return Decision(True, st, 0.0, Permit(self._epoch, probe=False))
         if st == "open":
-            return Decision(False, st, self._opened_at + self.config.open_for_s - now)
+            return Decision(False, st, self._open_until - now)
         if self._probes_in_flight < self.config.half_open_probes:
             self._probes_in_flight += 1
             return Decision(True, st, 0.0, Permit(self._epoch, probe=True))
         return Decision(False, st, 0.0)
 
     def record(
-        self, permit: Permit, now: float, *, ok: bool, error_class: ErrorClass = "transient"
+        self,
+        permit: Permit,
+        now: float,
+        *,
+        ok: bool,
+        error_class: ErrorClass = "transient",
+        retry_after_s: float | None = None,
     ) -> Transition | None:
-        """The call admitted with `permit` ended; returns the transition it caused, if any."""
+        """The call admitted with `permit` ended; returns the transition it caused, if any.
+
+        `retry_after_s` is the provider's own hint on a failure (see
+        `BreakerConfig.retry_after_hold_s`).
+        """
         now = self._clock(now)
         self._advance(now)
         before = len(self.transitions)
         if permit.epoch == self._epoch:
             counts = ok or error_class == "transient"
+            hold = self.config.retry_after_hold_s
+            told = not ok and counts and hold is not None and (retry_after_s or 0) >= hold
             if self._state == "half_open" and permit.probe:
                 self._probes_in_flight -= 1
-                if counts:
+                if told:
+                    self._hold(now, retry_after_s or 0)
+                elif counts:
                     self._probe(now, ok)
+            elif self._state == "closed" and told:
+                self._hold(now, retry_after_s or 0)
             elif self._state == "closed" and counts:
                 self._count(now, ok)
         return self.transitions[-1] if len(self.transitions) > before else None
@@ -176,6 +198,10 @@ class CircuitBreaker:
         self._advance(self._clock(now))
         if permit.probe and permit.epoch == self._epoch and self._state == "half_open":
             self._probes_in_flight -= 1
+
+    def _hold(self, now: float, retry_after_s: float) -> None:
+        hold = max(self.config.open_for_s, retry_after_s)
+        self._move("open", now, f"provider asked to retry after {retry_after_s:g}s", hold)
 
     def _probe(self, now: float, ok: bool) -> None:
         if not ok:

@@ -311,3 +311,26 @@ async def test_provider_bulkhead_bounds_calls_in_flight() -> None:
     await asyncio.gather(*(llm.complete(req(i)) for i in range(8)))
     assert len(inner.calls) == 8
     assert inner.peak == 2
+
+
+async def test_a_long_retry_after_opens_the_breaker_at_once() -> None:
+    class Limited(Scripted):
+        async def complete(self, request: LLMRequest) -> LLMResponse:
+            model = request.model or self.model
+            if model == "big":
+                self.calls.append(model)
+                raise LLMTransientError(
+                    "429", reason="rate_limited", model=model, status=429, retry_after_s=300
+                )
+            return await super().complete(request)
+
+    inner, clock = Limited(), Clock()
+    llm = wrap(inner, clock)
+    assert (await llm.complete(req(1))).model == "small"
+    assert llm.states()["anthropic/big"] == "open"
+    assert (await llm.complete(req(2))).model == "small"
+    assert inner.calls == ["big", "small", "small"]
+    clock.now += 299
+    assert llm.states()["anthropic/big"] == "open"
+    clock.now += 1
+    assert llm.states()["anthropic/big"] == "half_open"

@@ -202,8 +202,50 @@ def test_time_going_backwards_is_taken_as_now() -> None:
         {"open_for_s": -1},
         {"half_open_probes": 0},
         {"success_to_close": 0},
+        {"retry_after_hold_s": 0},
     ],
 )
 def test_bad_config_is_refused_with_the_name(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         BreakerConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_a_long_retry_after_opens_it_until_then() -> None:
+    b = CircuitBreaker(C)  # retry_after_hold_s defaults to 30
+    d = b.allow(0.0)
+    assert d.permit is not None
+    b.record(d.permit, 0.0, ok=False, retry_after_s=120)
+    assert b.state(0.0) == "open"
+    assert b.transitions[-1].reason == "provider asked to retry after 120s"
+    assert b.allow(10.0).retry_after_s == 110
+    assert b.state(119.9) == "open"
+    assert b.state(120.0) == "half_open"
+
+
+def test_a_short_retry_after_is_just_a_failure() -> None:
+    b = CircuitBreaker(C)
+    d = b.allow(0.0)
+    assert d.permit is not None
+    b.record(d.permit, 0.0, ok=False, retry_after_s=2)
+    assert b.state(0.0) == "closed"
+    assert b.window(0.0) == (1, 1)
+
+
+def test_a_probe_told_to_wait_reopens_for_that_long() -> None:
+    b = opened()
+    b.record(probe(b, 5.0), 5.0, ok=False, retry_after_s=60)
+    assert b.state(5.0) == "open"
+    assert b.allow(5.0).retry_after_s == 60
+
+
+def test_retry_after_ignored_when_so_configured_or_not_transient() -> None:
+    b = CircuitBreaker(BreakerConfig(min_calls=4, retry_after_hold_s=None))
+    call_with = b.allow(0.0).permit
+    assert call_with is not None
+    b.record(call_with, 0.0, ok=False, retry_after_s=600)
+    assert b.state(0.0) == "closed"
+    b = CircuitBreaker(C)
+    permit = b.allow(0.0).permit
+    assert permit is not None
+    b.record(permit, 0.0, ok=False, error_class="budget", retry_after_s=600)
+    assert b.state(0.0) == "closed"

@@ -23,7 +23,7 @@ class Model:
     state: str = "closed"
     period: int = 0  # bumped on every state change
     outcomes: list[tuple[float, bool]] = field(default_factory=list)  # this closed period
-    opened_at: float = 0.0
+    open_until: float = 0.0
     probes: set[int] = field(default_factory=set)  # permit ids of probes in flight
     probe_ok: int = 0
     permits: dict[int, tuple[int, bool]] = field(default_factory=dict)  # id -> (period, probe)
@@ -33,7 +33,7 @@ class Model:
         self.outcomes, self.probes, self.probe_ok = [], set(), 0
 
     def tick(self, now: float) -> None:
-        if self.state == "open" and now >= self.opened_at + self.cfg.open_for_s:
+        if self.state == "open" and now >= self.open_until:
             self._to("half_open")
 
     def allow(self, pid: int, now: float) -> tuple[bool, str]:
@@ -47,21 +47,32 @@ class Model:
             return True, "half_open"
         return False, self.state
 
+    def _open(self, now: float, for_s: float) -> None:
+        self._to("open")
+        self.open_until = now + for_s
+
     def end(self, pid: int, now: float, verdict: str | None) -> None:
-        """verdict: 'ok', 'transient', 'permanent', or None for a release."""
+        """verdict: 'ok', 'transient', 'hint' (transient, retry-after 1 s), 'hold'
+        (transient, retry-after HOLD_S), 'permanent', 'budget', or None for a release."""
         self.tick(now)
         period, _ = self.permits.pop(pid)
         if period != self.period:
             return
+        told = verdict == "hold" and self.cfg.retry_after_hold_s is not None
+        if verdict in ("hint", "hold"):
+            verdict = "transient"
         if self.state == "half_open" and pid in self.probes:
             self.probes.discard(pid)
-            if verdict == "transient":
-                self._to("open")
-                self.opened_at = now
+            if told:
+                self._open(now, max(self.cfg.open_for_s, HOLD_S))
+            elif verdict == "transient":
+                self._open(now, self.cfg.open_for_s)
             elif verdict == "ok":
                 self.probe_ok += 1
                 if self.probe_ok >= self.cfg.success_to_close:
                     self._to("closed")
+        elif self.state == "closed" and told:
+            self._open(now, max(self.cfg.open_for_s, HOLD_S))
         elif self.state == "closed" and verdict in ("ok", "transient"):
             self.outcomes.append((now, verdict == "ok"))
             recent = [ok for t, ok in self.outcomes if t > now - self.cfg.window_s]
@@ -69,8 +80,7 @@ class Model:
             if len(recent) >= self.cfg.min_calls and fails / len(recent) >= (
                 self.cfg.failure_rate_threshold
             ):
-                self._to("open")
-                self.opened_at = now
+                self._open(now, self.cfg.open_for_s)
 
 
 configs = st.builds(
@@ -81,9 +91,14 @@ configs = st.builds(
     open_for_s=st.sampled_from([0.0, 1.0]),
     half_open_probes=st.integers(1, 3),
     success_to_close=st.integers(1, 3),
+    retry_after_hold_s=st.sampled_from([None, 5.0]),
 )
+HOLD_S = 20.0  # the retry-after of a "hold" verdict: above any retry_after_hold_s drawn
+RETRY_AFTER = {"hint": 1.0, "hold": HOLD_S}
 
-verdicts = st.sampled_from(["ok", "ok", "transient", "transient", "permanent", "budget", None])
+verdicts = st.sampled_from(
+    ["ok", "ok", "transient", "transient", "hint", "hold", "permanent", "budget", None]
+)
 # An op: ("wait", dt) | ("allow",) | ("end", index into open permits, verdict)
 # | ("call", verdict): allow, then end at once, which reaches the later states
 # often; the held permits then end late, in other periods.
@@ -154,7 +169,7 @@ def test_agrees_with_the_reference_model(cfg: BreakerConfig, script: list[tuple]
             assert (d.allowed, d.state) == (allowed, state)
             assert (d.permit is not None) == d.allowed
             if d.state == "open":
-                assert 0 < d.retry_after_s <= cfg.open_for_s
+                assert 0 < d.retry_after_s <= max(cfg.open_for_s, HOLD_S)
             if d.permit is not None:
                 open_permits.append((next_id, d.permit))
             next_id += 1
@@ -165,9 +180,10 @@ def test_agrees_with_the_reference_model(cfg: BreakerConfig, script: list[tuple]
             if verdict is None:
                 b.release(permit, now)
             else:
-                ec = "transient" if verdict in ("ok", "transient") else verdict
-                b.record(permit, now, ok=verdict == "ok", error_class=ec)
-            m.end(pid, now, "transient" if verdict == "transient" else verdict)
+                ec = verdict if verdict in ("permanent", "budget") else "transient"
+                hint = RETRY_AFTER.get(verdict)
+                b.record(permit, now, ok=verdict == "ok", error_class=ec, retry_after_s=hint)
+            m.end(pid, now, verdict)
         m.tick(now)
         assert b.state(now) == m.state
         assert b.probes_in_flight() == len(m.probes) <= cfg.half_open_probes
