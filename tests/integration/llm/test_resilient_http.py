@@ -1,8 +1,9 @@
-"""A call hung at the provider is cancelled at the step's deadline, and really stops.
+"""The resilience wrapper over the real SDK and real HTTP, against the fake Messages API.
 
-The real SDK, over real HTTP, against a fake server that never answers. "Really
-stops" is checked from the server's side: the connection is closed, not left
-open for the SDK's own (much longer) timeout.
+A call hung at the provider is cancelled at the step's deadline, and really
+stops: checked from the server's side, where the connection is closed rather
+than left open for the SDK's own (much longer) timeout. A long retry-after
+opens the model's breaker, and the fallback serves.
 """
 
 from __future__ import annotations
@@ -76,5 +77,31 @@ async def test_the_workers_wait_for_cancels_the_http_call(fake_api: Any) -> None
         # The next attempt is a new call that goes through.
         response = await llm.complete(request(attempt=1))
         assert response.text == "after the hang"
+    finally:
+        await llm.aclose()
+
+
+async def test_a_long_retry_after_opens_the_breaker_and_the_fallback_serves(
+    fake_api: Any,
+) -> None:
+    # The SDK's retries are capped (SYNOD_LLM_MAX_RETRY_AFTER_S): one request, then ours.
+    fake_api.reply_error(429, "rate_limit_error", headers={"retry-after": "3600"})
+    fake_api.reply_message("from the fallback", model="claude-haiku-4-5")
+    fake_api.reply_message("from the fallback again", model="claude-haiku-4-5")
+    config = settings(fake_api.url).model_copy(
+        update={"max_retries": 2, "fallback_models": ["claude-haiku-4-5"]}
+    )
+    llm = select_backend(config, notice=lambda line: None)
+    try:
+        first = await llm.complete(request())
+        second = await llm.complete(request(attempt=1))
+        assert (first.text, second.text) == ("from the fallback", "from the fallback again")
+        models = [seen.body["model"] for seen in fake_api.requests]
+        assert models == [MODEL, "claude-haiku-4-5", "claude-haiku-4-5"]
+        assert llm.states()[f"anthropic/{MODEL}"] == "open"
+        retry_after = BREAKERS.breaker(f"anthropic/{MODEL}", llm.breaker_config).allow(
+            time.monotonic()
+        )
+        assert 3500 < retry_after.retry_after_s <= 3600
     finally:
         await llm.aclose()
