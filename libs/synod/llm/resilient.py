@@ -241,8 +241,6 @@ class ResilientBackend:
                     BREAKER_REJECTIONS.labels(route.provider, route.model).inc()
                     rejected.append(decision)
                     continue
-                if route != routes[0]:
-                    FALLBACKS.labels(routes[0].key, route.key).inc()
                 try:
                     response = await self._call(route, decision.permit, request, deadline)
                 except LLMTransientError as exc:
@@ -256,6 +254,8 @@ class ResilientBackend:
                     raise
                 if spent.calls:
                     response = dataclasses.replace(response, usage=add_usage(spent, response.usage))
+                if route != routes[0]:
+                    FALLBACKS.labels(routes[0].key, route.key).inc()
                 return response
         if failed is not None:
             failed.usage = spent
