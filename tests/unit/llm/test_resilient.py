@@ -153,11 +153,18 @@ async def test_every_breaker_open_is_a_transient_circuit_open_with_retry_after()
     inner, clock = Scripted(), Clock()
     llm = wrap(inner, clock)
     inner.down |= {"big", "small"}
+    fallbacks = metric(
+        "synod_llm_fallbacks_total", from_model="anthropic/big", to_model="anthropic/small"
+    )
     for i in range(3):
         with pytest.raises(LLMTransientError) as info:
             await llm.complete(req(i))
         assert info.value.reason == "overloaded"
         assert info.value.usage.calls == 2  # both models were tried and spent
+    # Tried, never served: not counted as fallbacks.
+    assert fallbacks == metric(
+        "synod_llm_fallbacks_total", from_model="anthropic/big", to_model="anthropic/small"
+    )
     calls = len(inner.calls)
     clock.now += 4
     with pytest.raises(LLMTransientError) as info:
