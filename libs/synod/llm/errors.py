@@ -25,6 +25,7 @@ LLMErrorReason = Literal[
     "refusal",  # the model declined (stop_reason "refusal")
     "invalid_output",  # output still not valid for the output model after one repair
     "spend_limit",  # 402 billing, or a 429 that says a spend limit is reached
+    "circuit_open",  # every circuit breaker in the fallback chain is open: wait, then retry
 ]
 
 

@@ -10,9 +10,11 @@ from typing import Literal
 
 from synod.errors import ConfigError
 from synod.llm.faults import Latency, load_profile
+from synod.llm.resilient import ResilientBackend, Route
 from synod.llm.settings import LLMSettings, load_settings
 from synod.llm.sim import CrashHook, SimBackend, Sleep, exit_process
 from synod.llm.types import LLMBackend
+from synod.resilience.breaker import BreakerConfig
 
 BackendKind = Literal["anthropic", "sim"]
 
@@ -79,8 +81,11 @@ def select_backend(
     notice: Callable[[str], None] = _to_stderr,
     sleep: Sleep = asyncio.sleep,
     crash: CrashHook = exit_process,
-) -> LLMBackend:
+) -> ResilientBackend:
     """The backend to use, announced in one line (on stderr unless `notice` says otherwise).
+
+    It comes wrapped in the resilience layer (breakers, fallback chain,
+    bulkheads, deadline); `.inner` is the chosen backend itself.
 
     `sleep` and `crash` only matter for the simulated backend (virtual time, and
     what a simulated crash does in this process).
@@ -92,7 +97,53 @@ def select_backend(
         backend = build_anthropic(settings)
         stream = "streamed" if settings.stream else "plain"
         notice(f"llm: anthropic backend ({why}), model {settings.model}, {stream}{where}")
-        return backend
-    sim = build_sim(settings, sleep=sleep, crash=crash)
-    notice(f"llm: sim backend ({why}), {sim.describe()}")
-    return sim
+    else:
+        sim = build_sim(settings, sleep=sleep, crash=crash)
+        notice(f"llm: sim backend ({why}), {sim.describe()}")
+        backend = sim
+    resilient = build_resilient(settings, kind, backend, sleep=sleep, crash=crash)
+    if resilient.fallbacks:
+        notice(f"llm: {resilient.describe()}")
+    return resilient
+
+
+def build_resilient(
+    settings: LLMSettings,
+    kind: BackendKind,
+    primary: LLMBackend,
+    *,
+    sleep: Sleep = asyncio.sleep,
+    crash: CrashHook = exit_process,
+) -> ResilientBackend:
+    """Wrap the chosen backend in breakers, the fallback chain and bulkheads (synod.llm.resilient).
+
+    A fallback on another provider gets a backend of its own, built from the same settings.
+    """
+    fallbacks = [Route.parse(entry, kind) for entry in settings.fallback_models]
+    backends: dict[str, LLMBackend] = {kind: primary}
+    for route in fallbacks:
+        if route.provider not in backends:
+            if route.provider == "anthropic":
+                backends["anthropic"] = build_anthropic(settings)
+            else:
+                backends["sim"] = build_sim(settings, sleep=sleep, crash=crash)
+    try:
+        breaker = BreakerConfig(
+            window_s=settings.breaker_window_s,
+            min_calls=settings.breaker_min_calls,
+            failure_rate_threshold=settings.breaker_failure_rate,
+            open_for_s=settings.breaker_open_for_s,
+            half_open_probes=settings.breaker_half_open_probes,
+            success_to_close=settings.breaker_success_to_close,
+            retry_after_hold_s=settings.breaker_retry_after_hold_s or None,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"invalid SYNOD_LLM_BREAKER_* settings: {exc}") from None
+    return ResilientBackend(
+        backends,
+        kind,
+        fallbacks=fallbacks,
+        breaker=breaker,
+        provider_limits=settings.provider_concurrency,
+        role_limits=settings.role_concurrency,
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from synod.errors import ConfigError
@@ -27,8 +27,30 @@ class LLMSettings(BaseSettings):
 
     backend: Literal["auto", "anthropic", "sim"] = "auto"
     model: str = DEFAULT_MODEL
-    # For the resilience layer's fallback; the backends themselves use `model`.
-    fallback_models: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # For the resilience layer's fallback chain (synod.llm.resilient): "model" or
+    # "provider:model" entries tried in order after `model`; the backends use `model`.
+    fallback_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices(
+            "SYNOD_LLM_FALLBACK", "SYNOD_LLM_FALLBACK_MODELS", "fallback_models"
+        ),
+    )
+    # The circuit breaker of each (provider, model); see synod.resilience.breaker.
+    breaker_window_s: float = Field(default=60.0, gt=0)
+    breaker_min_calls: int = Field(default=20, ge=1)
+    breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
+    breaker_open_for_s: float = Field(default=30.0, ge=0)
+    breaker_half_open_probes: int = Field(default=1, ge=1)
+    breaker_success_to_close: int = Field(default=1, ge=1)
+    # A 429/529 asking to wait at least this long opens the breaker until then; 0: never.
+    breaker_retry_after_hold_s: float = Field(default=30.0, ge=0)
+    # Bulkheads: calls in flight at once per provider, and per agent role, in
+    # this process ("anthropic=16" or {"anthropic": 16}); a name not given is unbounded.
+    provider_concurrency: Annotated[dict[str, int], NoDecode] = Field(default_factory=dict)
+    role_concurrency: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=dict,
+        validation_alias=AliasChoices("SYNOD_ROLE_CONCURRENCY", "role_concurrency"),
+    )
     max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1)
     temperature: float | None = Field(default=None, ge=0.0, le=1.0)
     timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0)
@@ -52,6 +74,30 @@ class LLMSettings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [name.strip() for name in text.split(",") if name.strip()]
+        return value
+
+    @field_validator("provider_concurrency", "role_concurrency", mode="before")
+    @classmethod
+    def _limits(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("{"):
+                return json.loads(text)
+            limits: dict[str, str] = {}
+            for item in filter(None, (part.strip() for part in text.split(","))):
+                name, sep, limit = item.partition("=")
+                if not sep or not name.strip():
+                    raise ValueError(f"expected name=limit, got {item!r}")
+                limits[name.strip()] = limit.strip()
+            return limits
+        return value
+
+    @field_validator("provider_concurrency", "role_concurrency")
+    @classmethod
+    def _positive(cls, value: dict[str, int]) -> dict[str, int]:
+        bad = {k: v for k, v in value.items() if v < 1}
+        if bad:
+            raise ValueError(f"limits must be >= 1: {bad}")
         return value
 
     @field_validator("sim_latency")

@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from synod.resilience.registry import BREAKERS
 from synod.service import logs
 from synod.settings import KafkaSettings
 from synod.transport import (
@@ -88,7 +90,7 @@ class ServiceContext:
         """Register a consumer; it starts with the service and stops gracefully with it."""
 
         async def tracked(msg: Received) -> None:
-            label = f"{msg.envelope.task_id or '-'}/{msg.envelope.type}"
+            label = in_flight_label(msg.envelope)
             self.in_flight[msg.envelope.message_id] = label
             try:
                 await handler(msg)
@@ -125,18 +127,30 @@ class ServiceContext:
         return bool(details["fetching"]), details
 
 
+def in_flight_label(envelope: Envelope[Any]) -> str:
+    """What a heartbeat shows for a message being handled: "task/step", else "task/type"."""
+    step = getattr(envelope.body, "step_id", None)
+    return f"{envelope.task_id or '-'}/{step or envelope.type}"
+
+
+def heartbeat(ctx: ServiceContext, seq: int, state: Any, now: float) -> Heartbeat:
+    """This instance as it is now: steps in hand, its breakers' states, last progress."""
+    return Heartbeat(
+        instance=ctx.instance,
+        role=ctx.role,
+        seq=seq,
+        state=state,
+        in_flight=sorted(ctx.in_flight.values())[:100],
+        breakers=dict(BREAKERS.states(now)),
+        last_progress_at=ctx.last_progress_at,
+    )
+
+
 async def _heartbeats(ctx: ServiceContext, stop: asyncio.Event) -> None:
     seq = 0
     state: Any = "running"
     while True:
-        body = Heartbeat(
-            instance=ctx.instance,
-            role=ctx.role,
-            seq=seq,
-            state=state,
-            in_flight=sorted(ctx.in_flight.values())[:100],
-            last_progress_at=ctx.last_progress_at,
-        )
+        body = heartbeat(ctx, seq, state, time.monotonic())
         try:
             await ctx.publish(HEARTBEATS, Envelope.new(body, sender=ctx.sender))
         except Exception as exc:  # a missed heartbeat is what the supervisor watches for

@@ -14,7 +14,7 @@ import contextlib
 import json
 import socket
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +75,11 @@ class FakeMessagesAPI:
         self._release = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.url = ""
+        # Answers every request that has no scripted reply (a test of a
+        # behaviour over time, such as an outage of one model, sets it).
+        self.responder: Callable[[Seen], Reply] | None = None
+        # Hung requests whose client went away (a call cancelled at its deadline).
+        self.disconnected = 0
 
     # ------------------------------------------------------------ scripting
 
@@ -158,6 +163,15 @@ class FakeMessagesAPI:
         ]
         self._replies.append(Reply(events=events))
 
+    # Replies for a `responder` to return (test modules cannot import this conftest).
+    @staticmethod
+    def message_reply(text: str, **fields: Any) -> Reply:
+        return Reply(body=message_body(text, **fields))
+
+    @staticmethod
+    def error_reply(status: int, error_type: str, message: str = "") -> Reply:
+        return Reply(status=status, body=error_body(error_type, message or f"fake {error_type}"))
+
     @property
     def unused_replies(self) -> int:
         return len(self._replies)
@@ -178,6 +192,8 @@ class FakeMessagesAPI:
                 body,
             )
         )
+        if not self._replies and self.responder is not None:
+            self._replies.append(self.responder(self.requests[-1]))
         if not self._replies:
             return web.json_response(
                 error_body("api_error", "fake server: no reply scripted for this request"),
@@ -185,7 +201,13 @@ class FakeMessagesAPI:
             )
         reply = self._replies.popleft()
         if reply.hang and reply.events is None:
-            await self._release.wait()
+            # Bounded by the server's stop, which sets _release.
+            while not self._release.is_set():
+                if request.transport is None or request.transport.is_closing():
+                    self.disconnected += 1
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._release.wait(), 0.02)
             return web.Response(status=503)
         if reply.events is not None:
             response = web.StreamResponse(

@@ -8,6 +8,7 @@ import pytest
 
 from synod.errors import ConfigError
 from synod.llm import LLMSettings, SimBackend, backend_choice, load_settings, select_backend
+from synod.llm.resilient import ResilientBackend
 
 ENV = [
     "ANTHROPIC_API_KEY",
@@ -20,6 +21,10 @@ ENV = [
     "SYNOD_LLM_PRICES",
     "SYNOD_LLM_MODEL",
     "SYNOD_LLM_MAX_TOKENS",
+    "SYNOD_LLM_FALLBACK",
+    "SYNOD_ROLE_CONCURRENCY",
+    "SYNOD_LLM_PROVIDER_CONCURRENCY",
+    "SYNOD_LLM_BREAKER_MIN_CALLS",
 ]
 
 
@@ -35,7 +40,8 @@ def selected(lines: list[str]) -> tuple[object, list[str]]:
 
 async def test_no_key_means_sim_and_says_why() -> None:
     backend, lines = selected([])
-    assert isinstance(backend, SimBackend)
+    assert isinstance(backend, ResilientBackend)
+    assert isinstance(backend.inner, SimBackend)
     assert lines == [
         "llm: sim backend (no ANTHROPIC_API_KEY), fault profile none, seed 0, "
         "latency lognormal:0.3:0.5"
@@ -80,8 +86,9 @@ def test_sim_settings_reach_the_backend(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.setenv("SYNOD_LLM_SIM_SEED", "42")
     monkeypatch.setenv("SYNOD_LLM_SIM_LATENCY", "fixed:0")
     backend, lines = selected([])
-    assert isinstance(backend, SimBackend)
-    assert (backend.seed, backend.profile.rate("wrong"), backend.latency.mean_s) == (42, 0.5, 0)
+    sim = backend.inner  # type: ignore[attr-defined]
+    assert isinstance(sim, SimBackend)
+    assert (sim.seed, sim.profile.rate("wrong"), sim.latency.mean_s) == (42, 0.5, 0)
     assert "fault profile mine, seed 42, latency fixed:0" in lines[0]
 
 
@@ -117,3 +124,40 @@ def test_settings_can_be_built_by_field_name() -> None:
     settings = LLMSettings(backend="sim", anthropic_api_key="k", sim_seed=3)
     assert settings.has_api_key
     assert backend_choice(settings)[0] == "sim"
+
+
+def test_the_fallback_chain_and_bulkheads_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SYNOD_LLM_FALLBACK", "claude-haiku-4-5, sim:tiny")
+    monkeypatch.setenv("SYNOD_ROLE_CONCURRENCY", "coder=2,researcher=3")
+    monkeypatch.setenv("SYNOD_LLM_PROVIDER_CONCURRENCY", '{"sim": 8}')
+    monkeypatch.setenv("SYNOD_LLM_BREAKER_MIN_CALLS", "4")
+    backend, lines = selected([])
+    assert isinstance(backend, ResilientBackend)
+    assert [r.key for r in backend.fallbacks] == ["sim/claude-haiku-4-5", "sim/tiny"]
+    assert backend.breaker_config.min_calls == 4
+    assert lines[-1] == "llm: fallback sim/claude-haiku-4-5 -> sim/tiny"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SYNOD_LLM_FALLBACK", "openai:gpt-9"),
+        ("SYNOD_ROLE_CONCURRENCY", "coder=0"),
+        ("SYNOD_ROLE_CONCURRENCY", "coder"),
+        ("SYNOD_LLM_BREAKER_MIN_CALLS", "0"),
+    ],
+)
+def test_bad_resilience_settings_are_config_errors_naming_them(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match="(?i)" + name.removeprefix("SYNOD_LLM_").split("_")[0]):
+        select_backend(notice=lambda line: None)
+
+
+def test_an_anthropic_fallback_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SYNOD_LLM_FALLBACK", "anthropic:claude-haiku-4-5")
+    with pytest.raises(ConfigError, match="ANTHROPIC_API_KEY"):
+        select_backend(notice=lambda line: None)
