@@ -41,6 +41,7 @@ lint: venv ## ruff (lint + format check), mypy --strict on libs/, schemas up to 
 	$(VENV)/bin/ruff format --check libs tests bench services setup.py
 	$(VENV)/bin/mypy
 	$(PY) -m synod.wire.schemagen --check
+	$(PY) -m synod.chartdata --check
 
 fmt: venv ## format the code and fix what ruff can
 	$(VENV)/bin/ruff check --fix libs tests bench services
@@ -48,6 +49,7 @@ fmt: venv ## format the code and fix what ruff can
 
 schemas: venv ## regenerate schemas/ from the wire models
 	$(PY) -m synod.wire.schemagen
+	$(PY) -m synod.chartdata
 
 kafka-fetch: venv ## fetch the Kafka broker jars from Maven Central
 	$(KAFKA) fetch
@@ -81,6 +83,7 @@ demo: venv kafka-fetch ## run the demonstration end to end on a real local broke
 
 clean: ## remove the venv, caches and broker data
 	-$(KAFKA) clean 2>/dev/null
+	chmod -R u+w .tools 2>/dev/null || true  # the Go module cache is read-only
 	rm -rf $(VENV) .cache .tools .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
 # --- Kubernetes: helm into .tools, chart checks ------------------------------
@@ -97,7 +100,28 @@ $(TOOLS)/helm:
 	  -ldflags "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)" \
 	  helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
-tools: $(TOOLS)/helm ## build helm into .tools (needs Go)
+# The CRD schemas the chart's optional objects are validated against, from the
+# registries this build may use: KEDA's and the Prometheus Operator's CRDs are
+# files in their Go modules; Strimzi's are published (as validators) on npm.
+KEDA_VERSION ?= v2.16.1
+PROMETHEUS_OPERATOR_VERSION ?= v0.77.2
+STRIMZI_MODELS_VERSION ?= 1.0.1
+CRDS_STAMP := $(TOOLS)/crds/.fetched-$(KEDA_VERSION)-$(PROMETHEUS_OPERATOR_VERSION)-$(STRIMZI_MODELS_VERSION)
+
+$(CRDS_STAMP):
+	@command -v npm >/dev/null || { echo "npm is needed for the Strimzi CRD validators (apt-get install npm)"; exit 1; }
+	mkdir -p $(TOOLS)/crds
+	GOMODCACHE=$(TOOLS)/gomod GOFLAGS=-mod=mod go mod download \
+	  github.com/kedacore/keda/v2@$(KEDA_VERSION) \
+	  github.com/prometheus-operator/prometheus-operator@$(PROMETHEUS_OPERATOR_VERSION)
+	cp $(TOOLS)/gomod/github.com/kedacore/keda/v2@$(KEDA_VERSION)/config/crd/bases/keda.sh_scaledobjects.yaml $(TOOLS)/crds/
+	cp $(TOOLS)/gomod/github.com/prometheus-operator/prometheus-operator@$(PROMETHEUS_OPERATOR_VERSION)/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml $(TOOLS)/crds/
+	chmod u+w $(TOOLS)/crds/*.yaml
+	npm install --silent --no-audit --no-fund --prefix $(TOOLS)/npm \
+	  @kubernetes-models/strimzi-kafka-operator@$(STRIMZI_MODELS_VERSION)
+	touch $@
+
+tools: $(TOOLS)/helm $(CRDS_STAMP) ## build helm and fetch CRD schemas into .tools (needs Go, npm)
 
 chart-test: venv tools ## helm lint/template + Kubernetes schemas for the chart, Dockerfile, skaffold.yaml
 	$(VENV)/bin/pytest tests/chart

@@ -12,47 +12,28 @@ import pytest
 import yaml
 
 from .conftest import CHART, KUBE_VERSION, VALUES_FILES, helm, render, values_id
+from .crds import CRD_FILES, STRIMZI_KINDS, strimzi_problems, validate_crd_object
 
-# The Prometheus Operator CRD is not in kubernetes-validate: a small schema of
-# the fields we use, so a ServiceMonitor is checked rather than waved through.
-SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "additionalProperties": False,
-    "properties": {
-        "apiVersion": {"const": "monitoring.coreos.com/v1"},
-        "kind": {"const": "ServiceMonitor"},
-        "metadata": {"type": "object", "required": ["name"]},
-        "spec": {
-            "type": "object",
-            "required": ["selector", "endpoints"],
-            "properties": {
-                "selector": {"type": "object"},
-                "endpoints": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "required": ["port"],
-                        "properties": {
-                            "port": {"type": "string"},
-                            "path": {"type": "string"},
-                            "interval": {"type": "string"},
-                        },
-                    },
-                },
-            },
-        },
-    },
-}
-MONITORING = ("--api-versions", "monitoring.coreos.com/v1")
+# The optional kinds exist only where their operators are installed; tell helm
+# the cluster serves them so those objects are rendered and checked too.
+OPERATORS = (
+    "--api-versions",
+    "monitoring.coreos.com/v1",
+    "--api-versions",
+    "keda.sh/v1alpha1",
+    "--api-versions",
+    "kafka.strimzi.io/v1beta2",
+)
 PARAMS = pytest.mark.parametrize("values", VALUES_FILES, ids=values_id)
 
 
 def validate_object(obj: dict[str, Any]) -> None:
-    if obj.get("apiVersion") == "monitoring.coreos.com/v1":
-        jsonschema.validate(obj, SERVICE_MONITOR_SCHEMA)
+    key = (obj.get("apiVersion"), obj.get("kind"))
+    if key in CRD_FILES:
+        validate_crd_object(obj)
         return
+    if key in STRIMZI_KINDS:
+        return  # checked all at once by node, in the test
     # strict: unknown fields fail; SchemaNotFoundError (an unknown kind) fails too.
     kubernetes_validate.validate(obj, KUBE_VERSION, strict=True)
 
@@ -67,9 +48,10 @@ def test_lint_strict(values: Path | None) -> None:
 
 @PARAMS
 def test_rendered_objects_match_kubernetes_schemas(values: Path | None) -> None:
-    objects = render(values, *MONITORING)
+    objects = render(values, *OPERATORS)
     assert objects
-    problems = []
+    strimzi = [o for o in objects if (o.get("apiVersion"), o.get("kind")) in STRIMZI_KINDS]
+    problems = strimzi_problems(strimzi) if strimzi else []
     for obj in objects:
         try:
             validate_object(obj)
@@ -87,6 +69,33 @@ def test_validation_can_fail() -> None:
     unknown = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "x"}}
     with pytest.raises(kubernetes_validate.SchemaNotFoundError):
         validate_object(unknown)
+    scaled = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "x"},
+        "spec": {"scaleTargetRef": {"name": "d"}, "triggers": [{"type": "kafka", "metadata": {}}]},
+    }
+    validate_crd_object(scaled)
+    with pytest.raises(jsonschema.ValidationError):  # KEDA wants strings, not numbers
+        validate_crd_object(
+            {
+                **scaled,
+                "spec": {
+                    **scaled["spec"],
+                    "triggers": [{"type": "kafka", "metadata": {"lagThreshold": 5}}],
+                },
+            }
+        )
+    with pytest.raises(jsonschema.ValidationError):  # a typo is not pruned silently
+        validate_crd_object({**scaled, "spec": {**scaled["spec"], "minReplicas": 1}})
+    topic = {
+        "apiVersion": "kafka.strimzi.io/v1beta2",
+        "kind": "KafkaTopic",
+        "metadata": {"name": "t"},
+        "spec": {"partitions": "twelve"},
+    }
+    [problem] = strimzi_problems([topic])
+    assert "partitions" in problem
 
 
 def test_schema_rejects_invalid_values(tmp_path: Path) -> None:

@@ -56,8 +56,31 @@ capabilities:
   drop: ["ALL"]
 {{- end -}}
 
-{{/* Environment shared by every Synod container: the ConfigMap plus secrets. */}}
+{{/* "true" when KEDA ScaledObjects are rendered (asked for, and the cluster serves them). */}}
+{{- define "synod.kedaOn" -}}
+{{- if and .Values.keda.enabled (.Capabilities.APIVersions.Has "keda.sh/v1alpha1") -}}true{{- end -}}
+{{- end -}}
+
+{{/* "true" when Strimzi objects are rendered. */}}
+{{- define "synod.strimziOn" -}}
+{{- if and .Values.strimzi.enabled (.Capabilities.APIVersions.Has "kafka.strimzi.io/v1beta2") -}}true{{- end -}}
+{{- end -}}
+
+{{/* The roles this release runs, as a JSON array. */}}
+{{- define "synod.roles" -}}
+{{- $roles := list "gateway" "planner" "researcher" "coder" "reviewer" "consensus" -}}
+{{- if .Values.supervisor.enabled }}{{ $roles = append $roles "supervisor" }}{{ end -}}
+{{- toJson $roles -}}
+{{- end -}}
+
+{{/*
+Environment shared by every Synod container: the ConfigMap plus secrets.
+Arguments: root, component. With Strimzi users, each role logs in to Kafka
+as its own KafkaUser (the password is in the Secret Strimzi creates for it).
+*/}}
 {{- define "synod.env" -}}
+{{- $root := .root -}}
+{{- with $root -}}
 envFrom:
   - configMapRef:
       name: {{ include "synod.fullname" . }}
@@ -76,13 +99,26 @@ env:
         name: {{ include "synod.fullname" . }}-gateway-tokens
         key: tokens
   {{- end }}
-  {{- if .Values.kafka.sasl.enabled }}
+  {{- if and (include "synod.strimziOn" .) .Values.strimzi.users }}
+  - name: SYNOD_KAFKA_SECURITY_PROTOCOL
+    value: {{ ternary "SASL_SSL" "SASL_PLAINTEXT" .Values.kafka.tls.enabled | quote }}
+  - name: SYNOD_KAFKA_SASL_MECHANISM
+    value: SCRAM-SHA-512
+  - name: SYNOD_KAFKA_SASL_USERNAME
+    value: {{ include "synod.fullname" . }}-{{ $.component }}
+  - name: SYNOD_KAFKA_SASL_PASSWORD
+    valueFrom:
+      secretKeyRef:
+        name: {{ include "synod.fullname" . }}-{{ $.component }}
+        key: password
+  {{- else if .Values.kafka.sasl.enabled }}
   - name: SYNOD_KAFKA_SASL_PASSWORD
     valueFrom:
       secretKeyRef:
         name: {{ .Values.kafka.sasl.existingSecret }}
         key: {{ .Values.kafka.sasl.passwordKey }}
   {{- end }}
+{{- end -}}
 {{- end -}}
 
 {{- define "synod.volumeMounts" -}}
@@ -126,8 +162,8 @@ metadata:
     {{- end }}
 spec:
   serviceAccountName: {{ include "synod.fullname" $root }}-{{ .component }}
-  # Synod roles never call the Kubernetes API.
-  automountServiceAccountToken: false
+  # Only the supervisor calls the Kubernetes API (it restarts and rescales agents).
+  automountServiceAccountToken: {{ .kubeApi | default false }}
   terminationGracePeriodSeconds: {{ include "synod.gracePeriod" $root }}
   securityContext:
     {{- toYaml $root.Values.podSecurityContext | nindent 4 }}
@@ -145,7 +181,16 @@ spec:
         - name: {{ .portName }}
           containerPort: {{ .port }}
           protocol: TCP
-      {{- include "synod.env" $root | nindent 6 }}
+      {{- include "synod.env" (dict "root" $root "component" .component) | nindent 6 }}
+      {{- if .kubeApi }}
+        - name: SYNOD_RUNTIME
+          value: kubernetes
+        - name: SYNOD_NAMESPACE
+          valueFrom:
+            fieldRef: {fieldPath: metadata.namespace}
+        - name: SYNOD_RELEASE_FULLNAME
+          value: {{ include "synod.fullname" $root }}
+      {{- end }}
       startupProbe:
         httpGet: {path: /healthz, port: {{ .portName }}}
         periodSeconds: 2

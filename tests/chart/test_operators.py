@@ -1,0 +1,88 @@
+"""The optional objects: KEDA scaling, Strimzi topics and users, the supervisor."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from synod.transport.topics import CATALOGUE
+
+from .conftest import CHART, render
+from .test_chart import OPERATORS
+
+PRODUCTION = CHART / "ci" / "production-values.yaml"
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def env_of(workload: dict[str, Any]) -> dict[str, Any]:
+    [container] = workload["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+def test_optional_kinds_need_their_operator_in_the_cluster() -> None:
+    kinds = {o["kind"] for o in render(PRODUCTION)}  # no --api-versions: nothing to serve them
+    assert not kinds & {"ScaledObject", "KafkaTopic", "KafkaUser", "ServiceMonitor"}
+
+
+def test_keda_owns_the_replicas_of_the_roles_it_scales() -> None:
+    objects = render(PRODUCTION, *OPERATORS)
+    scaled = by_kind(objects, "ScaledObject")
+    deployments = by_kind(objects, "Deployment")
+    assert {n.rsplit("-", 1)[1] for n in scaled} == {"planner", "researcher", "coder"}
+    assert not by_kind(objects, "HorizontalPodAutoscaler")
+    for name, so in scaled.items():
+        target = so["spec"]["scaleTargetRef"]["name"]
+        assert "replicas" not in deployments[target]["spec"], target
+        for trigger in so["spec"]["triggers"]:
+            assert all(isinstance(v, str) for v in trigger["metadata"].values()), name
+            assert trigger["metadata"]["consumerGroup"].startswith("prod.synod.")
+    assert deployments["synod-ci-gateway"]["spec"]["replicas"] == 3  # not scaled: as set
+
+
+def test_strimzi_topics_are_the_code_catalogue_and_replace_the_job() -> None:
+    objects = render(PRODUCTION, *OPERATORS)
+    topics = {t["spec"]["topicName"]: t["spec"] for t in by_kind(objects, "KafkaTopic").values()}
+    assert set(topics) == {f"prod.{spec.name}" for spec in CATALOGUE}
+    for spec in CATALOGUE:
+        rendered = topics[f"prod.{spec.name}"]
+        assert rendered["partitions"] == spec.partitions
+        assert rendered["config"] == spec.config()
+        assert rendered["replicas"] == 3
+    assert not by_kind(objects, "Job")
+
+
+def test_each_role_logs_in_as_its_own_kafka_user_with_least_privilege() -> None:
+    objects = render(PRODUCTION, *OPERATORS)
+    users = by_kind(objects, "KafkaUser")
+    workloads = {**by_kind(objects, "Deployment"), **by_kind(objects, "StatefulSet")}
+    assert set(users) == set(workloads)
+    for name, workload in workloads.items():
+        env = env_of(workload)
+        assert env["SYNOD_KAFKA_SASL_USERNAME"] == name
+        assert env["SYNOD_KAFKA_SASL_PASSWORD"]["secretKeyRef"]["name"] == name
+        assert env["SYNOD_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+
+    def grants(user: str) -> set[tuple[str, str]]:
+        acls = users[f"synod-ci-{user}"]["spec"]["authorization"]["acls"]
+        return {(a["resource"]["name"], op) for a in acls for op in a["operations"]}
+
+    assert ("prod.synod.tasks", "Write") in grants("gateway")
+    assert ("prod.synod.steps.coder", "Read") in grants("coder")
+    assert ("prod.synod.steps.researcher", "Read") not in grants("coder")
+    assert not any(op == "Write" and t == "prod.synod.results" for t, op in grants("coder"))
+    assert ("prod.synod.votes", "Write") in grants("reviewer")
+    assert ("prod.synod.task-events", "Write") not in grants("reviewer")
+
+
+def test_only_the_supervisor_gets_a_kubernetes_api_token() -> None:
+    objects = render(PRODUCTION, *OPERATORS)
+    workloads = {**by_kind(objects, "Deployment"), **by_kind(objects, "StatefulSet")}
+    supervisor = workloads.pop("synod-ci-supervisor")
+    pod = supervisor["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is True
+    assert pod["serviceAccountName"] == "synod-ci-supervisor"
+    assert env_of(supervisor)["SYNOD_RUNTIME"] == "kubernetes"
+    for name, workload in workloads.items():
+        assert workload["spec"]["template"]["spec"]["automountServiceAccountToken"] is False, name
