@@ -41,6 +41,7 @@ from synod.plan.task import (
     forward_to,
 )
 from synod.service.runtime import ServiceContext
+from synod.supervisor import notices
 from synod.transport import KeyOrderedConsumer, Received
 from synod.transport.security import client_security
 from synod.transport.topics import (
@@ -121,6 +122,7 @@ class Planner:
         self.published: set[str] = set()  # ids sent by this process (before they fold back)
         self.partition_of: dict[str, int] = {}  # task -> its partition of synod.task-events
         self.consumer: KeyOrderedConsumer | None = None
+        self.quarantine = notices.QuarantineBook()  # fed by notices.follow
 
     def machine(self, task_id: str) -> TaskMachine:
         machine = self.tasks.get(task_id)
@@ -163,6 +165,7 @@ class Planner:
             )
 
     async def react(self, machine: TaskMachine) -> None:
+        machine.quarantined = self.quarantine.active(utc_now())
         for action in machine.next_actions():
             await self.carry_out(machine, action)
 
@@ -306,3 +309,5 @@ async def setup_planner(ctx: ServiceContext) -> None:
     planner.consumer = ctx.consume("synod.planner", [TASKS, TASK_EVENTS], planner.handle)
     planner.consumer.on_assigned = planner.rebuild
     ctx.background.append(planner.sweep_deadlines)
+    bootstrap, topic = ctx.kafka.bootstrap, notices.topic_of(ctx.kafka.topic_prefix)
+    ctx.background.append(lambda: notices.follow(bootstrap, topic, planner.quarantine))

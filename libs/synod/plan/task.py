@@ -42,6 +42,7 @@ from synod.wire import (
     Usage,
     VoteRequested,
 )
+from synod.wire.messages import StepReassigned
 
 Destination = Literal["steps.researcher", "steps.coder", "votes", "results"]
 ANSWER = "answer"  # the candidate id of the team's answer
@@ -70,6 +71,12 @@ def _round_of(proposal_id: str) -> int:
 def _revision_round(prompt_variant: str) -> int | None:
     head, _, number = prompt_variant.partition("revise-")
     return int(number) if not head and number.isdigit() else None
+
+
+def electorate(size: int, quarantined: frozenset[str]) -> list[str]:
+    """`size` reviewers by index, skipping quarantined ones (the next index stands in)."""
+    picked = [f"reviewer-{i}" for i in range(size + len(quarantined))]
+    return [r for r in picked if r not in quarantined][:size]
 
 
 def forward_to(envelope: Envelope[Any]) -> Destination | None:
@@ -125,6 +132,14 @@ class TaskMachine:
     decision: Decision | None = None  # on the newest round's proposal
     revised_in: dict[str, int] = field(default_factory=dict)  # step -> round of its revision
     revision_floor: dict[str, int] = field(default_factory=dict)  # step -> first valid attempt
+    completed_attempt: dict[str, int] = field(default_factory=dict)
+    # The supervisor's newest StepReassigned per step: later attempts use its
+    # parameters, and each reassignment grants one attempt beyond the budget.
+    reassigned: dict[str, StepReassigned] = field(default_factory=dict)
+    extra_attempts: dict[str, int] = field(default_factory=dict)
+    # Reviewers the supervisor quarantined; set by the planner, not folded (not
+    # in the task's log), and only read when an electorate is picked.
+    quarantined: frozenset[str] = frozenset()
     outcome: TaskCompleted | TaskFailed | None = None
     plan_attempts: int = 0
     _seen: set[str] = field(default_factory=set)
@@ -160,6 +175,8 @@ class TaskMachine:
                 self.completed.pop(body.step_id, None)
         elif isinstance(body, StepCompleted):
             if envelope.attempt >= self.revision_floor.get(body.step_id, 0):
+                if body.step_id not in self.completed:
+                    self.completed_attempt[body.step_id] = envelope.attempt
                 self.completed.setdefault(body.step_id, body)
         elif isinstance(body, StepFailed):
             self.failures.setdefault(body.step_id, []).append(body)
@@ -172,7 +189,27 @@ class TaskMachine:
                 self.decision = self.decision or body
         elif isinstance(body, TaskCompleted | TaskFailed):
             self.outcome = self.outcome or body
+        elif isinstance(body, StepReassigned):
+            self._apply_reassignment(body)
         return True
+
+    def _apply_reassignment(self, body: StepReassigned) -> None:
+        step_id = body.step_id
+        if self.outcome is not None:
+            return  # a finished task is never redone
+        if step_id in self.completed:
+            looped = body.reason == "loop" and self.completed_attempt[step_id] <= body.after_attempt
+            if not looped:
+                return  # a finished step is never redone
+            # The completion repeated an earlier output: it does not count, and the
+            # answer gets another round once the new attempt is in.
+            self.completed.pop(step_id)
+            self.revision_floor[step_id] = body.after_attempt + 1
+            if self.vote is not None:
+                next_round = _round_of(self.vote.proposal_id) + 1
+                self.revised_in[step_id] = max(self.revised_in.get(step_id, 1), next_round)
+        self.reassigned[step_id] = body
+        self.extra_attempts[step_id] = self.extra_attempts.get(step_id, 0) + 1
 
     # ------------------------------------------------------------ react
 
@@ -280,6 +317,17 @@ class TaskMachine:
                 inputs=inputs,
                 deadline_s=self.config.step_deadline_s,
             )
+            change = self.reassigned.get(step_id)
+            if change is not None:
+                body = body.model_copy(
+                    update={
+                        "model": change.model,
+                        "temperature": change.temperature,
+                        "prompt_variant": change.prompt_variant,
+                        "instructions": f"{body.instructions}\n\nEarlier attempts at this step "
+                        f"did not work ({change.reason}); take a different approach.",
+                    }
+                )
             actions.append(self._publish(body, f"step/{step_id}/{attempt}", attempt))
         return actions
 
@@ -292,6 +340,9 @@ class TaskMachine:
             return 0
         if newest in self.failed_attempts.get(step_id, ()):  # the newest failed: retry it
             return newest + 1
+        change = self.reassigned.get(step_id)
+        if change is not None and change.after_attempt >= newest:
+            return newest + 1  # the supervisor gave up on the newest (stuck or looping)
         return None
 
     def _failed_for_good(self) -> tuple[str, str] | None:
@@ -301,7 +352,7 @@ class TaskMachine:
             last = failures[-1]
             if last.error_class != "transient" and last.reason not in RESAMPLE_REASONS:
                 return step_id, f"step {step_id} failed ({last.error_class}): {last.error}"
-            if len(failures) >= self.config.max_step_attempts:
+            if len(failures) >= self.config.max_step_attempts + self.extra_attempts.get(step_id, 0):
                 return step_id, (f"step {step_id} failed {len(failures)} times; last: {last.error}")
         return None
 
@@ -329,7 +380,7 @@ class TaskMachine:
             ballot=1,
             subject="answer",
             candidates=[Candidate(candidate_id=ANSWER, content=content, author=authors)],
-            electorate=[f"reviewer-{i}" for i in range(task.reviewers)],
+            electorate=electorate(task.reviewers, self.quarantined),
             policy=task.policy,
             partition_mode=task.partition_mode,
             deadline_s=self.config.vote_deadline_s,

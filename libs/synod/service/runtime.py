@@ -143,6 +143,8 @@ def heartbeat(ctx: ServiceContext, seq: int, state: Any, now: float) -> Heartbea
         in_flight=sorted(ctx.in_flight.values())[:100],
         breakers=dict(BREAKERS.states(now)),
         last_progress_at=ctx.last_progress_at,
+        pid=os.getpid(),
+        host=socket.gethostname(),
     )
 
 

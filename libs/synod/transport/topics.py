@@ -64,6 +64,9 @@ CONSENSUS_STATE = TopicSpec(
 )
 HEARTBEATS = TopicSpec("synod.heartbeats", 3, "delete", HOUR_MS, "liveness of every instance")
 DLQ = TopicSpec("synod.dlq", 3, "delete", 30 * DAY_MS, "dead letters with reasons")
+SUPERVISOR = TopicSpec(
+    "synod.supervisor", 3, "compact", None, "quarantines, keyed by instance (latest wins)"
+)
 
 CATALOGUE: tuple[TopicSpec, ...] = (
     TASKS,
@@ -77,6 +80,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     CONSENSUS_STATE,
     HEARTBEATS,
     DLQ,
+    SUPERVISOR,
 )
 
 

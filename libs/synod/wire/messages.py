@@ -237,6 +237,41 @@ class Heartbeat(Body):
     in_flight: list[str] = Field(default_factory=list)
     breakers: dict[str, str] = Field(default_factory=dict)
     last_progress_at: datetime | None = None
+    # Where the process runs, so a local supervisor can restart it by pid.
+    pid: int = Field(default=0, ge=0)
+    host: str = ""
+
+
+class StepReassigned(Body):
+    """The supervisor's order to run a step again, differently, after `after_attempt`.
+
+    Appended to the task's log (keyed by task), so the planner applies it in the
+    task's order; the attempt it asks for is `after_attempt + 1` or the next free
+    one, and a finished task ignores it.
+    """
+
+    TYPE: ClassVar[str] = "StepReassigned"
+
+    step_id: str = Field(min_length=1)
+    after_attempt: int = Field(default=0, ge=0)
+    model: str = ""
+    temperature: float | None = None
+    prompt_variant: str = ""
+    reason: str = Field(default="", max_length=100)
+
+
+class QuarantineNotice(Body):
+    """An instance put in or out of quarantine; keyed by instance on synod.supervisor."""
+
+    TYPE: ClassVar[str] = "QuarantineNotice"
+    TASK_SCOPED: ClassVar[bool] = False
+
+    instance: str = Field(min_length=1)
+    role: str = ""
+    active: bool = True
+    until: datetime | None = None
+    reason: str = Field(default="", max_length=100)
+    strikes: int = Field(default=0, ge=0)
 
 
 class TaskCompleted(Body):
@@ -292,6 +327,8 @@ BODY_TYPES: dict[str, type[Body]] = {
         Decision,
         BallotDeadline,
         Heartbeat,
+        StepReassigned,
+        QuarantineNotice,
         TaskCompleted,
         TaskFailed,
         DeadLetter,
@@ -359,7 +396,7 @@ class Envelope(WireModel, Generic[B]):
         """The Kafka key: the task id, or the instance id for heartbeats."""
         if self.task_id is not None:
             return self.task_id.encode()
-        if isinstance(self.body, Heartbeat):
+        if isinstance(self.body, Heartbeat | QuarantineNotice):
             return self.body.instance.encode()
         return None
 
