@@ -313,8 +313,10 @@ class Supervisor:
             inst = self.instances[event.instance] = _Instance(role=event.role)
         if event.seq < inst.seq:
             # A new process under the old id: the silence while it restarted is
-            # not part of its rhythm, so its history starts again.
+            # not part of its rhythm, so its history starts again; and the restart
+            # it came from is over, so the cooldown ends.
             self.detector.forget(event.instance)
+            inst.restarted_at = None
         inst.seq = event.seq
         inst.last_seen = now
         self.detector.heartbeat(event.instance, now)
