@@ -37,6 +37,7 @@ ROLES: dict[str, int] = {
     "coder": 2,
     "reviewer": 3,
     "gateway": 1,
+    "supervisor": 1,
 }
 STOP_BOUND_S = 15.0
 
@@ -70,6 +71,7 @@ class Child:
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = 0.0
+    started_at_wall: float = 0.0
 
     def start(self) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
@@ -83,6 +85,7 @@ class Child:
         )
         log.close()
         self.started_at = time.monotonic()
+        self.started_at_wall = time.time()
 
     @property
     def alive(self) -> bool:
@@ -99,6 +102,9 @@ class LocalRun:
     run_dir: Path = field(default_factory=lambda: localkafka.default_home().parent / "up")
     gateway_port: int = 8080
     children: list[Child] = field(default_factory=list)
+    # False: a child that exits stays down until the supervisor asks for it
+    # (a restart request file), as when testing that the supervisor notices.
+    respawn_exited: bool = True
     _broker_dir: Path | None = None
 
     def _env(self, role: str, instance: str) -> dict[str, str]:
@@ -119,6 +125,9 @@ class LocalRun:
             env["SYNOD_LLM_BACKEND"] = self.backend
         if self.fault_profile:
             env["SYNOD_LLM_FAULT_PROFILE"] = self.fault_profile
+        if role == "supervisor":
+            env.setdefault("SYNOD_SUPERVISOR_RUNTIME", "local")
+            env["SYNOD_SUPERVISOR_RUN_DIR"] = str(self.run_dir)
         return env
 
     async def start(self) -> None:
@@ -200,8 +209,9 @@ class LocalRun:
     async def watch(self, stop: asyncio.Event) -> None:
         """Restart children that die, until asked to stop."""
         while not stop.is_set():
+            self._restart_requested()
             for child in self.children:
-                if not child.alive and not stop.is_set():
+                if not child.alive and not stop.is_set() and self.respawn_exited:
                     code = child.proc.returncode if child.proc else None
                     _say(f"{child.instance} exited with status {code}; restarting it")
                     child.restarts += 1
@@ -209,6 +219,28 @@ class LocalRun:
                     self._write_state()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
+
+    def _restart_requested(self) -> None:
+        """Answer the supervisor's restart requests (synod.supervisor.runtime)."""
+        from synod.supervisor.runtime import request_path
+
+        for child in self.children:
+            request = request_path(self.run_dir, child.instance)
+            try:
+                asked_at = request.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            request.unlink(missing_ok=True)
+            if child.alive and child.started_at_wall > asked_at:
+                continue  # already started again since the request
+            if child.alive and child.proc is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.proc.pid, signal.SIGKILL)
+                child.proc.wait()
+            _say(f"{child.instance}: restart asked by the supervisor")
+            child.restarts += 1
+            child.start()
+            self._write_state()
 
     def stop(self) -> None:
         for child in reversed(self.children):
