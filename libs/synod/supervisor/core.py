@@ -219,6 +219,7 @@ class Supervisor:
     instances: dict[str, _Instance] = field(default_factory=dict)
     steps: dict[tuple[str, str], _Step] = field(default_factory=dict)
     votes: dict[str, dict[str, str]] = field(default_factory=dict)  # proposal -> voter -> pos
+    decided: dict[str, str] = field(default_factory=dict)  # proposal -> outcome
     detector: PhiAccrualDetector = field(init=False)
 
     def __post_init__(self) -> None:
@@ -240,6 +241,12 @@ class Supervisor:
         if isinstance(event, StepCompletedSeen | StepFailedSeen):
             return self._outcome(event)
         if isinstance(event, VoteSeen):
+            outcome = self.decided.get(event.proposal_id)
+            if outcome is not None:
+                # Votes and decisions travel on different topics: a vote may come
+                # in after the decision it lost (the tally stopped early).
+                wrong = event.position != outcome
+                return self._judge(event.voter, "reviewer", wrong, "wrong_votes", now)
             if len(self.votes) < self.config.max_tracked_steps:
                 self.votes.setdefault(event.proposal_id, {})[event.voter] = event.position
             return []
@@ -373,6 +380,9 @@ class Supervisor:
         votes = self.votes.pop(event.proposal_id, {})
         if event.outcome == "no_quorum":
             return []  # nobody was judged right or wrong
+        self.decided[event.proposal_id] = event.outcome
+        while len(self.decided) > self.config.max_tracked_steps:
+            del self.decided[next(iter(self.decided))]
         actions: list[Action] = []
         for voter in sorted(votes):
             actions.extend(

@@ -180,6 +180,16 @@ def test_a_reviewer_outvoted_k_times_is_quarantined_then_released_when_served_an
     assert sup.quarantined() == {}
 
 
+def test_a_vote_that_arrives_after_its_decision_is_judged_too() -> None:
+    config = SupervisorConfig(strikes_to_quarantine=1, strike_window=1)
+    sup = Supervisor(config)
+    alive_reviewers(sup, 4, 0.0)
+    assert sup.handle(DecisionSeen("t1", "t1/answer", "answer"), 1.0) == []
+    [q] = sup.handle(VoteSeen("t1/answer", "reviewer-2", "rejected"), 1.5)
+    assert (q.instance, q.reason) == ("reviewer-2", "wrong_votes")
+    assert sup.handle(VoteSeen("t1/answer", "reviewer-1", "answer"), 1.6) == []
+
+
 def test_a_repeat_offender_stays_out_twice_as_long() -> None:
     config = SupervisorConfig(strikes_to_quarantine=1, strike_window=1, quarantine_s=10.0)
     sup = Supervisor(config)
