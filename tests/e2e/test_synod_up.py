@@ -87,6 +87,7 @@ def test_up_restarts_a_dead_child_and_stops_everything(kafka: Any, tmp_path: Pat
             "coder",
             "reviewer",
             "gateway",
+            "supervisor",
         }
 
         ps = subprocess.run(
