@@ -1,0 +1,62 @@
+"""LocalProcessRuntime on real child processes (no broker): what it kills and what it asks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from synod.supervisor.runtime import LocalProcessRuntime, RuntimeError_, request_path
+
+
+@pytest.fixture
+def children(tmp_path: Path) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    for instance, claims in (("coder-0", "coder-0"), ("coder-1", "someone-else")):
+        procs[instance] = subprocess.Popen(
+            [sys.executable, "-c", "import time; time.sleep(60)"],
+            env={**os.environ, "SYNOD_INSTANCE": claims},
+            start_new_session=True,
+        )
+    state = {"children": [{"instance": i, "role": "coder", "pid": p.pid} for i, p in procs.items()]}
+    (tmp_path / "processes.json").write_text(json.dumps(state))
+    try:
+        yield procs
+    finally:
+        for p in procs.values():
+            p.kill()
+            p.wait(timeout=10)
+
+
+async def test_restart_kills_the_instance_and_asks_synod_up_for_a_new_one(
+    tmp_path: Path, children: dict[str, subprocess.Popen[bytes]]
+) -> None:
+    done = await LocalProcessRuntime(tmp_path).restart("coder-0", "coder")
+    assert done.startswith("SIGKILLed pid")
+    assert children["coder-0"].wait(timeout=10) == -9
+    assert request_path(tmp_path, "coder-0").read_text() == "coder"
+
+
+async def test_a_pid_that_is_not_the_instance_any_more_is_not_killed(
+    tmp_path: Path, children: dict[str, subprocess.Popen[bytes]]
+) -> None:
+    done = await LocalProcessRuntime(tmp_path).restart("coder-1", "coder")
+    assert done == "no live process; respawn requested"
+    assert children["coder-1"].poll() is None  # still running
+    assert request_path(tmp_path, "coder-1").exists()
+
+
+async def test_unknown_instances_and_missing_state_are_clear_errors(
+    tmp_path: Path, children: dict[str, subprocess.Popen[bytes]]
+) -> None:
+    with pytest.raises(RuntimeError_, match="not a child"):
+        await LocalProcessRuntime(tmp_path).restart("coder-9", "coder")
+    with pytest.raises(RuntimeError_, match="no synod up state"):
+        await LocalProcessRuntime(tmp_path / "nowhere").restart("coder-0", "coder")
+    with pytest.raises(RuntimeError_, match="--replicas"):
+        await LocalProcessRuntime(tmp_path).scale("coder", 3)
