@@ -1,0 +1,81 @@
+"""The supervisor service's mapping from wire messages to core events (no broker)."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+from typing import Any
+
+from synod_services.supervisor.service import SupervisorService, signature
+
+from synod.supervisor import core
+from synod.supervisor.runtime import NoRuntime
+from synod.wire import (
+    Candidate,
+    Decision,
+    Envelope,
+    Heartbeat,
+    Sender,
+    StepCompleted,
+    StepFailed,
+    Vote,
+    VoteRequested,
+)
+
+
+def service() -> SupervisorService:
+    ctx: Any = SimpleNamespace(instance="supervisor-0")
+    return SupervisorService(ctx, core.SupervisorConfig(), NoRuntime())
+
+
+def env(body: Any, role: str = "coder", instance: str = "coder-0", **kw: Any) -> Envelope[Any]:
+    return Envelope.new(body, sender=Sender(role=role, instance=instance), **kw)  # type: ignore[arg-type]
+
+
+def test_a_rejected_answer_names_the_instances_whose_output_made_it() -> None:
+    s = service()
+    now = time.time()
+    s.events(env(StepCompleted(step_id="a", output="x"), task_id="t", attempt=0), now)
+    s.events(env(StepCompleted(step_id="b", output="y"), "coder", "coder-1", task_id="t"), now)
+    vote = VoteRequested(
+        proposal_id="t/answer",
+        candidates=[Candidate(candidate_id="answer", content="x y", author="a,b")],
+        electorate=["reviewer-0"],
+    )
+    s.events(env(vote, "planner", "planner-0", task_id="t"), now)
+    decision = Decision(
+        decision_id="d", proposal_id="t/answer", ballot=1, outcome="rejected", quorum=2
+    )
+    [event] = s.events(env(decision, "consensus", "consensus-0", task_id="t"), now)
+    assert event == core.DecisionSeen("t", "t/answer", "rejected", ("coder-0", "coder-1"))
+
+
+def test_outputs_become_signatures_and_provider_errors_do_not_repeat() -> None:
+    s = service()
+    now = time.time()
+    [done] = s.events(env(StepCompleted(step_id="a", output="x"), task_id="t", attempt=2), now)
+    assert done == core.StepCompletedSeen("t", "a", 2, "coder-0", signature("x"))
+    limited = StepFailed(step_id="a", error_class="transient", reason="rate_limited")
+    hung = StepFailed(step_id="a", error_class="transient", reason="deadline")
+    [weather] = s.events(env(limited, task_id="t"), now)
+    [stuck] = s.events(env(hung, task_id="t"), now)
+    assert isinstance(weather, core.StepFailedSeen)
+    assert not weather.repeatable
+    assert isinstance(stuck, core.StepFailedSeen)
+    assert stuck.repeatable
+
+
+def test_votes_abstentions_own_and_stale_heartbeats() -> None:
+    s = service()
+    now = time.time()
+    reject = Vote(proposal_id="t/answer", voter="reviewer-1", kind="reject")
+    abstain = Vote(proposal_id="t/answer", voter="reviewer-2", kind="abstain")
+    assert s.events(env(reject, "reviewer", "reviewer-1", task_id="t"), now) == [
+        core.VoteSeen("t/answer", "reviewer-1", "rejected")
+    ]
+    assert s.events(env(abstain, "reviewer", "reviewer-2", task_id="t"), now) == []
+    own = Heartbeat(instance="supervisor-0", role="supervisor", seq=1)
+    assert s.events(env(own, "supervisor", "supervisor-0"), now) == []
+    beat = Heartbeat(instance="coder-0", role="coder", seq=3)
+    assert s.events(env(beat), now) == [core.HeartbeatSeen("coder-0", "coder", 3, "running")]
+    assert s.events(env(beat), now + 60) == []  # a backlog says nothing about now
