@@ -162,6 +162,7 @@ class LocalRun:
                     "instance": c.instance,
                     "pid": c.proc.pid if c.proc else None,
                     "restarts": c.restarts,
+                    "started_at": c.started_at_wall,
                     "log": str(c.log_path),
                 }
                 for c in self.children

@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import signal
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -62,8 +63,12 @@ def _is_instance(pid: int, instance: str) -> bool:
 class LocalProcessRuntime:
     run_dir: Path
     name: str = "local"
+    # A child younger than this is still starting (synod up respawned it after
+    # an exit, and its first heartbeat is not out yet): killing it would only
+    # start the wait again.
+    min_age_s: float = 20.0
 
-    def _pid(self, instance: str) -> int | None:
+    def _child(self, instance: str) -> dict[str, Any]:
         path = self.run_dir / "processes.json"
         try:
             state = json.loads(path.read_text())
@@ -71,12 +76,16 @@ class LocalProcessRuntime:
             raise RuntimeError_(f"no synod up state at {path}") from None
         for child in state.get("children", []):
             if child.get("instance") == instance:
-                pid = child.get("pid")
-                return int(pid) if pid else None
+                found: dict[str, Any] = child
+                return found
         raise RuntimeError_(f"{instance} is not a child of the synod up in {self.run_dir}")
 
     async def restart(self, instance: str, role: str) -> str:
-        pid = self._pid(instance)
+        child = self._child(instance)
+        pid = int(child["pid"]) if child.get("pid") else None
+        age = time.time() - float(child.get("started_at") or 0.0)
+        if pid is not None and age < self.min_age_s and _is_instance(pid, instance):
+            return f"pid {pid} started {age:.0f}s ago; left to finish starting"
         request = request_path(self.run_dir, instance)
         request.parent.mkdir(parents=True, exist_ok=True)
         request.write_text(role)

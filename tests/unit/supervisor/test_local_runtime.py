@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,6 +50,18 @@ async def test_a_pid_that_is_not_the_instance_any_more_is_not_killed(
     assert done == "no live process; respawn requested"
     assert children["coder-1"].poll() is None  # still running
     assert request_path(tmp_path, "coder-1").exists()
+
+
+async def test_a_child_still_starting_is_left_alone(
+    tmp_path: Path, children: dict[str, subprocess.Popen[bytes]]
+) -> None:
+    state = json.loads((tmp_path / "processes.json").read_text())
+    state["children"][0]["started_at"] = time.time() - 2
+    (tmp_path / "processes.json").write_text(json.dumps(state))
+    done = await LocalProcessRuntime(tmp_path, min_age_s=20).restart("coder-0", "coder")
+    assert "left to finish starting" in done
+    assert children["coder-0"].poll() is None
+    assert not request_path(tmp_path, "coder-0").exists()
 
 
 async def test_unknown_instances_and_missing_state_are_clear_errors(
