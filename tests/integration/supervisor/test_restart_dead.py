@@ -1,10 +1,13 @@
-"""A SIGKILLed instance is detected by its missing heartbeats and restarted via LocalProcessRuntime.
+"""A SIGKILLed (or SIGSTOPped) instance is detected by its missing heartbeats and
+restarted through LocalProcessRuntime.
 
 `synod up` (LocalRun) runs researcher-0 and the supervisor as processes, with
 `respawn_exited=False`: a child that dies stays dead unless the supervisor
 asks for it. We SIGKILL researcher-0; the supervisor's phi-accrual detector
 suspects it, LocalProcessRuntime drops a restart request, `synod up` starts it
-again, and a new process heartbeats under the same instance id. Prints the
+again, and a new process heartbeats under the same instance id. The same for
+a SIGSTOPped (wedged) one that `synod up`, which only sees exits, would
+leave alone. Prints the
 time from the kill to the restart and to the first new heartbeat.
 """
 
@@ -63,8 +66,19 @@ async def _heartbeats_until(
     return seen
 
 
-async def test_a_sigkilled_instance_is_restarted_by_the_supervisor(
-    kafka: Any, tmp_path: Path
+@pytest.mark.parametrize(
+    ("signum", "respawn_exited", "steady_beats"),
+    [
+        # Dead: synod up is told not to respawn it, so only the supervisor can.
+        (signal.SIGKILL, False, 5),
+        # Wedged (alive, silent): synod up sees nothing wrong; the supervisor
+        # kills and respawns it. It must be older than the runtime's min_age_s.
+        (signal.SIGSTOP, True, 22),
+    ],
+    ids=["sigkill", "sigstop"],
+)
+async def test_a_silent_instance_is_restarted_by_the_supervisor(
+    kafka: Any, tmp_path: Path, signum: int, respawn_exited: bool, steady_beats: int
 ) -> None:
     saved = {k: os.environ.get(k) for k in ENV}
     os.environ.update(ENV)
@@ -74,7 +88,7 @@ async def test_a_sigkilled_instance_is_restarted_by_the_supervisor(
         run_dir=tmp_path,
         gateway_port=free_port(),
         replicas={"researcher": 1, "supervisor": 1},
-        respawn_exited=False,
+        respawn_exited=respawn_exited,
     )
     stop = asyncio.Event()
     watch: asyncio.Task[None] | None = None
@@ -85,14 +99,14 @@ async def test_a_sigkilled_instance_is_restarted_by_the_supervisor(
 
         def steady(seen: list[tuple[float, Heartbeat]]) -> bool:
             # The supervisor has a rhythm for researcher-0 once it sent a few.
-            return sum(h.instance == "researcher-0" for _, h in seen) >= 5
+            return sum(h.instance == "researcher-0" for _, h in seen) >= steady_beats
 
         await _heartbeats_until(run, steady, 60)
         [victim] = [c for c in run.children if c.instance == "researcher-0"]
         assert victim.proc is not None
         old_pid = victim.proc.pid
         killed_at = time.time()
-        os.kill(old_pid, signal.SIGKILL)
+        os.kill(old_pid, signum)
 
         def back(seen: list[tuple[float, Heartbeat]]) -> bool:
             return any(h.instance == "researcher-0" and h.pid not in (0, old_pid) for _, h in seen)
@@ -110,7 +124,8 @@ async def test_a_sigkilled_instance_is_restarted_by_the_supervisor(
         assert restarts[0].get("reason") == "dead"
         decided = datetime.fromisoformat(restarts[0]["ts"]).timestamp()
         print(
-            f"\nkill -> restart decided: {decided - killed_at:.1f} s; "
+            f"\n{signal.Signals(signum).name}: "
+            f"kill -> restart decided: {decided - killed_at:.1f} s; "
             f"kill -> heartbeat from the new process: {first_new - killed_at:.1f} s "
             f"(phi threshold 8, acceptable pause {ENV['SYNOD_SUPERVISOR_ACCEPTABLE_PAUSE_S']} s)"
         )
