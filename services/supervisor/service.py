@@ -56,6 +56,7 @@ from synod.wire.messages import QuarantineNotice, StepReassigned
 log = logging.getLogger("synod.supervisor")
 
 GROUP = "synod.supervisor"
+MAX_TASKS = 100_000  # bounds the adapter's per-task memory
 STALE_HEARTBEAT_S = 10.0  # older heartbeats (a backlog) say nothing about now
 
 SUSPECTS = Gauge(
@@ -184,6 +185,8 @@ class SupervisorService:
                 )
             ]
         if isinstance(body, StepCompleted):
+            if task not in self.producers and len(self.producers) >= MAX_TASKS:
+                del self.producers[next(iter(self.producers))]  # a task that never ended
             self.producers.setdefault(task, {})[body.step_id] = envelope.sender.instance
             return [
                 core.StepCompletedSeen(
@@ -210,6 +213,8 @@ class SupervisorService:
             ]
         if isinstance(body, VoteRequested) and envelope.sender.role == "planner":
             steps = [s for c in body.candidates for s in c.author.split(",") if s]
+            if len(self.authors) >= MAX_TASKS:
+                del self.authors[next(iter(self.authors))]
             self.authors[body.proposal_id] = steps
             return []
         if isinstance(body, Vote):
