@@ -367,9 +367,12 @@ class Supervisor:
         n = step.reassignments
         step.reassignments += 1
         used = step.attempts.get(after)
-        # Each reassignment moves every parameter on, so the new attempt differs
-        # from the failing one even when a list has a single entry.
-        model = c.models[(n + 1) % len(c.models)]
+        # The model after the one that failed (the first listed if it is not
+        # listed); temperature and variant move on with each reassignment, so
+        # the new attempt differs even when the model list has one entry.
+        failed_model = used.model if used is not None else ""
+        index = c.models.index(failed_model) if failed_model in c.models else 0
+        model = c.models[(index + 1) % len(c.models)]
         temperature = c.temperatures[n % len(c.temperatures)]
         variant = c.prompt_variants[n % len(c.prompt_variants)]
         if used is not None and used.prompt_variant.startswith("revise-"):

@@ -108,6 +108,18 @@ def test_the_same_output_twice_is_a_loop_reassigned_with_other_parameters() -> N
     assert sup.handle(StepCompletedSeen("t1", "s1", 1, "coder-1", "same"), 3.5) == []
 
 
+def test_a_second_reassignment_moves_off_the_model_that_failed() -> None:
+    config = SupervisorConfig(models=("", "m-b", "m-c"), max_reassignments=3)
+    sup = Supervisor(config)
+    sup.handle(StepRequestedSeen("t1", "s1", 0, 30.0, 0.0), 0.0)
+    [first] = sup.tick(100.0)
+    assert first.model == "m-b"
+    sup.handle(StepRequestedSeen("t1", "s1", 1, 30.0, 100.0, model="m-b"), 100.0)
+    [second] = sup.tick(200.0)
+    assert (second.after_attempt, second.model) == (1, "m-c")
+    assert second.temperature != first.temperature
+
+
 def test_different_outputs_are_not_a_loop() -> None:
     sup = Supervisor()
     sup.handle(StepCompletedSeen("t1", "s1", 0, "coder-0", "one"), 1.0)
