@@ -205,9 +205,11 @@ class TaskMachine:
             # answer gets another round once the new attempt is in.
             self.completed.pop(step_id)
             self.revision_floor[step_id] = body.after_attempt + 1
-            if self.vote is not None:
-                next_round = _round_of(self.vote.proposal_id) + 1
-                self.revised_in[step_id] = max(self.revised_in.get(step_id, 1), next_round)
+            # The looping output may already be out for a vote this machine has
+            # asked for but not yet folded back: the round of the revision it was
+            # (or the newest vote) is spent, the new attempt gets the next one.
+            voted = _round_of(self.vote.proposal_id) if self.vote is not None else 1
+            self.revised_in[step_id] = max(voted, self._revision_round()) + 1
         self.reassigned[step_id] = body
         self.extra_attempts[step_id] = self.extra_attempts.get(step_id, 0) + 1
 

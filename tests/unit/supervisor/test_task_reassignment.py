@@ -131,6 +131,38 @@ def test_a_looping_revision_is_dropped_and_the_new_attempt_gets_a_round_of_its_o
     assert vote3.body.candidates[0].content == "right"
 
 
+def test_a_reassignment_folded_before_the_vote_the_loop_caused_still_gets_a_new_round() -> None:
+    machine = started(max_answer_rounds=2)
+    machine.apply(env(StepCompleted(step_id="c", output="wrong"), attempt=0))
+    assert len(run(machine)) == 1  # round 1
+    machine.apply(
+        env(
+            Decision(
+                decision_id="d1", proposal_id="t1/answer", ballot=1, outcome="rejected", quorum=2
+            )
+        )
+    )
+    run(machine)  # the revision, attempt 1
+    machine.apply(env(StepCompleted(step_id="c", output="wrong"), attempt=1))
+    [vote2] = machine.next_actions()  # asked for, but not in the log yet
+    machine.apply(reassigned(1, "loop"))  # the log has the reassignment first
+    assert isinstance(vote2, Publish)
+    machine.apply(env(vote2.body, message_id=vote2.message_id))
+    [fresh] = run(machine)
+    assert (fresh.attempt, fresh.body.model) == (2, "m-b")
+    machine.apply(env(StepCompleted(step_id="c", output="right"), attempt=2))
+    machine.apply(
+        env(
+            Decision(
+                decision_id="d2", proposal_id="t1/answer-2", ballot=1, outcome="rejected", quorum=2
+            )
+        )
+    )
+    [vote3] = run(machine)
+    assert vote3.body.proposal_id == "t1/answer-3"
+    assert vote3.body.candidates[0].content == "right"
+
+
 def test_the_reassignment_is_folded_once() -> None:
     machine = started()
     machine.apply(reassigned(0, "stuck"))
