@@ -4,6 +4,11 @@ phi = -log10(P(next heartbeat later than now)), with inter-arrival times modelle
 as normal(mean + acceptable_pause_s, max(std, min_std_s)) over a sliding window.
 Before `min_samples` intervals exist, a plain timeout is used: phi is 0 until
 `bootstrap_timeout_s` of silence, then infinity.
+
+A restarted process under the same instance id must be `forget`-ed first
+(the supervisor does so when the heartbeat `seq` goes back): otherwise the
+restart's silence enters the window as one long interval and makes the
+detector slow to suspect that instance for the next `window` heartbeats.
 """
 
 from __future__ import annotations

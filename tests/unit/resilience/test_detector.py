@@ -47,3 +47,17 @@ def test_jittery_alive_not_suspected(seed: int, jitter: float) -> None:
         d.heartbeat("a", t)
         t += 1.0 + rng.uniform(-jitter, jitter)
         assert d.suspects(t - 1e-9, 8.0) == []
+
+
+def test_a_restart_gap_slows_detection_unless_forgotten() -> None:
+    """Why the supervisor forgets an instance whose heartbeat seq went back."""
+    kept, fresh = PhiAccrualDetector(), PhiAccrualDetector()
+    for d in (kept, fresh):
+        last = regular(d)
+    restart_at = last + 30.0  # the new process's first heartbeat, 30 s later
+    fresh.forget("a")
+    for d in (kept, fresh):
+        for i in range(20):
+            d.heartbeat("a", restart_at + i)
+    silent = restart_at + 19 + 8.0
+    assert fresh.phi("a", silent) >= 8.0 > kept.phi("a", silent)
