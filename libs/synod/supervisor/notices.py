@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from synod.errors import DecodeError
+from synod.transport.security import client_security
 from synod.transport.topics import SUPERVISOR
 from synod.wire import Codec, Envelope
 from synod.wire.messages import QuarantineNotice
@@ -52,7 +53,9 @@ async def follow(bootstrap: str, topic: str, book: QuarantineBook, *, poll_ms: i
     from aiokafka.structs import TopicPartition
 
     codec = Codec()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        **client_security(), bootstrap_servers=bootstrap, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         partitions: set[int] | None = None
