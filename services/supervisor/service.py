@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prometheus_client import Counter, Gauge
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from synod.agents.ids import derived_id
@@ -81,9 +81,23 @@ class SupervisorSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SYNOD_SUPERVISOR_", extra="ignore")
 
-    runtime: Literal["none", "local", "kubernetes"] = "none"
+    # The chart sets SYNOD_RUNTIME, SYNOD_NAMESPACE and SYNOD_RELEASE_FULLNAME.
+    runtime: Literal["none", "local", "kubernetes"] = Field(
+        default="none", validation_alias=AliasChoices("SYNOD_SUPERVISOR_RUNTIME", "SYNOD_RUNTIME")
+    )
     run_dir: Path | None = Field(default=None, description="synod up's run dir (runtime=local)")
-    namespace: str | None = Field(default=None, description="Kubernetes namespace")
+    namespace: str | None = Field(
+        default=None,
+        description="Kubernetes namespace",
+        validation_alias=AliasChoices("SYNOD_SUPERVISOR_NAMESPACE", "SYNOD_NAMESPACE"),
+    )
+    release_fullname: str = Field(
+        default="synod",
+        description="the Helm release's full name; Deployments are <it>-<role>",
+        validation_alias=AliasChoices(
+            "SYNOD_SUPERVISOR_RELEASE_FULLNAME", "SYNOD_RELEASE_FULLNAME"
+        ),
+    )
     tick_interval_s: float = Field(default=1.0, gt=0)
     phi_threshold: float = Field(default=8.0, gt=0)
     acceptable_pause_s: float = Field(default=3.0, ge=0)
@@ -129,7 +143,9 @@ class SupervisorSettings(BaseSettings):
                 raise ValueError("SYNOD_SUPERVISOR_RUNTIME=local needs SYNOD_SUPERVISOR_RUN_DIR")
             return LocalProcessRuntime(self.run_dir)
         if self.runtime == "kubernetes":
-            return KubernetesRuntime.in_cluster(self.namespace)
+            return KubernetesRuntime.in_cluster(
+                self.namespace, deployment_prefix=f"{self.release_fullname}-"
+            )
         return NoRuntime()
 
 
@@ -159,6 +175,7 @@ class SupervisorService:
         self.producers: dict[str, dict[str, str]] = {}
         self.authors: dict[str, list[str]] = {}
         self.pending: set[asyncio.Task[None]] = set()
+        self.hosts: dict[str, str] = {}  # instance -> host (pod name) from its heartbeats
 
     # ------------------------------------------------------------ in
 
@@ -170,6 +187,8 @@ class SupervisorService:
                 return []
             if now - _ts(envelope.created_at) > STALE_HEARTBEAT_S:
                 return []
+            if body.host:
+                self.hosts[body.instance] = body.host
             return [core.HeartbeatSeen(body.instance, body.role, body.seq, body.state)]
         if isinstance(body, StepRequested):
             return [
@@ -274,7 +293,8 @@ class SupervisorService:
 
     async def restart(self, action: core.Restart) -> None:
         try:
-            done = await self.runtime.restart(action.instance, action.role)
+            host = self.hosts.get(action.instance, "")
+            done = await self.runtime.restart(action.instance, action.role, host)
             outcome = "ok"
         except Exception as exc:
             done, outcome = repr(exc), "error"

@@ -7,10 +7,10 @@
   answers by starting the instance again. Files, not a control port: nothing
   listens, nothing to secure, and `synod up` already polls its children.
 - `KubernetesRuntime` with the official `kubernetes` client and in-cluster
-  config: an instance id is its pod name (the chart sets SYNOD_INSTANCE from
-  metadata.name). Restart is a policy/v1 Eviction (respects
-  PodDisruptionBudgets), or a delete when asked to force; scaling patches the
-  role's Deployment scale subresource.
+  config: the pod is the one named by the `host` of the instance's
+  heartbeats (a pod's hostname is its name), else the instance id. Restart
+  is a policy/v1 Eviction (respects PodDisruptionBudgets), or a delete when
+  asked to force; scaling patches `<release>-<role>`'s scale subresource.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ RESTART_REQUESTS = "restart-requests"
 class Runtime(Protocol):
     name: str
 
-    async def restart(self, instance: str, role: str) -> str:
-        """Restart `instance`; returns what was done, for logs."""
+    async def restart(self, instance: str, role: str, host: str = "") -> str:
+        """Restart `instance` (`host`: where its heartbeats say it runs, if known);
+        returns what was done, for logs."""
         ...
 
     async def scale(self, role: str, replicas: int) -> None: ...
@@ -80,7 +81,7 @@ class LocalProcessRuntime:
                 return found
         raise RuntimeError_(f"{instance} is not a child of the synod up in {self.run_dir}")
 
-    async def restart(self, instance: str, role: str) -> str:
+    async def restart(self, instance: str, role: str, host: str = "") -> str:
         child = self._child(instance)
         pid = int(child["pid"]) if child.get("pid") else None
         age = time.time() - float(child.get("started_at") or 0.0)
@@ -140,8 +141,10 @@ class KubernetesRuntime:
     def deployment(self, role: str) -> str:
         return f"{self.deployment_prefix}{role}"
 
-    async def restart(self, instance: str, role: str) -> str:
-        return await asyncio.to_thread(self._restart, instance)
+    async def restart(self, instance: str, role: str, host: str = "") -> str:
+        # A pod's hostname is its name, and every heartbeat carries it; the
+        # instance id is the pod name only where the chart makes it so.
+        return await asyncio.to_thread(self._restart, host or instance)
 
     def _restart(self, instance: str) -> str:
         from kubernetes import client
@@ -190,7 +193,7 @@ class NoRuntime:
 
     name: str = "none"
 
-    async def restart(self, instance: str, role: str) -> str:
+    async def restart(self, instance: str, role: str, host: str = "") -> str:
         return "no runtime configured; not restarted"
 
     async def scale(self, role: str, replicas: int) -> None:

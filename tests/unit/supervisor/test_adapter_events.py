@@ -79,3 +79,26 @@ def test_votes_abstentions_own_and_stale_heartbeats() -> None:
     beat = Heartbeat(instance="coder-0", role="coder", seq=3)
     assert s.events(env(beat), now) == [core.HeartbeatSeen("coder-0", "coder", 3, "running")]
     assert s.events(env(beat), now + 60) == []  # a backlog says nothing about now
+
+
+def test_the_charts_environment_names_are_read(monkeypatch: Any) -> None:
+    from synod_services.supervisor.service import SupervisorSettings
+
+    monkeypatch.setenv("SYNOD_RUNTIME", "kubernetes")
+    monkeypatch.setenv("SYNOD_NAMESPACE", "agents")
+    monkeypatch.setenv("SYNOD_RELEASE_FULLNAME", "rel-synod")
+    settings = SupervisorSettings()
+    assert (settings.runtime, settings.namespace, settings.release_fullname) == (
+        "kubernetes",
+        "agents",
+        "rel-synod",
+    )
+    monkeypatch.setenv("SYNOD_SUPERVISOR_RUNTIME", "local")
+    assert SupervisorSettings().runtime == "local"  # the supervisor's own name wins
+
+
+def test_heartbeats_tell_the_host_to_restart() -> None:
+    s = service()
+    beat = Heartbeat(instance="coder-0", role="coder", seq=1, host="rel-synod-coder-abc")
+    s.events(env(beat), time.time())
+    assert s.hosts == {"coder-0": "rel-synod-coder-abc"}

@@ -83,6 +83,14 @@ async def test_restart_evicts_the_pod_with_a_policy_v1_eviction(api: Any) -> Non
     }
 
 
+async def test_the_pod_is_the_host_the_heartbeats_named(api: Any) -> None:
+    done = await runtime(api).restart("coder-7", "coder", host="rel-synod-coder-5d8c-x2x9q")
+    assert done == "evicted pod synod/rel-synod-coder-5d8c-x2x9q"
+    assert (
+        api.calls[0]["path"] == "/api/v1/namespaces/synod/pods/rel-synod-coder-5d8c-x2x9q/eviction"
+    )
+
+
 async def test_restart_without_eviction_deletes_the_pod(api: Any) -> None:
     api.status = 200
     done = await runtime(api, evict=False).restart("synod-reviewer-0", "reviewer")
