@@ -242,11 +242,9 @@ class SupervisorService:
             position = body.choice if body.kind == "choice" and body.choice else "rejected"
             return [core.VoteSeen(body.proposal_id, body.voter, position)]
         if isinstance(body, Decision):
-            producers: tuple[str, ...] = ()
-            if body.outcome == "rejected":
-                made = self.producers.get(task, {})
-                steps = self.authors.get(body.proposal_id, [])
-                producers = tuple(sorted({made[s] for s in steps if s in made}))
+            made = self.producers.get(task, {})
+            steps = self.authors.get(body.proposal_id, [])
+            producers = tuple(sorted({made[s] for s in steps if s in made}))
             self.authors.pop(body.proposal_id, None)
             return [core.DecisionSeen(task, body.proposal_id, body.outcome, producers)]
         if isinstance(body, TaskCompleted | TaskFailed):

@@ -133,7 +133,7 @@ class DecisionSeen:
     task_id: str
     proposal_id: str
     outcome: str  # a candidate id, "rejected" or "no_quorum"
-    producers: tuple[str, ...] = ()  # instances whose output made the rejected candidate
+    producers: tuple[str, ...] = ()  # instances whose output made the candidate judged
 
 
 @dataclass(frozen=True)
@@ -391,10 +391,12 @@ class Supervisor:
             actions.extend(
                 self._judge(voter, "reviewer", votes[voter] != event.outcome, "wrong_votes", now)
             )
-        if event.outcome == "rejected":
-            for producer in sorted(set(event.producers)):
-                role = self.instances[producer].role if producer in self.instances else "worker"
-                actions.extend(self._judge(producer, role, True, "rejected_candidates", now))
+        # Producers are judged on every decided ballot, accepted ones too: a
+        # window of strikes only would quarantine anyone with enough history.
+        rejected = event.outcome == "rejected"
+        for producer in sorted(set(event.producers)):
+            role = self.instances[producer].role if producer in self.instances else "worker"
+            actions.extend(self._judge(producer, role, rejected, "rejected_candidates", now))
         return actions
 
     def _judge(self, name: str, role: str, strike: bool, reason: str, now: float) -> list[Action]:

@@ -233,6 +233,18 @@ def test_no_quorum_judges_nobody_and_rejected_candidates_count_against_their_pro
     assert (q.instance, q.role, q.reason) == ("coder-1", "coder", "rejected_candidates")
 
 
+def test_accepted_candidates_count_for_their_producer() -> None:
+    config = SupervisorConfig(strikes_to_quarantine=2, strike_window=3)
+    sup = Supervisor(config)
+    outcomes = ["rejected", "answer", "answer", "rejected", "answer", "answer", "rejected"]
+    actions = []
+    for i, outcome in enumerate(outcomes):
+        actions += sup.handle(DecisionSeen(f"t{i}", f"t{i}/answer", outcome, ("coder-1",)), i)
+    assert actions == []  # never two rejections within three judged ballots
+    [q] = sup.handle(DecisionSeen("t9", "t9/answer", "rejected", ("coder-1",)), 9.0)
+    assert q.strikes == 2
+
+
 def test_bad_config_is_refused_with_a_reason() -> None:
     with pytest.raises(ValueError, match="loop_repeats"):
         SupervisorConfig(loop_repeats=1)
