@@ -94,3 +94,35 @@ def test_trial_kafka() -> None:
     assert kafka["spec"]["template"]["spec"]["containers"][0]["image"] == "apache/kafka:3.9.1"
     cm = next(o for o in objects if o["kind"] == "ConfigMap")
     assert cm["data"]["SYNOD_BOOTSTRAP"] == kafka["metadata"]["name"] + ":9092"
+
+
+def _commands(objects: list[dict[str, Any]]) -> dict[str, str]:
+    return {
+        w["metadata"]["labels"]["app.kubernetes.io/component"]: " ".join(
+            w["spec"]["template"]["spec"]["containers"][0]["command"]
+        )
+        for w in workloads(objects)
+        if w["metadata"]["labels"]["app.kubernetes.io/component"] in ROLES
+    }
+
+
+@pytest.mark.parametrize("values", VALUES_FILES, ids=values_id)
+def test_reload_wrapper_is_off_unless_asked(values: Path | None) -> None:
+    commands = _commands(render(values))
+    assert commands
+    assert not any("synod.devreload" in c for c in commands.values())
+
+
+def test_dev_reload_wraps_every_role_in_the_reloader() -> None:
+    commands = _commands(render(None, "--set", "dev.reload=true"))
+    assert set(commands) == ROLES
+    for role, command in commands.items():
+        assert f"-m synod.devreload synod_services.{role}" in command, command
+
+
+def test_dev_reload_rejects_a_non_boolean() -> None:
+    from .conftest import helm
+
+    proc = helm("template", "x", str(CHART), "--set-string", "dev.reload=yes", check=False)
+    assert proc.returncode != 0
+    assert "reload" in proc.stderr
