@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from synod.transport.topics import CATALOGUE
 
 from .conftest import CHART, render
@@ -39,6 +41,18 @@ def test_keda_owns_the_replicas_of_the_roles_it_scales() -> None:
             assert all(isinstance(v, str) for v in trigger["metadata"].values()), name
             assert trigger["metadata"]["consumerGroup"].startswith("prod.synod.")
     assert deployments["synod-ci-gateway"]["spec"]["replicas"] == 3  # not scaled: as set
+
+
+@pytest.mark.parametrize(
+    ("mechanism", "keda_name"),
+    [("SCRAM-SHA-512", "scram_sha512"), ("SCRAM-SHA-256", "scram_sha256")],
+)
+def test_keda_gets_the_sasl_mode_in_its_own_spelling(mechanism: str, keda_name: str) -> None:
+    # KEDA's kafka scaler accepts only these names (pkg/scalers/kafka_scaler.go);
+    # "scram_sha_512" fails the scaler at run time, which no schema catches.
+    objects = render(PRODUCTION, *OPERATORS, "--set", f"kafka.sasl.mechanism={mechanism}")
+    for so in by_kind(objects, "ScaledObject").values():
+        assert so["spec"]["triggers"][0]["metadata"]["sasl"] == keda_name
 
 
 def test_strimzi_topics_are_the_code_catalogue_and_replace_the_job() -> None:
