@@ -100,3 +100,17 @@ def test_only_the_supervisor_gets_a_kubernetes_api_token() -> None:
     assert env_of(supervisor)["SYNOD_RUNTIME"] == "kubernetes"
     for name, workload in workloads.items():
         assert workload["spec"]["template"]["spec"]["automountServiceAccountToken"] is False, name
+
+
+def test_keda_with_sasl_needs_a_trigger_authentication() -> None:
+    from .conftest import helm
+
+    args = ["template", "x", str(CHART), "-f", str(PRODUCTION), "--kube-version", "1.31.0"]
+    proc = helm(*args, *OPERATORS, "--set", "keda.authenticationRef=", check=False)
+    assert proc.returncode != 0
+    assert "keda.authenticationRef" in proc.stderr
+    scaled = by_kind(render(PRODUCTION, *OPERATORS), "ScaledObject")
+    assert all(
+        so["spec"]["triggers"][0]["authenticationRef"]["name"] == "synod-kafka-keda"
+        for so in scaled.values()
+    )
