@@ -114,3 +114,21 @@ def test_keda_with_sasl_needs_a_trigger_authentication() -> None:
         so["spec"]["triggers"][0]["authenticationRef"]["name"] == "synod-kafka-keda"
         for so in scaled.values()
     )
+
+
+def test_servicemonitor_and_kafkauser_checks_reject_bad_objects() -> None:
+    from jsonschema import ValidationError
+
+    from .crds import strimzi_problems, validate_crd_object
+
+    rendered = render(PRODUCTION, *OPERATORS)
+    [monitor] = by_kind(rendered, "ServiceMonitor").values()
+    validate_crd_object(monitor)
+    bad_monitor = {**monitor, "spec": {**monitor["spec"], "endpoints": "metrics"}}
+    with pytest.raises(ValidationError):
+        validate_crd_object(bad_monitor)
+    user = next(iter(by_kind(rendered, "KafkaUser").values()))
+    assert strimzi_problems([user]) == []
+    bad_user = {**user, "spec": {**user["spec"], "authentication": {"type": "scram-sha-1"}}}
+    [problem] = strimzi_problems([bad_user])
+    assert "authentication" in problem
