@@ -72,7 +72,7 @@ test-integration: venv kafka-fetch ## integration tests on a real broker (own br
 	$(VENV)/bin/pytest tests/integration
 
 test: lint venv kafka-fetch tools ## lint, then every suite (chart checks included) on a real broker
-	$(VENV)/bin/pytest tests
+	$(VENV)/bin/pytest tests --ignore=tests/k8s
 
 test-kafka4: venv ## the integration tests against Kafka $(KAFKA4_VERSION)
 	SYNOD_KAFKA_VERSION=$(KAFKA4_VERSION) $(KAFKA) fetch
@@ -90,7 +90,7 @@ clean: ## remove the venv, caches and broker data
 HELM_VERSION ?= v3.19.0
 TOOLS := $(CURDIR)/.tools
 
-.PHONY: tools chart-test
+.PHONY: tools chart-test k8s-e2e
 
 # Without the version ldflag a go-installed helm reports no version; charts that
 # require a Kubernetes or helm version then misjudge it.
@@ -122,6 +122,10 @@ $(CRDS_STAMP):
 	touch $@
 
 tools: $(TOOLS)/helm $(CRDS_STAMP) ## build helm and fetch CRD schemas into .tools (needs Go, npm)
+
+k8s-e2e: venv tools ## build kube-apiserver + etcd (cached in .tools/k8s), then install/upgrade/uninstall the chart on them
+	bash hack/build-k8s.sh
+	$(VENV)/bin/pytest tests/k8s -v -s
 
 chart-test: venv tools ## helm lint/template + Kubernetes schemas for the chart, Dockerfile, skaffold.yaml
 	$(VENV)/bin/pytest tests/chart
