@@ -241,6 +241,7 @@ def main() -> None:
 
 
 from synod import cli_client  # noqa: E402, F401  (registers submit, status, watch)
+from synod import cli_team  # noqa: E402, F401  (registers team run)
 
 if __name__ == "__main__":
     main()

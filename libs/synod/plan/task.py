@@ -303,7 +303,11 @@ class TaskMachine:
     def _dispatch(self) -> list[Action]:
         assert self._dag is not None
         actions: list[Action] = []
-        for step_id in self._dag.ready(frozenset(self.completed)):
+        # Critical path first (the Scheduler's rank): the pool takes requests
+        # roughly in the order they are logged, so the log order is the priority.
+        rank = self._dag.critical_path_rank()
+        ready = sorted(self._dag.ready(frozenset(self.completed)), key=rank.__getitem__)
+        for step_id in ready:
             attempt = self._attempt_due(step_id)
             if attempt is None:
                 continue
