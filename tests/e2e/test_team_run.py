@@ -24,6 +24,7 @@ from synod.localkafka import free_port
 from synod.localrun import LocalRun
 from synod.plan.dag import load_project
 from synod.team.run import TeamError, run_once
+from synod.team.workspace import materialise
 from synod.wire import StepCompleted, StepRequested, TaskCompleted
 
 pytestmark = pytest.mark.e2e
@@ -86,6 +87,17 @@ async def test_a_paper_project_runs_on_three_coders_every_step_once(team: LocalR
     assert report.messages == sum(log.by_kind.values()) > len(plan)
     assert report.parallel_fraction == pytest.approx(0.9, abs=0.051)
     print(report.to_json())
+
+    # The workspace materialises from synod.workspace alone: every planned file,
+    # written by its own step, as valid Python; nothing lost.
+    space = await materialise(team.bootstrap, team.prefix, log.task_id, log.winner_writer)
+    planned = {path: step.step_id for step in plan for path in step.files}
+    assert set(space.files) == set(planned)
+    assert all(space.steps[path] == {sid} for path, sid in planned.items())
+    for path, content in space.files.items():
+        compile(content, path, "exec")
+    assert report.lost_writes == 0
+    assert space.stats.conflicts_opened == 0
 
     # More agents than running coders: refused before anything is submitted.
     with pytest.raises(TeamError, match="needs 5 running coder instances"):

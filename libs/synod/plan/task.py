@@ -322,6 +322,7 @@ class TaskMachine:
                 instructions=step.description or step.title,
                 inputs=inputs,
                 deadline_s=self.config.step_deadline_s,
+                files=list(step.files),
             )
             change = self.reassigned.get(step_id)
             if change is not None:

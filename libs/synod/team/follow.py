@@ -26,6 +26,7 @@ class RunLog:
     requests: Counter[str] = field(default_factory=Counter)  # step -> attempts requested
     completions: Counter[str] = field(default_factory=Counter)  # step -> completions seen
     winners: dict[str, StepCompleted] = field(default_factory=dict)
+    winner_writer: dict[str, str] = field(default_factory=dict)  # step -> instance that won
     finished_at: dict[str, datetime] = field(default_factory=dict)
     by_kind: Counter[str] = field(default_factory=Counter)
     tokens: int = 0
@@ -47,6 +48,7 @@ class RunLog:
             self.tokens += body.usage.input_tokens + body.usage.output_tokens
             if body.step_id not in self.winners:  # the first result wins
                 self.winners[body.step_id] = body
+                self.winner_writer[body.step_id] = envelope.sender.instance
                 self.finished_at[body.step_id] = envelope.created_at
         elif isinstance(body, TaskCompleted | TaskFailed):
             self.outcome = self.outcome or body
@@ -55,7 +57,17 @@ class RunLog:
     def done(self) -> bool:
         return self.outcome is not None
 
-    def report(self, plan: Plan, *, mode: str, n: int, seed: int = 0) -> RunReport:
+    def report(
+        self,
+        plan: Plan,
+        *,
+        mode: str,
+        n: int,
+        seed: int = 0,
+        concurrent_writes: int = 0,
+        lost_writes: int = 0,
+        tests_passed: bool | None = None,
+    ) -> RunReport:
         missing = [s for s in plan.ids if s not in self.winners]
         if missing or self.first_request is None:
             raise ValueError(f"no result in the log for steps {', '.join(missing) or '(all)'}")
@@ -83,8 +95,8 @@ class RunLog:
             step_starts=starts,
             messages_by_kind=dict(self.by_kind),
             tokens=self.tokens,
-            concurrent_writes=0,
-            lost_writes=0,
+            concurrent_writes=concurrent_writes,
+            lost_writes=lost_writes,
             hedges=sum(max(0, k - 1) for k in self.requests.values()),
-            tests_passed=None,
+            tests_passed=tests_passed,
         )

@@ -21,6 +21,7 @@ from synod.errors import BrokerError, SynodError
 from synod.plan.dag import Plan
 from synod.plan.report import RunReport
 from synod.team.follow import RunLog
+from synod.team.workspace import materialise
 from synod.transport.security import client_security
 from synod.transport.topics import HEARTBEATS, TASK_EVENTS, TASKS, topic_name
 from synod.wire import Codec, Envelope, Heartbeat, Sender, TaskSubmitted
@@ -167,7 +168,18 @@ async def run_once(
     finally:
         await publisher.stop()
         await consumer.stop()
-    return log.report(plan, mode=mode, n=agents), log
+    # The workspace as the topic holds it: a planned file missing from it is a
+    # lost write; the hedged losers' writes are left out (first result wins).
+    space = await materialise(bootstrap, prefix, task_id, winners=log.winner_writer)
+    lost = sum(1 for step in plan for path in step.files if path not in space.files)
+    report = log.report(
+        plan,
+        mode=mode,
+        n=agents,
+        concurrent_writes=space.stats.concurrent_writes,
+        lost_writes=lost,
+    )
+    return report, log
 
 
 def run_sync(plan: Plan, **kwargs: Any) -> tuple[RunReport, RunLog]:
