@@ -34,6 +34,18 @@ def _line(r: RunReport) -> str:
     )
 
 
+def project_tests(path: Path) -> dict[str, str] | None:
+    """The project's optional `tests`: {path: pytest file content}, run on the workspace."""
+    tests = json.loads(path.read_text(encoding="utf-8")).get("tests")
+    if tests is None:
+        return None
+    if not isinstance(tests, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in tests.items()
+    ):
+        raise ValueError(f"{path}: 'tests' must map file paths to their contents")
+    return dict(tests)
+
+
 @app.command("run")
 def run_command(
     project: Annotated[Path, typer.Argument(help="a project JSON file in the paper's format")],
@@ -56,6 +68,11 @@ def run_command(
     except OSError as exc:
         print(f"error: cannot read {project}: {exc}", file=sys.stderr)
         raise typer.Exit(code=2) from None
+    try:
+        tests = project_tests(project)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(code=2) from None
     settings = KafkaSettings()
     address = bootstrap or settings.bootstrap
     instance = os.environ.get("SYNOD_INSTANCE") or "team-cli"
@@ -72,6 +89,7 @@ def run_command(
                 task_id=task_id,
                 timeout_s=timeout,
                 instance=instance,
+                tests=tests,
             )
         except SynodError as exc:
             print(f"error: {exc}", file=sys.stderr)

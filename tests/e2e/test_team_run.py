@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from synod.llm.simcontent import expected_answer
 from synod.localkafka import free_port
 from synod.localrun import LocalRun
 from synod.plan.dag import load_project
@@ -59,6 +60,17 @@ async def team(kafka: Any, tmp_path: Path) -> AsyncIterator[LocalRun]:
 
 async def test_a_paper_project_runs_on_three_coders_every_step_once(team: LocalRun) -> None:
     plan = load_project(_project())
+    task_id = f"team-{uuid.uuid4().hex[:8]}"
+    # The project's tests: each module's solve() returns the sim's correct answer,
+    # so they pass only if every file is in the workspace with its step's code.
+    checks = [
+        f"def test_{sid.replace('-', '_')}():\n"
+        f"    assert importlib.import_module({path[:-3]!r}).solve() == "
+        f"{expected_answer(task_id, sid)}\n"
+        for sid in plan.ids
+        for path in plan.step(sid).files
+    ]
+    tests = {"test_suite.py": "import importlib\n\n\n" + "\n\n".join(checks)}
     seen: list[Any] = []
     report, log = await run_once(
         plan,
@@ -66,9 +78,10 @@ async def test_a_paper_project_runs_on_three_coders_every_step_once(team: LocalR
         prefix=team.prefix,
         agents=3,
         mode="synod",
-        task_id=f"team-{uuid.uuid4().hex[:8]}",
+        task_id=task_id,
         timeout_s=240,
         on_event=seen.append,
+        tests=tests,
     )
     assert isinstance(log.outcome, TaskCompleted), log.outcome
     assert set(log.winners) == set(plan.ids)
@@ -97,6 +110,7 @@ async def test_a_paper_project_runs_on_three_coders_every_step_once(team: LocalR
     for path, content in space.files.items():
         compile(content, path, "exec")
     assert report.lost_writes == 0
+    assert report.tests_passed is True
     assert space.stats.conflicts_opened == 0
 
     # More agents than running coders: refused before anything is submitted.

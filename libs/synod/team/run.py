@@ -111,6 +111,7 @@ async def run_once(
     timeout_s: float = 600.0,
     instance: str = "team-cli",
     on_event: Callable[[Envelope[Any]], None] | None = None,
+    tests: dict[str, str] | None = None,
 ) -> tuple[RunReport, RunLog]:
     """Submit the plan as task `task_id`, follow its log to the end, report."""
     from synod.cli_client import partition_counts, partition_for
@@ -172,12 +173,20 @@ async def run_once(
     # lost write; the hedged losers' writes are left out (first result wins).
     space = await materialise(bootstrap, prefix, task_id, winners=log.winner_writer)
     lost = sum(1 for step in plan for path in step.files if path not in space.files)
+    passed = None
+    if tests:
+        from synod.team.verifier import verify
+
+        # In a thread: pytest runs for seconds, and the loop has consumers to stop.
+        verdict = await asyncio.to_thread(verify, space.files, tests)
+        passed = verdict.passed
     report = log.report(
         plan,
         mode=mode,
         n=agents,
         concurrent_writes=space.stats.concurrent_writes,
         lost_writes=lost,
+        tests_passed=passed,
     )
     return report, log
 
