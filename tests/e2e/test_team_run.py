@@ -103,7 +103,7 @@ async def test_a_paper_project_runs_on_three_coders_every_step_once(team: LocalR
 
     # The workspace materialises from synod.workspace alone: every planned file,
     # written by its own step, as valid Python; nothing lost.
-    space = await materialise(team.bootstrap, team.prefix, log.task_id, log.winner_writer)
+    space = await materialise(team.bootstrap, team.prefix, log.task_id, log.winner_request)
     planned = {path: step.step_id for step in plan for path in step.files}
     assert set(space.files) == set(planned)
     assert all(space.steps[path] == {sid} for path, sid in planned.items())

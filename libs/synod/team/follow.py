@@ -26,7 +26,7 @@ class RunLog:
     requests: Counter[str] = field(default_factory=Counter)  # step -> attempts requested
     completions: Counter[str] = field(default_factory=Counter)  # step -> completions seen
     winners: dict[str, StepCompleted] = field(default_factory=dict)
-    winner_writer: dict[str, str] = field(default_factory=dict)  # step -> instance that won
+    winner_request: dict[str, str] = field(default_factory=dict)  # step -> winning request id
     finished_at: dict[str, datetime] = field(default_factory=dict)
     by_kind: Counter[str] = field(default_factory=Counter)
     tokens: int = 0
@@ -48,7 +48,9 @@ class RunLog:
             self.tokens += body.usage.input_tokens + body.usage.output_tokens
             if body.step_id not in self.winners:  # the first result wins
                 self.winners[body.step_id] = body
-                self.winner_writer[body.step_id] = envelope.sender.instance
+                # The request it answers names the attempt (a worker's outcome has
+                # the request as its cause), even when one instance ran both copies.
+                self.winner_request[body.step_id] = envelope.causes[0] if envelope.causes else ""
                 self.finished_at[body.step_id] = envelope.created_at
         elif isinstance(body, TaskCompleted | TaskFailed):
             self.outcome = self.outcome or body

@@ -171,7 +171,7 @@ async def run_once(
         await consumer.stop()
     # The workspace as the topic holds it: a planned file missing from it is a
     # lost write; the hedged losers' writes are left out (first result wins).
-    space = await materialise(bootstrap, prefix, task_id, winners=log.winner_writer)
+    space = await materialise(bootstrap, prefix, task_id, winners=log.winner_request)
     lost = sum(1 for step in plan for path in step.files if path not in space.files)
     passed = None
     if tests:

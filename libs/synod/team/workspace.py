@@ -84,14 +84,16 @@ def fold(
 ) -> Materialised:
     """Fold one task's writes (log order) into files.
 
-    `winners` (step -> winning writer) drops a hedged step's losing attempt:
-    its output is ignored, so its file appears once.
+    `winners` (step -> the request id of its winning attempt) drops a hedged
+    step's losing attempt: write ids derive from the request, so the loser's
+    writes are known and ignored, and each file appears once.
     """
     space = Workspace("eventual")
     steps: dict[str, set[str]] = {}
     kept = 0
     for i, w in enumerate(writes):
-        if winners is not None and winners.get(w.step_id, w.writer) != w.writer:
+        won = winners.get(w.step_id) if winners is not None else None
+        if won is not None and derived_id(won, f"write/{w.path}") != w.write_id:
             continue
         space.apply(
             FileWrite(
