@@ -85,7 +85,9 @@ async def test_a_paper_project_runs_on_three_coders_every_step_once(team: LocalR
     )
     assert isinstance(log.outcome, TaskCompleted), log.outcome
     assert set(log.winners) == set(plan.ids)
-    assert all(log.completions[s] == 1 for s in plan.ids), dict(log.completions)
+    # Once each: a step completes at most once per attempt requested, and only a
+    # hedge (one extra attempt) can add a second completion, which is ignored.
+    assert all(1 <= log.completions[s] <= log.requests[s] <= 2 for s in plan.ids)
     # Ready steps only: a request comes after every dependency's completion.
     done: set[str] = set()
     for env in seen:
@@ -106,6 +108,7 @@ async def test_a_paper_project_runs_on_three_coders_every_step_once(team: LocalR
     space = await materialise(team.bootstrap, team.prefix, log.task_id, log.winner_request)
     planned = {path: step.step_id for step in plan for path in step.files}
     assert set(space.files) == set(planned)
+    assert space.writes == len(planned)  # hedged losers' writes left out
     assert all(space.steps[path] == {sid} for path, sid in planned.items())
     for path, content in space.files.items():
         compile(content, path, "exec")

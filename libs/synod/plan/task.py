@@ -115,6 +115,10 @@ class TaskConfig:
     max_answer_rounds: int = 2
     step_deadline_s: float = 120.0
     vote_deadline_s: float = 60.0
+    # Hedging (tasks given with a plan): a step out longer than this quantile of
+    # the task's finished steps' durations is requested once more.
+    hedge_quantile: float = 0.95
+    hedge_min_samples: int = 5
 
 
 @dataclass
@@ -142,6 +146,8 @@ class TaskMachine:
     quarantined: frozenset[str] = frozenset()
     outcome: TaskCompleted | TaskFailed | None = None
     plan_attempts: int = 0
+    requested_at: dict[str, datetime] = field(default_factory=dict)  # step -> newest request
+    hedged: set[str] = field(default_factory=set)
     _seen: set[str] = field(default_factory=set)
     _dag: Plan | None = None
 
@@ -167,6 +173,10 @@ class TaskMachine:
             self.requested[body.step_id] = max(
                 envelope.attempt, self.requested.get(body.step_id, -1)
             )
+            if envelope.attempt == self.requested[body.step_id]:
+                self.requested_at[body.step_id] = envelope.created_at
+            if body.prompt_variant == "hedge":
+                self.hedged.add(body.step_id)
             revision = _revision_round(body.prompt_variant)
             if revision and revision > self.revised_in.get(body.step_id, 1):
                 # The rejected output no longer counts; only the revision's will.
@@ -263,6 +273,45 @@ class TaskMachine:
             f"the task's deadline of {budget:g} s passed while waiting for {self._waiting_for()}",
             "budget",
         )
+
+    def hedges(self, now: datetime) -> list[Action]:
+        """Another request for each straggler: out past the p95 of finished steps.
+
+        Only for tasks given with a plan (the team runs), once per step. The
+        first result wins (`apply` keeps the first completion); the other
+        attempt runs to its end and its output is ignored.
+        """
+        if self.outcome is not None or self.submitted is None or self._dag is None:
+            return []
+        if not self.submitted.body.plan:
+            return []
+        done = sorted(c.duration_s for c in self.completed.values())
+        if len(done) < self.config.hedge_min_samples:
+            return []
+        cut = done[min(len(done) - 1, int(self.config.hedge_quantile * len(done)))]
+        actions: list[Action] = []
+        for step_id, at in self.requested_at.items():
+            newest = self.requested[step_id]
+            if step_id in self.completed or step_id in self.hedged:
+                continue
+            if newest in self.failed_attempts.get(step_id, ()):
+                continue  # a retry is due instead
+            if (now - at).total_seconds() <= cut:
+                continue
+            step = self._dag.step(step_id)
+            body = StepRequested(
+                step_id=step_id,
+                plan_id=self.plan.plan_id if self.plan else "",
+                role="coder" if step.role == "coder" else "researcher",
+                title=step.title,
+                instructions=step.description or step.title,
+                inputs={dep: self.completed[dep].output for dep in step.depends_on},
+                deadline_s=self.config.step_deadline_s,
+                prompt_variant="hedge",
+                files=list(step.files),
+            )
+            actions.append(self._publish(body, f"step/{step_id}/{newest + 1}", newest + 1))
+        return actions
 
     def _waiting_for(self) -> str:
         if self.plan is None:
