@@ -74,7 +74,14 @@ def run_command(
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(code=2) from None
     settings = KafkaSettings()
-    address = bootstrap or settings.bootstrap
+    address, prefix = bootstrap or settings.bootstrap, settings.topic_prefix
+    if bootstrap is None and "SYNOD_BOOTSTRAP" not in os.environ:
+        # Nothing said where: the cluster a local `synod up` runs, if there is one.
+        from synod.localrun import read_state
+
+        state = read_state()
+        if state is not None:
+            address, prefix = state["bootstrap"], state["prefix"]
     instance = os.environ.get("SYNOD_INSTANCE") or "team-cli"
     batch = uuid.uuid4().hex[:8]
     for i in range(repeat):
@@ -83,7 +90,7 @@ def run_command(
             report, _ = run_sync(
                 plan,
                 bootstrap=address,
-                prefix=settings.topic_prefix,
+                prefix=prefix,
                 agents=agents,
                 mode=mode,
                 task_id=task_id,
