@@ -240,8 +240,8 @@ def main() -> None:
     app()
 
 
+import synod.cli_team  # noqa: E402, F401  (registers team run)
 from synod import cli_client  # noqa: E402, F401  (registers submit, status, watch)
-from synod import cli_team  # noqa: E402, F401  (registers team run)
 
 if __name__ == "__main__":
     main()
