@@ -274,6 +274,23 @@ class TaskMachine:
             "budget",
         )
 
+    def _room(self) -> int | None:
+        """Attempts this task may still start (label `team.agents`), None if uncapped.
+
+        A coder instance takes several requests at once, so a team of N agents is
+        N attempts in flight, not N instances.
+        """
+        assert self.submitted is not None
+        cap = self.submitted.body.labels.get("team.agents", "")
+        if not cap.isdigit():
+            return None
+        out = 0
+        for step_id, newest in self.requested.items():
+            if step_id in self.completed or newest in self.failed_attempts.get(step_id, ()):
+                continue
+            out += 2 if step_id in self.hedged else 1
+        return int(cap) - out
+
     def hedges(self, now: datetime) -> list[Action]:
         """Another request for each straggler: out past the p95 of finished steps.
 
@@ -290,10 +307,13 @@ class TaskMachine:
             return []
         cut = done[min(len(done) - 1, int(self.config.hedge_quantile * len(done)))]
         actions: list[Action] = []
+        room = self._room()
         for step_id, at in self.requested_at.items():
             newest = self.requested[step_id]
             if step_id in self.completed or step_id in self.hedged:
                 continue
+            if room is not None and room <= 0:
+                break  # hedge only when an agent is free
             if newest in self.failed_attempts.get(step_id, ()):
                 continue  # a retry is due instead
             if (now - at).total_seconds() <= cut:
@@ -311,6 +331,8 @@ class TaskMachine:
                 files=list(step.files),
             )
             actions.append(self._publish(body, f"step/{step_id}/{newest + 1}", newest + 1))
+            if room is not None:
+                room -= 1
         return actions
 
     def _waiting_for(self) -> str:
@@ -356,10 +378,15 @@ class TaskMachine:
         # roughly in the order they are logged, so the log order is the priority.
         rank = self._dag.critical_path_rank()
         ready = sorted(self._dag.ready(frozenset(self.completed)), key=rank.__getitem__)
+        room = self._room()
         for step_id in ready:
             attempt = self._attempt_due(step_id)
             if attempt is None:
                 continue
+            if room is not None:
+                if room <= 0:
+                    break  # a team of N agents works on at most N attempts at once
+                room -= 1
             step = self._dag.step(step_id)
             inputs = {dep: self.completed[dep].output for dep in step.depends_on}
             role = "coder" if step.role == "coder" else "researcher"

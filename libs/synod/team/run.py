@@ -46,11 +46,12 @@ def check_mode(mode: str) -> None:
         )
 
 
-def submission(plan: Plan, task_id: str, instance: str) -> Envelope[TaskSubmitted]:
+def submission(plan: Plan, task_id: str, instance: str, agents: int) -> Envelope[TaskSubmitted]:
     body = TaskSubmitted(
         goal=(plan.description or plan.name or "project")[:4_000] or "project",
         plan=list(plan),
-        labels={"team.project": plan.name, "team.mode": "synod"},
+        # team.agents caps the attempts in flight: the planner's team size.
+        labels={"team.project": plan.name, "team.mode": "synod", "team.agents": str(agents)},
     )
     return Envelope.new(
         body,
@@ -125,7 +126,7 @@ async def run_once(
             f"{len(coders)} ({', '.join(sorted(coders)) or 'none'}); "
             f"start more, e.g. `synod up --replicas coder={agents}`"
         )
-    envelope = submission(plan, task_id, instance)
+    envelope = submission(plan, task_id, instance, agents)
     events = topic_name(TASK_EVENTS, prefix)
     count = (await partition_counts(bootstrap, [events]))[events]
     tp = TopicPartition(events, partition_for(task_id.encode(), count))

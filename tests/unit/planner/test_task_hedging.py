@@ -62,3 +62,24 @@ def test_too_few_finished_steps_or_no_given_plan_means_no_hedge() -> None:
     feed(planned, planned.next_actions())
     _finish(planned, ["s0", "s1", "s2", "s3", "s4"])
     assert planned.hedges(later) == []
+
+
+def test_a_team_of_n_agents_has_at_most_n_attempts_out_hedges_included() -> None:
+    machine = TaskMachine("t1")
+    machine.apply(submitted(plan=STEPS, labels={"team.agents": "2"}))
+    feed(machine, machine.next_actions())
+    first = machine.next_actions()
+    assert len(first) == 2
+    feed(machine, first)
+    assert machine.next_actions() == []  # both agents busy
+    straggler, other = first[0].body.step_id, first[1].body.step_id
+    _finish(machine, [other])
+    late = utc_now() + timedelta(hours=1)
+    for _ in range(5):  # the other agent works through the rest, one at a time
+        [nxt] = machine.next_actions()
+        feed(machine, [nxt])
+        assert machine.hedges(late) == []  # no agent free for a hedge
+        _finish(machine, [nxt.body.step_id])
+    assert machine.next_actions() == []  # only the straggler is left, and it is out
+    [hedge] = machine.hedges(late)
+    assert hedge.body.step_id == straggler
