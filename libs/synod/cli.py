@@ -240,6 +240,7 @@ def main() -> None:
     app()
 
 
+import synod.cli_team  # noqa: E402, F401  (registers team run)
 from synod import cli_client  # noqa: E402, F401  (registers submit, status, watch)
 
 if __name__ == "__main__":

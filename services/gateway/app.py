@@ -35,6 +35,7 @@ from synod.service.health import HEALTH_PATHS, ReadyCheck, add_health_routes, al
 from synod.transport.topics import TASKS, topic_name
 from synod.wire import Codec, ContentType, Envelope, Sender, TaskSubmitted, TraceContext
 
+from .projects import project_handler
 from .view import TaskFeed
 
 log = logging.getLogger("synod.gateway")
@@ -113,6 +114,7 @@ def create_app(
     app.router.add_post("/v1/tasks", api.submit)
     app.router.add_get("/v1/tasks/{task_id}", api.status)
     app.router.add_get("/v1/tasks/{task_id}/events", api.events)
+    app.router.add_post("/v1/projects", project_handler(api.submit))
     add_health_routes(app, ready)
 
     async def end_streams(app: web.Application) -> None:

@@ -259,6 +259,8 @@ class Planner:
                 action = machine.overdue(now)
                 if action is not None:
                     await self.carry_out(machine, action)
+                for hedge in machine.hedges(now):
+                    await self.carry_out(machine, hedge)
 
     # ------------------------------------------------------------ rebuild
 

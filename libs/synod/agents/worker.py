@@ -20,7 +20,7 @@ from synod.errors import SynodError
 from synod.llm import OUTPUT_MODELS, LLMBackend, LLMError, LLMRequest
 from synod.service.runtime import ServiceContext
 from synod.transport import Received
-from synod.transport.topics import STEPS_CODER, STEPS_RESEARCHER, TASK_EVENTS
+from synod.transport.topics import STEPS_CODER, STEPS_RESEARCHER, TASK_EVENTS, WORKSPACE
 from synod.wire import Envelope, StepCompleted, StepFailed, StepRequested, Usage
 
 log = logging.getLogger("synod.agents")
@@ -63,6 +63,7 @@ class Worker:
             temperature=step.temperature,
             timeout_s=step.deadline_s,
             prompt_variant=step.prompt_variant,
+            files=tuple(step.files),
         )
         body: StepCompleted | StepFailed
         try:
@@ -93,6 +94,8 @@ class Worker:
             )
         except SynodError as exc:
             body = StepFailed(step_id=step.step_id, error_class=exc.error_class, error=str(exc))
+        if isinstance(body, StepCompleted) and step.files:
+            await self._write_files(msg, step, body)
         outcome = Envelope.new(
             body,
             sender=self.ctx.sender,
@@ -116,6 +119,35 @@ class Worker:
                 "duration_s": body.duration_s,
             },
         )
+
+    async def _write_files(self, msg: Received, step: StepRequested, done: StepCompleted) -> None:
+        """The step's files on synod.workspace, before its StepCompleted: a completed
+        step's files are always there to materialise."""
+        from synod.team.workspace import workspace_key, writes_for
+
+        task_id = msg.envelope.task_id or ""
+        writes = writes_for(
+            task_id,
+            step.step_id,
+            msg.envelope.message_id,
+            self.ctx.sender.instance,
+            step.files,
+            step.title,
+            done.output,
+        )
+        for write in writes:
+            envelope = Envelope.new(
+                write,
+                sender=self.ctx.sender,
+                task_id=task_id,
+                message_id=write.write_id,
+                causes=[msg.envelope.message_id],
+                attempt=msg.envelope.attempt,
+                trace=msg.envelope.trace,
+            )
+            await self.ctx.publisher.publish(
+                self.ctx.topic(WORKSPACE), envelope, "avro", workspace_key(task_id, write.path)
+            )
 
 
 def setup_worker(role: WorkerRole) -> Any:

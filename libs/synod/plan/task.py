@@ -115,6 +115,10 @@ class TaskConfig:
     max_answer_rounds: int = 2
     step_deadline_s: float = 120.0
     vote_deadline_s: float = 60.0
+    # Hedging (tasks given with a plan): a step out longer than this quantile of
+    # the task's finished steps' durations is requested once more.
+    hedge_quantile: float = 0.95
+    hedge_min_samples: int = 5
 
 
 @dataclass
@@ -142,6 +146,8 @@ class TaskMachine:
     quarantined: frozenset[str] = frozenset()
     outcome: TaskCompleted | TaskFailed | None = None
     plan_attempts: int = 0
+    requested_at: dict[str, datetime] = field(default_factory=dict)  # step -> newest request
+    hedged: set[str] = field(default_factory=set)
     _seen: set[str] = field(default_factory=set)
     _dag: Plan | None = None
 
@@ -167,6 +173,10 @@ class TaskMachine:
             self.requested[body.step_id] = max(
                 envelope.attempt, self.requested.get(body.step_id, -1)
             )
+            if envelope.attempt == self.requested[body.step_id]:
+                self.requested_at[body.step_id] = envelope.created_at
+            if body.prompt_variant == "hedge":
+                self.hedged.add(body.step_id)
             revision = _revision_round(body.prompt_variant)
             if revision and revision > self.revised_in.get(body.step_id, 1):
                 # The rejected output no longer counts; only the revision's will.
@@ -264,6 +274,67 @@ class TaskMachine:
             "budget",
         )
 
+    def _room(self) -> int | None:
+        """Attempts this task may still start (label `team.agents`), None if uncapped.
+
+        A coder instance takes several requests at once, so a team of N agents is
+        N attempts in flight, not N instances.
+        """
+        assert self.submitted is not None
+        cap = self.submitted.body.labels.get("team.agents", "")
+        if not cap.isdigit():
+            return None
+        out = 0
+        for step_id, newest in self.requested.items():
+            if step_id in self.completed or newest in self.failed_attempts.get(step_id, ()):
+                continue
+            out += 2 if step_id in self.hedged else 1
+        return int(cap) - out
+
+    def hedges(self, now: datetime) -> list[Action]:
+        """Another request for each straggler: out past the p95 of finished steps.
+
+        Only for tasks given with a plan (the team runs), once per step. The
+        first result wins (`apply` keeps the first completion); the other
+        attempt runs to its end and its output is ignored.
+        """
+        if self.outcome is not None or self.submitted is None or self._dag is None:
+            return []
+        if not self.submitted.body.plan:
+            return []
+        done = sorted(c.duration_s for c in self.completed.values())
+        if len(done) < self.config.hedge_min_samples:
+            return []
+        cut = done[min(len(done) - 1, int(self.config.hedge_quantile * len(done)))]
+        actions: list[Action] = []
+        room = self._room()
+        for step_id, at in self.requested_at.items():
+            newest = self.requested[step_id]
+            if step_id in self.completed or step_id in self.hedged:
+                continue
+            if room is not None and room <= 0:
+                break  # hedge only when an agent is free
+            if newest in self.failed_attempts.get(step_id, ()):
+                continue  # a retry is due instead
+            if (now - at).total_seconds() <= cut:
+                continue
+            step = self._dag.step(step_id)
+            body = StepRequested(
+                step_id=step_id,
+                plan_id=self.plan.plan_id if self.plan else "",
+                role="coder" if step.role == "coder" else "researcher",
+                title=step.title,
+                instructions=step.description or step.title,
+                inputs={dep: self.completed[dep].output for dep in step.depends_on},
+                deadline_s=self.config.step_deadline_s,
+                prompt_variant="hedge",
+                files=list(step.files),
+            )
+            actions.append(self._publish(body, f"step/{step_id}/{newest + 1}", newest + 1))
+            if room is not None:
+                room -= 1
+        return actions
+
     def _waiting_for(self) -> str:
         if self.plan is None:
             return "a plan"
@@ -303,10 +374,19 @@ class TaskMachine:
     def _dispatch(self) -> list[Action]:
         assert self._dag is not None
         actions: list[Action] = []
-        for step_id in self._dag.ready(frozenset(self.completed)):
+        # Critical path first (the Scheduler's rank): the pool takes requests
+        # roughly in the order they are logged, so the log order is the priority.
+        rank = self._dag.critical_path_rank()
+        ready = sorted(self._dag.ready(frozenset(self.completed)), key=rank.__getitem__)
+        room = self._room()
+        for step_id in ready:
             attempt = self._attempt_due(step_id)
             if attempt is None:
                 continue
+            if room is not None:
+                if room <= 0:
+                    break  # a team of N agents works on at most N attempts at once
+                room -= 1
             step = self._dag.step(step_id)
             inputs = {dep: self.completed[dep].output for dep in step.depends_on}
             role = "coder" if step.role == "coder" else "researcher"
@@ -318,6 +398,7 @@ class TaskMachine:
                 instructions=step.description or step.title,
                 inputs=inputs,
                 deadline_s=self.config.step_deadline_s,
+                files=list(step.files),
             )
             change = self.reassigned.get(step_id)
             if change is not None:

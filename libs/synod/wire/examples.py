@@ -16,6 +16,7 @@ from synod.wire.messages import (
     DeadLetter,
     Decision,
     Envelope,
+    FileWritten,
     Header,
     Heartbeat,
     PlanProposed,
@@ -131,6 +132,13 @@ def example_bodies() -> list[Body]:
             temperature=0.7,
             prompt_variant="rephrase",
             reason="loop",
+        ),
+        FileWritten(
+            path="add.py",
+            content="def add(a, b):\n    return a + b\n",
+            writer="coder-0",
+            step_id="s2",
+            write_id="w-1",
         ),
         QuarantineNotice(
             instance="reviewer-2",

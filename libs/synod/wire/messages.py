@@ -139,6 +139,7 @@ class StepRequested(Body):
     model: str = ""
     temperature: float | None = None
     prompt_variant: str = ""
+    files: list[str] = Field(default_factory=list)  # what the step writes to the workspace
 
 
 class StepCompleted(Body):
@@ -274,6 +275,23 @@ class QuarantineNotice(Body):
     strikes: int = Field(default=0, ge=0)
 
 
+class FileWritten(Body):
+    """One file write of a task's shared workspace, on `synod.workspace`.
+
+    Keyed `<task>/<path>`, not by task: the topic is compacted, and a key per
+    task would keep only the task's last write and lose every other file.
+    `base_version` is the version vector the writer read (empty: a new file).
+    """
+
+    TYPE: ClassVar[str] = "FileWritten"
+    path: str = Field(min_length=1, max_length=1_000)
+    content: str = Field(default="", max_length=MAX_TEXT)
+    writer: str = Field(min_length=1, max_length=200)
+    step_id: str = Field(min_length=1)
+    write_id: str = Field(min_length=1, max_length=200)
+    base_version: dict[str, int] = Field(default_factory=dict)
+
+
 class TaskCompleted(Body):
     TYPE: ClassVar[str] = "TaskCompleted"
 
@@ -329,6 +347,7 @@ BODY_TYPES: dict[str, type[Body]] = {
         Heartbeat,
         StepReassigned,
         QuarantineNotice,
+        FileWritten,
         TaskCompleted,
         TaskFailed,
         DeadLetter,

@@ -1,0 +1,196 @@
+"""Run a project as one task through the Kafka services and measure it.
+
+The project goes in as a TaskSubmitted carrying the plan, so the planner skips
+LLM planning and dispatches ready steps to the coder pool. The run's numbers
+come from the task's own log on synod.task-events (`RunLog`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+from aiokafka.structs import TopicPartition
+
+from synod.agents.ids import derived_id
+from synod.errors import BrokerError, SynodError
+from synod.plan.dag import Plan
+from synod.plan.report import RunReport
+from synod.team.follow import RunLog
+from synod.team.workspace import materialise
+from synod.transport.security import client_security
+from synod.transport.topics import HEARTBEATS, TASK_EVENTS, TASKS, topic_name
+from synod.wire import Codec, Envelope, Heartbeat, Sender, TaskSubmitted
+
+MODES = ("central", "claim", "synod")
+KAFKA_MODES = ("synod",)
+
+
+class TeamError(SynodError):
+    """A run that cannot start or did not finish (bad mode, too few coders, timeout)."""
+
+    error_class = "permanent"
+
+
+def check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise TeamError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    if mode not in KAFKA_MODES:
+        raise TeamError(
+            f"mode {mode!r} is not supported over Kafka yet; "
+            "use bench/teams.py for the simulated comparison"
+        )
+
+
+def submission(plan: Plan, task_id: str, instance: str, agents: int) -> Envelope[TaskSubmitted]:
+    body = TaskSubmitted(
+        goal=(plan.description or plan.name or "project")[:4_000] or "project",
+        plan=list(plan),
+        # team.agents caps the attempts in flight: the planner's team size.
+        labels={"team.project": plan.name, "team.mode": "synod", "team.agents": str(agents)},
+    )
+    return Envelope.new(
+        body,
+        sender=Sender(role="client", instance=instance),
+        task_id=task_id,
+        message_id=derived_id(task_id, "submitted"),
+    )
+
+
+async def running_coders(bootstrap: str, prefix: str, window_s: float = 60.0) -> set[str]:
+    """Coder instances whose newest heartbeat in the last `window_s` says running."""
+    from synod.cli_client import partition_counts
+
+    topic = topic_name(HEARTBEATS, prefix)
+    count = (await partition_counts(bootstrap, [topic]))[topic]
+    consumer = AIOKafkaConsumer(
+        **client_security(), bootstrap_servers=bootstrap, enable_auto_commit=False
+    )
+    await consumer.start()
+    codec = Codec()
+    latest: dict[str, Heartbeat] = {}
+    try:
+        tps = [TopicPartition(topic, p) for p in range(count)]
+        consumer.assign(tps)
+        since = int((time.time() - window_s) * 1000)
+        starts = await consumer.offsets_for_times({tp: since for tp in tps})
+        ends = await consumer.end_offsets(tps)
+        pending = set()
+        for tp in tps:
+            found = starts.get(tp)
+            consumer.seek(tp, found.offset if found else ends[tp])
+            if found is not None:
+                pending.add(tp)
+        deadline = time.monotonic() + 30
+        while pending and time.monotonic() < deadline:
+            batch = await consumer.getmany(*pending, timeout_ms=500)
+            for records in batch.values():
+                for r in records:
+                    beat = codec.decode(r.value).body
+                    if isinstance(beat, Heartbeat):
+                        latest[beat.instance] = beat
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+    finally:
+        await consumer.stop()
+    return {i for i, b in latest.items() if b.role == "coder" and b.state == "running"}
+
+
+async def run_once(
+    plan: Plan,
+    *,
+    bootstrap: str,
+    prefix: str,
+    agents: int,
+    mode: str,
+    task_id: str,
+    timeout_s: float = 600.0,
+    instance: str = "team-cli",
+    on_event: Callable[[Envelope[Any]], None] | None = None,
+    tests: dict[str, str] | None = None,
+) -> tuple[RunReport, RunLog]:
+    """Submit the plan as task `task_id`, follow its log to the end, report."""
+    from synod.cli_client import partition_counts, partition_for
+    from synod.transport import Publisher
+
+    check_mode(mode)
+    coders = await running_coders(bootstrap, prefix)
+    if len(coders) < agents:
+        raise TeamError(
+            f"--agents {agents} needs {agents} running coder instances; heartbeats show "
+            f"{len(coders)} ({', '.join(sorted(coders)) or 'none'}); "
+            f"start more, e.g. `synod up --replicas coder={agents}`"
+        )
+    envelope = submission(plan, task_id, instance, agents)
+    events = topic_name(TASK_EVENTS, prefix)
+    count = (await partition_counts(bootstrap, [events]))[events]
+    tp = TopicPartition(events, partition_for(task_id.encode(), count))
+    codec = Codec()
+    consumer = AIOKafkaConsumer(
+        **client_security(),
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
+    publisher = Publisher(bootstrap, client_id="synod-team")
+    try:
+        await consumer.start()
+        await publisher.start()
+    except (KafkaError, OSError) as exc:
+        await consumer.stop()
+        raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    log = RunLog(task_id)
+    try:
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        await publisher.publish(topic_name(TASKS, prefix), envelope)
+        deadline = time.monotonic() + timeout_s
+        while not log.done:
+            if time.monotonic() > deadline:
+                raise TeamError(
+                    f"task {task_id} did not finish within {timeout_s:g} s "
+                    f"({len(log.winners)} of {len(plan)} steps done)"
+                )
+            batch = await consumer.getmany(tp, timeout_ms=500)
+            for records in batch.values():
+                for r in records:
+                    try:
+                        seen = codec.decode(r.value)
+                    except SynodError:
+                        continue
+                    log.apply(seen)
+                    if on_event is not None and seen.task_id == task_id:
+                        on_event(seen)
+    finally:
+        await publisher.stop()
+        await consumer.stop()
+    # The workspace as the topic holds it: a planned file missing from it is a
+    # lost write; the hedged losers' writes are left out (first result wins).
+    space = await materialise(bootstrap, prefix, task_id, winners=log.winner_request)
+    lost = sum(1 for step in plan for path in step.files if path not in space.files)
+    passed = None
+    if tests:
+        from synod.team.verifier import verify
+
+        # In a thread: pytest runs for seconds, and the loop has consumers to stop.
+        verdict = await asyncio.to_thread(verify, space.files, tests)
+        passed = verdict.passed
+    report = log.report(
+        plan,
+        mode=mode,
+        n=agents,
+        concurrent_writes=space.stats.concurrent_writes,
+        lost_writes=lost,
+        tests_passed=passed,
+    )
+    return report, log
+
+
+def run_sync(plan: Plan, **kwargs: Any) -> tuple[RunReport, RunLog]:
+    return asyncio.run(run_once(plan, **kwargs))

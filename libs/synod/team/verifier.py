@@ -1,0 +1,95 @@
+"""Run a project's tests on a materialised workspace, isolated (the verifier).
+
+The files go into a fresh temporary directory and pytest runs there in a
+subprocess: a wall-clock timeout, CPU/memory/file-size limits set in the
+child before exec (`resource.setrlimit`), and no network. Sockets are blocked
+by a `sitecustomize` on the child's path that replaces `socket.socket`, since
+`unshare -n` needs privileges the services usually lack; code under test
+could undo it, so this guards against accidents, not against hostile code.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from synod.workspace import normalise_path
+
+_NO_NETWORK = """\
+import socket as _socket
+
+
+class _Blocked(_socket.socket):
+    def __init__(self, *args, **kwargs):
+        raise OSError("network access is disabled in the verifier")
+
+
+_socket.socket = _Blocked
+_socket.create_connection = lambda *a, **k: _Blocked()
+"""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    returncode: int | None  # None: killed at the timeout
+    output: str
+
+
+def _limits(cpu_s: int, memory_bytes: int) -> None:
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s))
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (16 << 20, 16 << 20))
+
+
+def verify(
+    files: dict[str, str],
+    tests: dict[str, str],
+    *,
+    timeout_s: float = 60.0,
+    cpu_s: int = 60,
+    memory_bytes: int = 1 << 30,
+) -> Verdict:
+    """Write `files` and `tests`, run pytest on them; passed iff pytest exits 0."""
+    if not tests:
+        raise ValueError("no tests to run")
+    with tempfile.TemporaryDirectory(prefix="synod-verify-") as root:
+        base = Path(root)
+        work, guard = base / "work", base / "guard"
+        work.mkdir()
+        guard.mkdir()
+        for path, content in {**files, **tests}.items():
+            safe = normalise_path(path)
+            if safe is None:
+                raise ValueError(f"refusing to write {path!r} outside the workspace")
+            target = work / safe
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content, encoding="utf-8")
+        (guard / "sitecustomize.py").write_text(_NO_NETWORK, encoding="utf-8")
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONPATH": f"{guard}{os.pathsep}{work}",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "HOME": str(base),
+        }
+        argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(work)]
+        try:
+            done = subprocess.run(
+                argv,
+                cwd=work,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                check=False,
+                preexec_fn=lambda: _limits(cpu_s, memory_bytes),
+            )
+        except subprocess.TimeoutExpired as exc:
+            out = exc.stdout if isinstance(exc.stdout, str) else ""
+            return Verdict(False, None, f"{out}\ntimed out after {timeout_s:g} s")
+        return Verdict(done.returncode == 0, done.returncode, (done.stdout + done.stderr)[-20_000:])

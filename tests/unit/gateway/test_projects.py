@@ -1,0 +1,48 @@
+"""POST /v1/projects: a project becomes one task carrying its plan."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from synod.wire import TaskSubmitted
+
+from .test_api import Gateway, make_gateway  # noqa: F401  (the fixture)
+
+PROJECT = Path(__file__).parents[2] / "e2e" / "data" / "p09.json"
+
+
+async def _post(gateway: Gateway, doc: Any) -> tuple[int, dict[str, Any]]:
+    response = await gateway.client.post("/v1/projects", json=doc)
+    return response.status, await response.json()
+
+
+async def test_a_project_is_submitted_as_a_task_with_its_plan(make_gateway: Any) -> None:  # noqa: F811
+    gateway = await make_gateway()
+    doc = {**json.loads(PROJECT.read_text()), "task_id": "proj-1"}
+    status, body = await _post(gateway, doc)
+    assert status == 202, body
+    assert body["task_id"] == "proj-1"
+    [(_, envelope)] = gateway.publisher.sent
+    assert isinstance(envelope.body, TaskSubmitted)
+    plan = envelope.body.plan or []
+    assert [s.step_id for s in plan] == [t["id"] for t in doc["tasks"]]
+    assert plan[1].depends_on == ["task-1"]
+    assert plan[1].files == ["safe_add.py"]
+
+
+async def test_a_bad_project_is_422_naming_each_problem(make_gateway: Any) -> None:  # noqa: F811
+    gateway = await make_gateway()
+    doc = {
+        "tasks": [
+            {"id": "a", "files": ["x.py"]},
+            {"id": "a", "files": ["y.py"]},
+            {"id": "b", "dependencies": ["ghost"], "files": ["z.py"]},
+        ]
+    }
+    status, body = await _post(gateway, doc)
+    assert status == 422
+    kinds = {p["kind"] for p in body["error"]["details"]["problems"]}
+    assert {"duplicate_id", "unknown_dependency"} <= kinds
+    assert gateway.publisher.sent == []

@@ -1,0 +1,64 @@
+"""`synod team run` refuses bad projects and modes before touching Kafka."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from synod.cli import app
+
+RUNNER = CliRunner()
+
+
+def _task(
+    tid: str, deps: list[str] | None = None, files: list[str] | None = None
+) -> dict[str, Any]:
+    return {"id": tid, "title": tid, "dependencies": deps or [], "files": files or [f"{tid}.py"]}
+
+
+def _run(tmp_path: Path, tasks: list[Any], *extra: str) -> Any:
+    path = tmp_path / "project.json"
+    path.write_text(json.dumps({"project": "t", "tasks": tasks}))
+    # An unreachable broker: any test that got past validation would fail loudly.
+    return RUNNER.invoke(app, ["team", "run", str(path), "-b", "127.0.0.1:1", *extra])
+
+
+@pytest.mark.parametrize(
+    ("tasks", "named"),
+    [
+        ([_task("a"), _task("a")], "a"),
+        ([_task("a", ["ghost"])], "ghost"),
+        ([_task("a", ["b"]), _task("b", ["a"])], "cycle"),
+        ([_task("a", files=["x.py"]), _task("b", files=["x.py"])], "x.py"),
+    ],
+    ids=["duplicate-id", "unknown-dependency", "cycle", "same-file-no-dependency"],
+)
+def test_a_bad_project_is_refused_with_the_problem_named(
+    tmp_path: Path, tasks: list[Any], named: str
+) -> None:
+    result = _run(tmp_path, tasks)
+    assert result.exit_code == 2
+    assert named in result.output
+
+
+def test_modes_not_run_over_kafka_yet_say_so(tmp_path: Path) -> None:
+    result = _run(tmp_path, [_task("a")], "--mode", "claim")
+    assert result.exit_code == 2
+    assert "not supported over Kafka yet" in result.output
+    assert "bench/teams.py" in result.output
+
+
+def test_an_unknown_mode_is_refused(tmp_path: Path) -> None:
+    result = _run(tmp_path, [_task("a")], "--mode", "anarchy")
+    assert result.exit_code == 2
+    assert "unknown mode" in result.output
+
+
+def test_a_missing_file_is_refused(tmp_path: Path) -> None:
+    result = RUNNER.invoke(app, ["team", "run", str(tmp_path / "nope.json")])
+    assert result.exit_code == 2
+    assert "nope.json" in result.output
