@@ -16,7 +16,6 @@ a wide margin.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -26,14 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
+from tests.localteam import environment, outcomes_by_task, read_topic, send_goals
 
 from synod.localkafka import free_port
 from synod.localrun import LocalRun
 from synod.settings import KafkaSettings
-from synod.transport.topics import RESULTS, TASK_EVENTS, TASK_PARTITIONS, TASKS, topic_name
-from synod.wire import Codec, StepCompleted, TaskCompleted, TaskFailed
+from synod.transport.topics import RESULTS, TASK_EVENTS, TASK_PARTITIONS
+from synod.wire import Codec, StepCompleted
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 CODEC = Codec()
@@ -43,8 +42,6 @@ ENV = {"SYNOD_LLM_BACKEND": "sim", "SYNOD_LLM_SIM_LATENCY": "lognormal:0.3:0.5"}
 
 @pytest.fixture
 async def team(kafka: Any, tmp_path: Path) -> AsyncIterator[LocalRun]:
-    saved = {k: os.environ.get(k) for k in ENV}
-    os.environ.update(ENV)
     run = LocalRun(
         bootstrap=kafka.bootstrap,
         prefix=f"failover{uuid.uuid4().hex[:6]}.",
@@ -52,46 +49,13 @@ async def team(kafka: Any, tmp_path: Path) -> AsyncIterator[LocalRun]:
         gateway_port=free_port(),
         replicas={"consensus": 1, "planner": 1, "researcher": 2, "coder": 2, "reviewer": 3},
     )
-    try:
-        await run.start()
-        await run.wait_ready()
-        yield run  # no watch(): the killed replica stays dead
-    finally:
-        run.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-async def _records(run: LocalRun, spec: Any, done: Any, timeout_s: float) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        topic_name(spec, run.prefix),
-        bootstrap_servers=run.bootstrap,
-        auto_offset_reset="earliest",
-        group_id=f"check-{uuid.uuid4().hex}",
-    )
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not done(records):
-            assert time.monotonic() < deadline, f"timed out with {len(records)} records"
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                records.extend(batch)
-    finally:
-        await consumer.stop()
-    return records
-
-
-def _ended(records: list[Any]) -> set[str]:
-    ended = set()
-    for r in records:
-        env = CODEC.decode(r.value)
-        if isinstance(env.body, TaskCompleted | TaskFailed):
-            ended.add(env.task_id or "")
-    return ended
+    with environment(ENV):
+        try:
+            await run.start()
+            await run.wait_ready()
+            yield run  # no watch(): the killed replica stays dead
+        finally:
+            run.stop()
 
 
 def _work_partition(task_id: str, step_id: str) -> int:
@@ -104,31 +68,26 @@ async def test_sigkill_of_a_researcher_moves_its_partitions_and_every_task_compl
     team: LocalRun,
 ) -> None:
     tasks = [f"f{i}-{uuid.uuid4().hex[:6]}" for i in range(TASKS_N)]
-    producer = AIOKafkaProducer(bootstrap_servers=team.bootstrap)
-    await producer.start()
-    try:
-        for t in tasks:
-            task = json.dumps({"task_id": t, "goal": f"Write function {t}"}).encode()
-            await producer.send_and_wait(topic_name(TASKS, team.prefix), task, key=t.encode())
-    finally:
-        await producer.stop()
+    await send_goals(team, {t: f"Write function {t}" for t in tasks})
 
-    await _records(team, RESULTS, lambda rs: len(_ended(rs) & set(tasks)) >= 10, 180)
+    await read_topic(
+        team, RESULTS, lambda rs: len(set(outcomes_by_task(rs)) & set(tasks)) >= 10, 180
+    )
     [victim] = [c for c in team.children if c.instance == "researcher-0"]
     assert victim.proc is not None
     killed_at = time.time()
     os.kill(victim.proc.pid, signal.SIGKILL)
     victim.proc.wait()
 
-    results = await _records(team, RESULTS, lambda rs: _ended(rs) >= set(tasks), 300)
-    outcomes: dict[str, set[str]] = {}
-    for r in results:
-        env = CODEC.decode(r.value)
-        if isinstance(env.body, TaskCompleted | TaskFailed):
-            outcomes.setdefault(env.task_id or "", set()).add(env.type)
-    assert all(outcomes[t] == {"TaskCompleted"} for t in tasks)
+    results = await read_topic(
+        team, RESULTS, lambda rs: set(outcomes_by_task(rs)) >= set(tasks), 300
+    )
+    outcomes = outcomes_by_task(results)
+    assert all({kind for _, kind in outcomes[t]} == {"TaskCompleted"} for t in tasks)
 
-    events = await _records(team, TASK_EVENTS, lambda rs: _ended(rs) >= set(tasks), 60)
+    events = await read_topic(
+        team, TASK_EVENTS, lambda rs: set(outcomes_by_task(rs)) >= set(tasks), 60
+    )
     done_by: dict[tuple[str, str, int], set[str]] = {}
     dead_owned: set[int] = set()
     when: dict[Any, list[Any]] = {}

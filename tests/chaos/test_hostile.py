@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import time
 import urllib.request
 import uuid
 from collections import Counter, defaultdict
@@ -23,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
+from tests.localteam import environment, outcomes_by_task, read_topic, send_goals
 
 from synod.localkafka import free_port
 from synod.localrun import LocalRun
-from synod.transport.topics import DLQ, RESULTS, TASK_EVENTS, TASKS, topic_name
+from synod.transport.topics import DLQ, RESULTS, TASK_EVENTS
 from synod.wire import (
     Codec,
     DeadLetter,
@@ -58,8 +56,6 @@ HOSTILE_ENV = {
 
 @pytest.fixture
 async def hostile_team(kafka: Any, tmp_path: Path) -> AsyncIterator[LocalRun]:
-    saved = {k: os.environ.get(k) for k in HOSTILE_ENV}
-    os.environ.update(HOSTILE_ENV)
     run = LocalRun(
         bootstrap=kafka.bootstrap,
         prefix=f"hostile{uuid.uuid4().hex[:6]}.",
@@ -69,54 +65,17 @@ async def hostile_team(kafka: Any, tmp_path: Path) -> AsyncIterator[LocalRun]:
     )
     stop = asyncio.Event()
     watcher: asyncio.Task[None] | None = None
-    try:
-        await run.start()
-        await run.wait_ready()
-        watcher = asyncio.create_task(run.watch(stop))  # what `synod up` does: respawn
-        yield run
-    finally:
-        stop.set()
-        if watcher is not None:
-            await watcher
-        run.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-async def _read_until(run: LocalRun, spec: Any, done: Any, timeout_s: float) -> list[Any]:
-    """A topic's records from the start until `done(records)`, or fail after the bound."""
-    consumer = AIOKafkaConsumer(
-        topic_name(spec, run.prefix),
-        bootstrap_servers=run.bootstrap,
-        auto_offset_reset="earliest",
-        group_id=f"check-{uuid.uuid4().hex}",
-    )
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not done(records):
-            assert time.monotonic() < deadline, f"timed out with {len(records)} records"
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                records.extend(batch)
-        # Whatever else is already there (the DLQ has no natural end).
-        for batch in (await consumer.getmany(timeout_ms=1000)).values():
-            records.extend(batch)
-    finally:
-        await consumer.stop()
-    return records
-
-
-def _outcomes(records: list[Any]) -> dict[str, set[tuple[str, str]]]:
-    out: dict[str, set[tuple[str, str]]] = defaultdict(set)
-    for r in records:
-        env = CODEC.decode(r.value)
-        if isinstance(env.body, TaskCompleted | TaskFailed):
-            out[env.task_id or ""].add((env.message_id, env.type))
-    return out
+    with environment(HOSTILE_ENV):
+        try:
+            await run.start()
+            await run.wait_ready()
+            watcher = asyncio.create_task(run.watch(stop))  # what `synod up` does: respawn
+            yield run
+        finally:
+            stop.set()
+            if watcher is not None:
+                await watcher
+            run.stop()
 
 
 def _metric(run: LocalRun, role: str, name: str, **labels: str) -> float:
@@ -184,28 +143,28 @@ async def test_hostile_profile_every_task_ends_once_and_every_failure_is_account
 ) -> None:
     run = hostile_team
     tasks = [f"h{i}-{uuid.uuid4().hex[:6]}" for i in range(TASKS_N)]
-    producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap)
-    await producer.start()
-    try:
-        for t in tasks:
-            goal = json.dumps({"task_id": t, "goal": f"Write and test function {t}"}).encode()
-            await producer.send_and_wait(topic_name(TASKS, run.prefix), goal, key=t.encode())
-    finally:
-        await producer.stop()
+    await send_goals(run, {t: f"Write and test function {t}" for t in tasks})
 
-    results = await _read_until(run, RESULTS, lambda rs: set(_outcomes(rs)) >= set(tasks), 600)
-    outcomes = _outcomes(results)
+    results = await read_topic(
+        run, RESULTS, lambda rs: set(outcomes_by_task(rs)) >= set(tasks), 600
+    )
+    outcomes = outcomes_by_task(results)
     # No task lost, none ended twice (a re-emitted outcome carries the same id).
     assert set(outcomes) >= set(tasks)
     twice = {t: o for t, o in outcomes.items() if t in tasks and len(o) != 1}
     assert not twice, f"tasks with more than one outcome: {twice}"
 
-    log = await _read_until(run, TASK_EVENTS, lambda rs: set(_outcomes(rs)) >= set(tasks), 120)
+    log = await read_topic(
+        run, TASK_EVENTS, lambda rs: set(outcomes_by_task(rs)) >= set(tasks), 120
+    )
     logs = _by_task(log)
     unaccounted = {t: p for t in tasks if (p := _unaccounted(logs[t]))}
     assert not unaccounted, f"failures nothing answered: {dict(list(unaccounted.items())[:5])}"
 
-    letters = [CODEC.decode(r.value).body for r in await _read_until(run, DLQ, lambda rs: True, 5)]
+    letters = [
+        CODEC.decode(r.value).body
+        for r in await read_topic(run, DLQ, lambda rs: True, 5, drain_s=1.0)
+    ]
     assert all(isinstance(d, DeadLetter) and d.reason for d in letters)
 
     kinds = Counter(next(iter(outcomes[t]))[1] for t in tasks)

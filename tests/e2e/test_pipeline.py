@@ -13,7 +13,6 @@ import asyncio
 import json
 import os
 import signal
-import time
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
@@ -21,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from tests.localteam import outcomes_by_task, read_topic, send_raw
 
 from synod.localkafka import free_port
 from synod.localrun import LocalRun
 from synod.transport.topics import DLQ, RESULTS, TASK_EVENTS, TASKS, topic_name
-from synod.wire import Codec, DeadLetter, TaskCompleted, TaskFailed
+from synod.wire import Codec, DeadLetter
 
 pytestmark = pytest.mark.e2e
 CODEC = Codec()
@@ -60,16 +59,6 @@ async def team(kafka: Any, tmp_path: Path) -> AsyncIterator[LocalRun]:
             os.environ.pop(name, None)
 
 
-async def _send_raw(run: LocalRun, items: list[tuple[str, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap)
-    await producer.start()
-    try:
-        for key, value in items:
-            await producer.send_and_wait(topic_name(TASKS, run.prefix), value, key=key.encode())
-    finally:
-        await producer.stop()
-
-
 def _post(run: LocalRun, body: bytes) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(
         f"{run.gateway_url}/v1/tasks",
@@ -82,37 +71,6 @@ def _post(run: LocalRun, body: bytes) -> tuple[int, dict[str, Any]]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
-
-
-async def _read(run: LocalRun, spec: Any, until: Any, timeout_s: float = 120) -> list[Any]:
-    """Records of a topic from the beginning, until `until(records)` holds."""
-    consumer = AIOKafkaConsumer(
-        topic_name(spec, run.prefix),
-        bootstrap_servers=run.bootstrap,
-        auto_offset_reset="earliest",
-        group_id=f"check-{uuid.uuid4().hex}",
-    )
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        deadline = time.monotonic() + timeout_s
-        while not until(records):
-            assert time.monotonic() < deadline, f"timed out with {len(records)} records"
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                records.extend(batch)
-    finally:
-        await consumer.stop()
-    return records
-
-
-def _outcomes(records: list[Any]) -> dict[str, set[tuple[str, str]]]:
-    """task id -> distinct (message id, type) of its outcomes."""
-    out: dict[str, set[tuple[str, str]]] = {}
-    for r in records:
-        env = CODEC.decode(r.value)
-        if isinstance(env.body, TaskCompleted | TaskFailed):
-            out.setdefault(env.task_id or "", set()).add((env.message_id, env.type))
-    return out
 
 
 def _assert_causal(log: list[Any], task_ids: set[str]) -> None:
@@ -135,7 +93,7 @@ async def test_tasks_from_the_gateway_and_from_raw_kafka_all_complete_in_causal_
     team: LocalRun,
 ) -> None:
     via_kafka = {f"raw-{i}-{uuid.uuid4().hex[:6]}" for i in range(50)}
-    await _send_raw(
+    await send_raw(
         team,
         [
             (t, json.dumps({"task_id": t, "goal": f"Write helper number {i}"}).encode())
@@ -151,14 +109,14 @@ async def test_tasks_from_the_gateway_and_from_raw_kafka_all_complete_in_causal_
         via_gateway.add(doc["task_id"])
     everyone = via_kafka | via_gateway
 
-    results = await _read(team, RESULTS, lambda rs: set(_outcomes(rs)) >= everyone, 240)
-    outcomes = _outcomes(results)
+    results = await read_topic(team, RESULTS, lambda rs: set(outcomes_by_task(rs)) >= everyone, 240)
+    outcomes = outcomes_by_task(results)
     for task in everyone:
         assert len(outcomes[task]) == 1, f"{task} ended {len(outcomes[task])} times"
         [(_, kind)] = outcomes[task]
         assert kind == "TaskCompleted", task
     # The outcome is written to the task's log before synod.results: read up to it.
-    log = await _read(team, TASK_EVENTS, lambda rs: set(_outcomes(rs)) >= everyone, 60)
+    log = await read_topic(team, TASK_EVENTS, lambda rs: set(outcomes_by_task(rs)) >= everyone, 60)
     _assert_causal(log, everyone)
 
 
@@ -167,8 +125,8 @@ async def test_malformed_tasks_go_to_the_dead_letter_topic_with_their_bytes(
 ) -> None:
     broken = b'{"task_id": "bad-1", "goal": '
     invalid = b'{"task_id": "bad-2", "reviewers": 0}'
-    await _send_raw(team, [("bad-1", broken), ("bad-2", invalid)])
-    records = await _read(team, DLQ, lambda rs: len(rs) >= 2, 60)
+    await send_raw(team, [("bad-1", broken), ("bad-2", invalid)])
+    records = await read_topic(team, DLQ, lambda rs: len(rs) >= 2, 60)
     letters = {CODEC.decode(r.value).body.value: CODEC.decode(r.value).body for r in records}
     assert isinstance(letters[broken], DeadLetter)
     assert letters[broken].reason == "undecodable"
@@ -176,27 +134,27 @@ async def test_malformed_tasks_go_to_the_dead_letter_topic_with_their_bytes(
     assert "goal" in letters[invalid].message
     assert letters[invalid].source_topic == topic_name(TASKS, team.prefix)
     # The services are still up and still complete tasks.
-    await _send_raw(team, [("ok-1", b'{"task_id": "ok-1", "goal": "still working?"}')])
-    results = await _read(team, RESULTS, lambda rs: "ok-1" in _outcomes(rs), 60)
-    assert _outcomes(results)["ok-1"]
+    await send_raw(team, [("ok-1", b'{"task_id": "ok-1", "goal": "still working?"}')])
+    results = await read_topic(team, RESULTS, lambda rs: "ok-1" in outcomes_by_task(rs), 60)
+    assert outcomes_by_task(results)["ok-1"]
 
 
 async def test_sigkill_of_the_planner_mid_run_loses_no_task_and_ends_each_once(
     team: LocalRun,
 ) -> None:
     tasks = [f"k-{i}-{uuid.uuid4().hex[:6]}" for i in range(30)]
-    await _send_raw(
-        team, [(t, json.dumps({"task_id": t, "goal": "do it"}).encode()) for t in tasks]
-    )
+    await send_raw(team, [(t, json.dumps({"task_id": t, "goal": "do it"}).encode()) for t in tasks])
     # Kill it once some, not all, tasks have ended.
-    await _read(team, RESULTS, lambda rs: len(_outcomes(rs)) >= 5, 120)
+    await read_topic(team, RESULTS, lambda rs: len(outcomes_by_task(rs)) >= 5, 120)
     [planner] = [c for c in team.children if c.role == "planner"]
     assert planner.proc is not None
     os.kill(planner.proc.pid, signal.SIGKILL)
     planner.proc.wait()
     planner.start()  # what `synod up` does for a dead child
-    results = await _read(team, RESULTS, lambda rs: set(_outcomes(rs)) >= set(tasks), 240)
-    outcomes = _outcomes(results)
+    results = await read_topic(
+        team, RESULTS, lambda rs: set(outcomes_by_task(rs)) >= set(tasks), 240
+    )
+    outcomes = outcomes_by_task(results)
     for task in tasks:
         assert len(outcomes[task]) == 1, f"{task} ended {len(outcomes[task])} times"
         assert next(iter(outcomes[task]))[1] == "TaskCompleted"

@@ -1,0 +1,100 @@
+"""Helpers for tests that run the whole team as processes (tests/e2e, tests/chaos).
+
+`pythonpath = ["."]` in the pytest settings makes this importable as
+`tests.localteam` from any test directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from synod.localrun import LocalRun
+from synod.transport.topics import TASKS, TopicSpec, topic_name
+from synod.wire import Codec, TaskCompleted, TaskFailed
+
+CODEC = Codec()
+
+
+@contextlib.contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set these variables for the children a LocalRun starts; restore them after."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+async def read_topic(
+    run: LocalRun,
+    spec: TopicSpec,
+    done: Callable[[list[Any]], bool],
+    timeout_s: float = 120,
+    *,
+    drain_s: float = 0.0,
+) -> list[Any]:
+    """A topic's records from the start until `done(records)`, or fail after the bound;
+    then whatever else arrives within `drain_s` (for topics with no natural end)."""
+    consumer = AIOKafkaConsumer(
+        topic_name(spec, run.prefix),
+        bootstrap_servers=run.bootstrap,
+        auto_offset_reset="earliest",
+        group_id=f"check-{uuid.uuid4().hex}",
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not done(records):
+            assert time.monotonic() < deadline, f"timed out with {len(records)} records"
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(batch)
+        if drain_s:
+            for batch in (await consumer.getmany(timeout_ms=int(drain_s * 1000))).values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def outcomes_by_task(records: list[Any]) -> dict[str, set[tuple[str, str]]]:
+    """task id -> distinct (message id, type) of its outcomes."""
+    out: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for r in records:
+        env = CODEC.decode(r.value)
+        if isinstance(env.body, TaskCompleted | TaskFailed):
+            out[env.task_id or ""].add((env.message_id, env.type))
+    return out
+
+
+async def send_raw(run: LocalRun, items: list[tuple[str, bytes]]) -> None:
+    """Publish raw values to synod.tasks as any Kafka client would, keyed by task."""
+    producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap)
+    await producer.start()
+    try:
+        for key, value in items:
+            await producer.send_and_wait(topic_name(TASKS, run.prefix), value, key=key.encode())
+    finally:
+        await producer.stop()
+
+
+async def send_goals(run: LocalRun, goals: Mapping[str, str], **fields: Any) -> None:
+    """Submit tasks in the short JSON form: {task_id, goal, ...fields}."""
+    await send_raw(
+        run,
+        [(t, json.dumps({"task_id": t, "goal": g, **fields}).encode()) for t, g in goals.items()],
+    )
