@@ -3,6 +3,7 @@ what landed with the official Kubernetes client, RBAC included."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -113,7 +114,11 @@ def test_install_upgrade_uninstall(apiserver: ApiServer, api_client: client.ApiC
     coder = apps.read_namespaced_deployment(f"{RELEASE}-coder", NAMESPACE)
     assert coder.spec.replicas == 5
     assert core.read_namespaced_config_map(RELEASE, NAMESPACE).data["SYNOD_LOG_LEVEL"] == "DEBUG"
-    assert "2" in helm(apiserver, "history", RELEASE, "--namespace", NAMESPACE)
+    history = json.loads(
+        helm(apiserver, "history", RELEASE, "--namespace", NAMESPACE, "-o", "json")
+    )
+    assert [h["revision"] for h in history] == [1, 2]
+    assert history[-1]["status"] == "deployed"
 
     helm(apiserver, "uninstall", RELEASE, "--namespace", NAMESPACE)
     assert not apps.list_namespaced_deployment(NAMESPACE).items
