@@ -70,9 +70,18 @@ async def test_sigkill_of_a_researcher_moves_its_partitions_and_every_task_compl
     tasks = [f"f{i}-{uuid.uuid4().hex[:6]}" for i in range(TASKS_N)]
     await send_goals(team, {t: f"Write function {t}" for t in tasks})
 
-    await read_topic(
-        team, RESULTS, lambda rs: len(set(outcomes_by_task(rs)) & set(tasks)) >= 10, 180
-    )
+    # Kill it early in the research, so work on its partitions is certainly left:
+    # waiting for finished tasks instead let a loaded machine finish all research first.
+    seen = {"records": 0, "steps": 0}
+
+    def researched(records: list[Any]) -> bool:
+        for r in records[seen["records"] :]:  # only what is new since the last call
+            env = CODEC.decode(r.value)
+            seen["steps"] += env.sender.instance == "researcher-0" and env.type == "StepCompleted"
+        seen["records"] = len(records)
+        return seen["steps"] >= 5
+
+    await read_topic(team, TASK_EVENTS, researched, 180)
     [victim] = [c for c in team.children if c.instance == "researcher-0"]
     assert victim.proc is not None
     killed_at = time.time()
