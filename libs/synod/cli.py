@@ -240,6 +240,7 @@ def main() -> None:
     app()
 
 
+import synod.cli_dlq as _dlq  # noqa: E402, F401  (registers dlq list, show, replay)
 import synod.cli_team  # noqa: E402, F401  (registers team run)
 from synod import cli_client  # noqa: E402, F401  (registers submit, status, watch)
 

@@ -67,6 +67,13 @@ DLQ = TopicSpec("synod.dlq", 3, "delete", 30 * DAY_MS, "dead letters with reason
 SUPERVISOR = TopicSpec(
     "synod.supervisor", 3, "compact", None, "quarantines, keyed by instance (latest wins)"
 )
+DLQ_REPLAYS = TopicSpec(
+    "synod.dlq.replays",
+    3,
+    "compact",
+    None,
+    "dead letters replayed by `synod dlq replay`, keyed by dead-letter id (replay once)",
+)
 
 CATALOGUE: tuple[TopicSpec, ...] = (
     TASKS,
@@ -81,6 +88,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     HEARTBEATS,
     DLQ,
     SUPERVISOR,
+    DLQ_REPLAYS,
 )
 
 

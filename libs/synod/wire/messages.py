@@ -314,7 +314,12 @@ class TaskFailed(Body):
 
 
 class DeadLetter(Body):
-    """A message that could not be handled, kept whole with why, for `synod dlq`."""
+    """A message that could not be handled, kept whole with why, for `synod dlq`.
+
+    `dead_letter_id` is derived from (source_topic, partition, offset), so the
+    same record dead-lettered again (a redelivery after a crash, or another
+    consumer group failing on it too) is the same dead letter, not a new one.
+    """
 
     TYPE: ClassVar[str] = "DeadLetter"
     TASK_SCOPED: ClassVar[bool] = False
@@ -330,6 +335,14 @@ class DeadLetter(Body):
     message: str = ""
     attempts: int = Field(default=1, ge=0)
     first_failed_at: datetime | None = None
+    dead_letter_id: str = ""
+    last_failed_at: datetime | None = None
+    # The envelope's message id when the bytes decoded; a replayed copy keeps it,
+    # so consumers' dedup drops the copy if the original was handled after all.
+    original_message_id: str | None = None
+    # The source record's value length. When it is larger than `value` the value
+    # was cut (an oversized record cannot fit in the DLQ whole) and cannot be replayed.
+    value_size: int = Field(default=0, ge=0)
 
 
 BODY_TYPES: dict[str, type[Body]] = {
