@@ -291,7 +291,7 @@ def list_command(
         print(f"no dead letters in {letters.topic} match", file=sys.stderr)
         return
     Console(width=200).print(_list_table(entries, replays))
-    print(f"{len(entries)} dead letters", file=sys.stderr)
+    print(f"{len(entries)} dead letter{'' if len(entries) == 1 else 's'}", file=sys.stderr)
 
 
 # ---------------------------------------------------------------- synod dlq show

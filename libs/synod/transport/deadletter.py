@@ -149,7 +149,7 @@ class DeadLetterPublisher:
             cut = body.model_copy(
                 update={
                     "value": record.value[:MAX_KEPT_TRUNCATED_BYTES],
-                    "headers": [Header(key=h.key[:200]) for h in body.headers[:100]],
+                    "headers": [Header(key=h.key[:200]) for h in body.headers[:1_000]],
                     "key": record.key[:_TASK_ID_MAX] if record.key else None,
                 }
             )
