@@ -38,7 +38,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from synod.cli_client import _host_module, partition_counts
 from synod.dlqview import (
     DeadLetterEntry,
     DeadLetterFilter,
@@ -101,6 +100,8 @@ async def _read_to_end(
     bootstrap: str, topic: str, timeout_s: float
 ) -> list[tuple[int, int, bytes | None, bytes | None]]:
     """Every record of the topic as it is now: (partition, offset, key, value)."""
+    from synod.cli_client import partition_counts
+
     count = (await partition_counts(bootstrap, [topic]))[topic]
     consumer = AIOKafkaConsumer(
         **client_security(),
@@ -522,6 +523,11 @@ def _report_replay(
 
 
 def _register() -> None:
+    # Imported here, as cli_team does: synod.cli_client builds the app by importing
+    # synod.cli, which imports this module, so a module-level import of it is
+    # circular whenever synod.cli_client is the first of them to be imported.
+    from synod.cli_client import _host_module
+
     _host_module().app.add_typer(app, name="dlq")
 
 
