@@ -209,6 +209,15 @@ def fold(
         if won and twin and record.write_id != twin.write_id and _same_start(record, twin):
             superseded.append(Superseded(record.write_id, record.path, record.step_id, won))
             continue
+        token = record.lease_token
+        if twin is not None and record.write_id == twin.write_id and token is not None:
+            # The log's winner speaks for its step: a retry of the same step granted
+            # after it started (it stalled, then finished first) does not fence it;
+            # the retry's own write is the superseded one. Another step's newer
+            # lease still does (not_holder).
+            current = space.leases.current(normalise_path(record.path) or "", float(i))
+            if current is not None and current.holder == record.step_id:
+                token = max(token, current.token)
         outcome = space.apply(
             FileWrite(
                 path=record.path,
@@ -219,7 +228,7 @@ def fold(
                 base_version=VersionVector.of(record.base_version),
                 step_id=record.step_id,
                 write_id=record.write_id,
-                lease_token=record.lease_token,
+                lease_token=token,
             ),
             float(i),
         )
@@ -238,14 +247,8 @@ def fold(
             conflicted[path] = view.siblings
         elif view.siblings:
             files[path] = view.siblings[0].content
-    discarded = {w for c in space.conflicts() for w in c.discarded}
-    lost = tuple(
-        write_id
-        for write_id, (path, version) in accepted.items()
-        if write_id not in discarded and not space.read(path).version.covers(version)
-    )
     return Materialised(
-        lost=lost,
+        lost=lost_writes(space, accepted),
         files=files,
         conflicted=conflicted,
         conflicts=space.conflicts(),
@@ -256,6 +259,19 @@ def fold(
         steps=steps,
         mode=mode,
         workspace=space,
+    )
+
+
+def lost_writes(
+    space: Workspace, accepted: Mapping[str, tuple[str, VersionVector]]
+) -> tuple[str, ...]:
+    """Of the accepted writes (write id -> path, version), those `space` lost: not in
+    their file, not covered by its version, not on record as discarded."""
+    discarded = {w for c in space.conflicts() for w in c.discarded}
+    return tuple(
+        write_id
+        for write_id, (path, version) in accepted.items()
+        if write_id not in discarded and not space.read(path).version.covers(version)
     )
 
 

@@ -95,7 +95,8 @@ def test_concurrent_writes_are_siblings_and_a_conflict_never_an_exception() -> N
     assert "a.py" not in done.files
     assert [s.content for s in done.conflicted["a.py"]] == ["ONE", "TWO"]
     (conflict,) = done.conflicts
-    assert conflict.open and len(conflict.siblings) == 2
+    assert conflict.open
+    assert len(conflict.siblings) == 2
     assert done.lost == ()
 
 
