@@ -23,13 +23,14 @@ from collections import OrderedDict
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from synod.agents.ids import derived_id
 from synod.agents.metrics import PLANNER_ACTIONS
-from synod.errors import DecodeError
+from synod.errors import DecodeError, SynodError
 from synod.llm import LLMBackend, LLMError, LLMRequest, LLMTimeoutError, PlanOutput
 from synod.plan.task import (
     RESAMPLE_REASONS,
@@ -78,6 +79,7 @@ DESTINATIONS: dict[Destination, TopicSpec] = {
 }
 MAX_TASKS_IN_MEMORY = 50_000
 PLAN_ATTEMPTS = 3
+WORKSPACE_READ_ATTEMPTS = 3
 
 
 def action_kind(envelope: Envelope[Any]) -> tuple[str, str]:
@@ -232,13 +234,27 @@ class Planner:
         """Fold the task's workspace; if files are in conflict, request their merges
         instead of the vote (True). The answer is only voted on once every
         concurrent write is merged into its file, so none is lost unseen."""
-        space = await materialise(
-            self.ctx.kafka.bootstrap,
-            self.ctx.kafka.topic_prefix,
-            machine.task_id,
-            winners=machine.workspace_winners(),
-            mode="eventual",
-        )
+        for attempt in range(WORKSPACE_READ_ATTEMPTS):
+            try:
+                space = await materialise(
+                    self.ctx.kafka.bootstrap,
+                    self.ctx.kafka.topic_prefix,
+                    machine.task_id,
+                    winners=machine.workspace_winners(),
+                    mode="eventual",
+                )
+                break
+            except (SynodError, KafkaError, OSError) as exc:
+                # Nothing else would ask again: the task's steps are all done. After
+                # the last attempt the record is dead-lettered and the task's own
+                # deadline ends it, naming the vote it waited for.
+                if attempt + 1 == WORKSPACE_READ_ATTEMPTS:
+                    raise
+                log.warning(
+                    "reading the workspace failed; retrying",
+                    extra={"task_id": machine.task_id, "error": repr(exc)},
+                )
+                await asyncio.sleep(0.5 * 2**attempt)
         if not space.conflicted:
             return False
         log.info(
