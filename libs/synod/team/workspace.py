@@ -32,6 +32,7 @@ bases it hands out from its own log (`version_of`), without folding this topic.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Iterable, Mapping
@@ -41,7 +42,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from synod.errors import SynodError
+from synod.errors import DecodeError, SynodError
 from synod.transport.producer import Publisher
 from synod.transport.security import client_security
 from synod.transport.topics import WORKSPACE, topic_name
@@ -61,6 +62,7 @@ from synod.workspace import (
 )
 
 WorkspaceRecord = FileWritten | LeaseGranted
+log = logging.getLogger("synod.team")
 
 
 def workspace_key(task_id: str, path: str, write_id: str) -> bytes:
@@ -327,7 +329,12 @@ async def read_records(
                 for r in records:
                     if not (r.key or b"").startswith(prefix_bytes):
                         continue
-                    env = codec.decode(r.value)
+                    try:
+                        env = codec.decode(r.value)
+                    except DecodeError:
+                        # Not a write (no Synod producer wrote it): nothing to fold.
+                        log.warning("undecodable workspace record", extra={"offset": r.offset})
+                        continue
                     if env.task_id == task_id and isinstance(env.body, FileWritten | LeaseGranted):
                         found.append(env.body)
     finally:
