@@ -28,7 +28,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from synod.cli_client import partition_counts, partition_for
 from synod.localkafka import free_port
 from synod.localrun import LocalRun
 from synod.plan.dag import Plan
@@ -38,6 +37,7 @@ from synod.team.workspace import (
     Materialised,
     fold,
     materialise,
+    partition_of,
     publish_record,
     read_records,
 )
@@ -104,8 +104,7 @@ async def _run_with_zombie(
         lease_token=1 if consistency == "strong" else None,  # s1's grant, long superseded
     )
     events = topic_name(TASK_EVENTS, team.prefix)
-    count = (await partition_counts(team.bootstrap, [events]))[events]
-    tp = TopicPartition(events, partition_for(task_id.encode(), count))
+    tp = TopicPartition(events, partition_of(task_id.encode(), TASK_EVENTS.partitions))
     consumer = AIOKafkaConsumer(
         **client_security(),
         bootstrap_servers=team.bootstrap,

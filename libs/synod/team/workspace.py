@@ -40,9 +40,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 
-from synod.errors import DecodeError, SynodError
+from synod.errors import BrokerError, ConfigError, DecodeError, SynodError
 from synod.transport.producer import Publisher
 from synod.transport.security import client_security
 from synod.transport.topics import WORKSPACE, topic_name
@@ -77,6 +80,12 @@ def lease_key(task_id: str, path: str, token: int) -> bytes:
 def partition_key(task_id: str) -> bytes:
     """What picks the partition of every workspace record of a task: the task id."""
     return task_id.encode()
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition the producer's default partitioner (murmur2, as Java's) gives `key`."""
+    every = list(range(partitions))
+    return int(DefaultPartitioner()(key, every, every))
 
 
 def module_for(path: str, title: str, output: str) -> str:
@@ -302,11 +311,10 @@ async def read_records(
     bootstrap: str, prefix: str, task_id: str, timeout_s: float = 30.0
 ) -> list[WorkspaceRecord]:
     """Every workspace record of `task_id`, in log order (the task's partition)."""
-    from synod.cli_client import partition_counts, partition_for
-
     topic = topic_name(WORKSPACE, prefix)
-    count = (await partition_counts(bootstrap, [topic]))[topic]
-    tp = TopicPartition(topic, partition_for(partition_key(task_id), count))
+    tp = TopicPartition(
+        topic, partition_of(partition_key(task_id), await _partitions(bootstrap, topic))
+    )
     consumer = AIOKafkaConsumer(
         **client_security(),
         bootstrap_servers=bootstrap,
@@ -340,6 +348,27 @@ async def read_records(
     finally:
         await consumer.stop()
     return found
+
+
+async def _partitions(bootstrap: str, topic: str) -> int:
+    # Not synod.cli_client.partition_counts: importing the CLI client from a service
+    # (the planner) would import the whole CLI.
+    admin = AIOKafkaAdminClient(**client_security(), bootstrap_servers=bootstrap)
+    try:
+        await admin.start()
+    except (KafkaError, OSError) as exc:
+        raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    try:
+        described: list[dict[str, Any]] = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    for d in described:
+        if d["topic"] == topic and d["error_code"] == 0 and d["partitions"]:
+            return len(d["partitions"])
+    raise ConfigError(
+        f"topic {topic} does not exist on {bootstrap}; create the topics with "
+        "`synod topics create` (and check SYNOD_TOPIC_PREFIX)"
+    )
 
 
 async def materialise(
