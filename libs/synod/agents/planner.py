@@ -23,12 +23,14 @@ from collections import OrderedDict
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from synod.agents.ids import derived_id
 from synod.agents.metrics import PLANNER_ACTIONS
-from synod.errors import DecodeError
+from synod.errors import DecodeError, SynodError
 from synod.llm import LLMBackend, LLMError, LLMRequest, LLMTimeoutError, PlanOutput
 from synod.plan.task import (
     RESAMPLE_REASONS,
@@ -42,6 +44,7 @@ from synod.plan.task import (
 )
 from synod.service.runtime import ServiceContext
 from synod.supervisor import notices
+from synod.team.workspace import materialise, publish_record
 from synod.transport import KeyOrderedConsumer, Received
 from synod.transport.security import client_security
 from synod.transport.topics import (
@@ -51,6 +54,7 @@ from synod.transport.topics import (
     TASK_EVENTS,
     TASKS,
     VOTES,
+    WORKSPACE,
     TopicSpec,
 )
 from synod.wire import (
@@ -63,7 +67,7 @@ from synod.wire import (
     TaskSubmitted,
     VoteRequested,
 )
-from synod.wire.messages import utc_now
+from synod.wire.messages import LeaseGranted, utc_now
 
 log = logging.getLogger("synod.agents")
 
@@ -75,6 +79,7 @@ DESTINATIONS: dict[Destination, TopicSpec] = {
 }
 MAX_TASKS_IN_MEMORY = 50_000
 PLAN_ATTEMPTS = 3
+WORKSPACE_READ_ATTEMPTS = 3
 
 
 def action_kind(envelope: Envelope[Any]) -> tuple[str, str]:
@@ -157,6 +162,7 @@ class Planner:
             content_type: Any = "json" if destination == "results" else "avro"
             key = None
             if isinstance(envelope.body, StepRequested):
+                await self.grant_leases(envelope)
                 # Steps of one task need no order among them: a key per step lets
                 # the pool run a task's ready steps in parallel.
                 key = f"{envelope.task_id}/{envelope.body.step_id}".encode()
@@ -175,6 +181,8 @@ class Planner:
             return
         if action.message_id in self.published:
             return
+        if machine.checks_workspace(action) and await self.merge_conflicts(machine):
+            return  # the vote is asked for again once the merges completed
         assert machine.submitted is not None
         source = machine.submitted
         envelope = Envelope.new(
@@ -195,6 +203,67 @@ class Planner:
             "published",
             extra={"task_id": machine.task_id, "type": envelope.type},
         )
+
+    # ------------------------------------------------------------ workspace
+
+    async def grant_leases(self, request: Envelope[Any]) -> None:
+        """Log the request's leases on synod.workspace before the request goes out, so
+        every fold of the workspace sees a grant before any write under it (and a
+        newer grant fences the writers of older ones)."""
+        body = request.body
+        assert isinstance(body, StepRequested)
+        for path, token in sorted(body.lease_tokens.items()):
+            grant = LeaseGranted(
+                path=path,
+                step_id=body.step_id,
+                token=token,
+                base_version=body.base_versions.get(path, {}),
+            )
+            envelope = Envelope.new(
+                grant,
+                sender=self.ctx.sender,
+                task_id=request.task_id,
+                message_id=derived_id(request.message_id, f"lease/{path}"),
+                causes=[request.message_id],
+                attempt=request.attempt,
+                trace=request.trace,
+            )
+            await publish_record(self.ctx.publisher, self.ctx.topic(WORKSPACE), envelope)
+
+    async def merge_conflicts(self, machine: TaskMachine) -> bool:
+        """Fold the task's workspace; if files are in conflict, request their merges
+        instead of the vote (True). The answer is only voted on once every
+        concurrent write is merged into its file, so none is lost unseen."""
+        for attempt in range(WORKSPACE_READ_ATTEMPTS):
+            try:
+                space = await materialise(
+                    self.ctx.kafka.bootstrap,
+                    self.ctx.kafka.topic_prefix,
+                    machine.task_id,
+                    winners=machine.workspace_winners(),
+                    mode="eventual",
+                )
+                break
+            except (SynodError, KafkaError, OSError) as exc:
+                # Nothing else would ask again: the task's steps are all done. After
+                # the last attempt the record is dead-lettered and the task's own
+                # deadline ends it, naming the vote it waited for.
+                if attempt + 1 == WORKSPACE_READ_ATTEMPTS:
+                    raise
+                log.warning(
+                    "reading the workspace failed; retrying",
+                    extra={"task_id": machine.task_id, "error": repr(exc)},
+                )
+                await asyncio.sleep(0.5 * 2**attempt)
+        if not space.conflicted:
+            return False
+        log.info(
+            "workspace conflicts",
+            extra={"task_id": machine.task_id, "paths": sorted(space.conflicted)},
+        )
+        for merge in machine.merge_requests(space.conflicted):
+            await self.carry_out(machine, merge)
+        return True
 
     async def make_plan(self, machine: TaskMachine) -> Publish:
         assert machine.submitted is not None

@@ -122,8 +122,10 @@ class Worker:
 
     async def _write_files(self, msg: Received, step: StepRequested, done: StepCompleted) -> None:
         """The step's files on synod.workspace, before its StepCompleted: a completed
-        step's files are always there to materialise."""
-        from synod.team.workspace import workspace_key, writes_for
+        step's files are always there to materialise. Each write is based on the
+        version the planner said the step builds on and carries the step's lease
+        token, so a stale copy of this step is fenced or detected, not applied blindly."""
+        from synod.team.workspace import publish_record, writes_for
 
         task_id = msg.envelope.task_id or ""
         writes = writes_for(
@@ -134,6 +136,8 @@ class Worker:
             step.files,
             step.title,
             done.output,
+            base_versions=step.base_versions,
+            lease_tokens=step.lease_tokens,
         )
         for write in writes:
             envelope = Envelope.new(
@@ -145,9 +149,7 @@ class Worker:
                 attempt=msg.envelope.attempt,
                 trace=msg.envelope.trace,
             )
-            await self.ctx.publisher.publish(
-                self.ctx.topic(WORKSPACE), envelope, "avro", workspace_key(task_id, write.path)
-            )
+            await publish_record(self.ctx.publisher, self.ctx.topic(WORKSPACE), envelope)
 
 
 def setup_worker(role: WorkerRole) -> Any:

@@ -59,6 +59,9 @@ class RunReport:
     tests_passed: bool | None = None  # None: the project carries no tests
     messages_by_kind: dict[str, int] = field(default_factory=dict)
     waits: int = 0  # central: times an agent was free but its own next step was not ready
+    # The shared workspace (Kafka runs): conflicts merged, stale writes fenced off.
+    conflicts_resolved: int = 0
+    writes_fenced: int = 0
 
     @property
     def vs_clairvoyant(self) -> float:

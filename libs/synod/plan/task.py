@@ -20,6 +20,7 @@ no notion of rounds.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -43,6 +44,7 @@ from synod.wire import (
     VoteRequested,
 )
 from synod.wire.messages import StepReassigned
+from synod.workspace import Sibling, VersionVector, written_version
 
 Destination = Literal["steps.researcher", "steps.coder", "votes", "results"]
 ANSWER = "answer"  # the candidate id of the team's answer
@@ -50,6 +52,8 @@ ANSWER = "answer"  # the candidate id of the team's answer
 # (the attempt number seeds it), so output that stayed invalid after the repair
 # turn may well be valid next time. Bad requests, auth and refusals stay final.
 RESAMPLE_REASONS = frozenset({"invalid_output"})
+MERGE_PREFIX = "merge:"  # step ids of merge steps: `merge:<path>`, outside the plan's DAG
+MAX_MERGE_ROUNDS = 3  # merges of one file before the task fails naming its conflict
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,15 @@ class TaskMachine:
     hedged: set[str] = field(default_factory=set)
     _seen: set[str] = field(default_factory=set)
     _dag: Plan | None = None
+    # Workspace (the section "workspace" below): what each request was told to
+    # build on, leases granted, and the merge steps of eventual consistency.
+    ws_bases: dict[tuple[str, int], dict[str, dict[str, int]]] = field(default_factory=dict)
+    ws_tokens: dict[tuple[str, int], dict[str, int]] = field(default_factory=dict)
+    ws_newest_token: dict[str, int] = field(default_factory=dict)  # path -> newest token
+    merge_requested: dict[str, int] = field(default_factory=dict)  # merge step -> newest attempt
+    merge_finished: dict[str, int] = field(default_factory=dict)  # merge step -> newest ended
+    merges_completed: dict[str, StepCompleted] = field(default_factory=dict)
+    _ws_handed: dict[str, dict[str, int]] = field(default_factory=dict)  # not yet folded back
 
     # ------------------------------------------------------------ fold
 
@@ -159,6 +172,8 @@ class TaskMachine:
             return False
         self._seen.add(envelope.message_id)
         body = envelope.body
+        if self._fold_workspace(envelope):
+            return True
         if isinstance(body, TaskSubmitted):
             if self.submitted is None:
                 self.submitted = envelope
@@ -243,6 +258,8 @@ class TaskMachine:
             return [self._fail(why, self.failures[step_id][-1].error_class, step_id)]
         if len(self.completed) < len(self._dag.ids):
             return self._dispatch()
+        if self._merging():
+            return []  # the answer is voted on once the workspace's conflicts are merged
         if self.vote is None:
             return [self._request_vote(1)]
         voted = _round_of(self.vote.proposal_id)
@@ -500,7 +517,10 @@ class TaskMachine:
 
     def _publish(self, body: Body, what: str, attempt: int = 0) -> Publish:
         causes = (self.submitted.message_id,) if self.submitted is not None else ()
-        return Publish(body, derived_id(self.task_id, what), attempt, causes)
+        message_id = derived_id(self.task_id, what)
+        if isinstance(body, StepRequested):
+            body = self._with_workspace(body, message_id)
+        return Publish(body, message_id, attempt, causes)
 
     def usage(self) -> Usage:
         steps = list(self.completed.values()) + [f for fs in self.failures.values() for f in fs]
@@ -521,3 +541,148 @@ class TaskMachine:
 
     def plan_failed(self, reason: str, error_class: Any) -> Publish:
         return self._fail(f"planning failed: {reason}", error_class)  # type: ignore[return-value]
+
+    # ------------------------------------------------------------ workspace
+    #
+    # The planner is the one authority on its task's workspace. Each request of
+    # a step that writes files says, per file, the version it builds on: the
+    # join of the versions its completed ancestors wrote (computed from this
+    # log: see `synod.workspace.writes`), so a rewrite by a later step is an
+    # update, never a false conflict. In `strong` consistency it also carries
+    # a lease token per file, newer than every earlier grant of the file, so a
+    # stale writer of an older grant is fenced off when the workspace is
+    # folded; a hedged copy shares its original's lease (the first result
+    # wins; the fold keeps the winner's write). In `eventual` consistency the
+    # planner checks the workspace before the answer is voted on, and merges
+    # each file in conflict with a merge step (a coder gets every sibling and
+    # writes a version based on all of them) before it asks for the vote.
+
+    def _fold_workspace(self, envelope: Envelope[Any]) -> bool:
+        """Fold the workspace side of a message; True if it is a merge step's (no DAG step)."""
+        body = envelope.body
+        if isinstance(body, StepRequested):
+            key = (body.step_id, envelope.attempt)
+            if body.base_versions:
+                self.ws_bases[key] = {p: dict(v) for p, v in body.base_versions.items()}
+            if body.lease_tokens:
+                self.ws_tokens[key] = dict(body.lease_tokens)
+                for path, token in body.lease_tokens.items():
+                    self.ws_newest_token[path] = max(token, self.ws_newest_token.get(path, 0))
+            self._ws_handed.pop(envelope.message_id, None)
+        if not isinstance(body, StepRequested | StepCompleted | StepFailed):
+            return False
+        if not body.step_id.startswith(MERGE_PREFIX):
+            return False
+        step_id, attempt = body.step_id, envelope.attempt
+        if isinstance(body, StepRequested):
+            self.merge_requested[step_id] = max(attempt, self.merge_requested.get(step_id, -1))
+        else:
+            self.merge_finished[step_id] = max(attempt, self.merge_finished.get(step_id, -1))
+            if isinstance(body, StepCompleted):
+                self.merges_completed[step_id] = body
+        return True
+
+    def _merging(self) -> bool:
+        return any(n > self.merge_finished.get(s, -1) for s, n in self.merge_requested.items())
+
+    def _with_workspace(self, body: StepRequested, message_id: str) -> StepRequested:
+        if not body.files or body.step_id.startswith(MERGE_PREFIX) or self._dag is None:
+            return body
+        bases = {path: self._base_for(body.step_id, path) for path in body.files}
+        update: dict[str, Any] = {"base_versions": bases}
+        if self.submitted is not None and self.submitted.body.consistency == "strong":
+            update["lease_tokens"] = self._lease_tokens(body, message_id)
+        return body.model_copy(update=update)
+
+    def _base_for(self, step_id: str, path: str) -> dict[str, int]:
+        """The join of the versions of `path` this step's completed ancestors wrote."""
+        assert self._dag is not None
+        base = VersionVector()
+        for ancestor in self._ancestors(step_id):
+            if ancestor not in self.completed or path not in self._dag.step(ancestor).files:
+                continue
+            attempt = self.completed_attempt[ancestor]
+            given = self.ws_bases.get((ancestor, attempt), {}).get(path, {})
+            request = derived_id(self.task_id, f"step/{ancestor}/{attempt}")
+            base = base.join(written_version(given, request, path))
+        return base.as_dict()
+
+    def _ancestors(self, step_id: str) -> set[str]:
+        assert self._dag is not None
+        seen: set[str] = set()
+        todo = list(self._dag.depends_on(step_id))
+        while todo:
+            step = todo.pop()
+            if step not in seen:
+                seen.add(step)
+                todo.extend(self._dag.depends_on(step))
+        return seen
+
+    def _lease_tokens(self, body: StepRequested, message_id: str) -> dict[str, int]:
+        """The request's lease per file: the original's for a hedge, else new grants."""
+        handed = self._ws_handed.get(message_id)
+        if handed is not None:
+            return handed  # the same action derived again before it folded back
+        original = self.requested.get(body.step_id)
+        shared = self.ws_tokens.get((body.step_id, original)) if original is not None else None
+        if body.prompt_variant == "hedge" and shared is not None:
+            tokens = dict(shared)
+        else:
+            out = [t for pending in self._ws_handed.values() for t in pending.items()]
+            tokens = {}
+            for path in body.files:
+                newest = max([self.ws_newest_token.get(path, 0)] + [t for p, t in out if p == path])
+                tokens[path] = newest + 1
+        self._ws_handed[message_id] = tokens
+        return tokens
+
+    def checks_workspace(self, action: Action) -> bool:
+        """Whether `action` waits for the workspace check: the answer's first vote
+        request of an `eventual` task whose steps write files."""
+        if not isinstance(action, Publish) or not isinstance(action.body, VoteRequested):
+            return False
+        if self.submitted is None or self.submitted.body.consistency != "eventual":
+            return False
+        return self._dag is not None and any(self._dag.step(s).files for s in self._dag.ids)
+
+    def workspace_winners(self) -> dict[str, str]:
+        """Step -> the request id of its winning attempt, as the workspace fold takes it."""
+        winners = {
+            s: derived_id(self.task_id, f"step/{s}/{a}") for s, a in self.completed_attempt.items()
+        }
+        for step_id in self.merges_completed:
+            n = self.merge_finished[step_id]
+            winners[step_id] = derived_id(self.task_id, f"merge/{step_id[len(MERGE_PREFIX) :]}/{n}")
+        return winners
+
+    def merge_requests(self, conflicted: Mapping[str, tuple[Sibling, ...]]) -> list[Action]:
+        """A merge step per file in conflict; the task fails, naming the file and its
+        siblings, once a file's merges ran out (never a silent pick)."""
+        actions: list[Action] = []
+        for path, siblings in sorted(conflicted.items()):
+            step_id = f"{MERGE_PREFIX}{path}"
+            attempt = self.merge_requested.get(step_id, -1) + 1
+            if attempt >= MAX_MERGE_ROUNDS:
+                writes = ", ".join(f"{s.write_id} (step {s.step_id})" for s in siblings)
+                why = f"{path} still has concurrent versions after {attempt} merges: {writes}"
+                return [self._fail(why, "permanent", step_id)]
+            base = VersionVector()
+            for sibling in siblings:
+                base = base.join(sibling.version)
+            body = StepRequested(
+                step_id=step_id,
+                plan_id=self.plan.plan_id if self.plan else "",
+                role="coder",
+                title=f"Merge the concurrent versions of {path}",
+                instructions=(
+                    f"{path} was written concurrently: {len(siblings)} versions, none of "
+                    "which saw the others. Write one version of the file that keeps what "
+                    "each of them contributes."
+                ),
+                inputs={f"{s.step_id} ({s.write_id})": s.content for s in siblings},
+                deadline_s=self.config.step_deadline_s,
+                files=[path],
+                base_versions={path: base.as_dict()},
+            )
+            actions.append(self._publish(body, f"merge/{path}/{attempt}", attempt))
+        return actions

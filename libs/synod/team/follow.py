@@ -74,7 +74,9 @@ class RunLog:
         if missing or self.first_request is None:
             raise ValueError(f"no result in the log for steps {', '.join(missing) or '(all)'}")
         origin = self.first_request
-        durations = {s: max(c.duration_s, 1e-6) for s, c in self.winners.items()}
+        # The plan's steps: a workspace merge step (`merge:<path>`) is not one, but
+        # its finish still counts in the makespan.
+        durations = {s: max(c.duration_s, 1e-6) for s, c in self.winners.items() if s in plan.ids}
         starts = {
             s: (self.finished_at[s] - timedelta(seconds=durations[s]) - origin).total_seconds()
             for s in plan.ids

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -173,7 +174,14 @@ async def run_once(
     # The workspace as the topic holds it: a planned file missing from it is a
     # lost write; the hedged losers' writes are left out (first result wins).
     space = await materialise(bootstrap, prefix, task_id, winners=log.winner_request)
-    lost = sum(1 for step in plan for path in step.files if path not in space.files)
+    # Lost: a planned file neither settled nor in conflict, or an accepted write
+    # the files no longer hold. Detected: concurrent siblings and fenced writes.
+    lost = len(space.lost) + sum(
+        1
+        for step in plan
+        for path in step.files
+        if path not in space.files and path not in space.conflicted
+    )
     passed = None
     if tests:
         from synod.team.verifier import verify
@@ -185,9 +193,14 @@ async def run_once(
         plan,
         mode=mode,
         n=agents,
-        concurrent_writes=space.stats.concurrent_writes,
+        concurrent_writes=space.stats.concurrent_writes + space.fenced,
         lost_writes=lost,
         tests_passed=passed,
+    )
+    report = replace(
+        report,
+        conflicts_resolved=space.stats.conflicts_resolved,
+        writes_fenced=space.fenced,
     )
     return report, log
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 
 from synod.transport.security import client_security
 from synod.wire import Codec, ContentType, Envelope
@@ -77,18 +78,28 @@ class Publisher:
         envelope: Envelope[Any],
         content_type: ContentType = "avro",
         key: bytes | None = None,
+        *,
+        partition_key: bytes | None = None,
     ) -> Any:
         """Encode and send; returns the record metadata (partition, offset).
 
         The key is the envelope's (its task id) unless given: work items of one
         task that need no order among them (parallel steps) take their own keys
-        so they spread over the pool.
+        so they spread over the pool. `partition_key` picks the partition
+        instead of the key (same hash): records with keys of their own that
+        must still share one order (a task's workspace writes on a compacted
+        topic) go where that key would.
         """
         data = self.codec.encode(envelope, content_type)
+        partition = None
+        if partition_key is not None:
+            every = sorted(await self._producer.partitions_for(topic))
+            partition = int(DefaultPartitioner()(partition_key, every, every))
         return await self._producer.send_and_wait(
             topic,
             data,
             key=key if key is not None else envelope.key,
+            partition=partition,
             headers=kafka_headers(envelope, content_type),
         )
 

@@ -19,6 +19,7 @@ from synod.wire.messages import (
     FileWritten,
     Header,
     Heartbeat,
+    LeaseGranted,
     PlanProposed,
     PlanStep,
     QuarantineNotice,
@@ -139,7 +140,10 @@ def example_bodies() -> list[Body]:
             writer="coder-0",
             step_id="s2",
             write_id="w-1",
+            base_version={"w-0": 1},
+            lease_token=2,
         ),
+        LeaseGranted(path="add.py", step_id="s2", token=2, base_version={"w-0": 1}),
         QuarantineNotice(
             instance="reviewer-2",
             role="reviewer",

@@ -140,6 +140,12 @@ class StepRequested(Body):
     temperature: float | None = None
     prompt_variant: str = ""
     files: list[str] = Field(default_factory=list)  # what the step writes to the workspace
+    # The workspace this step builds on, from the planner (the task's one
+    # authority on its workspace): per file, the version vector to base the
+    # write on, and in `strong` consistency the fencing token of the file's
+    # lease (also logged as a LeaseGranted on synod.workspace).
+    base_versions: dict[str, dict[str, int]] = Field(default_factory=dict)
+    lease_tokens: dict[str, int] = Field(default_factory=dict)
 
 
 class StepCompleted(Body):
@@ -278,9 +284,11 @@ class QuarantineNotice(Body):
 class FileWritten(Body):
     """One file write of a task's shared workspace, on `synod.workspace`.
 
-    Keyed `<task>/<path>`, not by task: the topic is compacted, and a key per
-    task would keep only the task's last write and lose every other file.
-    `base_version` is the version vector the writer read (empty: a new file).
+    Keyed `<task>/<path>/<write_id>` (compaction only merges redeliveries of
+    one write) and put in the task's partition (one order per task); see
+    `synod.team.workspace`. `base_version` is the version vector the writer
+    read (empty: a new file); `lease_token` echoes the step's lease in
+    `strong` consistency, so a stale writer is fenced off.
     """
 
     TYPE: ClassVar[str] = "FileWritten"
@@ -289,6 +297,22 @@ class FileWritten(Body):
     writer: str = Field(min_length=1, max_length=200)
     step_id: str = Field(min_length=1)
     write_id: str = Field(min_length=1, max_length=200)
+    base_version: dict[str, int] = Field(default_factory=dict)
+    lease_token: int | None = Field(default=None, ge=1)
+
+
+class LeaseGranted(Body):
+    """The planner gave step `step_id` the write lease of `path` (`strong` consistency).
+
+    On synod.workspace in the task's partition, before the step is requested,
+    so every fold of the topic sees the grant before any write under it. A
+    newer grant of the path (a retry, a reassignment) fences the older token.
+    """
+
+    TYPE: ClassVar[str] = "LeaseGranted"
+    path: str = Field(min_length=1, max_length=1_000)
+    step_id: str = Field(min_length=1)
+    token: int = Field(ge=1)
     base_version: dict[str, int] = Field(default_factory=dict)
 
 
@@ -361,6 +385,7 @@ BODY_TYPES: dict[str, type[Body]] = {
         StepReassigned,
         QuarantineNotice,
         FileWritten,
+        LeaseGranted,
         TaskCompleted,
         TaskFailed,
         DeadLetter,

@@ -22,8 +22,10 @@ from synod.workspace.store import (
     Workspace,
     WorkspaceStats,
     normalise_path,
+    version_of,
 )
 from synod.workspace.versions import VersionVector
+from synod.workspace.writes import write_id_for, written_version
 
 __all__ = [
     "Applied",
@@ -45,4 +47,7 @@ __all__ = [
     "Workspace",
     "WorkspaceStats",
     "normalise_path",
+    "version_of",
+    "write_id_for",
+    "written_version",
 ]

@@ -39,6 +39,7 @@ class LeaseTable:
     def __init__(self) -> None:
         self._leases: dict[str, Lease] = {}
         self._last_token = 0
+        self._tokens: dict[str, int] = {}  # path -> newest token granted by `grant`
 
     def acquire(self, path: str, holder: str, now: float, ttl: float) -> Lease | LeaseDenied:
         """Grant the lease if it is free or expired; a holder re-acquiring just extends it."""
@@ -52,6 +53,24 @@ class LeaseTable:
             self._last_token += 1
             lease = Lease(path, holder, self._last_token, now + ttl)
         self._leases[path] = lease
+        return lease
+
+    def grant(self, lease: Lease) -> Lease | LeaseDenied:
+        """Install a lease an authority elsewhere issued (the task's planner), replaying its log.
+
+        Its token must be newer than any this table has seen for the path, so
+        replaying grants in log order keeps the fencing order; an older one is
+        refused as `stale_token`. A newer grant fences the old holder at once,
+        whether or not its lease has expired.
+        """
+        seen = self._tokens.get(lease.path, 0)
+        if lease.token <= seen:
+            return LeaseDenied(
+                lease.path, lease.holder, "stale_token", self._leases.get(lease.path)
+            )
+        self._tokens[lease.path] = lease.token
+        self._last_token = max(self._last_token, lease.token)
+        self._leases[lease.path] = lease
         return lease
 
     def renew(

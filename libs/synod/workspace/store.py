@@ -216,8 +216,20 @@ class _File:
 class Workspace:
     """The files of one task, built by applying write events in log order."""
 
-    def __init__(self, mode: Consistency = "strong", leases: LeaseTable | None = None) -> None:
+    def __init__(
+        self,
+        mode: Consistency = "strong",
+        leases: LeaseTable | None = None,
+        *,
+        dot_per_write: bool = False,
+    ) -> None:
+        """`dot_per_write`: each accepted event's dot is `(write_id, 1)` instead of the
+        writer's next counter, so anyone who knows a write's base and id knows the
+        version it will get (`version_of`) without reading the log: the planner
+        hands out bases from its own log that way. Vectors then grow by one entry
+        per write in a file's history, which is small for a task's files."""
         self.mode: Consistency = mode
+        self.dot_per_write = dot_per_write
         self.leases = leases if leases is not None else LeaseTable()
         self._files: dict[str, _File] = {}
         self._dots: dict[str, int] = {}
@@ -262,8 +274,11 @@ class Workspace:
 
         writer = event.writer if isinstance(event, FileWrite) else event.resolver
         step_id = event.step_id if isinstance(event, FileWrite) else ""
-        self._dots[writer] = self._dots.get(writer, 0) + 1
-        version = base.with_entry(writer, self._dots[writer])
+        if self.dot_per_write:
+            version = version_of(base, event.write_id)
+        else:
+            self._dots[writer] = self._dots.get(writer, 0) + 1
+            version = base.with_entry(writer, self._dots[writer])
         new = Sibling(event.write_id, writer, event.content, version, step_id)
         superseded = tuple(s for s in f.siblings if base.covers(s.version))
         remaining = tuple(s for s in f.siblings if not base.covers(s.version))
@@ -378,6 +393,11 @@ class Workspace:
             conflicts_resolved=self._resolved,
             duplicates=self._dups,
         )
+
+
+def version_of(base: VersionVector, write_id: str) -> VersionVector:
+    """The version an accepted write gets in a `dot_per_write` workspace."""
+    return base.with_entry(write_id, 1)
 
 
 def normalise_path(path: str) -> str | None:
