@@ -43,7 +43,12 @@ def project_tests(path: Path) -> dict[str, str] | None:
         isinstance(k, str) and isinstance(v, str) for k, v in tests.items()
     ):
         raise ValueError(f"{path}: 'tests' must map file paths to their contents")
-    return dict(tests)
+    from synod.wire.messages import check_tests
+
+    try:
+        return check_tests(dict(tests))
+    except ValueError as exc:
+        raise ValueError(f"{path}: 'tests': {exc}") from None
 
 
 @app.command("run")

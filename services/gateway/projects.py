@@ -4,7 +4,10 @@ The project is validated whole (`load_project`: duplicate ids, unknown
 dependencies, cycles, same-file writes without a dependency) and answered 422
 naming every problem; a valid one goes through exactly the path of
 POST /v1/tasks, as a task whose `plan` is the project's steps, so the planner
-skips LLM planning. Body: the project object, optionally with `task_id`.
+skips LLM planning. Body: the project object, optionally with `task_id` and
+`tests` ({path: pytest file}, which the reviewers run on the task's workspace
+before they accept its answer; checked as TaskSubmitted.tests is, so a bad path
+is answered 422 by the task route).
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ def project_handler(submit_task: Handler) -> Handler:
         }
         if "task_id" in doc:
             task["task_id"] = doc["task_id"]
+        if doc.get("tests") is not None:
+            task["tests"] = doc["tests"]
         return await submit_task(_Rebodied(request, json.dumps(task).encode()))  # type: ignore[arg-type]
 
     return submit_project

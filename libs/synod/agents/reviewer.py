@@ -4,6 +4,13 @@ Each reviewer replica has a consumer group of its own on `synod.votes`, so
 every replica sees every round request; it votes on the rounds the consensus
 service addresses to it, once per (proposal, ballot), with choice, confidence
 and rationale.
+
+An answer ballot that carries the task's tests (`VoteRequested.verify`) is
+checked first: the juror runs the tests on the answer's workspace
+(`AnswerTests`), reports the run on the task's log (`TestsVerified`, before
+its vote, so the planner has it when the decision comes), and rejects the
+answer when tests fail, naming them. Passing tests leave the judgement to the
+model, as without tests: tests check what they check, not the whole answer.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import logging
 import random
 from dataclasses import replace
 
+from synod.agents.answer_tests import AnswerTests, TestRun
 from synod.agents.ids import derived_id
 from synod.agents.metrics import JUROR_ATTEMPTS, VOTES_CAST
 from synod.errors import ErrorClass
@@ -21,8 +29,9 @@ from synod.plan.task import RESAMPLE_REASONS
 from synod.resilience.backoff import RetryPolicy
 from synod.service.runtime import ServiceContext
 from synod.transport import Received
-from synod.transport.topics import VOTES
-from synod.wire import Envelope, Vote, VoteRequested
+from synod.transport.topics import TASK_EVENTS, VOTES
+from synod.wire import Envelope, TestsVerified, Vote, VoteRequested
+from synod.wire.messages import VoteKind
 
 log = logging.getLogger("synod.agents")
 
@@ -38,11 +47,25 @@ def render_ballot(request: VoteRequested) -> str:
     return "\n\n".join(parts)
 
 
+# The part of a ballot a juror gives the tests; the rest is left for the model's
+# judgement of an answer whose tests passed.
+TESTS_SHARE = 0.7
+
+
 class Reviewer:
-    def __init__(self, ctx: ServiceContext, llm: LLMBackend) -> None:
+    def __init__(
+        self, ctx: ServiceContext, llm: LLMBackend, tests: AnswerTests | None = None
+    ) -> None:
         self.ctx = ctx
         self.llm = llm
         self.rng = random.Random()
+        self.tests = tests or AnswerTests(self.read_workspace)
+
+    async def read_workspace(self, task_id: str, winners: dict[str, str]) -> dict[str, str]:
+        from synod.team.workspace import materialise
+
+        kafka = self.ctx.kafka
+        return (await materialise(kafka.bootstrap, kafka.topic_prefix, task_id, winners)).files
 
     async def judge(self, request: LLMRequest, deadline_s: float) -> ReviewVerdict:
         loop = asyncio.get_running_loop()
@@ -81,9 +104,57 @@ class Reviewer:
             or self.ctx.instance not in request.electorate
         ):
             return
+        task_id = msg.envelope.task_id or ""
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + request.deadline_s
+        tested: TestRun | None = None
+        if request.subject == "answer" and request.verify is not None:
+            tested = await self.tests.check(task_id, request, request.deadline_s * TESTS_SHARE)
+            if tested is None:
+                vote = self._vote(
+                    request,
+                    "abstain",
+                    0.0,
+                    f"the task's tests were still running after "
+                    f"{request.deadline_s * TESTS_SHARE:.1f} s of the ballot",
+                )
+                await self._cast(msg, request, vote)
+                return
+            await self._report(msg, request, tested)
+        if tested is not None and tested.passed is False:
+            vote = self._vote(request, "reject", 1.0, f"the tests fail: {tested.summary}")
+        else:
+            vote = await self._judged(task_id, request, ends - loop.time())
+            if tested is not None:
+                note = "tests pass" if tested.passed else "tests could not be run"
+                vote = vote.model_copy(
+                    update={"rationale": f"{vote.rationale} ({note}: {tested.summary})"[:10_000]}
+                )
+        await self._cast(msg, request, vote)
+
+    def _vote(
+        self,
+        request: VoteRequested,
+        kind: VoteKind,
+        confidence: float,
+        rationale: str,
+        choice: str | None = None,
+    ) -> Vote:
+        return Vote(
+            proposal_id=request.proposal_id,
+            ballot=request.ballot,
+            voter=self.ctx.instance,
+            kind=kind,
+            choice=choice,
+            confidence=confidence,
+            rationale=rationale,
+        )
+
+    async def _judged(self, task_id: str, request: VoteRequested, budget_s: float) -> Vote:
+        """The model's vote on the candidates, within `budget_s` of the ballot."""
         llm_request = LLMRequest(
             role="reviewer",
-            task_id=msg.envelope.task_id or "",
+            task_id=task_id,
             # One call per juror and ballot, so jurors do not all echo one draw.
             step_id=f"{request.proposal_id}/b{request.ballot}/{self.ctx.instance}",
             prompt=render_ballot(request),
@@ -92,38 +163,47 @@ class Reviewer:
             timeout_s=request.deadline_s,
         )
         try:
-            verdict = await self.judge(llm_request, request.deadline_s)
-            known = {c.candidate_id for c in request.candidates}
-            if verdict.kind == "choice" and verdict.choice not in known:
-                vote = Vote(
-                    proposal_id=request.proposal_id,
-                    ballot=request.ballot,
-                    voter=self.ctx.instance,
-                    kind="abstain",
-                    confidence=0.0,
-                    rationale=f"model chose unknown candidate {verdict.choice!r}",
-                )
-            else:
-                vote = Vote(
-                    proposal_id=request.proposal_id,
-                    ballot=request.ballot,
-                    voter=self.ctx.instance,
-                    kind=verdict.kind,
-                    choice=verdict.choice if verdict.kind == "choice" else None,
-                    confidence=verdict.confidence,
-                    rationale=verdict.rationale[:10_000],
-                )
+            verdict = await self.judge(llm_request, max(budget_s, 0.5))
         except (LLMError, TimeoutError) as exc:
             # A juror that cannot judge abstains: silence would hold the ballot to
             # its deadline, an invented verdict would be a lie.
-            vote = Vote(
-                proposal_id=request.proposal_id,
-                ballot=request.ballot,
-                voter=self.ctx.instance,
-                kind="abstain",
-                confidence=0.0,
-                rationale=f"could not review: {exc!r}"[:1_000],
+            return self._vote(request, "abstain", 0.0, f"could not review: {exc!r}"[:1_000])
+        known = {c.candidate_id for c in request.candidates}
+        if verdict.kind == "choice" and verdict.choice not in known:
+            return self._vote(
+                request, "abstain", 0.0, f"model chose unknown candidate {verdict.choice!r}"
             )
+        return self._vote(
+            request,
+            verdict.kind,
+            verdict.confidence,
+            verdict.rationale[:10_000],
+            verdict.choice if verdict.kind == "choice" else None,
+        )
+
+    async def _report(self, msg: Received, request: VoteRequested, tested: TestRun) -> None:
+        """The run on the task's log, before the vote: the planner reads the verdicts
+        on a decided proposal from there."""
+        body = TestsVerified(
+            proposal_id=request.proposal_id,
+            ballot=request.ballot,
+            voter=self.ctx.instance,
+            passed=tested.passed,
+            summary=tested.summary[:1_000],
+            failed=[name[:300] for name in tested.failed[:100]],
+            duration_s=tested.duration_s,
+        )
+        envelope = Envelope.new(
+            body,
+            sender=self.ctx.sender,
+            task_id=msg.envelope.task_id,
+            message_id=derived_id(msg.envelope.message_id, self.ctx.instance, "tests"),
+            causes=[msg.envelope.message_id],
+            trace=msg.envelope.trace,
+        )
+        await self.ctx.publish(TASK_EVENTS, envelope)
+
+    async def _cast(self, msg: Received, request: VoteRequested, vote: Vote) -> None:
         envelope = Envelope.new(
             vote,
             sender=self.ctx.sender,

@@ -122,6 +122,7 @@ def round_request(
         policy=opening.policy,
         partition_mode=opening.partition_mode,
         deadline_s=max(request.deadline - now, MIN_ROUND_DEADLINE_S),
+        verify=opening.verify,
     )
 
 

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from synod.agents.ids import derived_id
 from synod.plan.dag import Plan, PlanError
+from synod.plan.verdicts import tests_outcome
 from synod.wire import (
     Body,
     Candidate,
@@ -40,7 +41,9 @@ from synod.wire import (
     TaskCompleted,
     TaskFailed,
     TaskSubmitted,
+    TestsVerified,
     Usage,
+    Verification,
     VoteRequested,
 )
 from synod.wire.messages import StepReassigned
@@ -152,6 +155,8 @@ class TaskMachine:
     plan_attempts: int = 0
     requested_at: dict[str, datetime] = field(default_factory=dict)  # step -> newest request
     hedged: set[str] = field(default_factory=set)
+    # The jurors' runs of the task's tests: proposal -> voter -> newest run.
+    test_runs: dict[str, dict[str, TestsVerified]] = field(default_factory=dict)
     _seen: set[str] = field(default_factory=set)
     _dag: Plan | None = None
     # Workspace (the section "workspace" below): what each request was told to
@@ -216,6 +221,10 @@ class TaskMachine:
             self.outcome = self.outcome or body
         elif isinstance(body, StepReassigned):
             self._apply_reassignment(body)
+        elif isinstance(body, TestsVerified):
+            runs = self.test_runs.setdefault(body.proposal_id, {})
+            if body.voter not in runs or body.ballot >= runs[body.voter].ballot:
+                runs[body.voter] = body
         return True
 
     def _apply_reassignment(self, body: StepReassigned) -> None:
@@ -384,6 +393,9 @@ class TaskMachine:
                 inputs={dep: self.completed[dep].output for dep in step.depends_on},
                 deadline_s=self.config.step_deadline_s,
                 prompt_variant=f"revise-{round_}",
+                # The revision rewrites the step's files: the next answer (and the
+                # tests the reviewers run on it) is the workspace with them.
+                files=list(step.files),
             )
             actions.append(self._publish(body, f"step/{step_id}/{attempt}", attempt))
         return actions
@@ -484,11 +496,34 @@ class TaskMachine:
             policy=task.policy,
             partition_mode=task.partition_mode,
             deadline_s=self.config.vote_deadline_s,
+            verify=self._verification(),
         )
         return self._publish(body, f"vote/{round_}")
 
+    def _verification(self) -> Verification | None:
+        """The task's tests, on the workspace of the attempts the answer comes from."""
+        assert self.submitted is not None
+        tests = self.submitted.body.tests
+        if not tests:
+            return None
+        # A request's id is derived from (task, step, attempt), and so are the ids of
+        # the files it writes: naming the winning requests pins the workspace version.
+        winners = {
+            step_id: derived_id(self.task_id, f"step/{step_id}/{attempt}")
+            for step_id, attempt in sorted(self.completed_attempt.items())
+            if step_id in self.completed
+        }
+        return Verification(tests=tests, winners=winners)
+
+    def _tests_verdict(self) -> tuple[bool | None, str]:
+        """The jurors' runs of the tests on the decided answer."""
+        if self.decision is None:
+            return None, ""
+        return tests_outcome(self.test_runs.get(self.decision.proposal_id, {}).values())
+
     def _conclude(self) -> Action:
         assert self.decision is not None
+        passed, summary = self._tests_verdict()
         if self.decision.outcome == ANSWER:
             content, _ = self._answer()
             body: Body = TaskCompleted(
@@ -498,20 +533,28 @@ class TaskMachine:
                 steps_completed=len(self.completed),
                 usage=self.usage(),
                 duration_s=0.0,
+                tests_passed=passed,
+                tests_summary=summary,
             )
             return self._publish(body, "outcome")
+        tests = f"; tests: {summary}" if summary else ""
         return self._fail(
             f"the reviewers did not accept the answer: {self.decision.outcome} "
-            f"(tally {dict(self.decision.tally)}, quorum {self.decision.quorum})",
+            f"(tally {dict(self.decision.tally)}, quorum {self.decision.quorum}){tests}",
             "permanent",
         )
 
     def _fail(self, reason: str, error_class: Any, step_id: str | None = None) -> Action:
+        # A task that fails after a decision failed on that answer: its test runs
+        # say why; before any decision there is no answer to have tested.
+        passed, summary = self._tests_verdict()
         body = TaskFailed(
             reason=reason[:10_000],
             error_class=error_class,
             failed_step=step_id,
             usage=self.usage(),
+            tests_passed=passed,
+            tests_summary=summary,
         )
         return self._publish(body, "outcome")
 

@@ -59,6 +59,15 @@ class RunLog:
     def done(self) -> bool:
         return self.outcome is not None
 
+    @property
+    def tests_passed(self) -> bool | None:
+        """The reviewers' verdict on the project's tests, as the outcome carries it."""
+        return self.outcome.tests_passed if self.outcome is not None else None
+
+    @property
+    def tests_summary(self) -> str:
+        return self.outcome.tests_summary if self.outcome is not None else ""
+
     def report(
         self,
         plan: Plan,

@@ -47,12 +47,20 @@ def check_mode(mode: str) -> None:
         )
 
 
-def submission(plan: Plan, task_id: str, instance: str, agents: int) -> Envelope[TaskSubmitted]:
+def submission(
+    plan: Plan,
+    task_id: str,
+    instance: str,
+    agents: int,
+    tests: dict[str, str] | None = None,
+) -> Envelope[TaskSubmitted]:
     body = TaskSubmitted(
         goal=(plan.description or plan.name or "project")[:4_000] or "project",
         plan=list(plan),
         # team.agents caps the attempts in flight: the planner's team size.
         labels={"team.project": plan.name, "team.mode": "synod", "team.agents": str(agents)},
+        # The reviewers run them on the workspace before they accept the answer.
+        tests=tests or None,
     )
     return Envelope.new(
         body,
@@ -127,7 +135,7 @@ async def run_once(
             f"{len(coders)} ({', '.join(sorted(coders)) or 'none'}); "
             f"start more, e.g. `synod up --replicas coder={agents}`"
         )
-    envelope = submission(plan, task_id, instance, agents)
+    envelope = submission(plan, task_id, instance, agents, tests)
     events = topic_name(TASK_EVENTS, prefix)
     count = (await partition_counts(bootstrap, [events]))[events]
     tp = TopicPartition(events, partition_for(task_id.encode(), count))
@@ -182,20 +190,15 @@ async def run_once(
         for path in step.files
         if path not in space.files and path not in space.conflicted
     )
-    passed = None
-    if tests:
-        from synod.team.verifier import verify
-
-        # In a thread: pytest runs for seconds, and the loop has consumers to stop.
-        verdict = await asyncio.to_thread(verify, space.files, tests)
-        passed = verdict.passed
+    # Tests passed as the reviewers found them on the answer they decided on (the
+    # outcome), not a run of our own: None when the task had none or nobody ran them.
     report = log.report(
         plan,
         mode=mode,
         n=agents,
         concurrent_writes=space.stats.concurrent_writes + space.fenced,
         lost_writes=lost,
-        tests_passed=passed,
+        tests_passed=log.tests_passed,
     )
     report = replace(
         report,

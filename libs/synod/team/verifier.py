@@ -15,6 +15,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,50 @@ class Verdict:
     passed: bool
     returncode: int | None  # None: killed at the timeout
     output: str
+    # From pytest's JUnit XML report; `reported` is False when pytest wrote none
+    # (it could not start, or was killed), and then the counts mean nothing.
+    reported: bool = False
+    passed_count: int = 0
+    failed: tuple[str, ...] = ()  # failing and erroring tests, as pytest names them
+    skipped_count: int = 0
+
+    @property
+    def summary(self) -> str:
+        """One line, e.g. `18 passed, 2 failed: test_a.py::test_x, test_a.py::test_y`."""
+        if self.returncode is None:
+            return self.output.strip().splitlines()[-1]  # "timed out after N s"
+        if not self.reported:
+            last = self.output.strip().splitlines()[-1:] or ["no output"]
+            return f"pytest did not run (exit {self.returncode}): {last[0][:300]}"
+        head = f"{self.passed_count} passed, {len(self.failed)} failed"
+        if self.skipped_count:
+            head += f", {self.skipped_count} skipped"
+        if not self.failed and not self.passed:
+            return f"{head} (pytest exit {self.returncode})"
+        if not self.failed:
+            return head
+        names = ", ".join(self.failed[:10])
+        more = f" and {len(self.failed) - 10} more" if len(self.failed) > 10 else ""
+        return f"{head}: {names}{more}"[:1_000]
+
+
+def _read_report(report: Path) -> tuple[int, tuple[str, ...], int] | None:
+    """(passed, failed names, skipped) from a JUnit XML report, None if absent or unreadable."""
+    try:
+        root = ET.parse(report).getroot()
+    except (OSError, ET.ParseError):
+        return None
+    passed, skipped, failed = 0, 0, []
+    for case in root.iter("testcase"):
+        owner, name = case.get("classname") or "", case.get("name") or "?"
+        name = f"{owner}::{name}" if owner else name
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed.append(name)
+        elif case.find("skipped") is not None:
+            skipped += 1
+        else:
+            passed += 1
+    return passed, tuple(failed), skipped
 
 
 def _limits(cpu_s: int, memory_bytes: int) -> None:
@@ -77,7 +122,9 @@ def verify(
             "PYTHONDONTWRITEBYTECODE": "1",
             "HOME": str(base),
         }
-        argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(work)]
+        report = base / "report.xml"
+        argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+        argv += [f"--junitxml={report}", str(work)]
         try:
             done = subprocess.run(
                 argv,
@@ -92,4 +139,9 @@ def verify(
         except subprocess.TimeoutExpired as exc:
             out = exc.stdout if isinstance(exc.stdout, str) else ""
             return Verdict(False, None, f"{out}\ntimed out after {timeout_s:g} s")
-        return Verdict(done.returncode == 0, done.returncode, (done.stdout + done.stderr)[-20_000:])
+        output = (done.stdout + done.stderr)[-20_000:]
+        found = _read_report(report)
+        if found is None:
+            return Verdict(False, done.returncode, output)
+        passed, failed, skipped = found
+        return Verdict(done.returncode == 0, done.returncode, output, True, passed, failed, skipped)

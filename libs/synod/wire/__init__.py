@@ -20,8 +20,10 @@ from synod.wire.messages import (
     TaskCompleted,
     TaskFailed,
     TaskSubmitted,
+    TestsVerified,
     TraceContext,
     Usage,
+    Verification,
     Vote,
     VoteRequested,
 )
@@ -47,8 +49,10 @@ __all__ = [
     "TaskCompleted",
     "TaskFailed",
     "TaskSubmitted",
+    "TestsVerified",
     "TraceContext",
     "Usage",
+    "Verification",
     "Vote",
     "VoteRequested",
 ]

@@ -31,6 +31,7 @@ from synod.wire.messages import (
     TaskCompleted,
     TaskFailed,
     TaskSubmitted,
+    TestsVerified,
     TraceContext,
     Usage,
     Vote,
@@ -150,6 +151,14 @@ def example_bodies() -> list[Body]:
             until=_T0,
             reason="wrong_votes",
             strikes=3,
+        ),
+        TestsVerified(
+            proposal_id=f"{_TASK}/answer",
+            voter="reviewer-1",
+            passed=False,
+            summary="4 passed, 1 failed: test_fizzbuzz.py::test_fifteen",
+            failed=["test_fizzbuzz.py::test_fifteen"],
+            duration_s=1.4,
         ),
         TaskCompleted(
             result=_CODE,

@@ -30,6 +30,34 @@ VoteKind = Literal["choice", "reject", "abstain"]
 # runaway model from filling a partition.
 MAX_TEXT = 200_000
 MAX_GOAL = 20_000
+# A project's tests ride on the task and on every answer ballot, so they share
+# one text budget, over a bounded number of files.
+MAX_TEST_FILES = 50
+MAX_TESTS_CHARS = MAX_TEXT
+
+
+def check_tests(tests: dict[str, str] | None) -> dict[str, str] | None:
+    """Test files (path -> pytest source) a verifier may write: bounded, relative `.py` paths."""
+    if tests is None:
+        return None
+    if not tests:
+        raise ValueError("tests is empty: leave it out, or give at least one test file")
+    if len(tests) > MAX_TEST_FILES:
+        raise ValueError(f"{len(tests)} test files; at most {MAX_TEST_FILES}")
+    total = sum(len(content) for content in tests.values())
+    if total > MAX_TESTS_CHARS:
+        raise ValueError(
+            f"the test files hold {total} characters together; at most {MAX_TESTS_CHARS}"
+        )
+    for path in tests:
+        parts = path.split("/")
+        if not path or path.startswith("/") or "\\" in path or ":" in path:
+            raise ValueError(f"test path {path!r} must be relative, with / between folders")
+        if ".." in parts or "" in parts or "." in parts:
+            raise ValueError(f"test path {path!r} must not contain '..', '.' or empty parts")
+        if not path.endswith(".py") or len(path) > 300:
+            raise ValueError(f"test path {path!r} must end in .py (and be at most 300 long)")
+    return tests
 
 
 class WireModel(BaseModel):
@@ -116,6 +144,14 @@ class TaskSubmitted(Body):
     deadline_s: float = Field(default=600.0, gt=0, le=86_400)
     plan: list[PlanStep] | None = None
     labels: dict[str, str] = Field(default_factory=dict)
+    # The project's tests (path -> pytest file); reviewers run them on the
+    # task's workspace before they judge its answer.
+    tests: dict[str, str] | None = None
+
+    @field_validator("tests")
+    @classmethod
+    def _bounded_tests(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return check_tests(value)
 
 
 class PlanProposed(Body):
@@ -170,6 +206,25 @@ class StepFailed(Body):
     reason: str = Field(default="", max_length=100)
 
 
+class Verification(WireModel):
+    """What a juror checks before judging an answer: `tests` on the task's workspace.
+
+    `winners` (step -> the request id of the attempt whose output the answer is)
+    names the workspace version: writes of other attempts (hedged losers,
+    rejected revisions) are left out when it is materialised.
+    """
+
+    tests: dict[str, str]
+    winners: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("tests")
+    @classmethod
+    def _bounded_tests(cls, value: dict[str, str]) -> dict[str, str]:
+        checked = check_tests(value)
+        assert checked is not None
+        return checked
+
+
 class VoteRequested(Body):
     """A proposal put to an electorate: pick one candidate, reject all, or abstain."""
 
@@ -183,6 +238,7 @@ class VoteRequested(Body):
     policy: PolicyName = "majority"
     partition_mode: PartitionMode = "cp"
     deadline_s: float = Field(default=60.0, gt=0)
+    verify: Verification | None = None
 
 
 class Vote(Body):
@@ -316,6 +372,25 @@ class LeaseGranted(Body):
     base_version: dict[str, int] = Field(default_factory=dict)
 
 
+class TestsVerified(Body):
+    """A juror's run of the task's tests on an answer's workspace, on synod.task-events.
+
+    Published before the juror's vote, so it precedes the decision in the
+    task's log; the planner puts the verdicts on the deciding proposal into the
+    outcome. `passed` is None when the tests could not be run (no verdict).
+    """
+
+    TYPE: ClassVar[str] = "TestsVerified"
+
+    proposal_id: str = Field(min_length=1)
+    ballot: int = Field(default=1, ge=1)
+    voter: str = Field(min_length=1)
+    passed: bool | None = None
+    summary: str = Field(default="", max_length=1_000)
+    failed: list[str] = Field(default_factory=list, max_length=100)
+    duration_s: float = Field(default=0.0, ge=0)
+
+
 class TaskCompleted(Body):
     TYPE: ClassVar[str] = "TaskCompleted"
 
@@ -325,6 +400,10 @@ class TaskCompleted(Body):
     steps_completed: int = Field(default=0, ge=0)
     usage: Usage = Field(default_factory=Usage)
     duration_s: float = Field(default=0.0, ge=0)
+    # The reviewers' run of the task's tests on the decided answer (None: the
+    # task had no tests, or no reviewer could run them).
+    tests_passed: bool | None = None
+    tests_summary: str = Field(default="", max_length=1_000)
 
 
 class TaskFailed(Body):
@@ -335,6 +414,8 @@ class TaskFailed(Body):
     failed_step: str | None = None
     usage: Usage = Field(default_factory=Usage)
     duration_s: float = Field(default=0.0, ge=0)
+    tests_passed: bool | None = None
+    tests_summary: str = Field(default="", max_length=1_000)
 
 
 class DeadLetter(Body):
@@ -386,6 +467,7 @@ BODY_TYPES: dict[str, type[Body]] = {
         QuarantineNotice,
         FileWritten,
         LeaseGranted,
+        TestsVerified,
         TaskCompleted,
         TaskFailed,
         DeadLetter,
