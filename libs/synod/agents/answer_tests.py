@@ -45,15 +45,13 @@ class VerifySettings(BaseSettings):
 
 
 @dataclass(frozen=True)
-class TestRun:
+class SuiteRun:
     """What one run of the tests found. `passed` None: the tests could not be run."""
 
     passed: bool | None
     summary: str
     failed: tuple[str, ...] = ()
     duration_s: float = 0.0
-
-    __test__ = False  # not a pytest class, despite the name
 
 
 def answer_version(task_id: str, request: VoteRequested) -> str:
@@ -69,12 +67,12 @@ def answer_version(task_id: str, request: VoteRequested) -> str:
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
-def run_of(verdict: Verdict, duration_s: float) -> TestRun:
+def run_of(verdict: Verdict, duration_s: float) -> SuiteRun:
     if verdict.returncode is not None and not verdict.reported:
         # pytest wrote no report: it did not get to run the tests (not installed,
         # killed by a limit). That says nothing about the answer.
-        return TestRun(None, verdict.summary, (), duration_s)
-    return TestRun(verdict.passed, verdict.summary, verdict.failed, duration_s)
+        return SuiteRun(None, verdict.summary, (), duration_s)
+    return SuiteRun(verdict.passed, verdict.summary, verdict.failed, duration_s)
 
 
 class AnswerTests:
@@ -90,10 +88,10 @@ class AnswerTests:
         self.run_tests: RunTests = run_tests or (lambda f, t, s: verify(f, t, timeout_s=s))
         self.timeout_s = timeout_s if timeout_s is not None else VerifySettings().verify_timeout_s
         self.capacity = capacity
-        self.runs: OrderedDict[str, asyncio.Task[TestRun]] = OrderedDict()
+        self.runs: OrderedDict[str, asyncio.Task[SuiteRun]] = OrderedDict()
         self.started = 0  # runs begun by this instance (each materialises and runs pytest once)
 
-    async def check(self, task_id: str, request: VoteRequested, wait_s: float) -> TestRun | None:
+    async def check(self, task_id: str, request: VoteRequested, wait_s: float) -> SuiteRun | None:
         """The run for this answer, waiting at most `wait_s`; None if it is still going."""
         key = answer_version(task_id, request)
         run = self.runs.get(key)
@@ -114,7 +112,7 @@ class AnswerTests:
             self.runs.pop(key, None)  # no verdict: the next ballot tries again
         return result
 
-    async def _run(self, task_id: str, request: VoteRequested) -> TestRun:
+    async def _run(self, task_id: str, request: VoteRequested) -> SuiteRun:
         assert request.verify is not None
         started = time.monotonic()
         try:
@@ -123,5 +121,5 @@ class AnswerTests:
                 self.run_tests, files, dict(request.verify.tests), self.timeout_s
             )
         except Exception as exc:  # a juror must vote, whatever broke here
-            return TestRun(None, f"could not run the tests: {exc!r}"[:1_000])
+            return SuiteRun(None, f"could not run the tests: {exc!r}"[:1_000])
         return run_of(verdict, round(time.monotonic() - started, 3))

@@ -7,7 +7,7 @@ and rationale.
 
 An answer ballot that carries the task's tests (`VoteRequested.verify`) is
 checked first: the juror runs the tests on the answer's workspace
-(`AnswerTests`), reports the run on the task's log (`TestsVerified`, before
+(`AnswerTests`), reports the run on the task's log (`AnswerVerified`, before
 its vote, so the planner has it when the decision comes), and rejects the
 answer when tests fail, naming them. Passing tests leave the judgement to the
 model, as without tests: tests check what they check, not the whole answer.
@@ -20,7 +20,7 @@ import logging
 import random
 from dataclasses import replace
 
-from synod.agents.answer_tests import AnswerTests, TestRun
+from synod.agents.answer_tests import AnswerTests, SuiteRun
 from synod.agents.ids import derived_id
 from synod.agents.metrics import JUROR_ATTEMPTS, VOTES_CAST
 from synod.errors import ErrorClass
@@ -30,7 +30,7 @@ from synod.resilience.backoff import RetryPolicy
 from synod.service.runtime import ServiceContext
 from synod.transport import Received
 from synod.transport.topics import TASK_EVENTS, VOTES
-from synod.wire import Envelope, TestsVerified, Vote, VoteRequested
+from synod.wire import AnswerVerified, Envelope, Vote, VoteRequested
 from synod.wire.messages import VoteKind
 
 log = logging.getLogger("synod.agents")
@@ -107,7 +107,7 @@ class Reviewer:
         task_id = msg.envelope.task_id or ""
         loop = asyncio.get_running_loop()
         ends = loop.time() + request.deadline_s
-        tested: TestRun | None = None
+        tested: SuiteRun | None = None
         if request.subject == "answer" and request.verify is not None:
             tested = await self.tests.check(task_id, request, request.deadline_s * TESTS_SHARE)
             if tested is None:
@@ -181,10 +181,10 @@ class Reviewer:
             verdict.choice if verdict.kind == "choice" else None,
         )
 
-    async def _report(self, msg: Received, request: VoteRequested, tested: TestRun) -> None:
+    async def _report(self, msg: Received, request: VoteRequested, tested: SuiteRun) -> None:
         """The run on the task's log, before the vote: the planner reads the verdicts
         on a decided proposal from there."""
-        body = TestsVerified(
+        body = AnswerVerified(
             proposal_id=request.proposal_id,
             ballot=request.ballot,
             voter=self.ctx.instance,

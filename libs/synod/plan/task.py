@@ -27,8 +27,9 @@ from typing import Any, Literal
 
 from synod.agents.ids import derived_id
 from synod.plan.dag import Plan, PlanError
-from synod.plan.verdicts import tests_outcome
+from synod.plan.verdicts import verdict_of_runs
 from synod.wire import (
+    AnswerVerified,
     Body,
     Candidate,
     Decision,
@@ -41,7 +42,6 @@ from synod.wire import (
     TaskCompleted,
     TaskFailed,
     TaskSubmitted,
-    TestsVerified,
     Usage,
     Verification,
     VoteRequested,
@@ -156,7 +156,7 @@ class TaskMachine:
     requested_at: dict[str, datetime] = field(default_factory=dict)  # step -> newest request
     hedged: set[str] = field(default_factory=set)
     # The jurors' runs of the task's tests: proposal -> voter -> newest run.
-    test_runs: dict[str, dict[str, TestsVerified]] = field(default_factory=dict)
+    test_runs: dict[str, dict[str, AnswerVerified]] = field(default_factory=dict)
     _seen: set[str] = field(default_factory=set)
     _dag: Plan | None = None
     # Workspace (the section "workspace" below): what each request was told to
@@ -221,7 +221,7 @@ class TaskMachine:
             self.outcome = self.outcome or body
         elif isinstance(body, StepReassigned):
             self._apply_reassignment(body)
-        elif isinstance(body, TestsVerified):
+        elif isinstance(body, AnswerVerified):
             runs = self.test_runs.setdefault(body.proposal_id, {})
             if body.voter not in runs or body.ballot >= runs[body.voter].ballot:
                 runs[body.voter] = body
@@ -519,7 +519,7 @@ class TaskMachine:
         """The jurors' runs of the tests on the decided answer."""
         if self.decision is None:
             return None, ""
-        return tests_outcome(self.test_runs.get(self.decision.proposal_id, {}).values())
+        return verdict_of_runs(self.test_runs.get(self.decision.proposal_id, {}).values())
 
     def _conclude(self) -> Action:
         assert self.decision is not None

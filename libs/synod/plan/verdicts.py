@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from synod.wire import TestsVerified
+from synod.wire import AnswerVerified
 
 
-def tests_outcome(runs: Iterable[TestsVerified]) -> tuple[bool | None, str]:
+def verdict_of_runs(runs: Iterable[AnswerVerified]) -> tuple[bool | None, str]:
     """(tests_passed, tests_summary) for an outcome; (None, "") when nobody ran them."""
     runs = sorted(runs, key=lambda r: r.voter)
     if not runs:

@@ -3,6 +3,7 @@
 from synod.wire.codec import Codec, ContentType
 from synod.wire.messages import (
     BODY_TYPES,
+    AnswerVerified,
     BallotDeadline,
     Body,
     Candidate,
@@ -20,7 +21,6 @@ from synod.wire.messages import (
     TaskCompleted,
     TaskFailed,
     TaskSubmitted,
-    TestsVerified,
     TraceContext,
     Usage,
     Verification,
@@ -30,6 +30,7 @@ from synod.wire.messages import (
 
 __all__ = [
     "BODY_TYPES",
+    "AnswerVerified",
     "BallotDeadline",
     "Body",
     "Candidate",
@@ -49,7 +50,6 @@ __all__ = [
     "TaskCompleted",
     "TaskFailed",
     "TaskSubmitted",
-    "TestsVerified",
     "TraceContext",
     "Usage",
     "Verification",

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from synod.wire.messages import (
+    AnswerVerified,
     BallotDeadline,
     Body,
     Candidate,
@@ -31,7 +32,6 @@ from synod.wire.messages import (
     TaskCompleted,
     TaskFailed,
     TaskSubmitted,
-    TestsVerified,
     TraceContext,
     Usage,
     Vote,
@@ -152,7 +152,7 @@ def example_bodies() -> list[Body]:
             reason="wrong_votes",
             strikes=3,
         ),
-        TestsVerified(
+        AnswerVerified(
             proposal_id=f"{_TASK}/answer",
             voter="reviewer-1",
             passed=False,

@@ -372,7 +372,7 @@ class LeaseGranted(Body):
     base_version: dict[str, int] = Field(default_factory=dict)
 
 
-class TestsVerified(Body):
+class AnswerVerified(Body):
     """A juror's run of the task's tests on an answer's workspace, on synod.task-events.
 
     Published before the juror's vote, so it precedes the decision in the
@@ -380,7 +380,7 @@ class TestsVerified(Body):
     outcome. `passed` is None when the tests could not be run (no verdict).
     """
 
-    TYPE: ClassVar[str] = "TestsVerified"
+    TYPE: ClassVar[str] = "AnswerVerified"
 
     proposal_id: str = Field(min_length=1)
     ballot: int = Field(default=1, ge=1)
@@ -467,7 +467,7 @@ BODY_TYPES: dict[str, type[Body]] = {
         QuarantineNotice,
         FileWritten,
         LeaseGranted,
-        TestsVerified,
+        AnswerVerified,
         TaskCompleted,
         TaskFailed,
         DeadLetter,

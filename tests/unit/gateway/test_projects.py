@@ -46,3 +46,22 @@ async def test_a_bad_project_is_422_naming_each_problem(make_gateway: Any) -> No
     kinds = {p["kind"] for p in body["error"]["details"]["problems"]}
     assert {"duplicate_id", "unknown_dependency"} <= kinds
     assert gateway.publisher.sent == []
+
+
+async def test_a_project_s_tests_travel_with_its_task(make_gateway: Any) -> None:  # noqa: F811
+    gateway = await make_gateway()
+    tests = {"tests/test_add.py": "from safe_add import *\n\n\ndef test_x():\n    pass\n"}
+    doc = {**json.loads(PROJECT.read_text()), "task_id": "proj-2", "tests": tests}
+    status, body = await _post(gateway, doc)
+    assert status == 202, body
+    [(_, envelope)] = gateway.publisher.sent
+    assert envelope.body.tests == tests
+
+
+async def test_a_test_path_outside_the_workspace_is_422(make_gateway: Any) -> None:  # noqa: F811
+    gateway = await make_gateway()
+    doc = {**json.loads(PROJECT.read_text()), "tests": {"../test_evil.py": "x = 1\n"}}
+    status, body = await _post(gateway, doc)
+    assert status == 422, body
+    assert "must not contain '..'" in json.dumps(body)
+    assert gateway.publisher.sent == []

@@ -62,3 +62,12 @@ def test_a_missing_file_is_refused(tmp_path: Path) -> None:
     result = RUNNER.invoke(app, ["team", "run", str(tmp_path / "nope.json")])
     assert result.exit_code == 2
     assert "nope.json" in result.output
+
+
+def test_a_project_whose_tests_escape_the_workspace_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "project.json"
+    doc = {"project": "t", "tasks": [_task("a")], "tests": {"../test_a.py": "x = 1\n"}}
+    path.write_text(json.dumps(doc))
+    result = RUNNER.invoke(app, ["team", "run", str(path), "-b", "127.0.0.1:1"])
+    assert result.exit_code == 2
+    assert "'tests': test path '../test_a.py' must not contain '..'" in result.output

@@ -8,7 +8,15 @@ import pytest
 
 from synod.plan.dag import load_project
 from synod.team.follow import RunLog
-from synod.wire import Envelope, Sender, StepCompleted, StepRequested, TaskCompleted, Usage
+from synod.wire import (
+    Envelope,
+    Sender,
+    StepCompleted,
+    StepRequested,
+    TaskCompleted,
+    TaskFailed,
+    Usage,
+)
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PLAN = load_project(
@@ -69,3 +77,18 @@ def test_a_log_missing_a_step_cannot_be_reported() -> None:
     log.apply(_done("a", 1, 1.0, "ca"))
     with pytest.raises(ValueError, match="b, c"):
         log.report(PLAN, mode="synod", n=2)
+
+
+def test_tests_passed_is_the_outcome_s() -> None:
+    log = RunLog("t")
+    assert log.tests_passed is None
+    for i, step in enumerate(("a", "b", "c")):
+        log.apply(_env(StepRequested(step_id=step, role="coder"), i, f"r{step}"))
+        log.apply(_done(step, i + 1, 1.0, f"c{step}"))
+    summary = "3 passed, 1 failed: tests.test_c::test_c"
+    log.apply(
+        _env(TaskFailed(reason="rejected", tests_passed=False, tests_summary=summary), 9, "o")
+    )
+    assert log.tests_passed is False
+    assert log.tests_summary == summary
+    assert log.report(PLAN, mode="synod", n=2, tests_passed=log.tests_passed).tests_passed is False

@@ -44,3 +44,41 @@ def test_a_hanging_test_is_stopped_at_the_timeout() -> None:
 def test_a_path_outside_the_workspace_is_refused() -> None:
     with pytest.raises(ValueError, match="outside the workspace"):
         verify({"../evil.py": ""}, {"test_x.py": "def test_x():\n    pass\n"})
+
+
+def test_the_verdict_names_the_failing_tests_and_counts_the_rest() -> None:
+    tests = {
+        "tests/test_add.py": "from add import add\n\n\n"
+        "def test_ok():\n    assert add(1, 1) == 2\n\n\n"
+        "def test_bad():\n    assert add(1, 1) == 3\n\n\n"
+        "class TestMore:\n    def test_worse(self):\n        assert add(0, 1) == 0\n",
+    }
+    verdict = verify(CODE, tests, timeout_s=60)
+    assert not verdict.passed
+    assert verdict.reported
+    assert verdict.passed_count == 1
+    assert verdict.failed == ("tests.test_add::test_bad", "tests.test_add.TestMore::test_worse")
+    assert verdict.summary == (
+        "1 passed, 2 failed: tests.test_add::test_bad, tests.test_add.TestMore::test_worse"
+    )
+
+
+def test_a_suite_that_does_not_import_fails_naming_the_module() -> None:
+    tests = {"test_x.py": "import missing_module\n\n\ndef test_x():\n    pass\n"}
+    verdict = verify(CODE, tests, timeout_s=60)
+    assert not verdict.passed
+    assert verdict.reported
+    assert verdict.failed == ("test_x",)
+
+
+def test_a_pytest_that_never_ran_the_tests_is_not_reported_as_failures() -> None:
+    # A conftest that ends the process before pytest writes its report: no
+    # verdict on the code, and the summary says why.
+    tests = {
+        "conftest.py": "import os\n\nos._exit(3)\n",
+        "test_x.py": "def test_x():\n    pass\n",
+    }
+    verdict = verify(CODE, tests, timeout_s=60)
+    assert not verdict.passed
+    assert not verdict.reported
+    assert verdict.summary.startswith("pytest did not run (exit 3)")
