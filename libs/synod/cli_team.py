@@ -92,7 +92,7 @@ def run_command(
     for i in range(repeat):
         task_id = f"team-{plan.name or 'project'}-{mode}-n{agents}-{batch}-{i}"
         try:
-            report, _ = run_sync(
+            report, log = run_sync(
                 plan,
                 bootstrap=address,
                 prefix=prefix,
@@ -106,6 +106,8 @@ def run_command(
         except SynodError as exc:
             print(f"error: {exc}", file=sys.stderr)
             raise typer.Exit(code=1) from None
+        if log.tests_summary:  # which tests failed, as the reviewers found (stderr: not data)
+            print(f"{task_id}: tests: {log.tests_summary}", file=sys.stderr)
         if as_json:
             print(json.dumps({"task_id": task_id, **report.to_dict()}, sort_keys=True))
         else:

@@ -18,7 +18,15 @@ from synod.consensus import (
     Vote,
     wiremap,
 )
-from synod.wire import BallotDeadline, Candidate, Codec, Envelope, Sender, VoteRequested
+from synod.wire import (
+    BallotDeadline,
+    Candidate,
+    Codec,
+    Envelope,
+    Sender,
+    Verification,
+    VoteRequested,
+)
 from synod.wire import Vote as WireVote
 
 T0 = datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=UTC)
@@ -117,6 +125,21 @@ def test_a_round_request_asks_exactly_the_rounds_voters() -> None:
         opening, RequestVotes("t1/answer", 3, ("r2",), deadline=100.0), now=120.0
     )
     assert late.deadline_s == wiremap.MIN_ROUND_DEADLINE_S
+
+
+def test_a_round_request_carries_the_answer_s_tests_to_every_juror() -> None:
+    check = Verification(tests={"test_a.py": "def test_a():\n    pass\n"}, winners={"s": "r"})
+    opening = _request(verify=check)
+    asked = wiremap.round_request(
+        opening, RequestVotes("t1/answer", 2, ("r1",), deadline=100.0), now=90.0
+    )
+    assert asked.verify == check
+    assert (
+        wiremap.round_request(
+            _request(), RequestVotes("t1/answer", 1, ("r1",), deadline=100.0), now=90.0
+        ).verify
+        is None
+    )
 
 
 def test_a_marker_survives_the_wire_and_ends_its_deadline() -> None:
