@@ -72,6 +72,10 @@ def run_of(verdict: Verdict, duration_s: float) -> SuiteRun:
         # pytest wrote no report: it did not get to run the tests (not installed,
         # killed by a limit). That says nothing about the answer.
         return SuiteRun(None, verdict.summary, (), duration_s)
+    if verdict.reported and not verdict.failed and not verdict.passed_count:
+        # Nothing collected (all skipped, or no test functions): the suite's
+        # problem, not the answer's.
+        return SuiteRun(None, f"no test ran: {verdict.summary}", (), duration_s)
     return SuiteRun(verdict.passed, verdict.summary, verdict.failed, duration_s)
 
 

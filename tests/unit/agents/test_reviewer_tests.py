@@ -239,3 +239,26 @@ async def test_jurors_run_in_parallel_each_once() -> None:
     await asyncio.gather(*(r.handle(request) for r, _, _ in jurors))
     assert len(workspace.reads) == 3
     assert [votes(ctx)[0].kind for _, ctx, _ in jurors] == ["reject"] * 3
+
+
+async def test_a_suite_that_collects_no_test_gives_no_verdict() -> None:
+    reviewer, ctx, llm = juror(Workspace(WORKSPACE))
+    await reviewer.handle(ballot({"tests/test_calc.py": "import calc\n"}))
+    [run] = runs(ctx)
+    assert run.passed is None
+    assert run.summary.startswith("no test ran: 0 passed, 0 failed")
+    assert votes(ctx)[0].kind == "choice"
+    assert llm.calls == 1
+
+
+async def test_a_hanging_suite_is_a_failure_once_the_verifier_stops_it() -> None:
+    workspace = Workspace(WORKSPACE)
+    ctx, llm = Context(), CountingLLM()
+    tests = AnswerTests(workspace, timeout_s=2)
+    reviewer = Reviewer(cast(Any, ctx), cast(Any, llm), tests)
+    hang = {"tests/test_hang.py": "import time\n\n\ndef test_hang():\n    time.sleep(60)\n"}
+    await reviewer.handle(ballot(hang))
+    [vote] = votes(ctx)
+    assert vote.kind == "reject"
+    assert "timed out after 2 s" in vote.rationale
+    assert runs(ctx)[0].passed is False
