@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from synod.team.verifier import Verdict, verify
 from synod.wire import VoteRequested
+
+log = logging.getLogger("synod.agents")
 
 # (task id, winners: step -> request id) -> the files of that workspace version.
 ReadWorkspace = Callable[[str, dict[str, str]], Awaitable[dict[str, str]]]
@@ -121,9 +124,22 @@ class AnswerTests:
         started = time.monotonic()
         try:
             files = await self.read_workspace(task_id, dict(request.verify.winners))
+            read = time.monotonic()
             verdict = await asyncio.to_thread(
                 self.run_tests, files, dict(request.verify.tests), self.timeout_s
             )
         except Exception as exc:  # a juror must vote, whatever broke here
             return SuiteRun(None, f"could not run the tests: {exc!r}"[:1_000])
-        return run_of(verdict, round(time.monotonic() - started, 3))
+        done = time.monotonic()
+        run = run_of(verdict, round(done - started, 3))
+        log.info(
+            "tests run",
+            extra={
+                "task_id": task_id,
+                "proposal_id": request.proposal_id,
+                "passed": run.passed,
+                "materialise_s": round(read - started, 3),
+                "pytest_s": round(done - read, 3),
+            },
+        )
+        return run

@@ -82,3 +82,39 @@ def test_a_pytest_that_never_ran_the_tests_is_not_reported_as_failures() -> None
     assert not verdict.passed
     assert not verdict.reported
     assert verdict.summary.startswith("pytest did not run (exit 3)")
+
+
+def test_installed_plugins_do_not_load_unless_the_project_names_them() -> None:
+    probe = (
+        "def test_probe(pytestconfig):\n"
+        "    names = {n for n, _ in pytestconfig.pluginmanager.list_name_plugin()}\n"
+        "    assert 'asyncio' not in names\n"
+    )
+    assert verify({}, {"test_probe.py": probe}, timeout_s=60).passed
+    named = {
+        "conftest.py": "pytest_plugins = ['pytest_asyncio.plugin']\n",
+        "test_async.py": "import pytest\n\n\n"
+        "@pytest.mark.asyncio\nasync def test_async():\n    assert True\n",
+    }
+    verdict = verify({}, named, timeout_s=60)
+    assert verdict.passed, verdict.output
+    assert verdict.passed_count == 1
+
+
+def test_internet_sockets_are_blocked_local_ones_are_not() -> None:
+    tests = {
+        "test_sockets.py": "import asyncio, socket, pytest\n\n\n"
+        "def test_inet6():\n"
+        "    with pytest.raises(OSError, match='disabled in the verifier'):\n"
+        "        socket.socket(socket.AF_INET6, socket.SOCK_STREAM)\n\n\n"
+        "def test_default_family():\n"
+        "    with pytest.raises(OSError, match='disabled in the verifier'):\n"
+        "        socket.socket()\n\n\n"
+        "def test_an_event_loop_runs():\n"
+        "    a, b = socket.socketpair()\n"
+        "    a.close(); b.close()\n"
+        "    assert asyncio.run(asyncio.sleep(0, result=7)) == 7\n"
+    }
+    verdict = verify({}, tests, timeout_s=60)
+    assert verdict.passed, verdict.output
+    assert verdict.passed_count == 3
