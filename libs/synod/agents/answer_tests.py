@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from synod.agents.metrics import TEST_RUNS
 from synod.team.verifier import Verdict, verify
 from synod.wire import VoteRequested
 
@@ -132,6 +133,8 @@ class AnswerTests:
             return SuiteRun(None, f"could not run the tests: {exc!r}"[:1_000])
         done = time.monotonic()
         run = run_of(verdict, round(done - started, 3))
+        outcome = "no_verdict" if run.passed is None else ("passed" if run.passed else "failed")
+        TEST_RUNS.labels(outcome).observe(done - started)
         log.info(
             "tests run",
             extra={

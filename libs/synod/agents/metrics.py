@@ -31,3 +31,10 @@ JUROR_ATTEMPTS = Counter(
     ["result"],
 )
 VOTES_CAST = Counter("synod_reviewer_votes_total", "Votes cast, by kind", ["kind"])
+TEST_RUNS = Histogram(
+    "synod_reviewer_test_run_duration_seconds",
+    "Runs of a task's tests on an answer's workspace (materialise + pytest), by outcome "
+    "(passed, failed, no_verdict)",
+    ["outcome"],
+    buckets=(0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+)

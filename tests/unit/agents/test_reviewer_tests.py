@@ -10,6 +10,8 @@ import asyncio
 import threading
 from typing import Any, cast
 
+from prometheus_client import REGISTRY
+
 from synod.agents.answer_tests import AnswerTests
 from synod.agents.reviewer import Reviewer
 from synod.llm import LLMRequest, LLMResponse
@@ -124,9 +126,16 @@ def runs(ctx: Context) -> list[AnswerVerified]:
     return [e.body for topic, e in ctx.published if topic == TASK_EVENTS.name]
 
 
+def failed_runs() -> float:
+    name = "synod_reviewer_test_run_duration_seconds_count"
+    return REGISTRY.get_sample_value(name, {"outcome": "failed"}) or 0.0
+
+
 async def test_failing_tests_are_a_reject_naming_them_without_asking_the_model() -> None:
     reviewer, ctx, llm = juror(Workspace(WORKSPACE))
+    before = failed_runs()
     await reviewer.handle(ballot(FAILING))
+    assert failed_runs() == before + 1
     [vote] = votes(ctx)
     assert vote.kind == "reject"
     assert vote.choice is None
