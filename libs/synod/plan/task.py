@@ -506,14 +506,9 @@ class TaskMachine:
         tests = self.submitted.body.tests
         if not tests:
             return None
-        # A request's id is derived from (task, step, attempt), and so are the ids of
-        # the files it writes: naming the winning requests pins the workspace version.
-        winners = {
-            step_id: derived_id(self.task_id, f"step/{step_id}/{attempt}")
-            for step_id, attempt in sorted(self.completed_attempt.items())
-            if step_id in self.completed
-        }
-        return Verification(tests=tests, winners=winners)
+        # Write ids derive from the request that wrote them: naming the winning
+        # request of each step (merge steps included) pins the workspace version.
+        return Verification(tests=tests, winners=dict(sorted(self.workspace_winners().items())))
 
     def _tests_verdict(self) -> tuple[bool | None, str]:
         """The jurors' runs of the tests on the decided answer."""
