@@ -52,6 +52,9 @@ STEPS_RESEARCHER = TopicSpec(
     "synod.steps.researcher", TASK_PARTITIONS, "delete", 7 * DAY_MS, "research work"
 )
 STEPS_CODER = TopicSpec("synod.steps.coder", TASK_PARTITIONS, "delete", 7 * DAY_MS, "coding work")
+STEPS_CANCEL = TopicSpec(
+    "synod.steps.cancel", 3, "delete", DAY_MS, "attempts to stop (hedge losers); every worker reads"
+)
 VOTES = TopicSpec("synod.votes", TASK_PARTITIONS, "delete", 7 * DAY_MS, "vote requests and votes")
 DECISIONS = TopicSpec(
     "synod.decisions", TASK_PARTITIONS, "delete", 7 * DAY_MS, "one decision per proposal"
@@ -81,6 +84,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     TASK_EVENTS,
     STEPS_RESEARCHER,
     STEPS_CODER,
+    STEPS_CANCEL,
     VOTES,
     DECISIONS,
     WORKSPACE,

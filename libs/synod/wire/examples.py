@@ -25,6 +25,8 @@ from synod.wire.messages import (
     PlanStep,
     QuarantineNotice,
     Sender,
+    StepCancelled,
+    StepClaimed,
     StepCompleted,
     StepFailed,
     StepReassigned,
@@ -134,6 +136,13 @@ def example_bodies() -> list[Body]:
             temperature=0.7,
             prompt_variant="rephrase",
             reason="loop",
+        ),
+        StepClaimed(step_id="s3", agent=1, blocked_on=["s2"]),
+        StepCancelled(
+            step_id="s2",
+            request_ids=["5d2c0f0e9b7a4f4e8c1d2a3b4c5d6e7f"],
+            attempts=[0],
+            reason="hedge_lost",
         ),
         FileWritten(
             path="add.py",

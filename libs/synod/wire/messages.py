@@ -182,6 +182,9 @@ class StepRequested(Body):
     # lease (also logged as a LeaseGranted on synod.workspace).
     base_versions: dict[str, dict[str, int]] = Field(default_factory=dict)
     lease_tokens: dict[str, int] = Field(default_factory=dict)
+    # The team slot that runs the step (central and claim teams: slot i works
+    # through its own steps one at a time); None: any coder of the pool.
+    agent: int | None = Field(default=None, ge=0)
 
 
 class StepCompleted(Body):
@@ -321,6 +324,37 @@ class StepReassigned(Body):
     temperature: float | None = None
     prompt_variant: str = ""
     reason: str = Field(default="", max_length=100)
+
+
+class StepClaimed(Body):
+    """A claim-mode team slot took a step from the shared list (the task's log).
+
+    `blocked_on` names the step's dependencies that were unfinished when the
+    claim was made: a blocked claim, where the slot waits instead of working.
+    """
+
+    TYPE: ClassVar[str] = "StepClaimed"
+
+    step_id: str = Field(min_length=1)
+    agent: int = Field(ge=0)
+    blocked_on: list[str] = Field(default_factory=list)
+
+
+class StepCancelled(Body):
+    """Stop the named attempts of a step: their result is no longer wanted.
+
+    The planner appends it to the task's log and forwards it to
+    `synod.steps.cancel`, which every worker instance reads; the instance
+    running one of `request_ids` (the StepRequested message ids) cancels the
+    call and publishes nothing for it.
+    """
+
+    TYPE: ClassVar[str] = "StepCancelled"
+
+    step_id: str = Field(min_length=1)
+    request_ids: list[str] = Field(min_length=1)
+    attempts: list[int] = Field(default_factory=list)
+    reason: str = Field(default="", max_length=100)  # "hedge_lost": another attempt won
 
 
 class QuarantineNotice(Body):
@@ -464,6 +498,8 @@ BODY_TYPES: dict[str, type[Body]] = {
         BallotDeadline,
         Heartbeat,
         StepReassigned,
+        StepClaimed,
+        StepCancelled,
         QuarantineNotice,
         FileWritten,
         LeaseGranted,
