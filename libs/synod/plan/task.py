@@ -27,6 +27,14 @@ from typing import Any, Literal
 
 from synod.agents.ids import derived_id
 from synod.plan.dag import Plan, PlanError
+from synod.plan.teampolicy import (
+    SharedList,
+    TeamLabelError,
+    TeamMode,
+    central_lists,
+    central_next,
+    team_of,
+)
 from synod.plan.verdicts import verdict_of_runs
 from synod.wire import (
     AnswerVerified,
@@ -46,10 +54,10 @@ from synod.wire import (
     Verification,
     VoteRequested,
 )
-from synod.wire.messages import StepReassigned
+from synod.wire.messages import StepCancelled, StepClaimed, StepReassigned
 from synod.workspace import Sibling, VersionVector, written_version
 
-Destination = Literal["steps.researcher", "steps.coder", "votes", "results"]
+Destination = Literal["steps.researcher", "steps.coder", "steps.cancel", "votes", "results"]
 ANSWER = "answer"  # the candidate id of the team's answer
 # Permanent failures another attempt can still fix: an attempt is a new sample
 # (the attempt number seeds it), so output that stayed invalid after the repair
@@ -99,6 +107,8 @@ def forward_to(envelope: Envelope[Any]) -> Destination | None:
         return None
     if isinstance(body, StepRequested):
         return "steps.coder" if body.role == "coder" else "steps.researcher"
+    if isinstance(body, StepCancelled):
+        return "steps.cancel"
     if isinstance(body, VoteRequested):
         return "votes"
     if isinstance(body, TaskCompleted | TaskFailed):
@@ -157,6 +167,11 @@ class TaskMachine:
     hedged: set[str] = field(default_factory=set)
     # The jurors' runs of the task's tests: proposal -> voter -> newest run.
     test_runs: dict[str, dict[str, AnswerVerified]] = field(default_factory=dict)
+    # Claim teams: the shared list's claims (made in `apply`, so a function of
+    # the log); which claims and cancels are already recorded in the log.
+    shared_list: SharedList | None = None
+    claims_logged: set[str] = field(default_factory=set)
+    cancels_logged: set[str] = field(default_factory=set)
     _seen: set[str] = field(default_factory=set)
     _dag: Plan | None = None
     # Workspace (the section "workspace" below): what each request was told to
@@ -189,6 +204,7 @@ class TaskMachine:
                     self._dag = Plan.from_steps(body.steps)
                 except PlanError as exc:
                     self.plan_error = str(exc)
+                self._start_shared_list()
         elif isinstance(body, StepRequested):
             self.requested[body.step_id] = max(
                 envelope.attempt, self.requested.get(body.step_id, -1)
@@ -204,10 +220,12 @@ class TaskMachine:
                 self.revision_floor[body.step_id] = envelope.attempt
                 self.completed.pop(body.step_id, None)
         elif isinstance(body, StepCompleted):
-            if envelope.attempt >= self.revision_floor.get(body.step_id, 0):
-                if body.step_id not in self.completed:
-                    self.completed_attempt[body.step_id] = envelope.attempt
-                self.completed.setdefault(body.step_id, body)
+            valid = envelope.attempt >= self.revision_floor.get(body.step_id, 0)
+            if valid and body.step_id not in self.completed:
+                self.completed_attempt[body.step_id] = envelope.attempt
+                self.completed[body.step_id] = body
+                if self.shared_list is not None:
+                    self.shared_list.finished(body.step_id, self.completed)
         elif isinstance(body, StepFailed):
             self.failures.setdefault(body.step_id, []).append(body)
             self.failed_attempts.setdefault(body.step_id, set()).add(envelope.attempt)
@@ -225,6 +243,10 @@ class TaskMachine:
             runs = self.test_runs.setdefault(body.proposal_id, {})
             if body.voter not in runs or body.ballot >= runs[body.voter].ballot:
                 runs[body.voter] = body
+        elif isinstance(body, StepClaimed):
+            self.claims_logged.add(body.step_id)
+        elif isinstance(body, StepCancelled):
+            self.cancels_logged.add(body.step_id)
         return True
 
     def _apply_reassignment(self, body: StepReassigned) -> None:
@@ -260,6 +282,9 @@ class TaskMachine:
             return [RequestPlan(attempt=self.plan_attempts)]
         if self.plan_error is not None:
             return [self._fail(f"the plan is invalid: {self.plan_error}", "permanent")]
+        team_error = self._team_error()
+        if team_error is not None:
+            return [self._fail(team_error, "permanent")]
         assert self._dag is not None
         failed = self._failed_for_good()
         if failed is not None:
@@ -320,14 +345,14 @@ class TaskMachine:
     def hedges(self, now: datetime) -> list[Action]:
         """Another request for each straggler: out past the p95 of finished steps.
 
-        Only for tasks given with a plan (the team runs), once per step. The
-        first result wins (`apply` keeps the first completion); the other
-        attempt runs to its end and its output is ignored.
+        Only for tasks given with a plan (the team runs) in synod mode, once per
+        step. The first result wins (`apply` keeps the first completion); the
+        other attempt is cancelled (`cancels`).
         """
         if self.outcome is not None or self.submitted is None or self._dag is None:
             return []
-        if not self.submitted.body.plan:
-            return []
+        if not self.submitted.body.plan or self._team()[0] != "synod":
+            return []  # the paper's teams (central, claim) did not hedge
         done = sorted(c.duration_s for c in self.completed.values())
         if len(done) < self.config.hedge_min_samples:
             return []
@@ -400,8 +425,121 @@ class TaskMachine:
             actions.append(self._publish(body, f"step/{step_id}/{attempt}", attempt))
         return actions
 
+    # ------------------------------------------------------------ teams
+
+    def _team(self) -> tuple[TeamMode, int | None]:
+        """(mode, slots) from the task's labels; bad labels run as synod (see _team_error)."""
+        assert self.submitted is not None
+        try:
+            return team_of(self.submitted.body.labels)
+        except TeamLabelError:
+            return "synod", None
+
+    def _team_error(self) -> str | None:
+        assert self.submitted is not None
+        try:
+            team_of(self.submitted.body.labels)
+        except TeamLabelError as exc:
+            return str(exc)
+        return None
+
+    def _start_shared_list(self) -> None:
+        """A claim team's first claims, as soon as the plan is known (one per slot)."""
+        if self._dag is None or self.submitted is None:
+            return
+        mode, n = self._team()
+        if mode == "claim" and n is not None:
+            self.shared_list = SharedList(self._dag, n)
+            self.shared_list.start()
+
+    def _dispatch_to_slots(self, mode: TeamMode, n: int) -> list[Action]:
+        """Central and claim teams: each slot runs one step at a time, of its own choosing.
+
+        A claim is logged (StepClaimed, blocked or not) before the slot's request,
+        so the run's report can count blocked claims from the log.
+        """
+        assert self._dag is not None
+        actions: list[Action] = []
+        if mode == "central":
+            picks = central_next(self._dag, central_lists(self._dag, n), self.completed)
+        else:
+            assert self.shared_list is not None
+            for claim in self.shared_list.claims:
+                if claim.step_id not in self.claims_logged:
+                    body = StepClaimed(
+                        step_id=claim.step_id, agent=claim.agent, blocked_on=list(claim.blocked_on)
+                    )
+                    actions.append(self._publish(body, f"claim/{claim.step_id}"))
+            picks = self.shared_list.runnable(self.completed)
+        for slot, step_id in picks:
+            attempt = self._attempt_due(step_id)
+            if attempt is not None:
+                actions.append(self._step_request(step_id, attempt, slot))
+        return actions
+
+    def cancels(self) -> list[Action]:
+        """Stop the losing attempt of each hedged step that has a winner.
+
+        The first completion won (`apply`); the other attempt (the straggler or
+        the hedge) is still running on some coder. Its request ids go out in a
+        StepCancelled that every worker reads; its writes are left out of the
+        workspace by `fold(winners=...)` in any case.
+        """
+        actions: list[Action] = []
+        for step_id in sorted(self.hedged):
+            won = self.completed_attempt.get(step_id)
+            if step_id not in self.completed or won is None or step_id in self.cancels_logged:
+                continue
+            newest = self.requested[step_id]
+            # A hedge is the newest attempt and the straggler the one before it.
+            losers = [
+                a
+                for a in (newest - 1, newest)
+                if a >= 0 and a != won and a not in self.failed_attempts.get(step_id, ())
+            ]
+            if not losers:
+                continue
+            body = StepCancelled(
+                step_id=step_id,
+                request_ids=[derived_id(self.task_id, f"step/{step_id}/{a}") for a in losers],
+                attempts=losers,
+                reason="hedge_lost",
+            )
+            actions.append(self._publish(body, f"cancel/{step_id}"))
+        return actions
+
+    def _step_request(self, step_id: str, attempt: int, agent: int | None = None) -> Publish:
+        assert self._dag is not None
+        step = self._dag.step(step_id)
+        body = StepRequested(
+            step_id=step_id,
+            plan_id=self.plan.plan_id if self.plan else "",
+            role="coder" if step.role == "coder" else "researcher",
+            title=step.title,
+            instructions=step.description or step.title,
+            inputs={dep: self.completed[dep].output for dep in step.depends_on},
+            deadline_s=self.config.step_deadline_s,
+            files=list(step.files),
+            agent=agent,
+        )
+        change = self.reassigned.get(step_id)
+        if change is not None:
+            body = body.model_copy(
+                update={
+                    "model": change.model,
+                    "temperature": change.temperature,
+                    "prompt_variant": change.prompt_variant,
+                    "instructions": f"{body.instructions}\n\nEarlier attempts at this step "
+                    f"did not work ({change.reason}); take a different approach.",
+                }
+            )
+        return self._publish(body, f"step/{step_id}/{attempt}", attempt)
+
     def _dispatch(self) -> list[Action]:
         assert self._dag is not None
+        mode, n = self._team()
+        if mode != "synod" and n is not None:
+            return self._dispatch_to_slots(mode, n)
         actions: list[Action] = []
         # Critical path first (the Scheduler's rank): the pool takes requests
         # roughly in the order they are logged, so the log order is the priority.
@@ -416,31 +554,7 @@ class TaskMachine:
                 if room <= 0:
                     break  # a team of N agents works on at most N attempts at once
                 room -= 1
-            step = self._dag.step(step_id)
-            inputs = {dep: self.completed[dep].output for dep in step.depends_on}
-            role = "coder" if step.role == "coder" else "researcher"
-            body = StepRequested(
-                step_id=step_id,
-                plan_id=self.plan.plan_id if self.plan else "",
-                role=role,
-                title=step.title,
-                instructions=step.description or step.title,
-                inputs=inputs,
-                deadline_s=self.config.step_deadline_s,
-                files=list(step.files),
-            )
-            change = self.reassigned.get(step_id)
-            if change is not None:
-                body = body.model_copy(
-                    update={
-                        "model": change.model,
-                        "temperature": change.temperature,
-                        "prompt_variant": change.prompt_variant,
-                        "instructions": f"{body.instructions}\n\nEarlier attempts at this step "
-                        f"did not work ({change.reason}); take a different approach.",
-                    }
-                )
-            actions.append(self._publish(body, f"step/{step_id}/{attempt}", attempt))
+            actions.append(self._step_request(step_id, attempt))
         return actions
 
     def _attempt_due(self, step_id: str) -> int | None:
