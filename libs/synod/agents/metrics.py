@@ -19,6 +19,11 @@ STEP_DURATION = Histogram(
     ["role", "outcome"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )
+STEP_CANCELS = Counter(
+    "synod_step_cancels_total",
+    "Step attempts stopped by a StepCancelled (a hedged step's loser), by worker role",
+    ["role"],
+)
 PLANNER_ACTIONS = Counter(
     "synod_planner_actions_total",
     "What the planner published: step requests by kind (first, retry, resample, "

@@ -49,6 +49,7 @@ from synod.transport import KeyOrderedConsumer, Received
 from synod.transport.security import client_security
 from synod.transport.topics import (
     RESULTS,
+    STEPS_CANCEL,
     STEPS_CODER,
     STEPS_RESEARCHER,
     TASK_EVENTS,
@@ -67,13 +68,14 @@ from synod.wire import (
     TaskSubmitted,
     VoteRequested,
 )
-from synod.wire.messages import LeaseGranted, utc_now
+from synod.wire.messages import LeaseGranted, StepCancelled, utc_now
 
 log = logging.getLogger("synod.agents")
 
 DESTINATIONS: dict[Destination, TopicSpec] = {
     "steps.researcher": STEPS_RESEARCHER,
     "steps.coder": STEPS_CODER,
+    "steps.cancel": STEPS_CANCEL,
     "votes": VOTES,
     "results": RESULTS,
 }
@@ -88,7 +90,11 @@ def action_kind(envelope: Envelope[Any]) -> tuple[str, str]:
     if isinstance(body, StepRequested):
         if body.prompt_variant.startswith("revise-"):
             return "step", "revision"
+        if body.prompt_variant == "hedge":
+            return "step", "hedge"
         return "step", "first" if envelope.attempt == 0 else "retry"
+    if isinstance(body, StepCancelled):
+        return "cancel", body.reason
     if isinstance(body, VoteRequested):
         return "vote", "first" if body.proposal_id.endswith("/answer") else "revote"
     if isinstance(body, TaskCompleted):
@@ -164,15 +170,19 @@ class Planner:
             if isinstance(envelope.body, StepRequested):
                 await self.grant_leases(envelope)
                 # Steps of one task need no order among them: a key per step lets
-                # the pool run a task's ready steps in parallel.
-                key = f"{envelope.task_id}/{envelope.body.step_id}".encode()
+                # the pool run a task's ready steps in parallel. A team slot's
+                # steps (central, claim) share a key: one coder runs its list.
+                agent = envelope.body.agent
+                lane = envelope.body.step_id if agent is None else f"agent-{agent}"
+                key = f"{envelope.task_id}/{lane}".encode()
             await self.ctx.publisher.publish(
                 self.ctx.topic(DESTINATIONS[destination]), envelope, content_type, key
             )
 
     async def react(self, machine: TaskMachine) -> None:
         machine.quarantined = self.quarantine.active(utc_now())
-        for action in machine.next_actions():
+        # A hedged step's loser is stopped as soon as the winner is in the log.
+        for action in [*machine.cancels(), *machine.next_actions()]:
             await self.carry_out(machine, action)
 
     async def carry_out(self, machine: TaskMachine, action: Action) -> None:

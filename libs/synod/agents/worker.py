@@ -12,21 +12,30 @@ import asyncio
 import json
 import logging
 import time
+from collections import OrderedDict
 from typing import Any, Literal
 
 from synod.agents.ids import derived_id
-from synod.agents.metrics import STEP_ATTEMPTS, STEP_DURATION
+from synod.agents.metrics import STEP_ATTEMPTS, STEP_CANCELS, STEP_DURATION
 from synod.errors import SynodError
 from synod.llm import OUTPUT_MODELS, LLMBackend, LLMError, LLMRequest
 from synod.service.runtime import ServiceContext
 from synod.transport import Received
-from synod.transport.topics import STEPS_CODER, STEPS_RESEARCHER, TASK_EVENTS, WORKSPACE
+from synod.transport.topics import (
+    STEPS_CANCEL,
+    STEPS_CODER,
+    STEPS_RESEARCHER,
+    TASK_EVENTS,
+    WORKSPACE,
+)
 from synod.wire import Envelope, StepCompleted, StepFailed, StepRequested, Usage
+from synod.wire.messages import StepCancelled
 
 log = logging.getLogger("synod.agents")
 
 WorkerRole = Literal["researcher", "coder"]
 WORK_TOPICS = {"researcher": STEPS_RESEARCHER, "coder": STEPS_CODER}
+MAX_CANCELLED_REMEMBERED = 10_000
 
 
 def render_prompt(step: StepRequested) -> str:
@@ -46,6 +55,59 @@ class Worker:
         self.ctx = ctx
         self.role = role
         self.llm = llm
+        # Cancellation (hedge losers): the attempt running each request, and the
+        # requests cancelled lately (a cancel may arrive before its request).
+        self.in_flight: dict[str, asyncio.Task[None]] = {}
+        self.cancelled: OrderedDict[str, None] = OrderedDict()
+
+    async def handle_cancellable(self, msg: Received) -> None:
+        """`handle`, unless a StepCancelled names the request; then nothing is published.
+
+        The attempt runs as its own task so `on_cancel` can stop it mid-call; a
+        stop of this handler itself (shutdown) still propagates as before.
+        """
+        request_id = msg.envelope.message_id
+        if request_id in self.cancelled:
+            self._note_cancel(msg, "before it started")
+            return
+        attempt = asyncio.ensure_future(self.handle(msg))
+        self.in_flight[request_id] = attempt
+        try:
+            await attempt
+        except asyncio.CancelledError:
+            me = asyncio.current_task()
+            if request_id not in self.cancelled or (me is not None and me.cancelling()):
+                raise
+            self._note_cancel(msg, "while running")
+        finally:
+            self.in_flight.pop(request_id, None)
+
+    async def on_cancel(self, msg: Received) -> None:
+        """A StepCancelled from `synod.steps.cancel`: stop the named attempts run here."""
+        body = msg.envelope.body
+        if not isinstance(body, StepCancelled):
+            return
+        for request_id in body.request_ids:
+            self.cancelled[request_id] = None
+            running = self.in_flight.get(request_id)
+            if running is not None and not running.done():
+                running.cancel()
+        while len(self.cancelled) > MAX_CANCELLED_REMEMBERED:
+            self.cancelled.popitem(last=False)
+
+    def _note_cancel(self, msg: Received, when: str) -> None:
+        step = msg.envelope.body
+        STEP_CANCELS.labels(self.role).inc()
+        log.info(
+            "step cancelled",
+            extra={
+                "task_id": msg.envelope.task_id,
+                "step_id": getattr(step, "step_id", ""),
+                "request_id": msg.envelope.message_id,
+                "attempt": msg.envelope.attempt,
+                "when": when,
+            },
+        )
 
     async def handle(self, msg: Received) -> None:
         step = msg.envelope.body
@@ -159,6 +221,19 @@ def setup_worker(role: WorkerRole) -> Any:
         worker = Worker(ctx, role, select_backend())
         # Steps are few and costly: commit within milliseconds of each finishing, so
         # a replica that takes over after a crash does not run finished steps again.
-        ctx.consume(f"synod.{role}", [WORK_TOPICS[role]], worker.handle, commit_interval_s=0.02)
+        ctx.consume(
+            f"synod.{role}",
+            [WORK_TOPICS[role]],
+            worker.handle_cancellable,
+            commit_interval_s=0.02,
+        )
+        # Every instance reads every cancel (a group of its own), from now on:
+        # a cancel is for attempts running now, not for a restarted instance.
+        ctx.consume(
+            f"synod.{role}.cancel.{ctx.instance}",
+            [STEPS_CANCEL],
+            worker.on_cancel,
+            auto_offset_reset="latest",
+        )
 
     return setup
