@@ -44,6 +44,7 @@ def build_sim(
         timeout_s=settings.timeout_s,
         sleep=sleep,
         crash=crash,
+        slow_first_attempts=settings.sim_slow_steps,
         # A service's crashes model process deaths: a new process, a new draw.
         life=os.getpid() if crash is exit_process else 0,
     )

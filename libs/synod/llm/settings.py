@@ -59,6 +59,9 @@ class LLMSettings(BaseSettings):
     stream: bool = False
     sim_seed: int = 0
     sim_latency: str | None = None
+    # step id -> extra seconds its first attempt (attempt 0) sleeps, e.g. "task-3=30":
+    # a deterministic straggler for hedging tests; later attempts are not slowed.
+    sim_slow_steps: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
     fault_profile: str = "none"
     # model -> [USD per million input tokens, USD per million output tokens]
     prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
@@ -74,6 +77,19 @@ class LLMSettings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [name.strip() for name in text.split(",") if name.strip()]
+        return value
+
+    @field_validator("sim_slow_steps", mode="before")
+    @classmethod
+    def _slow_steps(cls, value: object) -> object:
+        if isinstance(value, str):
+            slow: dict[str, str] = {}
+            for item in filter(None, (part.strip() for part in value.split(","))):
+                step, sep, seconds = item.rpartition("=")
+                if not sep or not step.strip():
+                    raise ValueError(f"expected step_id=seconds, got {item!r}")
+                slow[step.strip()] = seconds.strip()
+            return slow
         return value
 
     @field_validator("provider_concurrency", "role_concurrency", mode="before")

@@ -34,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -84,6 +84,7 @@ class SimBackend:
         sleep: Sleep = asyncio.sleep,
         crash: CrashHook = exit_process,
         life: int = 0,
+        slow_first_attempts: Mapping[str, float] | None = None,
     ) -> None:
         self.seed = seed
         self.life = life
@@ -93,6 +94,8 @@ class SimBackend:
         self.timeout_s = timeout_s
         self._sleep = sleep
         self._crash = crash
+        # step id -> extra latency of its attempt 0: a straggler on demand.
+        self.slow_first_attempts = dict(slow_first_attempts or {})
 
     def describe(self) -> str:
         return f"fault profile {self.profile.name}, seed {self.seed}, latency {self.latency.spec()}"
@@ -134,7 +137,8 @@ class SimBackend:
             timeout_s = request.timeout_s or self.timeout_s
             await self._sleep(timeout_s)
             raise LLMTimeoutError(f"{where}: no reply within {timeout_s:g} s", model=model)
-        await self._sleep(decision.latency_s)
+        slow_s = self.slow_first_attempts.get(request.step_id, 0.0) if request.attempt == 0 else 0.0
+        await self._sleep(decision.latency_s + slow_s)
         if fault == "crash":
             self._crash(f"{where}: simulated crash")
             raise SimulatedCrash(f"{where}: simulated crash")
@@ -156,7 +160,7 @@ class SimBackend:
             request, self._content_rng(request, content_attempt), wrong=fault == "wrong"
         )
         good = simcontent.render(output, structured=request.output_model is not None)
-        spent = [decision.latency_s]
+        spent = [decision.latency_s + slow_s]
 
         async def generate(system: str, turns: Sequence[Turn]) -> RawReply:
             repairing = len(turns) > 1
