@@ -17,6 +17,7 @@ from typing import Any
 from synod.plan.dag import Plan
 from synod.plan.report import RunReport, build_report
 from synod.wire import Envelope, StepCompleted, StepRequested, TaskCompleted, TaskFailed
+from synod.wire.messages import StepCancelled, StepClaimed
 
 
 @dataclass
@@ -30,6 +31,9 @@ class RunLog:
     finished_at: dict[str, datetime] = field(default_factory=dict)
     by_kind: Counter[str] = field(default_factory=Counter)
     tokens: int = 0
+    hedges: int = 0  # StepRequested with prompt_variant "hedge"
+    cancelled: dict[str, list[str]] = field(default_factory=dict)  # step -> request ids stopped
+    claims: dict[str, StepClaimed] = field(default_factory=dict)  # claim teams: step -> claim
     outcome: TaskCompleted | TaskFailed | None = None
     _seen: set[str] = field(default_factory=set)
 
@@ -41,6 +45,8 @@ class RunLog:
         body = envelope.body
         if isinstance(body, StepRequested):
             self.requests[body.step_id] += 1
+            if body.prompt_variant == "hedge":
+                self.hedges += 1
             if self.first_request is None:
                 self.first_request = envelope.created_at
         elif isinstance(body, StepCompleted):
@@ -52,8 +58,22 @@ class RunLog:
                 # the request as its cause), even when one instance ran both copies.
                 self.winner_request[body.step_id] = envelope.causes[0] if envelope.causes else ""
                 self.finished_at[body.step_id] = envelope.created_at
+        elif isinstance(body, StepClaimed):
+            self.claims.setdefault(body.step_id, body)
+        elif isinstance(body, StepCancelled):
+            self.cancelled.setdefault(body.step_id, list(body.request_ids))
         elif isinstance(body, TaskCompleted | TaskFailed):
             self.outcome = self.outcome or body
+
+    @property
+    def blocked_claims(self) -> int:
+        """Claims of a step whose dependencies were unfinished (the slot waited)."""
+        return sum(1 for c in self.claims.values() if c.blocked_on)
+
+    @property
+    def cancels(self) -> int:
+        """Attempts the planner cancelled (hedge losers)."""
+        return sum(len(ids) for ids in self.cancelled.values())
 
     @property
     def done(self) -> bool:
@@ -110,6 +130,8 @@ class RunLog:
             tokens=self.tokens,
             concurrent_writes=concurrent_writes,
             lost_writes=lost_writes,
-            hedges=sum(max(0, k - 1) for k in self.requests.values()),
+            hedges=self.hedges,
+            cancels=self.cancels,
+            blocked_claims=self.blocked_claims,
             tests_passed=tests_passed,
         )

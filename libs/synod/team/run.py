@@ -1,8 +1,11 @@
 """Run a project as one task through the Kafka services and measure it.
 
 The project goes in as a TaskSubmitted carrying the plan, so the planner skips
-LLM planning and dispatches ready steps to the coder pool. The run's numbers
-come from the task's own log on synod.task-events (`RunLog`).
+LLM planning; the labels `team.mode` and `team.agents` say how it schedules
+the steps on the coder pool (`synod.plan.teampolicy`): `synod` sends ready
+steps critical path first and hedges stragglers, `central` deals the steps to
+N slots up front, `claim` lets N slots claim steps from a shared list. The
+run's numbers come from the task's own log on synod.task-events (`RunLog`).
 """
 
 from __future__ import annotations
@@ -21,14 +24,14 @@ from synod.agents.ids import derived_id
 from synod.errors import BrokerError, SynodError
 from synod.plan.dag import Plan
 from synod.plan.report import RunReport
+from synod.plan.teampolicy import TEAM_MODES
 from synod.team.follow import RunLog
 from synod.team.workspace import materialise
 from synod.transport.security import client_security
 from synod.transport.topics import HEARTBEATS, TASK_EVENTS, TASKS, topic_name
 from synod.wire import Codec, Envelope, Heartbeat, Sender, TaskSubmitted
 
-MODES = ("central", "claim", "synod")
-KAFKA_MODES = ("synod",)
+MODES = TEAM_MODES
 
 
 class TeamError(SynodError):
@@ -40,11 +43,6 @@ class TeamError(SynodError):
 def check_mode(mode: str) -> None:
     if mode not in MODES:
         raise TeamError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
-    if mode not in KAFKA_MODES:
-        raise TeamError(
-            f"mode {mode!r} is not supported over Kafka yet; "
-            "use bench/teams.py for the simulated comparison"
-        )
 
 
 def submission(
@@ -53,12 +51,14 @@ def submission(
     instance: str,
     agents: int,
     tests: dict[str, str] | None = None,
+    mode: str = "synod",
 ) -> Envelope[TaskSubmitted]:
     body = TaskSubmitted(
         goal=(plan.description or plan.name or "project")[:4_000] or "project",
         plan=list(plan),
-        # team.agents caps the attempts in flight: the planner's team size.
-        labels={"team.project": plan.name, "team.mode": "synod", "team.agents": str(agents)},
+        # team.agents is the team's size: slots in central and claim mode, a cap
+        # on attempts in flight in synod mode.
+        labels={"team.project": plan.name, "team.mode": mode, "team.agents": str(agents)},
         # The reviewers run them on the workspace before they accept the answer.
         tests=tests or None,
     )
@@ -135,7 +135,7 @@ async def run_once(
             f"{len(coders)} ({', '.join(sorted(coders)) or 'none'}); "
             f"start more, e.g. `synod up --replicas coder={agents}`"
         )
-    envelope = submission(plan, task_id, instance, agents, tests)
+    envelope = submission(plan, task_id, instance, agents, tests, mode)
     events = topic_name(TASK_EVENTS, prefix)
     count = (await partition_counts(bootstrap, [events]))[events]
     tp = TopicPartition(events, partition_for(task_id.encode(), count))

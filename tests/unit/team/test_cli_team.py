@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from synod.cli import app
+from synod.plan.dag import load_project
 
 RUNNER = CliRunner()
 
@@ -45,11 +46,15 @@ def test_a_bad_project_is_refused_with_the_problem_named(
     assert named in result.output
 
 
-def test_modes_not_run_over_kafka_yet_say_so(tmp_path: Path) -> None:
-    result = _run(tmp_path, [_task("a")], "--mode", "claim")
-    assert result.exit_code == 2
-    assert "not supported over Kafka yet" in result.output
-    assert "bench/teams.py" in result.output
+@pytest.mark.parametrize("mode", ["central", "claim", "synod"])
+def test_every_mode_runs_over_kafka(mode: str) -> None:
+    from synod.team.run import check_mode, submission
+
+    check_mode(mode)  # no error: all three are scheduled by the planner
+    plan = load_project({"project": "t", "tasks": [_task("a")]})
+    labels = submission(plan, "t1", "cli", 3, mode=mode).body.labels
+    assert labels["team.mode"] == mode
+    assert labels["team.agents"] == "3"
 
 
 def test_an_unknown_mode_is_refused(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from synod.wire import (
     TaskFailed,
     Usage,
 )
+from synod.wire.messages import StepCancelled, StepClaimed
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PLAN = load_project(
@@ -51,8 +52,9 @@ def test_the_report_uses_the_first_result_and_measured_durations() -> None:
         _done("a", 1, 1.0, "ca"),
         _done("b", 2, 2.0, "cb"),
         _env(StepRequested(step_id="c", role="coder"), 2, "rc"),
-        _env(StepRequested(step_id="c", role="coder"), 3, "rc2"),  # a hedge
+        _env(StepRequested(step_id="c", role="coder", prompt_variant="hedge"), 3, "rc2"),
         _done("c", 5, 3.0, "cc"),
+        _env(StepCancelled(step_id="c", request_ids=["rc2"], reason="hedge_lost"), 5, "x"),
         _done("c", 6, 4.0, "cc2"),  # the loser: ignored
         _done("c", 6, 4.0, "cc2"),  # a redelivery: not a new message
         _env(StepRequested(step_id="a", role="coder"), 0, "other", task="u"),
@@ -66,8 +68,9 @@ def test_the_report_uses_the_first_result_and_measured_durations() -> None:
     assert report.one_agent_makespan_s == pytest.approx(6.0)
     assert report.graph_bound_s == pytest.approx(5.0)  # chain b -> c
     assert report.hedges == 1
+    assert report.cancels == 1
     assert report.tokens == 4 * 15  # both results of c were paid for
-    assert report.messages == 9  # the redelivery and the other task are not counted
+    assert report.messages == 10  # the redelivery and the other task are not counted
     assert log.completions["c"] == 2
 
 
@@ -92,3 +95,25 @@ def test_tests_passed_is_the_outcome_s() -> None:
     assert log.tests_passed is False
     assert log.tests_summary == summary
     assert log.report(PLAN, mode="synod", n=2, tests_passed=log.tests_passed).tests_passed is False
+
+
+def test_blocked_claims_are_counted_from_the_claims_in_the_log() -> None:
+    log = RunLog("t")
+    for env in [
+        _env(StepClaimed(step_id="a", agent=0), 0, "ka"),
+        _env(StepClaimed(step_id="b", agent=1), 0, "kb"),
+        _env(StepRequested(step_id="a", role="coder", agent=0), 0, "ra"),
+        _env(StepRequested(step_id="b", role="coder", agent=1), 0, "rb"),
+        _done("a", 1, 1.0, "ca"),
+        _env(StepClaimed(step_id="c", agent=0, blocked_on=["b"]), 1, "kc"),  # slot 0 waits
+        _env(StepClaimed(step_id="c", agent=0, blocked_on=["b"]), 1, "kc"),  # redelivered
+        _done("b", 2, 2.0, "cb"),
+        _env(StepRequested(step_id="c", role="coder", agent=0), 2, "rc"),
+        _done("c", 3, 1.0, "cc"),
+        _env(TaskCompleted(), 4, "out"),
+    ]:
+        log.apply(env)
+    report = log.report(PLAN, mode="claim", n=2)
+    assert report.blocked_claims == 1
+    assert report.messages == 10
+    assert report.hedges == report.cancels == 0
