@@ -1,9 +1,12 @@
 """`synod team run` on the real broker: a paper project through the services.
 
 Every service is a process (LocalRun, sim backend). The project goes in as a
-TaskSubmitted with an explicit plan; the planner dispatches ready steps to a
-pool of 3 coders. Each step must complete once, no step may be requested
-before its dependencies completed, and the report must come from the log.
+TaskSubmitted with an explicit plan; the planner schedules it on a pool of 3
+coders in the mode the task's labels name. Each step must complete once, no
+step may be requested before its dependencies completed (synod), each slot
+runs one step at a time (central, claim), and the report must come from the
+log. Hedging: a step forced slow on its first attempt is hedged, the slow
+attempt is cancelled on its coder, and only the hedge's output counts.
 """
 
 from __future__ import annotations
@@ -13,38 +16,47 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from synod.agents.ids import derived_id
 from synod.llm.simcontent import expected_answer
 from synod.localkafka import free_port
 from synod.localrun import LocalRun
 from synod.plan.dag import load_project
+from synod.plan.modes import list_order
+from synod.plan.teampolicy import central_lists
 from synod.team.run import TeamError, run_once
-from synod.team.workspace import materialise
-from synod.wire import StepCompleted, StepRequested, TaskCompleted
+from synod.team.workspace import fold, materialise, read_writes
+from synod.wire import Envelope, StepCompleted, StepFailed, StepRequested, TaskCompleted
+from synod.wire.messages import StepCancelled, StepClaimed
 
 pytestmark = pytest.mark.e2e
 # A copy of the paper's amdahl_mathutilities20/p09.json (20 steps, p = 0.9).
 PROJECT = Path(__file__).parent / "data" / "p09.json"
+# A copy of amdahl_mathutilities20/p02.json: 5 independent steps and a chain of 15.
+CHAIN_PROJECT = Path(__file__).parent / "data" / "p02.json"
 
 
 def _project() -> Path:
     return PROJECT
 
 
-@pytest.fixture
-async def team(kafka: Any, tmp_path: Path) -> AsyncIterator[LocalRun]:
-    os.environ["SYNOD_LLM_BACKEND"] = "sim"
-    os.environ["SYNOD_LLM_SIM_LATENCY"] = "exponential:0.05"
+@asynccontextmanager
+async def services(kafka: Any, run_dir: Path, **env: str) -> AsyncIterator[LocalRun]:
+    """The services as processes on the session's broker, with `env` (SYNOD_*) set."""
+    env = {"SYNOD_LLM_BACKEND": "sim", **env}
+    os.environ.update(env)
     run = LocalRun(
         bootstrap=kafka.bootstrap,
         prefix=f"team{uuid.uuid4().hex[:6]}.",
-        run_dir=tmp_path,
+        run_dir=run_dir,
         gateway_port=free_port(),
         replicas={"consensus": 1, "planner": 1, "coder": 3, "reviewer": 3},
     )
@@ -54,8 +66,14 @@ async def team(kafka: Any, tmp_path: Path) -> AsyncIterator[LocalRun]:
         yield run
     finally:
         run.stop()
-        for name in ("SYNOD_LLM_BACKEND", "SYNOD_LLM_SIM_LATENCY"):
+        for name in env:
             os.environ.pop(name, None)
+
+
+@pytest.fixture
+async def team(kafka: Any, tmp_path: Path) -> AsyncIterator[LocalRun]:
+    async with services(kafka, tmp_path, SYNOD_LLM_SIM_LATENCY="exponential:0.05") as run:
+        yield run
 
 
 async def test_a_paper_project_runs_on_three_coders_every_step_once(team: LocalRun) -> None:
@@ -142,3 +160,207 @@ async def test_a_paper_project_runs_on_three_coders_every_step_once(team: LocalR
     assert {"makespan_s", "amdahl_speedup", "graph_bound_s", "clairvoyant_makespan_s"} <= set(
         lines[0]
     )
+
+
+async def test_each_mode_runs_the_chain_project_on_three_coders(kafka: Any, tmp_path: Path) -> None:
+    """p02 in central, claim and synod mode: every step once, every file, slots honoured.
+
+    Blocked claims are certain in claim mode here, whatever the timing: a slot
+    that completes a chain step claims its successor in the same fold, so any
+    other chain claim is made while its predecessor is unfinished; and with 3
+    slots, 5 independent steps and a chain of 15, the two slots that are not
+    running the chain run out of independent steps long before the chain ends.
+    """
+    plan = load_project(CHAIN_PROJECT)
+    planned = {path: step.step_id for step in plan for path in step.files}
+    async with services(kafka, tmp_path, SYNOD_LLM_SIM_LATENCY="fixed:0.05") as team:
+        reports = {}
+        for mode in ("central", "claim", "synod"):
+            seen: list[Envelope[Any]] = []
+            report, log = await run_once(
+                plan,
+                bootstrap=team.bootstrap,
+                prefix=team.prefix,
+                agents=3,
+                mode=mode,
+                task_id=f"team-{mode}-{uuid.uuid4().hex[:8]}",
+                timeout_s=240,
+                on_event=seen.append,
+            )
+            assert isinstance(log.outcome, TaskCompleted), (mode, log.outcome)
+            assert set(log.winners) == set(plan.ids)
+            space = await materialise(team.bootstrap, team.prefix, log.task_id, log.winner_request)
+            assert set(space.files) == set(planned), mode
+            assert all(space.steps[path] == {sid} for path, sid in planned.items()), mode
+            assert report.lost_writes == 0
+            assert report.mode == mode
+            requests = [e for e in seen if isinstance(e.body, StepRequested)]
+            if mode == "synod":
+                assert all(1 <= log.completions[s] <= log.requests[s] <= 2 for s in plan.ids)
+            else:
+                # No hedging in the paper's teams: one request, one completion per step.
+                assert all(log.requests[s] == log.completions[s] == 1 for s in plan.ids), mode
+                assert report.hedges == report.cancels == 0
+                _assert_one_step_per_slot(seen, 3)
+            if mode == "central":
+                lists = central_lists(plan, 3)
+                dealt = {sid: slot for slot, mine in enumerate(lists) for sid in mine}
+                assert all(e.body.agent == dealt[e.body.step_id] for e in requests)
+                assert not any(isinstance(e.body, StepClaimed) for e in seen)
+                assert report.blocked_claims == 0
+            if mode == "claim":
+                claims = [e.body for e in seen if isinstance(e.body, StepClaimed)]
+                assert [c.step_id for c in claims] == list(list_order(plan))  # once each
+                slot_of = {c.step_id: c.agent for c in claims}
+                assert all(e.body.agent == slot_of[e.body.step_id] for e in requests)
+                # A blocked claim's step is requested only after its dependencies.
+                for c in claims:
+                    _assert_requested_after(seen, c.step_id, plan.depends_on(c.step_id))
+                assert report.blocked_claims == sum(1 for c in claims if c.blocked_on) > 0
+            reports[mode] = report
+            print(report.to_json())
+        # Timing is reported, not asserted: the makespans of the three modes.
+        print({m: round(r.makespan_s, 3) for m, r in reports.items()})
+
+        # The CLI in a paper mode, as a user runs it.
+        env = {**os.environ, "SYNOD_BOOTSTRAP": team.bootstrap, "SYNOD_TOPIC_PREFIX": team.prefix}
+        argv = [sys.executable, "-m", "synod.cli", "team", "run", str(CHAIN_PROJECT)]
+        argv += ["--agents", "3", "--mode", "claim", "--json", "--timeout", "240"]
+        done = await asyncio.to_thread(
+            subprocess.run, argv, env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        [line] = [json.loads(x) for x in done.stdout.splitlines() if x.strip()]
+        assert line["mode"] == "claim"
+        assert line["blocked_claims"] > 0
+
+
+def _assert_one_step_per_slot(seen: list[Envelope[Any]], n: int) -> None:
+    """Between a slot's request and that step's completion, the slot gets no other step."""
+    busy: dict[int, str] = {}
+    for e in seen:
+        if isinstance(e.body, StepRequested):
+            slot = e.body.agent
+            assert slot is not None
+            assert 0 <= slot < n
+            assert slot not in busy, f"slot {slot} got {e.body.step_id} while on {busy.get(slot)}"
+            busy[slot] = e.body.step_id
+        elif isinstance(e.body, StepCompleted):
+            busy = {k: v for k, v in busy.items() if v != e.body.step_id}
+
+
+def _assert_requested_after(seen: list[Envelope[Any]], step_id: str, deps: tuple[str, ...]) -> None:
+    done: set[str] = set()
+    for e in seen:
+        if isinstance(e.body, StepCompleted):
+            done.add(e.body.step_id)
+        elif isinstance(e.body, StepRequested) and e.body.step_id == step_id:
+            assert set(deps) <= done, f"{step_id} requested before {set(deps) - done}"
+            return
+    raise AssertionError(f"{step_id} was never requested")
+
+
+SLOW_S = 30.0  # the forced straggler's first attempt
+
+
+async def test_a_hedged_straggler_is_cancelled_and_its_output_appears_once(
+    kafka: Any, tmp_path: Path
+) -> None:
+    """task-1 of p09 sleeps 30 s on its first attempt only; the planner hedges it."""
+    plan = load_project(PROJECT)
+    slow = "task-1"  # first on the critical path, so it is dispatched at once
+    async with services(
+        kafka,
+        tmp_path,
+        SYNOD_LLM_SIM_LATENCY="fixed:0.05",
+        SYNOD_LLM_SIM_SLOW_STEPS=f"{slow}={SLOW_S}",
+    ) as team:
+        task_id = f"team-hedge-{uuid.uuid4().hex[:8]}"
+        seen: list[Envelope[Any]] = []
+        started = time.monotonic()
+        report, log = await run_once(
+            plan,
+            bootstrap=team.bootstrap,
+            prefix=team.prefix,
+            agents=3,
+            mode="synod",
+            task_id=task_id,
+            timeout_s=240,
+            on_event=seen.append,
+        )
+        assert isinstance(log.outcome, TaskCompleted), log.outcome
+        straggler = derived_id(task_id, f"step/{slow}/0")
+        hedge = derived_id(task_id, f"step/{slow}/1")
+        hedges = [e for e in seen if isinstance(e.body, StepRequested) and e.body.prompt_variant]
+        assert [(e.body.step_id, e.message_id) for e in hedges] == [(slow, hedge)]
+        assert log.winner_request[slow] == hedge  # the first result won, the hedge's
+        [cancel] = [e.body for e in seen if isinstance(e.body, StepCancelled)]
+        assert (cancel.step_id, cancel.request_ids, cancel.reason) == (
+            slow,
+            [straggler],
+            "hedge_lost",
+        )
+        assert report.hedges == 1
+        assert report.cancels == 1
+        # The run did not wait for the straggler (it would have ended after 30 s).
+        assert report.makespan_s < SLOW_S
+        print(report.to_json())
+
+        # The coder running the straggler stopped it: its log says so...
+        lines = _json_lines(tmp_path, "coder-*.log")
+        stopped = [x for x in lines if x.get("event") == "step cancelled"]
+        assert [x.get("request_id") for x in stopped] == [straggler], stopped
+        # ...and past the time the straggler would have finished, nothing came from it.
+        wait_until = started + SLOW_S + 5
+        late = await _outcomes_of(team, task_id, straggler, wait_until)
+        assert late == [], late
+        writes = await read_writes(team.bootstrap, team.prefix, task_id)
+        path = plan.step(slow).files[0]
+        assert [w.step_id for w in writes if w.path == path] == [slow]  # one write, the hedge's
+        everything = fold(task_id, writes)  # no winners filter: nothing to filter out
+        assert everything.writes == sum(len(s.files) for s in plan)
+        assert everything.stats.conflicts_opened == 0
+
+
+def _json_lines(run_dir: Path, pattern: str) -> list[dict[str, Any]]:
+    """The JSON log lines of the processes whose log files match `pattern`."""
+    return [
+        json.loads(line)
+        for f in sorted(run_dir.glob(pattern))
+        for line in f.read_text().splitlines()
+        if line.startswith("{")
+    ]
+
+
+async def _outcomes_of(
+    team: LocalRun, task_id: str, request_id: str, until: float
+) -> list[Envelope[Any]]:
+    """Outcomes on the task's log caused by `request_id`, read until `until` (monotonic)."""
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
+
+    from synod.cli_client import partition_counts, partition_for
+    from synod.transport.topics import TASK_EVENTS, topic_name
+    from synod.wire import Codec
+
+    assert team.bootstrap is not None
+    topic = topic_name(TASK_EVENTS, team.prefix)
+    count = (await partition_counts(team.bootstrap, [topic]))[topic]
+    tp = TopicPartition(topic, partition_for(task_id.encode(), count))
+    consumer = AIOKafkaConsumer(bootstrap_servers=team.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    found: list[Envelope[Any]] = []
+    codec = Codec()
+    try:
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        # Bounded by `until`: waiting for something that must not happen.
+        while time.monotonic() < until:
+            for records in (await consumer.getmany(tp, timeout_ms=500)).values():
+                for r in records:
+                    e = codec.decode(r.value)
+                    if isinstance(e.body, StepCompleted | StepFailed) and request_id in e.causes:
+                        found.append(e)
+    finally:
+        await consumer.stop()
+    return found

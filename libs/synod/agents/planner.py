@@ -172,8 +172,12 @@ class Planner:
                 # Steps of one task need no order among them: a key per step lets
                 # the pool run a task's ready steps in parallel. A team slot's
                 # steps (central, claim) share a key: one coder runs its list.
-                agent = envelope.body.agent
-                lane = envelope.body.step_id if agent is None else f"agent-{agent}"
+                # A hedge gets a key of its own: on its straggler's key it would
+                # wait in that key's lane until the straggler finished.
+                body = envelope.body
+                lane = body.step_id if body.agent is None else f"agent-{body.agent}"
+                if body.prompt_variant == "hedge":
+                    lane = f"{body.step_id}/{envelope.attempt}"
                 key = f"{envelope.task_id}/{lane}".encode()
             await self.ctx.publisher.publish(
                 self.ctx.topic(DESTINATIONS[destination]), envelope, content_type, key
