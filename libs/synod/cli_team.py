@@ -30,6 +30,7 @@ def _line(r: RunReport) -> str:
         f"Amdahl {r.amdahl_speedup:.2f}, graph bound {r.graph_bound_s:.2f}s, "
         f"clairvoyant {r.clairvoyant_makespan_s:.2f}s, messages {r.messages}, tokens {r.tokens}, "
         f"concurrent writes {r.concurrent_writes}, blocked claims {r.blocked_claims}, "
+        f"central waits {r.waits}, hedges {r.hedges} ({r.cancels} cancelled), "
         f"straggler gap {r.straggler_gap_s:.2f}s, tests {tests}"
     )
 

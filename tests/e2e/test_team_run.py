@@ -208,6 +208,8 @@ async def test_each_mode_runs_the_chain_project_on_three_coders(kafka: Any, tmp_
                 assert all(e.body.agent == dealt[e.body.step_id] for e in requests)
                 assert not any(isinstance(e.body, StepClaimed) for e in seen)
                 assert report.blocked_claims == 0
+                # Each chain step's slot idles next: its own next step is two links on.
+                assert report.waits > 0
             if mode == "claim":
                 claims = [e.body for e in seen if isinstance(e.body, StepClaimed)]
                 assert [c.step_id for c in claims] == list(list_order(plan))  # once each

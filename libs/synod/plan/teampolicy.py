@@ -24,7 +24,7 @@ makes the same claims again.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -97,6 +97,24 @@ def central_waiting(
         if step_id is not None and not _ready(plan, step_id, done):
             waiting.append(slot)
     return waiting
+
+
+def central_waits(plan: Plan, n: int, finished: Sequence[str]) -> int:
+    """Times a central slot started idling on its own unready next step.
+
+    `finished` is the order steps completed in (the log's); a slot counts once
+    per stretch of waiting, as the simulator's `CentralEngine` counts `waits`.
+    """
+    lists = central_lists(plan, n)
+    done: set[str] = set()
+    waiting = set(central_waiting(plan, lists, done))
+    count = len(waiting)
+    for step_id in finished:
+        done.add(step_id)
+        now = set(central_waiting(plan, lists, done))
+        count += len(now - waiting)
+        waiting = now
+    return count
 
 
 @dataclass(frozen=True)

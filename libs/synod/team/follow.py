@@ -16,6 +16,7 @@ from typing import Any
 
 from synod.plan.dag import Plan
 from synod.plan.report import RunReport, build_report
+from synod.plan.teampolicy import central_waits
 from synod.wire import Envelope, StepCompleted, StepRequested, TaskCompleted, TaskFailed
 from synod.wire.messages import StepCancelled, StepClaimed
 
@@ -113,6 +114,9 @@ class RunLog:
         # Compute makespan: first step requested to last step finished (the vote
         # that follows is the same for every mode and every team size).
         makespan = max((t - origin).total_seconds() for t in self.finished_at.values())
+        # Central slots idle on their own unready next step; replayed from the
+        # log's order of first completions, which is what the planner acted on.
+        waits = central_waits(plan, n, list(self.winners)) if mode == "central" else 0
         # One agent running the same steps back to back: the sum of their
         # measured durations (nothing was run on one agent to measure it).
         one_agent = plan.total_work(durations)
@@ -133,5 +137,6 @@ class RunLog:
             hedges=self.hedges,
             cancels=self.cancels,
             blocked_claims=self.blocked_claims,
+            waits=waits,
             tests_passed=tests_passed,
         )

@@ -30,6 +30,7 @@ from synod.plan.teampolicy import (
     central_lists,
     central_next,
     central_waiting,
+    central_waits,
     team_of,
 )
 from synod.wire import Body, Envelope, PlanStep, Sender, StepCompleted, TaskSubmitted
@@ -164,6 +165,10 @@ def test_central_runs_as_the_simulators_central_engine_does() -> None:
     lists = central_lists(plan, 3)
     assert all(starts[s][1] == slot for slot, mine in enumerate(lists) for s in mine)
     assert not any(isinstance(e.body, StepClaimed) for e in log)
+    # Idle stretches replayed from the log's completion order, as the engine counts them:
+    # each chain step's slot then waits for the step two links further on.
+    finished = [e.body.step_id for e in log if isinstance(e.body, StepCompleted)]
+    assert central_waits(plan, 3, finished) == engine.stats.waits >= 12
 
 
 # ------------------------------------------------------------------ claim
