@@ -33,9 +33,9 @@ from synod.plan.dag import load_project
 from synod.plan.modes import list_order
 from synod.plan.teampolicy import central_lists
 from synod.team.run import TeamError, run_once
-from synod.team.workspace import fold, materialise, read_writes
+from synod.team.workspace import fold, materialise, read_records
 from synod.wire import Envelope, StepCompleted, StepFailed, StepRequested, TaskCompleted
-from synod.wire.messages import StepCancelled, StepClaimed
+from synod.wire.messages import FileWritten, StepCancelled, StepClaimed
 
 pytestmark = pytest.mark.e2e
 # A copy of the paper's amdahl_mathutilities20/p09.json (20 steps, p = 0.9).
@@ -316,12 +316,15 @@ async def test_a_hedged_straggler_is_cancelled_and_its_output_appears_once(
         wait_until = started + SLOW_S + 5
         late = await _outcomes_of(team, task_id, straggler, wait_until)
         assert late == [], late
-        writes = await read_writes(team.bootstrap, team.prefix, task_id)
+        records = await read_records(team.bootstrap, team.prefix, task_id)
+        writes = [r for r in records if isinstance(r, FileWritten)]
         path = plan.step(slow).files[0]
         assert [w.step_id for w in writes if w.path == path] == [slow]  # one write, the hedge's
-        everything = fold(task_id, writes)  # no winners filter: nothing to filter out
+        everything = fold(task_id, records)  # no winners filter: nothing to filter out
         assert everything.writes == sum(len(s.files) for s in plan)
+        assert everything.superseded == ()
         assert everything.stats.conflicts_opened == 0
+        assert everything.lost == ()
 
 
 def _json_lines(run_dir: Path, pattern: str) -> list[dict[str, Any]]:
