@@ -77,6 +77,30 @@ DLQ_REPLAYS = TopicSpec(
     None,
     "dead letters replayed by `synod dlq replay`, keyed by dead-letter id (replay once)",
 )
+# Retry tiers: a step that failed transiently waits in synod.retry.<role>.<n>
+# (n = 1..RETRY_TIERS, increasing delays) instead of holding its work topic's
+# partition; SYNOD_RETRY_DELAYS_S may use fewer tiers, never more.
+RETRY_TIERS = 3
+RETRY_RESEARCHER = tuple(
+    TopicSpec(
+        f"synod.retry.researcher.{n}",
+        TASK_PARTITIONS,
+        "delete",
+        7 * DAY_MS,
+        f"research steps waiting for retry {n}",
+    )
+    for n in range(1, RETRY_TIERS + 1)
+)
+RETRY_CODER = tuple(
+    TopicSpec(
+        f"synod.retry.coder.{n}",
+        TASK_PARTITIONS,
+        "delete",
+        7 * DAY_MS,
+        f"coding steps waiting for retry {n}",
+    )
+    for n in range(1, RETRY_TIERS + 1)
+)
 
 CATALOGUE: tuple[TopicSpec, ...] = (
     TASKS,
@@ -93,6 +117,8 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     DLQ,
     SUPERVISOR,
     DLQ_REPLAYS,
+    *RETRY_RESEARCHER,
+    *RETRY_CODER,
 )
 
 
