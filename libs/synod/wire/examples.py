@@ -31,6 +31,7 @@ from synod.wire.messages import (
     StepFailed,
     StepReassigned,
     StepRequested,
+    StepRetrying,
     TaskCompleted,
     TaskFailed,
     TaskSubmitted,
@@ -97,6 +98,14 @@ def example_bodies() -> list[Body]:
             error="provider overloaded (529)",
             usage=Usage(model="claude-sonnet-4-5", calls=1),
             duration_s=0.4,
+        ),
+        StepRetrying(
+            step_id="s2",
+            retry=1,
+            due_at=_T0,
+            reason="circuit_open",
+            error="circuit open for every model in the chain: anthropic/claude-sonnet-4-5",
+            deadline_s=120.0,
         ),
         VoteRequested(
             proposal_id=f"{_TASK}/answer",

@@ -207,6 +207,27 @@ class StepFailed(Body):
     # A stable code (an LLM error reason such as "invalid_output", or "deadline")
     # for metrics and for deciding whether another attempt can help.
     reason: str = Field(default="", max_length=100)
+    # When the failure said when to come back (an open circuit breaker's remaining
+    # open time, a provider's retry-after): the floor of the next retry's delay.
+    retry_after_s: float | None = Field(default=None, ge=0)
+
+
+class StepRetrying(Body):
+    """A worker parked a transiently failed step attempt in retry topic `retry`.
+
+    The same attempt runs again at `due_at` (the planner must not count it lost
+    before then); appended to the task's log by the worker, keyed by task.
+    """
+
+    TYPE: ClassVar[str] = "StepRetrying"
+
+    step_id: str = Field(min_length=1)
+    retry: int = Field(ge=1)  # the retry tier the attempt waits in (1-based)
+    due_at: datetime
+    reason: str = Field(default="", max_length=100)
+    error: str = Field(default="", max_length=10_000)
+    deadline_s: float = Field(default=120.0, gt=0)  # of the run to come
+    usage: Usage = Field(default_factory=Usage)  # what the failed run spent
 
 
 class Verification(WireModel):
@@ -492,6 +513,7 @@ BODY_TYPES: dict[str, type[Body]] = {
         StepRequested,
         StepCompleted,
         StepFailed,
+        StepRetrying,
         VoteRequested,
         Vote,
         Decision,
