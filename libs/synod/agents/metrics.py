@@ -43,3 +43,13 @@ TEST_RUNS = Histogram(
     ["outcome"],
     buckets=(0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
 )
+STEP_RETRIES = Counter(
+    "synod_step_retries_total",
+    "Failed step runs a worker parked in a retry topic, by tier (1-based) and failure reason",
+    ["role", "tier", "reason"],
+)
+STEP_RETRIES_EXHAUSTED = Counter(
+    "synod_step_retries_exhausted_total",
+    "Steps whose retry tiers were all spent (reported failed and dead-lettered), by last reason",
+    ["role", "reason"],
+)
