@@ -54,7 +54,7 @@ from synod.wire import (
     Verification,
     VoteRequested,
 )
-from synod.wire.messages import StepCancelled, StepClaimed, StepReassigned
+from synod.wire.messages import StepCancelled, StepClaimed, StepReassigned, StepRetrying
 from synod.workspace import Sibling, VersionVector, written_version
 
 Destination = Literal["steps.researcher", "steps.coder", "steps.cancel", "votes", "results"]
@@ -172,6 +172,9 @@ class TaskMachine:
     shared_list: SharedList | None = None
     claims_logged: set[str] = field(default_factory=set)
     cancels_logged: set[str] = field(default_factory=set)
+    # Attempts a worker parked in a retry topic: step -> (attempt, the time by which
+    # its rerun ends at the latest: due time plus the step's deadline).
+    parked: dict[str, tuple[int, datetime]] = field(default_factory=dict)
     _seen: set[str] = field(default_factory=set)
     _dag: Plan | None = None
     # Workspace (the section "workspace" below): what each request was told to
@@ -238,7 +241,8 @@ class TaskMachine:
         elif isinstance(body, TaskCompleted | TaskFailed):
             self.outcome = self.outcome or body
         elif isinstance(body, StepReassigned):
-            self._apply_reassignment(body)
+            if not self._parked_then(body, envelope.created_at):
+                self._apply_reassignment(body)
         elif isinstance(body, AnswerVerified):
             runs = self.test_runs.setdefault(body.proposal_id, {})
             if body.voter not in runs or body.ballot >= runs[body.voter].ballot:
@@ -247,7 +251,28 @@ class TaskMachine:
             self.claims_logged.add(body.step_id)
         elif isinstance(body, StepCancelled):
             self.cancels_logged.add(body.step_id)
+        elif isinstance(body, StepRetrying):
+            self._apply_retrying(body, envelope.attempt)
         return True
+
+    # ------------------------------------------------------------ retry topics
+
+    def _apply_retrying(self, body: StepRetrying, attempt: int) -> None:
+        """The attempt waits in a retry topic and runs again at `due_at`: it is not
+        lost, so its clock (hedging, the stuck check) starts again from then."""
+        if attempt != self.requested.get(body.step_id):
+            return  # an older attempt's retry; the newest one is what is out
+        self.parked[body.step_id] = (attempt, body.due_at + timedelta(seconds=body.deadline_s))
+        self.requested_at[body.step_id] = max(self.requested_at[body.step_id], body.due_at)
+
+    def _parked_then(self, body: StepReassigned, at: datetime) -> bool:
+        """True for a "stuck" reassignment of an attempt that was only waiting in a
+        retry topic: made before the attempt's rerun could have ended, it would
+        start a duplicate attempt."""
+        parked = self.parked.get(body.step_id)
+        if body.reason != "stuck" or parked is None or parked[0] != body.after_attempt:
+            return False
+        return at < parked[1]
 
     def _apply_reassignment(self, body: StepReassigned) -> None:
         step_id = body.step_id
