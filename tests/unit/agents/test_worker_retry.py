@@ -154,7 +154,8 @@ async def test_twice_transient_then_fine_completes_once_after_retry_2() -> None:
     types = [type(e.body).__name__ for e in rig.logged]
     assert types == ["StepRetrying", "StepRetrying", "StepCompleted"]
     done = rig.logged[-1]
-    assert done.causes == [first.envelope.message_id] and done.attempt == 0
+    assert done.causes == [first.envelope.message_id]
+    assert done.attempt == 0
     # Each run is a new model call (a new sample), none another planner attempt's.
     assert [c.attempt for c in model.calls] == [0, RETRY_CALL_STRIDE, 2 * RETRY_CALL_STRIDE]
     assert rig.letters == []
@@ -186,8 +187,10 @@ async def test_a_permanent_failure_is_reported_at_once_and_not_dead_lettered() -
     rig = Rig(Model(LLMPermanentError("400 bad request", reason="bad_request")))
     await rig.first()
     [failed] = rig.logged
-    assert isinstance(failed.body, StepFailed) and failed.body.error_class == "permanent"
-    assert rig.parked == [] and rig.letters == []
+    assert isinstance(failed.body, StepFailed)
+    assert failed.body.error_class == "permanent"
+    assert rig.parked == []
+    assert rig.letters == []
 
 
 async def test_circuit_open_waits_at_least_the_breakers_remaining_time() -> None:
