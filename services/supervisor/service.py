@@ -51,7 +51,7 @@ from synod.wire import (
     Vote,
     VoteRequested,
 )
-from synod.wire.messages import QuarantineNotice, StepReassigned
+from synod.wire.messages import QuarantineNotice, StepReassigned, StepRetrying
 
 log = logging.getLogger("synod.supervisor")
 
@@ -230,6 +230,9 @@ class SupervisorService:
                     repeatable,
                 )
             ]
+        if isinstance(body, StepRetrying):
+            until = _ts(body.due_at) + body.deadline_s
+            return [core.StepParkedSeen(task, body.step_id, envelope.attempt, until)]
         if isinstance(body, VoteRequested) and envelope.sender.role == "planner":
             steps = [s for c in body.candidates for s in c.author.split(",") if s]
             if len(self.authors) >= MAX_TASKS:

@@ -137,6 +137,17 @@ class DecisionSeen:
 
 
 @dataclass(frozen=True)
+class StepParkedSeen:
+    """A worker parked the attempt in a retry topic: not stuck before `until`
+    (its due time plus the step's deadline)."""
+
+    task_id: str
+    step_id: str
+    attempt: int
+    until: float
+
+
+@dataclass(frozen=True)
 class TaskEnded:
     task_id: str
 
@@ -146,6 +157,7 @@ Event = (
     | StepRequestedSeen
     | StepCompletedSeen
     | StepFailedSeen
+    | StepParkedSeen
     | VoteSeen
     | DecisionSeen
     | TaskEnded
@@ -200,6 +212,7 @@ class _Step:
     outcomes: dict[int, str] = field(default_factory=dict)  # attempt -> signature
     reassigned_after: set[int] = field(default_factory=set)
     reassignments: int = 0
+    parked_until: dict[int, float] = field(default_factory=dict)  # attempt -> rerun's end
 
 
 @dataclass
@@ -240,6 +253,10 @@ class Supervisor:
             return []
         if isinstance(event, StepCompletedSeen | StepFailedSeen):
             return self._outcome(event)
+        if isinstance(event, StepParkedSeen):
+            parked = self._step(event.task_id, event.step_id).parked_until
+            parked[event.attempt] = max(parked.get(event.attempt, event.until), event.until)
+            return []
         if isinstance(event, VoteSeen):
             outcome = self.decided.get(event.proposal_id)
             if outcome is not None:
@@ -293,7 +310,10 @@ class Supervisor:
             if newest in step.outcomes or newest in step.reassigned_after:
                 continue
             request = step.attempts[newest]
-            if now > request.requested_at + request.deadline_s + c.lease_grace_s:
+            ends = max(
+                request.requested_at + request.deadline_s, step.parked_until.get(newest, 0.0)
+            )
+            if now > ends + c.lease_grace_s:
                 actions.extend(self._reassign(task_id, step_id, step, newest, "stuck"))
         return actions
 
