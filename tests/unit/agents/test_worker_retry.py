@@ -229,3 +229,35 @@ async def test_a_parked_record_waits_until_it_is_due(monkeypatch: pytest.MonkeyP
     await rig.worker.handle(Received(CODEC.decode(value), record))
     assert slept == [pytest.approx(0.75, abs=0.002)]
     assert isinstance(rig.logged[-1].body, StepCompleted)
+
+
+async def test_an_open_breaker_parks_the_step_until_it_may_probe_again() -> None:
+    """Through the real ResilientBackend: the breaker's remaining open time becomes
+    StepFailed.retry_after_s and the floor of the parked step's due time."""
+    from synod.llm.resilient import ResilientBackend
+    from synod.resilience.breaker import BreakerConfig
+    from synod.resilience.registry import BreakerBoard
+
+    mono = [100.0]
+    config = BreakerConfig(min_calls=1, open_for_s=30.0, retry_after_hold_s=None)
+    llm = ResilientBackend(
+        {"sim": Model(overloaded())},
+        "sim",
+        breaker=config,
+        board=BreakerBoard(),
+        clock=lambda: mono[0],
+    )
+    reported = Rig(llm, tiers=None)  # type: ignore[arg-type]
+    await reported.first()  # the failure that opens the breaker
+    mono[0] += 10.0  # 20 s of the 30 s open time left
+    await reported.first()
+    failed = reported.logged[-1].body
+    assert isinstance(failed, StepFailed)
+    assert (failed.reason, failed.retry_after_s) == ("circuit_open", pytest.approx(20.0))
+
+    parking = Rig(llm)  # type: ignore[arg-type]
+    await parking.first()
+    [retrying] = parking.logged
+    assert isinstance(retrying.body, StepRetrying)
+    assert retrying.body.reason == "circuit_open"
+    assert retrying.body.due_at.timestamp() >= T0 + 20.0 - 0.001
