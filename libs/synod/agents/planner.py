@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from datetime import timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -279,16 +280,29 @@ class Planner:
             await self.carry_out(machine, merge)
         return True
 
+    def _circuit_wait(self, machine: TaskMachine, exc: LLMError) -> float | None:
+        """Seconds to wait out an open breaker before planning again, None to give up."""
+        if exc.reason != "circuit_open" or machine.submitted is None:
+            return None
+        hint = getattr(exc, "retry_after_s", None) or 1.0
+        ends = machine.submitted.created_at + timedelta(seconds=machine.submitted.body.deadline_s)
+        left = (ends - utc_now()).total_seconds() - self.config.step_deadline_s
+        if left <= 0:
+            return None
+        return min(hint, left, 30.0)
+
     async def make_plan(self, machine: TaskMachine) -> Publish:
         assert machine.submitted is not None
         goal = machine.submitted.body.goal
         last_error: LLMError | None = None
-        for attempt in range(PLAN_ATTEMPTS):
+        attempt, calls = 0, 0
+        while attempt < PLAN_ATTEMPTS:
+            calls += 1
             request = LLMRequest(
                 role="planner",
                 task_id=machine.task_id,
                 step_id="plan",
-                attempt=attempt,
+                attempt=calls - 1,
                 prompt=(
                     f"{goal}\n\nPlan the work for this goal as a small DAG of steps for "
                     "researcher and coder agents; each step names what it depends on."
@@ -304,12 +318,21 @@ class Planner:
                 last_error = LLMTimeoutError(
                     f"planning: no reply within {self.config.step_deadline_s:g} s"
                 )
+                attempt += 1
                 continue
             except LLMError as exc:
                 last_error = exc
                 if exc.error_class != "transient" and exc.reason not in RESAMPLE_REASONS:
                     break
+                wait = self._circuit_wait(machine, exc)
+                if wait is not None:
+                    # Every model's breaker is open: no call was made, so this is no
+                    # attempt used. Wait the breaker out while the task has time,
+                    # instead of failing a task because the provider blinked.
+                    await asyncio.sleep(wait)
+                    continue
                 await asyncio.sleep(min(2.0, 0.2 * 2**attempt))
+                attempt += 1
                 continue
             plan = response.output(PlanOutput)
             steps = [
