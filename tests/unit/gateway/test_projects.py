@@ -65,3 +65,28 @@ async def test_a_test_path_outside_the_workspace_is_422(make_gateway: Any) -> No
     assert status == 422, body
     assert "must not contain '..'" in json.dumps(body)
     assert gateway.publisher.sent == []
+
+
+async def test_a_project_runs_as_the_team_the_body_names(make_gateway: Any) -> None:  # noqa: F811
+    gateway = await make_gateway()
+    doc = {**json.loads(PROJECT.read_text()), "mode": "claim", "agents": 3}
+    status, body = await _post(gateway, doc)
+    assert status == 202, body
+    [(_, envelope)] = gateway.publisher.sent
+    assert envelope.body.labels["team.mode"] == "claim"
+    assert envelope.body.labels["team.agents"] == "3"
+
+
+async def test_a_bad_team_is_422_saying_what_to_set(make_gateway: Any) -> None:  # noqa: F811
+    gateway = await make_gateway()
+    project = json.loads(PROJECT.read_text())
+    for extra, says in [
+        ({"mode": "anarchy"}, "'mode' must be one of"),
+        ({"mode": "central"}, "needs team.agents"),
+        ({"agents": 0}, "'agents' must be an integer"),
+        ({"agents": "3"}, "'agents' must be an integer"),
+    ]:
+        status, body = await _post(gateway, {**project, **extra})
+        assert status == 422, (extra, body)
+        assert says in body["error"]["message"], (extra, body)
+    assert gateway.publisher.sent == []
