@@ -12,11 +12,13 @@ import os
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from synod.localkafka import free_port
 from synod.localrun import LocalRun
 from synod.transport.topics import TASKS, TopicSpec, topic_name
 from synod.wire import Codec, TaskCompleted, TaskFailed
@@ -37,6 +39,38 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@contextlib.asynccontextmanager
+async def local_team(
+    bootstrap: str,
+    run_dir: Path,
+    name: str,
+    replicas: Mapping[str, int],
+    env: Mapping[str, str] | None = None,
+    **run_options: Any,
+) -> AsyncIterator[LocalRun]:
+    """The services as processes on the test session's broker, ready, stopped after.
+
+    Topics get a fresh prefix per run (`<name><6 hex>.`) so tests sharing the
+    broker never read each other's records; `env` (SYNOD_*) is set for the
+    children on top of the sim backend and restored afterwards.
+    """
+    with environment({"SYNOD_LLM_BACKEND": "sim", **(env or {})}):
+        run = LocalRun(
+            bootstrap=bootstrap,
+            prefix=f"{name}{uuid.uuid4().hex[:6]}.",
+            run_dir=run_dir,
+            gateway_port=free_port(),
+            replicas=dict(replicas),
+            **run_options,
+        )
+        try:
+            await run.start()
+            await run.wait_ready()
+            yield run
+        finally:
+            run.stop()
 
 
 async def read_topic(

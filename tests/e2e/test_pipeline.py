@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.localteam import outcomes_by_task, read_topic, send_raw
+from tests.localteam import local_team, outcomes_by_task, read_topic, send_raw
 
-from synod.localkafka import free_port
 from synod.localrun import LocalRun
 from synod.transport.topics import DLQ, RESULTS, TASK_EVENTS, TASKS, topic_name
 from synod.wire import Codec, DeadLetter
@@ -33,30 +32,10 @@ CODEC = Codec()
 
 @pytest.fixture
 async def team(kafka: Any, tmp_path: Path) -> AsyncIterator[LocalRun]:
-    os.environ["SYNOD_LLM_BACKEND"] = "sim"
-    os.environ["SYNOD_LLM_SIM_LATENCY"] = "exponential:0.05"
-    run = LocalRun(
-        bootstrap=kafka.bootstrap,
-        prefix=f"e2e{uuid.uuid4().hex[:6]}.",
-        run_dir=tmp_path,
-        gateway_port=free_port(),
-        replicas={
-            "consensus": 1,
-            "planner": 1,
-            "researcher": 1,
-            "coder": 2,
-            "reviewer": 3,
-            "gateway": 1,
-        },
-    )
-    try:
-        await run.start()
-        await run.wait_ready()
+    env = {"SYNOD_LLM_SIM_LATENCY": "exponential:0.05"}
+    replicas = {"consensus": 1, "planner": 1, "researcher": 1, "coder": 2, "reviewer": 3}
+    async with local_team(kafka.bootstrap, tmp_path, "e2e", {**replicas, "gateway": 1}, env) as run:
         yield run
-    finally:
-        run.stop()
-        for name in ("SYNOD_LLM_BACKEND", "SYNOD_LLM_SIM_LATENCY"):
-            os.environ.pop(name, None)
 
 
 def _post(run: LocalRun, body: bytes) -> tuple[int, dict[str, Any]]:

@@ -32,11 +32,10 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
-from tests.localteam import environment, outcomes_by_task, read_topic, send_goals
+from tests.localteam import local_team, outcomes_by_task, read_topic, send_goals
 
 from synod.cli_dlq import read_dead_letters
 from synod.dlqview import POISON_REASONS
-from synod.localkafka import free_port
 from synod.localrun import LocalRun
 from synod.transport.topics import (
     DLQ,
@@ -180,30 +179,21 @@ def _metric_total(run: LocalRun, name: str) -> float:
 
 @pytest.fixture
 async def team(kafka: Any, tmp_path: Path) -> AsyncIterator[LocalRun]:
-    run = LocalRun(
-        bootstrap=kafka.bootstrap,
-        prefix=f"flood{uuid.uuid4().hex[:6]}.",
-        run_dir=tmp_path,
-        gateway_port=free_port(),
-        replicas={
-            "consensus": 1,
-            "planner": 1,
-            "researcher": 1,
-            "coder": 1,
-            "reviewer": 3,
-            "supervisor": 1,
-            "gateway": 1,
-        },
-        respawn_exited=False,
-    )
-    env = {"SYNOD_LLM_BACKEND": "sim", "SYNOD_LLM_SIM_LATENCY": "exponential:0.05"}
-    with environment(env):
-        try:
-            await run.start()
-            await run.wait_ready()
-            yield run
-        finally:
-            run.stop()
+    replicas = {
+        "consensus": 1,
+        "planner": 1,
+        "researcher": 1,
+        "coder": 1,
+        "reviewer": 3,
+        "supervisor": 1,
+        "gateway": 1,
+    }
+    env = {"SYNOD_LLM_SIM_LATENCY": "exponential:0.05"}
+    # A service that dies must stay dead: the test checks every one is still up.
+    async with local_team(
+        kafka.bootstrap, tmp_path, "flood", replicas, env, respawn_exited=False
+    ) as run:
+        yield run
 
 
 async def test_a_poison_flood_is_dead_lettered_while_valid_tasks_complete(

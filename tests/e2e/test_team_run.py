@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.localteam import local_team
 
 from synod.agents.ids import derived_id
 from synod.llm.simcontent import expected_answer
-from synod.localkafka import free_port
 from synod.localrun import LocalRun
 from synod.plan.dag import load_project
 from synod.plan.modes import list_order
@@ -51,23 +51,9 @@ def _project() -> Path:
 @asynccontextmanager
 async def services(kafka: Any, run_dir: Path, **env: str) -> AsyncIterator[LocalRun]:
     """The services as processes on the session's broker, with `env` (SYNOD_*) set."""
-    env = {"SYNOD_LLM_BACKEND": "sim", **env}
-    os.environ.update(env)
-    run = LocalRun(
-        bootstrap=kafka.bootstrap,
-        prefix=f"team{uuid.uuid4().hex[:6]}.",
-        run_dir=run_dir,
-        gateway_port=free_port(),
-        replicas={"consensus": 1, "planner": 1, "coder": 3, "reviewer": 3},
-    )
-    try:
-        await run.start()
-        await run.wait_ready()
+    replicas = {"consensus": 1, "planner": 1, "coder": 3, "reviewer": 3}
+    async with local_team(kafka.bootstrap, run_dir, "team", replicas, env) as run:
         yield run
-    finally:
-        run.stop()
-        for name in env:
-            os.environ.pop(name, None)
 
 
 @pytest.fixture

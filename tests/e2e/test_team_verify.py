@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.localteam import CODEC, environment, read_topic
+from tests.localteam import CODEC, local_team, read_topic
 
 from synod.agents.ids import derived_id
 from synod.llm.simcontent import expected_answer
-from synod.localkafka import free_port
 from synod.localrun import LocalRun
 from synod.plan.dag import Plan, load_project
 from synod.team.run import run_once
@@ -51,21 +50,10 @@ REVIEWERS = ("reviewer-0", "reviewer-1", "reviewer-2")
 
 @pytest.fixture
 async def team(kafka: Any, tmp_path: Path) -> AsyncIterator[LocalRun]:
-    settings = {"SYNOD_LLM_BACKEND": "sim", "SYNOD_LLM_SIM_LATENCY": "exponential:0.05"}
-    with environment(settings):
-        run = LocalRun(
-            bootstrap=kafka.bootstrap,
-            prefix=f"verify{uuid.uuid4().hex[:6]}.",
-            run_dir=tmp_path,
-            gateway_port=free_port(),
-            replicas={"consensus": 1, "planner": 1, "coder": 2, "reviewer": 3},
-        )
-        try:
-            await run.start()
-            await run.wait_ready()
-            yield run
-        finally:
-            run.stop()
+    env = {"SYNOD_LLM_SIM_LATENCY": "exponential:0.05"}
+    replicas = {"consensus": 1, "planner": 1, "coder": 2, "reviewer": 3}
+    async with local_team(kafka.bootstrap, tmp_path, "verify", replicas, env) as run:
+        yield run
 
 
 def _checks(plan: Plan, task_id: str) -> str:

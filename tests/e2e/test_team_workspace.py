@@ -17,7 +17,6 @@ the real ones.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -27,8 +26,8 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
+from tests.localteam import local_team
 
-from synod.localkafka import free_port
 from synod.localrun import LocalRun
 from synod.plan.dag import Plan
 from synod.team.follow import RunLog
@@ -64,24 +63,11 @@ ZOMBIE = "ZOMBIE = 'a copy of s2 that read a.py before s1 wrote it'\n"
 
 @pytest.fixture
 async def team(kafka: Any, tmp_path: Path) -> AsyncIterator[LocalRun]:
-    os.environ["SYNOD_LLM_BACKEND"] = "sim"
     # s3..s6 take >= 4 x 0.4 s after s2: the zombie lands long before the vote.
-    os.environ["SYNOD_LLM_SIM_LATENCY"] = "fixed:0.4"
-    run = LocalRun(
-        bootstrap=kafka.bootstrap,
-        prefix=f"tws{uuid.uuid4().hex[:6]}.",
-        run_dir=tmp_path,
-        gateway_port=free_port(),
-        replicas={"consensus": 1, "planner": 1, "coder": 2, "reviewer": 3},
-    )
-    try:
-        await run.start()
-        await run.wait_ready()
+    env = {"SYNOD_LLM_SIM_LATENCY": "fixed:0.4"}
+    replicas = {"consensus": 1, "planner": 1, "coder": 2, "reviewer": 3}
+    async with local_team(kafka.bootstrap, tmp_path, "tws", replicas, env) as run:
         yield run
-    finally:
-        run.stop()
-        for name in ("SYNOD_LLM_BACKEND", "SYNOD_LLM_SIM_LATENCY"):
-            os.environ.pop(name, None)
 
 
 async def _run_with_zombie(
