@@ -93,8 +93,11 @@ def test_installed_plugins_do_not_load_unless_the_project_names_them() -> None:
     assert verify({}, {"test_probe.py": probe}, timeout_s=60).passed
     named = {
         "conftest.py": "pytest_plugins = ['pytest_asyncio.plugin']\n",
-        "test_async.py": "import pytest\n\n\n"
-        "@pytest.mark.asyncio\nasync def test_async():\n    assert True\n",
+        # Passes only if the named plugin ran the coroutine on an event loop.
+        "test_async.py": "import asyncio\n\nimport pytest\n\n\n"
+        "@pytest.mark.asyncio\nasync def test_async():\n"
+        "    loop = asyncio.get_running_loop()\n"
+        "    assert await asyncio.sleep(0, result=loop) is loop\n",
     }
     verdict = verify({}, named, timeout_s=60)
     assert verdict.passed, verdict.output
