@@ -394,18 +394,7 @@ class TaskMachine:
                 continue  # a retry is due instead
             if (now - at).total_seconds() <= cut:
                 continue
-            step = self._dag.step(step_id)
-            body = StepRequested(
-                step_id=step_id,
-                plan_id=self.plan.plan_id if self.plan else "",
-                role="coder" if step.role == "coder" else "researcher",
-                title=step.title,
-                instructions=step.description or step.title,
-                inputs={dep: self.completed[dep].output for dep in step.depends_on},
-                deadline_s=self.config.step_deadline_s,
-                prompt_variant="hedge",
-                files=list(step.files),
-            )
+            body = self._step_body(step_id).model_copy(update={"prompt_variant": "hedge"})
             actions.append(self._publish(body, f"step/{step_id}/{newest + 1}", newest + 1))
             if room is not None:
                 room -= 1
@@ -428,24 +417,17 @@ class TaskMachine:
         assert self.decision is not None
         actions: list[Action] = []
         for step_id in self._answer_steps():
-            step = self._dag.step(step_id)
             attempt = self.requested.get(step_id, 0) + 1
-            body = StepRequested(
-                step_id=step_id,
-                plan_id=self.plan.plan_id if self.plan else "",
-                role="coder" if step.role == "coder" else "researcher",
-                title=step.title,
-                instructions=(
-                    f"{step.description or step.title}\n\nThe reviewers did not accept the "
+            # The revision rewrites the step's files (the plain request's): the next
+            # answer, and the tests the reviewers run on it, is the workspace with them.
+            body = self._step_body(step_id)
+            body = body.model_copy(
+                update={
+                    "instructions": f"{body.instructions}\n\nThe reviewers did not accept the "
                     f"previous answer (outcome {self.decision.outcome}, tally "
-                    f"{dict(self.decision.tally)}). Revise it."
-                ),
-                inputs={dep: self.completed[dep].output for dep in step.depends_on},
-                deadline_s=self.config.step_deadline_s,
-                prompt_variant=f"revise-{round_}",
-                # The revision rewrites the step's files: the next answer (and the
-                # tests the reviewers run on it) is the workspace with them.
-                files=list(step.files),
+                    f"{dict(self.decision.tally)}). Revise it.",
+                    "prompt_variant": f"revise-{round_}",
+                }
             )
             actions.append(self._publish(body, f"step/{step_id}/{attempt}", attempt))
         return actions
@@ -533,10 +515,11 @@ class TaskMachine:
             actions.append(self._publish(body, f"cancel/{step_id}"))
         return actions
 
-    def _step_request(self, step_id: str, attempt: int, agent: int | None = None) -> Publish:
+    def _step_body(self, step_id: str, agent: int | None = None) -> StepRequested:
+        """The plain request for a step: its plan entry and its dependencies' outputs."""
         assert self._dag is not None
         step = self._dag.step(step_id)
-        body = StepRequested(
+        return StepRequested(
             step_id=step_id,
             plan_id=self.plan.plan_id if self.plan else "",
             role="coder" if step.role == "coder" else "researcher",
@@ -547,6 +530,9 @@ class TaskMachine:
             files=list(step.files),
             agent=agent,
         )
+
+    def _step_request(self, step_id: str, attempt: int, agent: int | None = None) -> Publish:
+        body = self._step_body(step_id, agent)
         change = self.reassigned.get(step_id)
         if change is not None:
             body = body.model_copy(
