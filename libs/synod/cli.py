@@ -196,7 +196,7 @@ async def _last_heartbeats(bootstrap: str, prefix: str) -> dict[str, dict[str, A
     from aiokafka import AIOKafkaConsumer
     from aiokafka.structs import TopicPartition
 
-    from synod.cli_client import partition_counts
+    from synod.transport.admin import partition_counts
     from synod.transport.topics import HEARTBEATS, topic_name
     from synod.wire import Codec, Heartbeat
 

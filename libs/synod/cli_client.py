@@ -34,7 +34,6 @@ from typing import Annotated, Any, cast, get_args
 
 import typer
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
@@ -44,9 +43,10 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
-from synod.errors import BrokerError, ConfigError, DecodeError, SynodError
+from synod.errors import BrokerError, DecodeError, SynodError
 from synod.settings import KafkaSettings
 from synod.taskview import TaskIndex, TaskView
+from synod.transport.admin import partition_counts
 from synod.transport.security import client_security
 from synod.transport.topics import RESULTS, TASK_EVENTS, TASKS, topic_name
 from synod.wire import (
@@ -221,28 +221,6 @@ class TaskReader:
                     pending.discard(tp)
             if pending:
                 await self.poll()
-
-
-async def partition_counts(bootstrap: str, topics: list[str]) -> dict[str, int]:
-    admin = AIOKafkaAdminClient(
-        **client_security(), bootstrap_servers=bootstrap, client_id="synod-cli"
-    )
-    try:
-        await admin.start()
-    except (KafkaError, OSError) as exc:
-        raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
-    try:
-        described: list[dict[str, Any]] = await admin.describe_topics(topics)
-    finally:
-        await admin.close()
-    counts = {d["topic"]: len(d["partitions"]) for d in described if d["error_code"] == 0}
-    missing = [t for t in topics if not counts.get(t)]
-    if missing:
-        raise ConfigError(
-            f"topic {missing[0]} does not exist on {bootstrap}; create the topics with "
-            "`synod topics create` (and check SYNOD_TOPIC_PREFIX)"
-        )
-    return counts
 
 
 # ---------------------------------------------------------------- progress

@@ -53,6 +53,7 @@ from synod.dlqview import (
 )
 from synod.errors import BrokerError, ConfigError, DecodeError, SynodError
 from synod.settings import KafkaSettings
+from synod.transport.admin import partition_counts
 from synod.transport.security import client_security
 from synod.transport.topics import DLQ, DLQ_REPLAYS, topic_name
 from synod.wire import Codec
@@ -100,8 +101,6 @@ async def _read_to_end(
     bootstrap: str, topic: str, timeout_s: float
 ) -> list[tuple[int, int, bytes | None, bytes | None]]:
     """Every record of the topic as it is now: (partition, offset, key, value)."""
-    from synod.cli_client import partition_counts
-
     count = (await partition_counts(bootstrap, [topic]))[topic]
     consumer = AIOKafkaConsumer(
         **client_security(),

@@ -330,7 +330,8 @@ async def _outcomes_of(
     from aiokafka import AIOKafkaConsumer
     from aiokafka.structs import TopicPartition
 
-    from synod.cli_client import partition_counts, partition_for
+    from synod.cli_client import partition_for
+    from synod.transport.admin import partition_counts
     from synod.transport.topics import TASK_EVENTS, topic_name
     from synod.wire import Codec
 

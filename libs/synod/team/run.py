@@ -27,6 +27,7 @@ from synod.plan.report import RunReport
 from synod.plan.teampolicy import TEAM_MODES
 from synod.team.follow import RunLog
 from synod.team.workspace import materialise
+from synod.transport.admin import partition_counts
 from synod.transport.security import client_security
 from synod.transport.topics import HEARTBEATS, TASK_EVENTS, TASKS, topic_name
 from synod.wire import Codec, Envelope, Heartbeat, Sender, TaskSubmitted
@@ -72,8 +73,6 @@ def submission(
 
 async def running_coders(bootstrap: str, prefix: str, window_s: float = 60.0) -> set[str]:
     """Coder instances whose newest heartbeat in the last `window_s` says running."""
-    from synod.cli_client import partition_counts
-
     topic = topic_name(HEARTBEATS, prefix)
     count = (await partition_counts(bootstrap, [topic]))[topic]
     consumer = AIOKafkaConsumer(
@@ -124,7 +123,7 @@ async def run_once(
     tests: dict[str, str] | None = None,
 ) -> tuple[RunReport, RunLog]:
     """Submit the plan as task `task_id`, follow its log to the end, report."""
-    from synod.cli_client import partition_counts, partition_for
+    from synod.cli_client import partition_for
     from synod.transport import Publisher
 
     check_mode(mode)

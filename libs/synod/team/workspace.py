@@ -40,12 +40,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 
-from synod.errors import BrokerError, ConfigError, DecodeError, SynodError
+from synod.errors import DecodeError, SynodError
+from synod.transport.admin import partition_counts
 from synod.transport.producer import Publisher
 from synod.transport.security import client_security
 from synod.transport.topics import WORKSPACE, topic_name
@@ -312,9 +311,8 @@ async def read_records(
 ) -> list[WorkspaceRecord]:
     """Every workspace record of `task_id`, in log order (the task's partition)."""
     topic = topic_name(WORKSPACE, prefix)
-    tp = TopicPartition(
-        topic, partition_of(partition_key(task_id), await _partitions(bootstrap, topic))
-    )
+    count = (await partition_counts(bootstrap, [topic]))[topic]
+    tp = TopicPartition(topic, partition_of(partition_key(task_id), count))
     consumer = AIOKafkaConsumer(
         **client_security(),
         bootstrap_servers=bootstrap,
@@ -348,27 +346,6 @@ async def read_records(
     finally:
         await consumer.stop()
     return found
-
-
-async def _partitions(bootstrap: str, topic: str) -> int:
-    # Not synod.cli_client.partition_counts: importing the CLI client from a service
-    # (the planner) would import the whole CLI.
-    admin = AIOKafkaAdminClient(**client_security(), bootstrap_servers=bootstrap)
-    try:
-        await admin.start()
-    except (KafkaError, OSError) as exc:
-        raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
-    try:
-        described: list[dict[str, Any]] = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    for d in described:
-        if d["topic"] == topic and d["error_code"] == 0 and d["partitions"]:
-            return len(d["partitions"])
-    raise ConfigError(
-        f"topic {topic} does not exist on {bootstrap}; create the topics with "
-        "`synod topics create` (and check SYNOD_TOPIC_PREFIX)"
-    )
 
 
 async def materialise(

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 
-from synod.errors import BrokerError
+from synod.errors import BrokerError, ConfigError
 from synod.transport.security import client_security, security_hint
 from synod.transport.topics import CATALOGUE, TopicSpec, topic_name
 
@@ -85,3 +86,30 @@ async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dic
         return {}
     described: list[dict[str, Any]] = await admin.describe_topics(names)
     return {d["topic"]: len(d["partitions"]) for d in described}
+
+
+async def partition_counts(bootstrap: str, topics: list[str]) -> dict[str, int]:
+    """Partitions of each topic; a clear error when the broker or a topic is missing.
+
+    Readers that assign partitions themselves (the CLI, the planner's workspace
+    reads, `synod team run`) need the count to find a key's partition.
+    """
+    admin = AIOKafkaAdminClient(
+        **client_security(), bootstrap_servers=bootstrap, client_id="synod-admin"
+    )
+    try:
+        await admin.start()
+    except (KafkaError, OSError) as exc:
+        raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    try:
+        described: list[dict[str, Any]] = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    counts = {d["topic"]: len(d["partitions"]) for d in described if d["error_code"] == 0}
+    missing = [t for t in topics if not counts.get(t)]
+    if missing:
+        raise ConfigError(
+            f"topic {missing[0]} does not exist on {bootstrap}; create the topics with "
+            "`synod topics create` (and check SYNOD_TOPIC_PREFIX)"
+        )
+    return counts
