@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
-KAFKA := $(PY) -m synod.localkafka
+KAFKA := $(PY) -m synod.dev.localkafka
 KAFKA4_VERSION ?= 4.1.2
 
 .PHONY: help prereqs venv lint fmt schemas test test-fast test-unit test-integration \
@@ -41,7 +41,7 @@ lint: venv ## ruff (lint + format check), mypy --strict on libs/, schemas up to 
 	$(VENV)/bin/ruff format --check libs tests bench services setup.py
 	$(VENV)/bin/mypy
 	$(PY) -m synod.wire.schemagen --check
-	$(PY) -m synod.chartdata --check
+	$(PY) -m synod.dev.chartdata --check
 
 fmt: venv ## format the code and fix what ruff can
 	$(VENV)/bin/ruff check --fix libs tests bench services
@@ -49,7 +49,7 @@ fmt: venv ## format the code and fix what ruff can
 
 schemas: venv ## regenerate schemas/ from the wire models
 	$(PY) -m synod.wire.schemagen
-	$(PY) -m synod.chartdata
+	$(PY) -m synod.dev.chartdata
 
 kafka-fetch: venv ## fetch the Kafka broker jars from Maven Central
 	$(KAFKA) fetch
@@ -79,7 +79,7 @@ test-kafka4: venv ## the integration tests against Kafka $(KAFKA4_VERSION)
 	SYNOD_KAFKA_VERSION=$(KAFKA4_VERSION) $(VENV)/bin/pytest tests/integration
 
 demo: venv kafka-fetch ## run the demonstration end to end on a real local broker
-	$(PY) -m synod.demo
+	$(PY) -m synod.dev.demo
 
 clean: ## remove the venv, caches and broker data
 	-$(KAFKA) clean 2>/dev/null

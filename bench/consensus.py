@@ -1,7 +1,7 @@
 """Benchmark: accuracy and LLM calls of the consensus policies, with simulated jurors.
 
 Offline and seeded. Every number comes from driving the real state machine
-(`synod.consensus.ProposalMachine`): the driver answers its RequestVotes
+(`synod.core.consensus.ProposalMachine`): the driver answers its RequestVotes
 outputs with votes from simulated jurors, and one requested vote is one LLM
 call. Per cell (error model, juror error rate p, electorate size N) it runs the
 same pre-drawn juror answers through:
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from synod import __version__ as synod_version
-from synod.consensus import (
+from synod.core.consensus import (
     Adaptive,
     Candidate,
     Decided,

@@ -28,8 +28,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from synod import localkafka
-from synod.localrun import LocalRun
+from synod.dev import localkafka
+from synod.dev.localrun import LocalRun
 from synod.transport.topics import RESULTS, TASKS, topic_name
 from synod.wire import Codec, TaskCompleted, TaskFailed
 

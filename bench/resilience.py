@@ -28,10 +28,10 @@ import time
 from typing import Any
 
 from synod import __version__ as synod_version
+from synod.core.resilience.breaker import BreakerConfig, CircuitBreaker
+from synod.core.resilience.registry import BreakerBoard
 from synod.llm import LLMRequest, LLMResponse, LLMTransientError
 from synod.llm.resilient import ResilientBackend, Route
-from synod.resilience.breaker import BreakerConfig, CircuitBreaker
-from synod.resilience.registry import BreakerBoard
 from synod.wire.messages import Usage
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from synod import __version__ as synod_version
-from synod.resilience.detector import PhiAccrualDetector
+from synod.core.resilience.detector import PhiAccrualDetector
 
 
 def machine_info() -> dict[str, Any]:

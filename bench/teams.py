@@ -1,6 +1,6 @@
 """Benchmark: the paper's nine projects run by simulated teams of 1-5 agents in each mode.
 
-Offline and seeded (`synod.plan.teamsim`): step durations are lognormal
+Offline and seeded (`synod.core.plan.teamsim`): step durations are lognormal
 (sigma 0.5, mean 1.0 per step, or a task's `estimate_s` where a project
 gives one; the paper's carry none), file
 writes go through the real workspace in `strong` consistency, and messages
@@ -44,11 +44,11 @@ from pathlib import Path
 from typing import Any
 
 from synod import __version__ as synod_version
+from synod.core.plan import Plan, load_project, parallel_fraction
+from synod.core.plan.modes import EngineConfig
+from synod.core.plan.report import RunReport
+from synod.core.plan.teamsim import SimConfig, TeamRun, load_estimates, simulate_team, team_report
 from synod.errors import ConfigError
-from synod.plan import Plan, load_project, parallel_fraction
-from synod.plan.modes import EngineConfig
-from synod.plan.report import RunReport
-from synod.plan.teamsim import SimConfig, TeamRun, load_estimates, simulate_team, team_report
 
 DEFAULT_TASKS = Path(__file__).resolve().parents[2] / "shared" / "paper" / "tasks"
 MODES = ("central", "claim", "synod", "synod-p95")

@@ -23,11 +23,11 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from synod import localkafka
-from synod.localrun import LocalRun
-from synod.plan.dag import load_project
-from synod.plan.report import RunReport
-from synod.team.run import MODES, run_once
+from synod.cli.teamrun import MODES, run_once
+from synod.core.plan.dag import load_project
+from synod.core.plan.report import RunReport
+from synod.dev import localkafka
+from synod.dev.localrun import LocalRun
 
 sys.path.insert(0, str(Path(__file__).parent))
 from teams import machine_info  # bench/ is not a package

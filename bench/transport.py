@@ -37,7 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 
-from synod import localkafka
+from synod.dev import localkafka
 from synod.transport import ConsumerConfig, KeyOrderedConsumer, Publisher, RawRecord, Received
 from synod.wire import Envelope, Sender, StepCompleted
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from synod import localkafka
+from synod.dev import localkafka
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from synod.localkafka import free_port
-from synod.localrun import LocalRun
+from synod.dev.localkafka import free_port
+from synod.dev.localrun import LocalRun
 from synod.transport.topics import TASKS, TopicSpec, topic_name
 from synod.wire import Codec, TaskCompleted, TaskFailed
 

@@ -1,9 +1,5 @@
-from synod.agents.worker import setup_worker
-from synod.service.runtime import service_main
+"""`python -m synod_services.coder`; the service is synod.roles.worker."""
 
-service_main(
-    "coder",
-    setup_worker("coder"),
-    "Synod coder: takes coder steps from synod.steps.coder, calls the model and "
-    "publishes StepCompleted or StepFailed to synod.task-events.",
-)
+from synod.roles.worker.main import main
+
+main("coder")

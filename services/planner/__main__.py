@@ -1,9 +1,5 @@
-from synod.agents.planner import setup_planner
-from synod.service.runtime import service_main
+"""`python -m synod_services.planner`; the service is synod.roles.planner."""
 
-service_main(
-    "planner",
-    setup_planner,
-    "Synod planner: turns goals into plan DAGs, dispatches ready steps, puts the answer "
-    "to the vote and publishes each task's outcome.",
-)
+from synod.roles.planner.main import main
+
+main()

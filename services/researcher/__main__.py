@@ -1,9 +1,5 @@
-from synod.agents.worker import setup_worker
-from synod.service.runtime import service_main
+"""`python -m synod_services.researcher`; the service is synod.roles.worker."""
 
-service_main(
-    "researcher",
-    setup_worker("researcher"),
-    "Synod researcher: takes researcher steps from synod.steps.researcher, calls the model and "
-    "publishes StepCompleted or StepFailed to synod.task-events.",
-)
+from synod.roles.worker.main import main
+
+main("researcher")

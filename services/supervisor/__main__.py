@@ -1,21 +1,5 @@
-"""`python -m synod_services.supervisor`: the supervisor service process."""
+"""`python -m synod_services.supervisor`; the service is synod.roles.supervisor."""
 
-from __future__ import annotations
+from synod.roles.supervisor.main import main
 
-from synod_services.supervisor.service import install
-
-from synod.service.runtime import ServiceContext, service_main
-
-
-async def _setup(ctx: ServiceContext) -> None:
-    install(ctx)
-
-
-service_main(
-    "supervisor",
-    _setup,
-    "Synod supervisor: watches synod.heartbeats, synod.task-events and synod.votes; "
-    "restarts dead instances through a runtime (SYNOD_SUPERVISOR_RUNTIME=none|local|"
-    "kubernetes), reassigns stuck or looping steps (StepReassigned on synod.task-events) "
-    "and quarantines repeat hallucinators (QuarantineNotice on synod.supervisor).",
-)
+main()

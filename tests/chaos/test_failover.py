@@ -28,8 +28,8 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 from tests.localteam import environment, outcomes_by_task, read_topic, send_goals
 
-from synod.localkafka import free_port
-from synod.localrun import LocalRun
+from synod.dev.localkafka import free_port
+from synod.dev.localrun import LocalRun
 from synod.settings import KafkaSettings
 from synod.transport.topics import RESULTS, TASK_EVENTS, TASK_PARTITIONS
 from synod.wire import Codec, StepCompleted

@@ -24,8 +24,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from tests.localteam import environment, outcomes_by_task, read_topic, send_goals
 
-from synod.localkafka import free_port
-from synod.localrun import LocalRun
+from synod.dev.localkafka import free_port
+from synod.dev.localrun import LocalRun
 from synod.transport.topics import DLQ, RESULTS, TASK_EVENTS
 from synod.wire import (
     Codec,

@@ -110,14 +110,14 @@ def _commands(objects: list[dict[str, Any]]) -> dict[str, str]:
 def test_reload_wrapper_is_off_unless_asked(values: Path | None) -> None:
     commands = _commands(render(values))
     assert commands
-    assert not any("synod.devreload" in c for c in commands.values())
+    assert not any("synod.dev.devreload" in c for c in commands.values())
 
 
 def test_dev_reload_wraps_every_role_in_the_reloader() -> None:
     commands = _commands(render(None, "--set", "dev.reload=true"))
     assert set(commands) == ROLES
     for role, command in commands.items():
-        assert f"-m synod.devreload synod_services.{role}" in command, command
+        assert f"-m synod.dev.devreload synod_services.{role}" in command, command
 
 
 def test_dev_reload_rejects_a_non_boolean() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from tests.localteam import local_team, outcomes_by_task, read_topic, send_raw
 
-from synod.localrun import LocalRun
+from synod.dev.localrun import LocalRun
 from synod.transport.topics import DLQ, RESULTS, TASK_EVENTS, TASKS, topic_name
 from synod.wire import Codec, DeadLetter
 

@@ -34,9 +34,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 from tests.localteam import local_team, outcomes_by_task, read_topic, send_goals
 
-from synod.cli_dlq import read_dead_letters
-from synod.dlqview import POISON_REASONS
-from synod.localrun import LocalRun
+from synod.cli.dlq import read_dead_letters
+from synod.core.deadletters import POISON_REASONS
+from synod.dev.localrun import LocalRun
 from synod.transport.topics import (
     DLQ,
     RESULTS,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from synod.localkafka import free_port
+from synod.dev.localkafka import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -55,7 +55,7 @@ def test_up_restarts_a_dead_child_and_stops_everything(kafka: Any, tmp_path: Pat
         [
             sys.executable,
             "-m",
-            "synod.cli",
+            "synod.cli.main",
             "up",
             "--bootstrap",
             kafka.bootstrap,
@@ -91,7 +91,7 @@ def test_up_restarts_a_dead_child_and_stops_everything(kafka: Any, tmp_path: Pat
         }
 
         ps = subprocess.run(
-            [sys.executable, "-m", "synod.cli", "ps", "--json", "--run-dir", str(tmp_path)],
+            [sys.executable, "-m", "synod.cli.main", "ps", "--json", "--run-dir", str(tmp_path)],
             capture_output=True,
             text=True,
             timeout=60,

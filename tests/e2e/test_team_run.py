@@ -26,14 +26,14 @@ from typing import Any
 import pytest
 from tests.localteam import local_team
 
-from synod.agents.ids import derived_id
+from synod.cli.teamrun import TeamError, run_once
+from synod.core.plan.dag import load_project
+from synod.core.plan.modes import list_order
+from synod.core.plan.teampolicy import central_lists
+from synod.dev.localrun import LocalRun
+from synod.ids import derived_id
 from synod.llm.simcontent import expected_answer
-from synod.localrun import LocalRun
-from synod.plan.dag import load_project
-from synod.plan.modes import list_order
-from synod.plan.teampolicy import central_lists
-from synod.team.run import TeamError, run_once
-from synod.team.workspace import fold, materialise, read_records
+from synod.transport.workspace import fold, materialise, read_records
 from synod.wire import Envelope, StepCompleted, StepFailed, StepRequested, TaskCompleted
 from synod.wire.messages import FileWritten, StepCancelled, StepClaimed
 
@@ -133,7 +133,7 @@ async def test_a_paper_project_runs_on_three_coders_every_step_once(team: LocalR
 
     # The CLI, as a user runs it: one JSON object per run.
     env = {**os.environ, "SYNOD_BOOTSTRAP": team.bootstrap, "SYNOD_TOPIC_PREFIX": team.prefix}
-    argv = [sys.executable, "-m", "synod.cli", "team", "run", str(_project())]
+    argv = [sys.executable, "-m", "synod.cli.main", "team", "run", str(_project())]
     argv += ["--agents", "2", "--json", "--timeout", "240"]
     done = await asyncio.to_thread(
         subprocess.run, argv, env=env, capture_output=True, text=True, timeout=300, check=False
@@ -212,7 +212,7 @@ async def test_each_mode_runs_the_chain_project_on_three_coders(kafka: Any, tmp_
 
         # The CLI in a paper mode, as a user runs it.
         env = {**os.environ, "SYNOD_BOOTSTRAP": team.bootstrap, "SYNOD_TOPIC_PREFIX": team.prefix}
-        argv = [sys.executable, "-m", "synod.cli", "team", "run", str(CHAIN_PROJECT)]
+        argv = [sys.executable, "-m", "synod.cli.main", "team", "run", str(CHAIN_PROJECT)]
         argv += ["--agents", "3", "--mode", "claim", "--json", "--timeout", "240"]
         done = await asyncio.to_thread(
             subprocess.run, argv, env=env, capture_output=True, text=True, timeout=300, check=False
@@ -330,7 +330,7 @@ async def _outcomes_of(
     from aiokafka import AIOKafkaConsumer
     from aiokafka.structs import TopicPartition
 
-    from synod.cli_client import partition_for
+    from synod.cli.client import partition_for
     from synod.transport.admin import partition_counts
     from synod.transport.topics import TASK_EVENTS, topic_name
     from synod.wire import Codec

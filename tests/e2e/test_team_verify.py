@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from tests.localteam import CODEC, local_team, read_topic
 
-from synod.agents.ids import derived_id
+from synod.cli.teamrun import run_once
+from synod.core.plan.dag import Plan, load_project
+from synod.dev.localrun import LocalRun
+from synod.ids import derived_id
 from synod.llm.simcontent import expected_answer
-from synod.localrun import LocalRun
-from synod.plan.dag import Plan, load_project
-from synod.team.run import run_once
 from synod.transport.topics import TASK_EVENTS
 from synod.wire import (
     AnswerVerified,

@@ -28,11 +28,15 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from tests.localteam import local_team
 
-from synod.localrun import LocalRun
-from synod.plan.dag import Plan
-from synod.team.follow import RunLog
-from synod.team.run import submission
-from synod.team.workspace import (
+from synod.cli.follow import RunLog
+from synod.cli.teamrun import submission
+from synod.core.plan.dag import Plan
+from synod.core.workspace import write_id_for
+from synod.dev.localrun import LocalRun
+from synod.transport import Publisher
+from synod.transport.security import client_security
+from synod.transport.topics import TASK_EVENTS, TASKS, WORKSPACE, topic_name
+from synod.transport.workspace import (
     Materialised,
     fold,
     materialise,
@@ -40,13 +44,9 @@ from synod.team.workspace import (
     publish_record,
     read_records,
 )
-from synod.transport import Publisher
-from synod.transport.security import client_security
-from synod.transport.topics import TASK_EVENTS, TASKS, WORKSPACE, topic_name
 from synod.wire import Codec, Envelope, PlanStep, Sender, StepCompleted, StepRequested
 from synod.wire import TaskCompleted as Done
 from synod.wire.messages import FileWritten
-from synod.workspace import write_id_for
 
 pytestmark = pytest.mark.e2e
 

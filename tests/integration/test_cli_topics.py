@@ -10,7 +10,7 @@ import uuid
 
 def _synod(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "synod.cli", *args],
+        [sys.executable, "-m", "synod.cli.main", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -21,8 +21,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 
-from synod.cli_dlq import REPLAYED_FROM_HEADER
-from synod.dlqview import dead_letter_id
+from synod.cli.dlq import REPLAYED_FROM_HEADER
+from synod.core.deadletters import dead_letter_id
 from synod.transport import DeadLetterPublisher, KeyOrderedConsumer, Publisher, Received
 from synod.transport.admin import ensure_topics
 from synod.transport.dispatcher import RawRecord
@@ -35,7 +35,7 @@ CODEC = Codec()
 
 def _synod(prefix: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "synod.cli", "dlq", *args],
+        [sys.executable, "-m", "synod.cli.main", "dlq", *args],
         capture_output=True,
         text=True,
         timeout=120,

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from synod import localkafka
+from synod.dev import localkafka
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "synod.localkafka", *args],
+        [sys.executable, "-m", "synod.dev.localkafka", *args],
         capture_output=True,
         text=True,
         timeout=180,

@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from synod.agents.worker import H_OFFSET, H_RETRY, install_worker
+from synod.core.resilience.retrytopics import RetrySettings
 from synod.llm import LLMRequest, LLMResponse
 from synod.llm.errors import LLMTransientError
-from synod.resilience.retrytopics import RetrySettings
-from synod.service.runtime import ServiceContext, run_service
+from synod.roles.worker.service import H_OFFSET, H_RETRY, install_worker
+from synod.service.host import ServiceContext, run_service
 from synod.transport import Publisher
 from synod.transport.admin import ensure_topics
 from synod.transport.topics import (

@@ -13,9 +13,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 
-from synod import localkafka
+from synod.dev import localkafka
+from synod.dev.localkafka import BrokerInfo, ScramUser
 from synod.errors import BrokerError
-from synod.localkafka import BrokerInfo, ScramUser
 from synod.transport import Publisher
 from synod.transport.admin import ensure_topics
 from synod.transport.security import client_security, reload_from_environment

@@ -5,13 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from synod.team.workspace import fold, publish_record, read_records, writes_for
+from synod.core.workspace import written_version
 from synod.transport import Publisher
 from synod.transport.admin import ensure_topics
 from synod.transport.topics import WORKSPACE, topic_name
+from synod.transport.workspace import fold, publish_record, read_records, writes_for
 from synod.wire import Envelope, Sender
 from synod.wire.messages import LeaseGranted
-from synod.workspace import written_version
 
 CODER = Sender(role="coder", instance="coder-0")
 

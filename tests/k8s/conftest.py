@@ -18,7 +18,7 @@ import pytest
 import urllib3
 import yaml
 
-from synod.localkafka import free_port
+from synod.dev.localkafka import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S_VERSION = os.environ.get("K8S_VERSION", "v1.34.4")

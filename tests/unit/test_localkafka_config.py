@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from synod import localkafka
+from synod.dev import localkafka
 
 
 def test_single_node_settings_that_transactions_and_fast_joins_need(tmp_path: Path) -> None:

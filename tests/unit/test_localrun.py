@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from synod.dev.localrun import ROLES, parse_replicas
 from synod.errors import ConfigError
-from synod.localrun import ROLES, parse_replicas
 
 
 def test_defaults_and_overrides() -> None:

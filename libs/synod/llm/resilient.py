@@ -34,12 +34,12 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge
 
+from synod.core.resilience.breaker import BreakerConfig, Decision, Permit, State, Transition
+from synod.core.resilience.registry import BREAKERS, BreakerBoard
 from synod.errors import ConfigError, ErrorClass
+from synod.llm.bulkhead import Bulkhead, BulkheadFull
 from synod.llm.errors import LLMError, LLMTimeoutError, LLMTransientError
 from synod.llm.types import LLMBackend, LLMRequest, LLMResponse, add_usage
-from synod.resilience.breaker import BreakerConfig, Decision, Permit, State, Transition
-from synod.resilience.bulkhead import Bulkhead, BulkheadFull
-from synod.resilience.registry import BREAKERS, BreakerBoard
 from synod.wire.messages import Usage
 
 log = logging.getLogger("synod.llm")

@@ -8,13 +8,13 @@ import sys
 from collections.abc import Callable
 from typing import Literal
 
+from synod.core.resilience.breaker import BreakerConfig
 from synod.errors import ConfigError
 from synod.llm.faults import Latency, load_profile
 from synod.llm.resilient import ResilientBackend, Route
 from synod.llm.settings import LLMSettings, load_settings
 from synod.llm.sim import CrashHook, SimBackend, Sleep, exit_process
 from synod.llm.types import LLMBackend
-from synod.resilience.breaker import BreakerConfig
 
 BackendKind = Literal["anthropic", "sim"]
 

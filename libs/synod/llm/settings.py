@@ -35,7 +35,7 @@ class LLMSettings(BaseSettings):
             "SYNOD_LLM_FALLBACK", "SYNOD_LLM_FALLBACK_MODELS", "fallback_models"
         ),
     )
-    # The circuit breaker of each (provider, model); see synod.resilience.breaker.
+    # The circuit breaker of each (provider, model); see synod.core.resilience.breaker.
     breaker_window_s: float = Field(default=60.0, gt=0)
     breaker_min_calls: int = Field(default=20, ge=1)
     breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from prometheus_client import Counter
 
-from synod.dlqview import dead_letter_id
+from synod.core.deadletters import dead_letter_id
 from synod.errors import DecodeError, EncodeError, ErrorClass
 from synod.transport.dispatcher import RawRecord
 from synod.transport.producer import Publisher

@@ -397,7 +397,7 @@ class FileWritten(Body):
 
     Keyed `<task>/<path>/<write_id>` (compaction only merges redeliveries of
     one write) and put in the task's partition (one order per task); see
-    `synod.team.workspace`. `base_version` is the version vector the writer
+    `synod.transport.workspace`. `base_version` is the version vector the writer
     read (empty: a new file); `lease_token` echoes the step's lease in
     `strong` consistency, so a stale writer is fenced off.
     """

@@ -29,9 +29,9 @@ from typing import Any, Literal
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
-from synod.agents.ids import derived_id
-from synod.consensus import Decision, ProposalMachine, Tick, VoteReceived, replay, wiremap
-from synod.consensus.events import Event
+from synod.core.consensus import Decision, ProposalMachine, Tick, VoteReceived, replay, wiremap
+from synod.core.consensus.events import Event
+from synod.ids import derived_id
 from synod.transport import Publisher
 from synod.transport.topics import TASK_EVENTS, VOTES, topic_name
 from synod.wire import (

@@ -16,9 +16,9 @@ import aiohttp
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
-from synod_services.gateway.server import Gateway
-from synod_services.gateway.settings import GatewaySettings
 
+from synod.roles.gateway.server import Gateway
+from synod.roles.gateway.settings import GatewaySettings
 from synod.settings import KafkaSettings
 from synod.transport import Publisher
 from synod.transport.admin import ensure_topics
@@ -408,7 +408,7 @@ async def _synod(*args: str, prefix: str, timeout_s: float = 90) -> tuple[int, s
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "synod.cli",
+        "synod.cli.main",
         *args,
         env={**os.environ, "SYNOD_TOPIC_PREFIX": prefix},
         stdout=asyncio.subprocess.PIPE,

@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
+from synod.core.resilience.registry import BREAKERS
 from synod.llm import LLMRequest, LLMSettings, LLMTransientError, ResearchNotes, select_backend
-from synod.resilience.registry import BREAKERS
 
 PRIMARY, FALLBACK = "claude-sonnet-5-5", "claude-haiku-4-5"
 OUTAGE_S = float(os.environ.get("SYNOD_TEST_OUTAGE_S", "30"))

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from synod.core.resilience.registry import BREAKERS
 from synod.llm import LLMRequest, LLMSettings, LLMTimeoutError, select_backend
-from synod.resilience.registry import BREAKERS
 
 MODEL = "claude-sonnet-5-5"
 

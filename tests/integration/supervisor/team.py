@@ -16,7 +16,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from synod.service.runtime import ServiceContext, ServiceSettings, _heartbeats
+from synod.service.host import ServiceContext, ServiceSettings, _heartbeats
 from synod.settings import KafkaSettings
 from synod.transport.admin import ensure_topics
 from synod.transport.topics import TASK_EVENTS, TASKS, topic_name

@@ -15,19 +15,19 @@ import uuid
 from typing import Any
 
 import pytest
-from synod_services.consensus.service import install as install_consensus
-from synod_services.supervisor.service import SupervisorSettings
-from synod_services.supervisor.service import install as install_supervisor
 
-from synod.agents.planner import Planner
-from synod.agents.reviewer import Reviewer
-from synod.agents.worker import WORK_TOPICS, Worker
+from synod.core.task.machine import TaskConfig
 from synod.llm import LLMRequest, LLMResponse
 from synod.llm.faults import FaultProfile, Latency
 from synod.llm.sim import SimBackend
 from synod.llm.simcontent import WRONG_MARKER
-from synod.plan.task import TaskConfig
-from synod.service.runtime import ServiceContext
+from synod.roles.consensus.service import install as install_consensus
+from synod.roles.planner.service import Planner
+from synod.roles.reviewer.service import Reviewer
+from synod.roles.supervisor.service import SupervisorSettings
+from synod.roles.supervisor.service import install as install_supervisor
+from synod.roles.worker.service import WORK_TOPICS, Worker
+from synod.service.host import ServiceContext
 from synod.transport.topics import TASK_EVENTS, TASKS, VOTES
 from synod.wire import Envelope, PlanStep, StepRequested, TaskCompleted, TaskSubmitted
 from synod.wire.messages import StepReassigned

@@ -15,17 +15,17 @@ import uuid
 from typing import Any
 
 import pytest
-from synod_services.consensus.service import install as install_consensus
-from synod_services.supervisor.service import SupervisorSettings
-from synod_services.supervisor.service import install as install_supervisor
 
-from synod.agents.planner import Planner
-from synod.agents.reviewer import Reviewer
-from synod.agents.worker import WORK_TOPICS, Worker
+from synod.core.task.machine import TaskConfig
 from synod.llm.faults import FaultProfile, Latency
 from synod.llm.sim import SimBackend
-from synod.plan.task import TaskConfig
-from synod.service.runtime import ServiceContext
+from synod.roles.consensus.service import install as install_consensus
+from synod.roles.planner.service import Planner
+from synod.roles.reviewer.service import Reviewer
+from synod.roles.supervisor.service import SupervisorSettings
+from synod.roles.supervisor.service import install as install_supervisor
+from synod.roles.worker.service import WORK_TOPICS, Worker
+from synod.service.host import ServiceContext
 from synod.transport.topics import TASK_EVENTS, TASKS, VOTES
 from synod.wire import Envelope, PlanStep, TaskCompleted, TaskSubmitted, VoteRequested
 from synod.wire.messages import utc_now
@@ -51,7 +51,7 @@ async def test_a_reviewer_voting_against_the_team_is_left_out_of_later_electorat
         planners.append(p)
         ctx.consume("synod.planner", [TASKS, TASK_EVENTS], p.handle).on_assigned = p.rebuild
         bootstrap, topic = ctx.kafka.bootstrap, f"{ctx.kafka.topic_prefix}synod.supervisor"
-        from synod.supervisor import notices
+        from synod.roles.supervisor import notices
 
         ctx.background.append(lambda: notices.follow(bootstrap, topic, p.quarantine))
 

@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from synod.localkafka import free_port
-from synod.localrun import LocalRun
+from synod.dev.localkafka import free_port
+from synod.dev.localrun import LocalRun
 from synod.transport.topics import HEARTBEATS, topic_name
 from synod.wire import Codec, Heartbeat
 

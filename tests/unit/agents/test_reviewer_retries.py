@@ -7,9 +7,9 @@ from typing import Any, cast
 
 import pytest
 
-from synod.agents.reviewer import Reviewer
 from synod.llm import LLMRequest, LLMResponse, LLMTransientError, ReviewVerdict
 from synod.llm.errors import LLMPermanentError
+from synod.roles.reviewer.service import Reviewer
 from synod.wire import Usage
 
 VERDICT = ReviewVerdict(kind="reject", confidence=0.9, rationale="wrong")

@@ -12,11 +12,11 @@ from typing import Any, cast
 
 from prometheus_client import REGISTRY
 
-from synod.agents.answer_tests import AnswerTests
-from synod.agents.reviewer import Reviewer
 from synod.llm import LLMRequest, LLMResponse
 from synod.llm.sim import SimBackend
-from synod.team.verifier import Verdict, verify
+from synod.roles.reviewer.answer_tests import AnswerTests
+from synod.roles.reviewer.service import Reviewer
+from synod.sandbox import Verdict, verify
 from synod.transport import Received
 from synod.transport.dispatcher import RawRecord
 from synod.transport.topics import TASK_EVENTS, VOTES, TopicSpec

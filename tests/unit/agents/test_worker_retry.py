@@ -12,8 +12,11 @@ from typing import Any
 
 import pytest
 
-from synod.agents.metrics import STEP_RETRIES, STEP_RETRIES_EXHAUSTED
-from synod.agents.worker import (
+from synod.core.resilience.retrytopics import RetryTiers
+from synod.llm import LLMRequest, LLMResponse
+from synod.llm.errors import LLMPermanentError, LLMTransientError
+from synod.roles.metrics import STEP_RETRIES, STEP_RETRIES_EXHAUSTED
+from synod.roles.worker.service import (
     H_DUE_MS,
     H_FIRST_FAILED_MS,
     H_OFFSET,
@@ -24,10 +27,7 @@ from synod.agents.worker import (
     RETRY_CALL_STRIDE,
     Worker,
 )
-from synod.llm import LLMRequest, LLMResponse
-from synod.llm.errors import LLMPermanentError, LLMTransientError
-from synod.resilience.retrytopics import RetryTiers
-from synod.service.runtime import ServiceContext, ServiceSettings
+from synod.service.host import ServiceContext, ServiceSettings
 from synod.settings import KafkaSettings
 from synod.transport import Received
 from synod.transport.dispatcher import RawRecord
@@ -219,7 +219,7 @@ async def test_a_parked_record_waits_until_it_is_due(monkeypatch: pytest.MonkeyP
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    monkeypatch.setattr("synod.agents.worker.asyncio.sleep", sleep)
+    monkeypatch.setattr("synod.roles.worker.service.asyncio.sleep", sleep)
     rig = Rig(Model(overloaded()))
     await rig.first()
     topic, value, key, headers = rig.parked[-1]
@@ -234,9 +234,9 @@ async def test_a_parked_record_waits_until_it_is_due(monkeypatch: pytest.MonkeyP
 async def test_an_open_breaker_parks_the_step_until_it_may_probe_again() -> None:
     """Through the real ResilientBackend: the breaker's remaining open time becomes
     StepFailed.retry_after_s and the floor of the parked step's due time."""
+    from synod.core.resilience.breaker import BreakerConfig
+    from synod.core.resilience.registry import BreakerBoard
     from synod.llm.resilient import ResilientBackend
-    from synod.resilience.breaker import BreakerConfig
-    from synod.resilience.registry import BreakerBoard
 
     mono = [100.0]
     config = BreakerConfig(min_calls=1, open_for_s=30.0, retry_after_hold_s=None)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from synod.consensus import (
+from synod.core.consensus import (
     NO_QUORUM,
     REJECTED,
     Adaptive,
@@ -35,7 +35,7 @@ from synod.consensus import (
     VoteReceived,
     replay,
 )
-from synod.consensus.posterior import leader_confidence, regularized_beta
+from synod.core.consensus.posterior import leader_confidence, regularized_beta
 
 
 def voters(n: int) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synod.consensus import (
+from synod.core.consensus import (
     NO_QUORUM,
     Adaptive,
     Candidate,

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from synod_services.consensus.fold import PartitionFold, decision_message_id
 
-from synod.consensus import Decision, Event, Tick, VoteReceived, replay, wiremap
+from synod.core.consensus import Decision, Event, Tick, VoteReceived, replay, wiremap
+from synod.core.consensus.fold import PartitionFold, decision_message_id
 from synod.transport.topics import TASK_EVENTS, VOTES
 from synod.wire import (
     BallotDeadline,
@@ -254,7 +254,7 @@ def _random_log(rng: random.Random, proposals: int) -> list[Envelope[Any]]:
 def _offline(log: list[Envelope[Any]]) -> dict[str, Decision | None]:
     """An independent reading of the log: the planner's first request opens, the
     first copy of a message id counts, a marker is a Tick for its ballot."""
-    from synod.consensus import ProposalMachine
+    from synod.core.consensus import ProposalMachine
 
     results: dict[str, Decision | None] = {}
     machines: dict[str, tuple[ProposalMachine, set[str], list[Event]]] = {}

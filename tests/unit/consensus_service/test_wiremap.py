@@ -1,4 +1,4 @@
-"""Wire <-> core conversion (synod.consensus.wiremap)."""
+"""Wire <-> core conversion (synod.core.consensus.wiremap)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from synod.consensus import (
+from synod.core.consensus import (
     Adaptive,
     ConfidenceWeighted,
     Decision,

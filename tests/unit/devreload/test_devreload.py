@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from synod.devreload import changed, main, package_roots, snapshot
+from synod.dev.devreload import changed, main, package_roots, snapshot
 
 
 def test_changed_reports_added_removed_and_modified() -> None:
@@ -29,7 +29,7 @@ def test_snapshot_sees_only_python_sources(tmp_path: Path) -> None:
 
 def test_watched_roots_include_the_synod_package() -> None:
     roots = package_roots()
-    assert any((r / "devreload.py").exists() for r in roots)
+    assert any((r / "dev" / "devreload.py").exists() for r in roots)
 
 
 def test_usage_error_without_a_module() -> None:
@@ -38,7 +38,7 @@ def test_usage_error_without_a_module() -> None:
 
 def test_child_exit_code_is_the_reloaders_exit_code() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "synod.devreload", "json.tool", "/nonexistent-file"],
+        [sys.executable, "-m", "synod.dev.devreload", "json.tool", "/nonexistent-file"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -55,7 +55,7 @@ def test_a_source_change_restarts_the_child_in_place(tmp_path: Path) -> None:
     main_py.write_text("import time\nprint('started', flush=True)\ntime.sleep(60)\n")
     env = {**os.environ, "PYTHONPATH": str(tmp_path), "SYNOD_RELOAD_PACKAGES": "reloadme"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "synod.devreload", "reloadme"],
+        [sys.executable, "-m", "synod.dev.devreload", "reloadme"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from synod.dlqview import (
+from synod.core.deadletters import (
     DeadLetterFilter,
     DeadLetterIndex,
     ReplayLog,

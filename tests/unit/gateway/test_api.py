@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
-from synod_services.gateway.app import create_app
-from synod_services.gateway.view import TaskFeed
 
+from synod.core.taskview import TaskIndex
 from synod.errors import BrokerError, EncodeError
-from synod.taskview import TaskIndex
+from synod.roles.gateway.app import create_app
+from synod.roles.gateway.view import TaskFeed
 from synod.wire import (
     Body,
     Codec,

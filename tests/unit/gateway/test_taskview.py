@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from synod.taskview import PREVIEW_CHARS, TaskIndex, TaskView, add_usage
+from synod.core.taskview import PREVIEW_CHARS, TaskIndex, TaskView, add_usage
 from synod.wire import (
     Body,
     Candidate,

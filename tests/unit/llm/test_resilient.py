@@ -13,14 +13,14 @@ from collections.abc import Awaitable, Callable
 import pytest
 from prometheus_client import REGISTRY
 
+from synod.core.resilience.breaker import BreakerConfig
+from synod.core.resilience.registry import BreakerBoard
 from synod.errors import ConfigError
 from synod.llm import LLMPermanentError, LLMRequest, LLMResponse, LLMTransientError
 from synod.llm.errors import LLMTimeoutError
 from synod.llm.faults import FaultProfile, Latency
 from synod.llm.resilient import ResilientBackend, Route
 from synod.llm.sim import SimBackend
-from synod.resilience.breaker import BreakerConfig
-from synod.resilience.registry import BreakerBoard
 from synod.wire.messages import Usage
 
 CFG = BreakerConfig(window_s=60, min_calls=3, failure_rate_threshold=0.5, open_for_s=10)

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from synod.agents.worker import Worker
+from synod.core.resilience.registry import BREAKERS
 from synod.llm import LLMSettings, select_backend
-from synod.resilience.registry import BREAKERS
-from synod.service.runtime import ServiceContext, ServiceSettings
+from synod.roles.worker.service import Worker
+from synod.service.host import ServiceContext, ServiceSettings
 from synod.settings import KafkaSettings
 from synod.transport import Received
 from synod.transport.dispatcher import RawRecord

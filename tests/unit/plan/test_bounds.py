@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synod.plan import (
+from synod.core.plan import (
     Plan,
     amdahl_bound,
     bounds,

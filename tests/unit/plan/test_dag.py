@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from synod.core.plan import Plan, PlanError, load_project
 from synod.errors import SynodError
-from synod.plan import Plan, PlanError, load_project
 from synod.wire import PlanStep, TaskSubmitted
 
 PAPER = Path("/work/shared/paper/tasks")

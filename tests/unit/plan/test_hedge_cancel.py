@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from synod.agents.ids import derived_id
-from synod.plan.task import Publish, TaskConfig, TaskMachine, forward_to
+from synod.core.task.machine import Publish, TaskConfig, TaskMachine, forward_to
+from synod.ids import derived_id
 from synod.wire import Body, Envelope, PlanStep, Sender, StepCompleted, StepFailed, TaskSubmitted
 from synod.wire.messages import StepCancelled
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from synod.errors import ConfigError
-from synod.plan import Plan
-from synod.plan.modes import (
+from synod.core.plan import Plan
+from synod.core.plan.modes import (
     AttemptFailed,
     AttemptFinished,
     AttemptStarted,
@@ -25,6 +24,7 @@ from synod.plan.modes import (
     list_order,
     make_engine,
 )
+from synod.errors import ConfigError
 
 
 def make_plan(*steps: tuple[str, list[str]], priorities: dict[str, int] | None = None) -> Plan:

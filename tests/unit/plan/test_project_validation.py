@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from synod.plan import PlanError, load_project
+from synod.core.plan import PlanError, load_project
 
 
 def task(tid: str, deps: list[str] | None = None, files: list[str] | None = None) -> dict[str, Any]:

@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synod.errors import ConfigError
-from synod.plan import (
+from synod.core.plan import (
     Cancel,
     Dispatch,
     Event,
@@ -26,6 +25,7 @@ from synod.plan import (
     StepFinished,
     Tick,
 )
+from synod.errors import ConfigError
 
 
 def make_plan(*steps: tuple[str, list[str]]) -> Plan:

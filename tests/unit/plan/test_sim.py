@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synod.plan import (
+from synod.core.plan import (
     Cancel,
     Hedge,
     Plan,

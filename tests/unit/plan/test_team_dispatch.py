@@ -2,7 +2,7 @@
 
 Deterministic: a small discrete-event driver folds each request's completion
 back after the step's fixed duration, as the log would, and the same project
-runs through the simulator's engines (`synod.plan.modes`) for comparison.
+runs through the simulator's engines (`synod.core.plan.modes`) for comparison.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from synod.plan.dag import Plan, load_project
-from synod.plan.modes import (
+from synod.core.plan.dag import Plan, load_project
+from synod.core.plan.modes import (
     AttemptFinished,
     CentralEngine,
     ClaimAttempted,
@@ -23,8 +23,7 @@ from synod.plan.modes import (
     Tick,
     list_order,
 )
-from synod.plan.task import Publish, TaskConfig, TaskMachine
-from synod.plan.teampolicy import (
+from synod.core.plan.teampolicy import (
     SharedList,
     TeamLabelError,
     central_lists,
@@ -33,6 +32,7 @@ from synod.plan.teampolicy import (
     central_waits,
     team_of,
 )
+from synod.core.task.machine import Publish, TaskConfig, TaskMachine
 from synod.wire import Body, Envelope, PlanStep, Sender, StepCompleted, TaskSubmitted
 from synod.wire.messages import StepClaimed, StepRequested, TaskFailed
 

@@ -7,9 +7,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synod.plan import Plan
-from synod.plan.modes import CentralEngine, EngineConfig
-from synod.plan.teamsim import SimConfig, simulate_team
+from synod.core.plan import Plan
+from synod.core.plan.modes import CentralEngine, EngineConfig
+from synod.core.plan.teamsim import SimConfig, simulate_team
 
 
 @st.composite

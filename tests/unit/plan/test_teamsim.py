@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from synod.errors import ConfigError
-from synod.plan import Plan, load_project
-from synod.plan.modes import MODES, EngineConfig
-from synod.plan.teamsim import (
+from synod.core.plan import Plan, load_project
+from synod.core.plan.modes import MODES, EngineConfig
+from synod.core.plan.teamsim import (
     BOARD,
     Ack,
     SimConfig,
@@ -22,7 +21,8 @@ from synod.plan.teamsim import (
     step_durations,
     team_report,
 )
-from synod.workspace import Applied, FileWrite, VersionVector, Workspace
+from synod.core.workspace import Applied, FileWrite, VersionVector, Workspace
+from synod.errors import ConfigError
 
 TASKS = Path(__file__).resolve().parents[4] / "shared" / "paper" / "tasks"
 PROJECTS = sorted(TASKS.glob("*/p*.json"))
@@ -208,7 +208,7 @@ def test_bad_settings_are_rejected() -> None:
 
 
 def test_the_straggler_gap_is_per_wave_of_n_steps_in_start_order() -> None:
-    from synod.plan.report import straggler_gap
+    from synod.core.plan.report import straggler_gap
 
     times = {"a": 1.0, "b": 3.0, "c": 2.0, "d": 2.0}
     starts = {"a": 0.0, "b": 0.0, "c": 1.0, "d": 3.0}
@@ -219,7 +219,7 @@ def test_the_straggler_gap_is_per_wave_of_n_steps_in_start_order() -> None:
 
 
 def test_estimates_come_from_the_project_when_it_has_them() -> None:
-    from synod.plan.teamsim import load_estimates
+    from synod.core.plan.teamsim import load_estimates
 
     tasks = [{"id": "a", "estimate_s": 4}, {"id": "b"}]
     assert load_estimates({"tasks": tasks}) == {"a": 4.0}

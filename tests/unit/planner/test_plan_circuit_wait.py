@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from synod.agents.planner import PLAN_ATTEMPTS, Planner
+from synod.core.task.machine import TaskConfig, TaskMachine
 from synod.llm import LLMRequest, LLMResponse, PlanOutput
 from synod.llm.errors import LLMTransientError
-from synod.plan.task import TaskConfig, TaskMachine
+from synod.roles.planner.service import PLAN_ATTEMPTS, Planner
 from synod.wire import Envelope, PlanProposed, Sender, TaskFailed, TaskSubmitted, Usage
 
 CLIENT = Sender(role="client", instance="c")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from synod.plan.task import Publish, TaskMachine
+from synod.core.task.machine import Publish, TaskMachine
 from synod.wire import PlanProposed, PlanStep, StepCompleted
 from synod.wire.messages import utc_now
 

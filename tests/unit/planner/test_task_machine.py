@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from synod.plan.task import ANSWER, Publish, RequestPlan, TaskConfig, TaskMachine, forward_to
+from synod.core.task.machine import (
+    ANSWER,
+    Publish,
+    RequestPlan,
+    TaskConfig,
+    TaskMachine,
+    forward_to,
+)
 from synod.wire import (
     Body,
     Decision,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from synod.plan.task import Publish, TaskConfig, TaskMachine
+from synod.core.task.machine import Publish, TaskConfig, TaskMachine
 from synod.wire import Body, Envelope, PlanStep, Sender, StepCompleted, StepRequested, TaskSubmitted
 from synod.wire.messages import StepReassigned, StepRetrying
 

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from synod.agents.ids import derived_id
-from synod.plan.task import ANSWER, Publish, TaskMachine
-from synod.plan.verdicts import verdict_of_runs
+from synod.core.plan.verdicts import verdict_of_runs
+from synod.core.task.machine import ANSWER, Publish, TaskMachine
+from synod.ids import derived_id
 from synod.wire import (
     AnswerVerified,
     Body,

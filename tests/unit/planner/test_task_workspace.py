@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from synod.plan.task import MAX_MERGE_ROUNDS, Publish, TaskMachine
-from synod.team.workspace import WorkspaceRecord, fold, writes_for
+from synod.core.task.machine import MAX_MERGE_ROUNDS, Publish, TaskMachine
+from synod.core.workspace import written_version
+from synod.transport.workspace import WorkspaceRecord, fold, writes_for
 from synod.wire import PlanStep, StepCompleted, StepFailed, StepRequested, TaskFailed, VoteRequested
 from synod.wire.messages import LeaseGranted
-from synod.workspace import written_version
 
 from .test_task_machine import env, feed, submitted
 

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from synod.resilience.backoff import RetryPolicy
+from synod.core.resilience.backoff import RetryPolicy
 
 P = RetryPolicy(base_s=0.1, cap_s=5.0, max_attempts=8)
 

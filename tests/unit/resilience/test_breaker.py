@@ -2,7 +2,7 @@
 
 import pytest
 
-from synod.resilience.breaker import BreakerConfig, CircuitBreaker, Permit
+from synod.core.resilience.breaker import BreakerConfig, CircuitBreaker, Permit
 
 C = BreakerConfig(
     window_s=10,

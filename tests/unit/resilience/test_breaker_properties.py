@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from synod.resilience.breaker import STATES, BreakerConfig, CircuitBreaker, Permit
+from synod.core.resilience.breaker import STATES, BreakerConfig, CircuitBreaker, Permit
 
 
 @dataclass

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synod.resilience.bulkhead import Bulkhead, BulkheadCore, BulkheadFull
+from synod.llm.bulkhead import Bulkhead, BulkheadCore, BulkheadFull
 
 
 def test_admits_up_to_the_limit_then_queues_in_order() -> None:

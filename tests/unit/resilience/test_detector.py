@@ -3,7 +3,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from synod.resilience.detector import PhiAccrualDetector
+from synod.core.resilience.detector import PhiAccrualDetector
 
 
 def regular(d: PhiAccrualDetector, n: int = 20, every: float = 1.0) -> float:

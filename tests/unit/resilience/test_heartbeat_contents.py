@@ -10,11 +10,11 @@ import asyncio
 
 import pytest
 
+from synod.core.resilience.breaker import BreakerConfig
+from synod.core.resilience.registry import BREAKERS
 from synod.llm import LLMRequest, LLMResponse, LLMTransientError
 from synod.llm.resilient import ResilientBackend, Route
-from synod.resilience.breaker import BreakerConfig
-from synod.resilience.registry import BREAKERS
-from synod.service.runtime import ServiceContext, ServiceSettings, heartbeat
+from synod.service.host import ServiceContext, ServiceSettings, heartbeat
 from synod.settings import KafkaSettings
 from synod.transport import Received
 from synod.transport.dispatcher import RawRecord

@@ -8,8 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from synod.errors import ConfigError
-from synod.resilience.retrytopics import (
+from synod.core.resilience.retrytopics import (
     Exhausted,
     Park,
     RetrySettings,
@@ -17,6 +16,7 @@ from synod.resilience.retrytopics import (
     parse_delays,
     parse_limits,
 )
+from synod.errors import ConfigError
 
 TIERS = RetryTiers(delays_s=(1.0, 5.0, 20.0), base_s=2.0)
 delays = st.lists(st.floats(0.001, 1000.0), min_size=1, max_size=6).map(lambda d: tuple(sorted(d)))

@@ -6,10 +6,9 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-from synod_services.supervisor.service import SupervisorService, signature
-
-from synod.supervisor import core
-from synod.supervisor.runtime import NoRuntime
+from synod.core import supervisor as core
+from synod.roles.supervisor.service import SupervisorService, signature
+from synod.runtimes import NoRuntime
 from synod.wire import (
     Candidate,
     Decision,
@@ -82,7 +81,7 @@ def test_votes_abstentions_own_and_stale_heartbeats() -> None:
 
 
 def test_the_charts_environment_names_are_read(monkeypatch: Any) -> None:
-    from synod_services.supervisor.service import SupervisorSettings
+    from synod.roles.supervisor.service import SupervisorSettings
 
     monkeypatch.setenv("SYNOD_RUNTIME", "kubernetes")
     monkeypatch.setenv("SYNOD_NAMESPACE", "agents")

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synod.supervisor.core import (
+from synod.core.supervisor import (
     DecisionSeen,
     HeartbeatSeen,
     Quarantine,

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from synod.supervisor.runtime import KubernetesRuntime, RuntimeError_
+from synod.runtimes import KubernetesRuntime, RuntimeError_
 
 
 class Recorder(BaseHTTPRequestHandler):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from synod.supervisor.runtime import LocalProcessRuntime, RuntimeError_, request_path
+from synod.runtimes import LocalProcessRuntime, RuntimeError_, request_path
 
 
 @pytest.fixture

@@ -6,17 +6,16 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from synod_services.supervisor.service import SupervisorService
-
-from synod.supervisor import core
-from synod.supervisor.core import (
+from synod.core import supervisor as core
+from synod.core.supervisor import (
     Reassign,
     StepParkedSeen,
     StepRequestedSeen,
     Supervisor,
     SupervisorConfig,
 )
-from synod.supervisor.runtime import NoRuntime
+from synod.roles.supervisor.service import SupervisorService
+from synod.runtimes import NoRuntime
 from synod.wire import Envelope, Sender
 from synod.wire.messages import StepRetrying
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from synod.plan.task import Publish, TaskConfig, TaskMachine, electorate
+from synod.core.task.machine import Publish, TaskConfig, TaskMachine, electorate
 from synod.wire import (
     Body,
     Decision,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from synod.cli import app
-from synod.plan.dag import load_project
+from synod.cli.main import app
+from synod.core.plan.dag import load_project
 
 RUNNER = CliRunner()
 
@@ -48,7 +48,7 @@ def test_a_bad_project_is_refused_with_the_problem_named(
 
 @pytest.mark.parametrize("mode", ["central", "claim", "synod"])
 def test_every_mode_runs_over_kafka(mode: str) -> None:
-    from synod.team.run import check_mode, submission
+    from synod.cli.teamrun import check_mode, submission
 
     check_mode(mode)  # no error: all three are scheduled by the planner
     plan = load_project({"project": "t", "tasks": [_task("a")]})

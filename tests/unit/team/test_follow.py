@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from synod.plan.dag import load_project
-from synod.team.follow import RunLog
+from synod.cli.follow import RunLog
+from synod.core.plan.dag import load_project
 from synod.wire import (
     Envelope,
     Sender,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from synod.team.verifier import verify
+from synod.sandbox import verify
 
 CODE = {"add.py": "def add(a, b):\n    return a + b\n"}
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from synod.agents.worker import Worker
 from synod.llm import LLMSettings, select_backend
-from synod.service.runtime import ServiceContext, ServiceSettings
+from synod.roles.worker.service import Worker
+from synod.service.host import ServiceContext, ServiceSettings
 from synod.settings import KafkaSettings
 from synod.transport import Received
 from synod.transport.dispatcher import RawRecord

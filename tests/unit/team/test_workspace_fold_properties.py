@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synod.team.workspace import WorkspaceRecord, fold, lost_writes, writes_for
+from synod.core.workspace import VersionVector, write_id_for, written_version
+from synod.transport.workspace import WorkspaceRecord, fold, lost_writes, writes_for
 from synod.wire.messages import FileWritten, LeaseGranted
-from synod.workspace import VersionVector, write_id_for, written_version
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 
-from synod.team.workspace import (
+from synod.core.workspace import written_version
+from synod.transport.workspace import (
     fold,
     infer_mode,
     lease_key,
@@ -19,7 +20,6 @@ from synod.team.workspace import (
     writes_for,
 )
 from synod.wire.messages import FileWritten, LeaseGranted
-from synod.workspace import written_version
 
 
 def test_every_record_has_its_own_key_so_compaction_only_merges_redeliveries() -> None:

@@ -13,7 +13,15 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synod.workspace import Applied, Conflict, FileWrite, Lease, Rejected, VersionVector, Workspace
+from synod.core.workspace import (
+    Applied,
+    Conflict,
+    FileWrite,
+    Lease,
+    Rejected,
+    VersionVector,
+    Workspace,
+)
 
 FILES = ("a.py", "b.py")
 Op = tuple[int, bool, int]  # (writer, read-or-write, file)

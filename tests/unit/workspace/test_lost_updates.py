@@ -19,7 +19,7 @@ from typing import Literal
 from hypothesis import Phase, find, given, settings
 from hypothesis import strategies as st
 
-from synod.workspace import (
+from synod.core.workspace import (
     Applied,
     FileView,
     FileWrite,

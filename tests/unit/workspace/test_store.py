@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from synod.workspace import (
+from synod.core.workspace import (
     Applied,
     Conflict,
     FileWrite,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synod.workspace import Lease, LeaseDenied, LeaseTable, VersionVector
+from synod.core.workspace import Lease, LeaseDenied, LeaseTable, VersionVector
 
 VV = VersionVector.of
 vectors = st.dictionaries(st.sampled_from("abc"), st.integers(0, 3)).map(VV)

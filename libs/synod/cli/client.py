@@ -1,0 +1,606 @@
+"""Client commands of `synod`: submit a task, follow it, read its status, watch all tasks.
+
+They talk to Kafka directly, not through the gateway: a task goes to
+`synod.tasks` as the short form's envelope (so the same task id is the same
+message from every entry point), and a task is followed by reading its
+partition of `synod.task-events` and `synod.results` from the beginning with a
+group-less consumer, folded into a `TaskView`.
+
+    synod submit GOAL [--task-id ID] [--reviewers N] [--policy P] [--plan FILE]
+                      [--wait] [--timeout S] [--json] [--bootstrap B]
+    synod status ID [--json] [--bootstrap B]
+    synod watch [--json] [--bootstrap B]
+
+Merged into the `synod` app by `synod.cli.main`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import os
+import signal
+import socket
+import sys
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, cast, get_args
+
+import typer
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.structs import TopicPartition
+from pydantic import TypeAdapter, ValidationError
+from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+from rich.table import Table
+
+from synod.cli.output import BootstrapOption, JsonOption, emit, fail
+from synod.core.taskview import TaskIndex, TaskView
+from synod.errors import BrokerError, DecodeError, SynodError
+from synod.settings import KafkaSettings
+from synod.transport.admin import partition_counts
+from synod.transport.security import client_security
+from synod.transport.topics import RESULTS, TASK_EVENTS, TASKS, topic_name
+from synod.wire import (
+    Codec,
+    Decision,
+    Envelope,
+    PlanProposed,
+    PlanStep,
+    Sender,
+    StepCompleted,
+    StepFailed,
+    StepRequested,
+    TaskCompleted,
+    TaskFailed,
+    TaskSubmitted,
+    Vote,
+    VoteRequested,
+)
+from synod.wire.messages import PolicyName
+
+app = typer.Typer()  # submit, status, watch: merged into the top level by synod.cli.main
+
+_POLICIES: tuple[str, ...] = get_args(PolicyName)
+_UNKNOWN_TOPIC = 3  # Kafka error code UNKNOWN_TOPIC_OR_PARTITION
+_POLL_MS = 200
+
+
+# ---------------------------------------------------------------- output
+
+
+def _usage(message: str) -> typer.Exit:
+    print(f"error: {message}", file=sys.stderr)
+    return typer.Exit(code=2)
+
+
+# ---------------------------------------------------------------- reading a task's log
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition the producer puts a key in (aiokafka's default: murmur2, as Java's)."""
+    every = list(range(partitions))
+    return int(DefaultPartitioner()(key, every, every))
+
+
+class TaskReader:
+    """Reads `synod.task-events` and `synod.results` from the beginning into a TaskIndex.
+
+    Group-less: nothing is committed and nothing is shared with other readers.
+    With a task id, only the partition holding that task is read (the producer's
+    partitioner on the key), and other tasks' records are skipped.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        prefix: str = "",
+        task_id: str | None = None,
+        codec: Codec | None = None,
+    ) -> None:
+        self.bootstrap = bootstrap
+        self.task_id = task_id
+        self.task_events = topic_name(TASK_EVENTS, prefix)
+        self.results = topic_name(RESULTS, prefix)
+        self.codec = codec or Codec()
+        self.index = TaskIndex()
+        self.undecodable = 0
+        self._consumer: AIOKafkaConsumer | None = None
+        self._partitions: list[TopicPartition] = []
+
+    async def __aenter__(self) -> TaskReader:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        counts = await partition_counts(self.bootstrap, [self.task_events, self.results])
+        key = self.task_id.encode() if self.task_id is not None else None
+        self._partitions = [
+            TopicPartition(topic, p)
+            for topic, count in counts.items()
+            for p in ([partition_for(key, count)] if key is not None else range(count))
+        ]
+        consumer = AIOKafkaConsumer(
+            **client_security(),
+            bootstrap_servers=self.bootstrap,
+            client_id="synod-cli",
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        try:
+            await consumer.start()
+        except (KafkaError, OSError) as exc:
+            raise BrokerError(f"cannot reach Kafka at {self.bootstrap}: {exc}") from exc
+        self._consumer = consumer
+        consumer.assign(self._partitions)
+        await consumer.seek_to_beginning(*self._partitions)
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    def _running(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            raise RuntimeError("the reader is not started")
+        return self._consumer
+
+    async def poll(self, timeout_ms: int = _POLL_MS) -> list[TaskView]:
+        """One fetch; the views it changed, in the order they changed."""
+        batch = await self._running().getmany(timeout_ms=timeout_ms, max_records=1_000)
+        changed: dict[str, TaskView] = {}
+        for tp, records in batch.items():
+            logged = tp.topic == self.task_events
+            for record in records:
+                view = self._apply(record.value, record.offset if logged else None)
+                if view is not None:
+                    changed[view.task_id] = view
+        return list(changed.values())
+
+    def _apply(self, value: bytes | None, log_offset: int | None) -> TaskView | None:
+        try:
+            envelope = self.codec.decode(value if value is not None else b"")
+        except DecodeError:
+            self.undecodable += 1  # what cannot be read cannot be shown; the rest can
+            return None
+        if self.task_id is not None and envelope.task_id != self.task_id:
+            return None
+        return self.index.apply(envelope, log_offset)
+
+    async def read_to_end(self, *, log_only: bool = False) -> None:
+        """Read until what the topics hold now (or just the task log's partitions)."""
+        consumer = self._running()
+        wanted = [tp for tp in self._partitions if not log_only or tp.topic == self.task_events]
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(wanted)
+        pending = set(wanted)
+        while pending:
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+            if pending:
+                await self.poll()
+
+
+# ---------------------------------------------------------------- progress
+
+
+class _Progress:
+    """Prints a task's events on stderr as they arrive, each once, in log order."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.shown: set[str] = set()
+        self.accepted = False
+
+    def show(self, view: TaskView, *, final: bool = False) -> None:
+        for envelope, log_offset in view.entries():
+            if envelope.message_id in self.shown:
+                if envelope.type == "TaskSubmitted" and log_offset is not None:
+                    self._accepted()
+                continue
+            if log_offset is None and envelope.type != "TaskSubmitted" and not final:
+                break  # read on synod.results ahead of the log: wait for the log's order
+            self.shown.add(envelope.message_id)
+            line = _describe(envelope)
+            if line:
+                self.console.print(line, highlight=False)
+            if envelope.type == "TaskSubmitted" and log_offset is not None:
+                self._accepted()
+
+    def _accepted(self) -> None:
+        if not self.accepted:
+            self.accepted = True
+            self.console.print("[dim]accepted: the task is in its log; planning[/dim]")
+
+
+def _describe(envelope: Envelope[Any]) -> str | None:
+    body = envelope.body
+    if isinstance(body, TaskSubmitted):
+        return f"submitted: {escape(_short(body.goal, 100))}"
+    if isinstance(body, PlanProposed):
+        steps = ", ".join(f"{s.step_id} ({s.role})" for s in body.steps[:8])
+        more = f" and {len(body.steps) - 8} more" if len(body.steps) > 8 else ""
+        return f"plan {escape(body.plan_id)}: {len(body.steps)} steps: {escape(steps)}{more}"
+    if isinstance(body, StepRequested):
+        return f"[dim]step {escape(body.step_id)} requested ({body.role})[/dim]"
+    if isinstance(body, StepCompleted):
+        return (
+            f"[green]✓[/green] step {escape(body.step_id)} completed "
+            f"in {body.duration_s:.1f}s: {escape(_short(body.output, 80))}"
+        )
+    if isinstance(body, StepFailed):
+        return (
+            f"[red]✗[/red] step {escape(body.step_id)} failed ({body.error_class}): "
+            f"{escape(_short(body.error, 120))}"
+        )
+    if isinstance(body, VoteRequested):
+        return (
+            f"vote requested on {escape(body.proposal_id)} (ballot {body.ballot}, {body.policy}): "
+            f"{len(body.candidates)} candidate(s), electorate {escape(', '.join(body.electorate))}"
+        )
+    if isinstance(body, Vote):
+        return f"[dim]vote from {escape(body.voter)}: {body.kind}[/dim]"
+    if isinstance(body, Decision):
+        tally = ", ".join(f"{k}={v:g}" for k, v in sorted(body.tally.items()))
+        provisional = " [yellow](provisional)[/yellow]" if body.provisional else ""
+        return (
+            f"decision on {escape(body.proposal_id)}: {escape(body.outcome)} "
+            f"(tally {escape(tally) or '-'}, quorum {body.quorum}){provisional}"
+        )
+    if isinstance(body, TaskCompleted):
+        return f"[green bold]completed[/green bold] in {body.duration_s:.1f}s"
+    if isinstance(body, TaskFailed):
+        return f"[red bold]failed[/red bold] ({body.error_class}): {escape(body.reason)}"
+    return None
+
+
+def _short(text: str, limit: int) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+# ---------------------------------------------------------------- synod submit
+
+
+def _read_plan(path: Path) -> list[PlanStep]:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise _usage(f"--plan {path}: not a readable JSON file: {exc}") from None
+    steps = doc.get("steps") if isinstance(doc, dict) else doc
+    try:
+        return TypeAdapter(list[PlanStep]).validate_python(steps)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(file)"
+        raise _usage(
+            f"--plan {path}: expected a list of steps (or {{'steps': [...]}}); "
+            f"at {where}: {first['msg']}"
+        ) from None
+
+
+def _submission(task_id: str, body: TaskSubmitted, sender: Sender) -> Envelope[TaskSubmitted]:
+    # Through the short form's decoder, so the message id is the one every entry
+    # point derives from the task id: submitting the same task twice is one task.
+    short = {"task_id": task_id, **body.model_dump(mode="json")}
+    decoded = Codec().decode(json.dumps(short).encode())
+    envelope: Envelope[TaskSubmitted] = decoded.model_copy(update={"sender": sender})
+    return envelope
+
+
+@app.command("submit")
+def submit_command(
+    goal: Annotated[str, typer.Argument(help="what the team should do")],
+    task_id: Annotated[
+        str | None, typer.Option("--task-id", help="the task's id (default: a new UUID)")
+    ] = None,
+    reviewers: Annotated[
+        int, typer.Option(min=1, max=31, help="reviewers voting on the answer")
+    ] = 3,
+    policy: Annotated[str, typer.Option(help=f"voting policy: {', '.join(_POLICIES)}")] = (
+        "majority"
+    ),
+    plan: Annotated[
+        Path | None,
+        typer.Option("--plan", help="a JSON file with the task's plan: a list of steps"),
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="follow the task and print its result")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="with --wait: give up after this many seconds")
+    ] = 600.0,
+    as_json: JsonOption = False,
+    bootstrap: BootstrapOption = None,
+) -> None:
+    """Submit a task to synod.tasks; with --wait, follow it to its outcome.
+
+    Exit status with --wait: 0 when the task completed, 1 when it failed or the
+    wait timed out.
+    """
+    if policy not in _POLICIES:
+        raise _usage(f"--policy must be one of {', '.join(_POLICIES)}, not {policy!r}")
+    steps = _read_plan(plan) if plan is not None else None
+    task_id = task_id or uuid.uuid4().hex
+    if not 1 <= len(task_id) <= 200:
+        raise _usage("--task-id must be 1 to 200 characters")
+    try:
+        body = TaskSubmitted(
+            goal=goal, reviewers=reviewers, policy=cast(PolicyName, policy), plan=steps
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise _usage(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    settings = KafkaSettings()
+    address = bootstrap or settings.bootstrap
+    instance = os.environ.get("SYNOD_INSTANCE") or f"cli-{socket.gethostname()}"
+    envelope = _submission(task_id, body, Sender(role="client", instance=instance))
+    stderr = Console(stderr=True)
+    try:
+        code = asyncio.run(
+            _submit(envelope, address, settings.topic_prefix, wait, timeout, as_json, stderr)
+        )
+    except SynodError as exc:
+        raise fail(str(exc), as_json) from None
+    raise typer.Exit(code=code)
+
+
+async def _submit(
+    envelope: Envelope[TaskSubmitted],
+    bootstrap: str,
+    prefix: str,
+    wait: bool,
+    timeout_s: float,
+    as_json: bool,
+    stderr: Console,
+) -> int:
+    from synod.transport import Publisher
+
+    assert envelope.task_id is not None
+    task_id = envelope.task_id
+    topic = topic_name(TASKS, prefix)
+    publisher = Publisher(bootstrap, client_id="synod-cli")
+    try:
+        await publisher.start()
+    except (KafkaError, OSError) as exc:
+        raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
+    try:
+        meta = await publisher.publish(topic, envelope)
+    except KafkaError as exc:
+        raise BrokerError(f"publishing to {topic} failed: {exc}") from exc
+    finally:
+        await publisher.stop()
+    where = {
+        "task_id": task_id,
+        "message_id": envelope.message_id,
+        "topic": topic,
+        "partition": meta.partition,
+        "offset": meta.offset,
+    }
+    if not wait:
+        if as_json:
+            emit(where)
+        else:
+            print(task_id)
+        return 0
+    stderr.print(f"task [bold]{escape(task_id)}[/bold] submitted to {escape(topic)}")
+    async with TaskReader(bootstrap, prefix, task_id) as reader:
+        reader.index.apply(envelope)  # known before the planner logs it
+        view = reader.index.get(task_id)
+        assert view is not None
+        progress = _Progress(stderr)
+        progress.show(view)
+        finished = await _follow(reader, task_id, progress, timeout_s, stderr)
+        view = reader.index.get(task_id) or view
+    if as_json:
+        emit(view.to_json())
+    if not finished:
+        print(
+            f"error: task {task_id} did not finish within {timeout_s:g}s "
+            f"(state: {view.state}); follow it with `synod status {task_id}`",
+            file=sys.stderr,
+        )
+        return 1
+    status = view.status()
+    if status.state == "completed":
+        if not as_json:
+            print(status.result or "")
+        return 0
+    reason = status.failure.reason if status.failure else "unknown"
+    print(f"error: task {task_id} failed: {reason}", file=sys.stderr)
+    return 1
+
+
+async def _follow(
+    reader: TaskReader, task_id: str, progress: _Progress, timeout_s: float, stderr: Console
+) -> bool:
+    """Until the task's outcome (True) or the timeout (False)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            with stderr.status("waiting for the team…", spinner="dots") as spinner:
+                while True:
+                    for view in await reader.poll():
+                        progress.show(view)
+                        spinner.update(f"{view.state}…")
+                    current = reader.index.get(task_id)
+                    if current is not None and current.terminal:
+                        # The outcome may have been read on synod.results ahead of the
+                        # log; everything before it is in the log by now.
+                        await reader.read_to_end(log_only=True)
+                        progress.show(current, final=True)
+                        return True
+    except TimeoutError:
+        return False
+
+
+# ---------------------------------------------------------------- synod status
+
+
+@app.command("status")
+def status_command(
+    task_id: Annotated[str, typer.Argument(help="the task's id")],
+    as_json: JsonOption = False,
+    bootstrap: BootstrapOption = None,
+) -> None:
+    """Print a task's status, read from synod.task-events and synod.results."""
+    settings = KafkaSettings()
+    address = bootstrap or settings.bootstrap
+    try:
+        view = asyncio.run(_read_task(address, settings.topic_prefix, task_id))
+    except SynodError as exc:
+        raise fail(str(exc), as_json) from None
+    if view is None:
+        raise fail(
+            f"no task {task_id!r} in {topic_name(TASK_EVENTS, settings.topic_prefix)} or "
+            f"{topic_name(RESULTS, settings.topic_prefix)}",
+            as_json,
+        )
+    if as_json:
+        emit(view.to_json())
+        return
+    _print_status(Console(), view)
+
+
+async def _read_task(bootstrap: str, prefix: str, task_id: str) -> TaskView | None:
+    async with TaskReader(bootstrap, prefix, task_id) as reader:
+        await reader.read_to_end()
+        return reader.index.get(task_id)
+
+
+def _print_status(console: Console, view: TaskView) -> None:
+    s = view.status()
+    colour = {"completed": "green", "failed": "red"}.get(s.state, "yellow")
+    console.print(f"[bold]{escape(s.task_id)}[/bold]  [{colour}]{s.state}[/{colour}]")
+    console.print(f"goal: {escape(_short(s.goal, 200))}")
+    if s.steps:
+        table = Table(box=None, pad_edge=False)
+        for column in ("STEP", "ROLE", "STATUS", "TRIES", "SECONDS", "OUTPUT"):
+            table.add_column(column)
+        for step in s.steps:
+            table.add_row(
+                escape(step.step_id),
+                step.role,
+                step.status,
+                str(step.attempts),
+                f"{step.duration_s:.1f}" if step.duration_s is not None else "-",
+                escape(_short(step.output_preview or step.error, 60)),
+            )
+        console.print(table)
+    for vote in s.votes:
+        decided = vote.decision
+        outcome = (
+            f"-> {escape(decided.outcome)} (quorum {decided.quorum}"
+            f"{', provisional' if decided.provisional else ''})"
+            if decided
+            else "(open)"
+        )
+        console.print(
+            f"vote {escape(vote.proposal_id)} ballot {vote.ballot}, "
+            f"electorate {escape(', '.join(vote.electorate))} {outcome}"
+        )
+    if s.usage.calls or s.usage.input_tokens:
+        console.print(
+            f"usage: {s.usage.calls} calls, {s.usage.input_tokens} in / "
+            f"{s.usage.output_tokens} out tokens, ${s.usage.cost_usd:.4f}"
+        )
+    if s.result is not None:
+        console.print("result:", style="bold")
+        console.print(s.result, markup=False, highlight=False)
+    if s.failure is not None:
+        console.print(f"[red]failure[/red] ({s.failure.error_class}): {escape(s.failure.reason)}")
+
+
+# ---------------------------------------------------------------- synod watch
+
+
+@app.command("watch")
+def watch_command(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print one JSON snapshot of every task and exit")
+    ] = False,
+    bootstrap: BootstrapOption = None,
+    limit: Annotated[int, typer.Option(min=1, help="rows in the live table")] = 30,
+) -> None:
+    """A live table of tasks until Ctrl-C; with --json, one snapshot."""
+    settings = KafkaSettings()
+    address = bootstrap or settings.bootstrap
+    try:
+        if as_json:
+            views = asyncio.run(_snapshot(address, settings.topic_prefix))
+            emit({"tasks": [v.to_json() for v in views]})
+            return
+        asyncio.run(_watch_live(address, settings.topic_prefix, limit))
+    except SynodError as exc:
+        raise fail(str(exc), as_json) from None
+
+
+async def _snapshot(bootstrap: str, prefix: str) -> list[TaskView]:
+    async with TaskReader(bootstrap, prefix) as reader:
+        await reader.read_to_end()
+        return list(reader.index)
+
+
+async def _watch_live(bootstrap: str, prefix: str, limit: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with TaskReader(bootstrap, prefix) as reader:
+            with Live(_table([], 0), auto_refresh=False, transient=False) as live:
+                while not stop.is_set():
+                    if await reader.poll():
+                        live.update(_table(reader.index, limit), refresh=True)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError, RuntimeError):
+                loop.remove_signal_handler(sig)
+
+
+def _table(views: Iterable[TaskView], limit: int) -> Table:
+    table = Table(title="synod tasks (Ctrl-C to stop)", title_justify="left")
+    for column in ("TASK", "STATE", "STEPS", "VOTE", "UPDATED", "GOAL / RESULT"):
+        table.add_column(column, overflow="ellipsis", no_wrap=True)
+    colours = {"completed": "green", "failed": "red"}
+    for view in itertools.islice(views, limit):
+        s = view.status()
+        done = sum(step.status == "completed" for step in s.steps)
+        decision = s.decision.outcome if s.decision else ("open" if s.votes else "-")
+        updated = _ago(s.updated_at)
+        text = s.result if s.result is not None else s.failure.reason if s.failure else s.goal
+        colour = colours.get(s.state, "yellow")
+        table.add_row(
+            escape(_short(s.task_id, 24)),
+            f"[{colour}]{s.state}[/{colour}]",
+            f"{done}/{len(s.steps)}" if s.steps else "-",
+            escape(decision),
+            updated,
+            escape(_short(text, 60)),
+        )
+    return table
+
+
+def _ago(at: datetime | None) -> str:
+    if at is None:
+        return "-"
+    seconds = max(0.0, (datetime.now(UTC) - at).total_seconds())
+    if seconds < 120:
+        return f"{seconds:.0f}s ago"
+    if seconds < 7_200:
+        return f"{seconds / 60:.0f}m ago"
+    return at.strftime("%Y-%m-%d %H:%M")
+
+
+__all__ = ["TaskReader", "partition_for"]

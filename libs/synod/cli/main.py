@@ -1,0 +1,231 @@
+"""The `synod` command line.
+
+Every command that prints data takes `--json` and then prints exactly one JSON
+document on stdout; progress and logs go to stderr. Exit status: 0 on success,
+1 when the operation failed, 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from synod import __version__
+from synod.cli import client, dlq, team
+from synod.cli.output import BootstrapOption, JsonOption, emit, fail
+from synod.errors import SynodError
+from synod.settings import KafkaSettings
+from synod.transport.security import client_security
+
+app = typer.Typer(
+    name="synod",
+    help="Run teams of LLM agents as a distributed system over Apache Kafka.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+topics_app = typer.Typer(help="Kafka topics of the catalogue.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+app.add_typer(client.app)  # submit, status, watch
+app.add_typer(dlq.app, name="dlq")
+app.add_typer(team.app, name="team")
+
+
+@app.command()
+def version(as_json: JsonOption = False) -> None:
+    """Print Synod's version."""
+    if as_json:
+        emit({"version": __version__})
+    else:
+        print(__version__)
+
+
+@app.command()
+def config(as_json: JsonOption = False) -> None:
+    """Print the effective settings (from SYNOD_* variables and defaults)."""
+    settings = KafkaSettings()
+    doc = {"kafka": settings.model_dump()}
+    if as_json:
+        emit(doc)
+        return
+    for section, values in doc.items():
+        for key, value in values.items():
+            print(f"{section}.{key} = {value}")
+
+
+@topics_app.command("create")
+def topics_create(
+    bootstrap: BootstrapOption = None,
+    prefix: Annotated[
+        str | None, typer.Option(help="topic name prefix (default: SYNOD_TOPIC_PREFIX)")
+    ] = None,
+    partitions: Annotated[
+        int | None, typer.Option(min=1, help="override every topic's partition count")
+    ] = None,
+    replication_factor: Annotated[
+        int, typer.Option(min=1, help="replicas per partition (3 on a production cluster)")
+    ] = 1,
+    as_json: JsonOption = False,
+) -> None:
+    """Create the catalogue's topics that do not exist yet; safe to run again."""
+    from synod.transport.admin import ensure_topics
+
+    settings = KafkaSettings()
+    address = bootstrap or settings.bootstrap
+    topic_prefix = settings.topic_prefix if prefix is None else prefix
+    try:
+        reports = asyncio.run(
+            ensure_topics(
+                address,
+                prefix=topic_prefix,
+                partitions=partitions,
+                replication_factor=replication_factor,
+            )
+        )
+    except SynodError as exc:
+        raise fail(str(exc), as_json) from None
+    if as_json:
+        emit({"bootstrap": address, "topics": [asdict(r) for r in reports]})
+        return
+    for r in reports:
+        note = f"  ({r.note})" if r.note else ""
+        print(f"{r.action:<8} {r.topic}  partitions={r.partitions}{note}")
+    created = sum(r.action == "created" for r in reports)
+    print(f"{created} created, {len(reports) - created} already existed", file=sys.stderr)
+
+
+@app.command()
+def up(
+    bootstrap: BootstrapOption = None,
+    backend: Annotated[
+        str | None, typer.Option(help="LLM backend: sim or anthropic (default: auto)")
+    ] = None,
+    replicas: Annotated[
+        list[str] | None, typer.Option("--replicas", help="ROLE=N, repeatable (e.g. coder=3)")
+    ] = None,
+    fault_profile: Annotated[
+        str | None, typer.Option(help="sim fault profile: none, flaky, hostile, or a file")
+    ] = None,
+    gateway_port: Annotated[int, typer.Option(help="the gateway's HTTP port")] = 8080,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="where logs and the process list go (default .cache/up)")
+    ] = None,
+) -> None:
+    """Run a local broker (unless --bootstrap) and every service as a child process."""
+    from synod.dev.localrun import LocalRun, parse_replicas
+    from synod.dev.localrun import up as run_up
+
+    if backend not in (None, "sim", "anthropic"):
+        print("error: --backend is sim or anthropic", file=sys.stderr)
+        raise typer.Exit(code=2)
+    try:
+        counts = parse_replicas(replicas or [])
+    except SynodError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(code=2) from None
+    run = LocalRun(
+        bootstrap=bootstrap,
+        backend=backend,
+        fault_profile=fault_profile,
+        replicas=counts,
+        prefix=KafkaSettings().topic_prefix,
+        gateway_port=gateway_port,
+    )
+    if run_dir is not None:
+        run.run_dir = run_dir
+    raise typer.Exit(code=asyncio.run(run_up(run)))
+
+
+@app.command()
+def ps(
+    as_json: JsonOption = False,
+    run_dir: Annotated[Path | None, typer.Option(help="the run dir `synod up` used")] = None,
+) -> None:
+    """List the instances `synod up` runs, with their last heartbeat."""
+    from synod.dev.localrun import read_state
+
+    state = read_state(run_dir)
+    if state is None:
+        raise fail("no `synod up` is running here", as_json)
+    beats = asyncio.run(_last_heartbeats(state["bootstrap"], state["prefix"]))
+    rows = []
+    for child in state["children"]:
+        beat = beats.get(child["instance"])
+        rows.append(
+            {
+                **child,
+                "state": beat["state"] if beat else "no heartbeat",
+                "last_heartbeat_s_ago": beat["age_s"] if beat else None,
+                "in_flight": beat["in_flight"] if beat else [],
+            }
+        )
+    if as_json:
+        emit({"bootstrap": state["bootstrap"], "instances": rows})
+        return
+    print(f"{'ROLE':<11}{'INSTANCE':<14}{'PID':>8}  {'STATE':<13}{'HEARTBEAT':>10}  RESTARTS")
+    for r in rows:
+        age = f"{r['last_heartbeat_s_ago']:.1f}s" if r["last_heartbeat_s_ago"] is not None else "-"
+        print(
+            f"{r['role']:<11}{r['instance']:<14}{r['pid'] or '-':>8}  {r['state']:<13}"
+            f"{age:>10}  {r['restarts']}"
+        )
+
+
+async def _last_heartbeats(bootstrap: str, prefix: str) -> dict[str, dict[str, Any]]:
+    """The newest heartbeat of each instance from the last minute of synod.heartbeats."""
+    import time
+
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.structs import TopicPartition
+
+    from synod.transport.admin import partition_counts
+    from synod.transport.topics import HEARTBEATS, topic_name
+    from synod.wire import Codec, Heartbeat
+
+    topic = topic_name(HEARTBEATS, prefix)
+    count = (await partition_counts(bootstrap, [topic]))[topic]
+    consumer = AIOKafkaConsumer(
+        **client_security(), bootstrap_servers=bootstrap, enable_auto_commit=False
+    )
+    await consumer.start()
+    codec, latest = Codec(), {}
+    try:
+        tps = [TopicPartition(topic, p) for p in range(count)]
+        consumer.assign(tps)
+        since = int((time.time() - 60) * 1000)
+        starts = await consumer.offsets_for_times({tp: since for tp in tps})
+        ends = await consumer.end_offsets(tps)
+        for tp in tps:
+            found = starts.get(tp)
+            consumer.seek(tp, found.offset if found else ends[tp])
+        pending = {tp for tp in tps if (starts.get(tp) is not None)}
+        while pending:
+            batch = await consumer.getmany(*pending, timeout_ms=500)
+            for records in batch.values():
+                for r in records:
+                    envelope = codec.decode(r.value)
+                    if isinstance(envelope.body, Heartbeat):
+                        latest[envelope.body.instance] = {
+                            "state": envelope.body.state,
+                            "age_s": round(time.time() - r.timestamp / 1000, 1),
+                            "in_flight": envelope.body.in_flight,
+                        }
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+    finally:
+        await consumer.stop()
+    return latest
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,573 @@
+"""A team of n agents running a plan in virtual time: any mode, seeded, with a real workspace.
+
+`simulate_team(plan, n, mode, seed)` drives one of the engines in
+`synod.core.plan.modes` with a discrete-event loop. Everything random comes from
+the seed, so one seed reproduces a run exactly:
+
+- Step durations are lognormal with sigma 0.5 (heavy-tailed, as LLM calls
+  are) and the step's mean: its estimate if the project gives one, else 1.0.
+  Attempt k of step s draws from its own stream, `Random("seed/s/k")`, so the
+  first attempts are the same whatever the mode or the team size (that is
+  what makes "speedup against one agent" and the bounds compare like with
+  like), and a hedge gets an independent draw.
+- With `failure_rate` > 0 an attempt may fail (transient, seeded per
+  attempt): it writes nothing and the engine retries it.
+- Every file a step writes goes through `synod.core.workspace.Workspace` when the
+  attempt finishes, based on the version its agent read when it started. In
+  `strong` consistency the writer takes the file's lease first and gives it
+  back after; in `eventual` consistency concurrent writes become siblings,
+  and the sim resolves them at once by keeping the first in log order (the
+  discarded version stays on record).
+- In claim mode each claim is also a write to the shared list, one file per
+  step (`.synod/board/<step>`, as a compacted topic keyed by step would hold
+  it), based on what the agent read; the agent reads the list, and its claim
+  lands `claim_latency_s` later. Two claims of one step are therefore two
+  writes of one file, and the workspace must detect the second: a stale base
+  in `strong` mode, siblings in `eventual` mode. The sim checks that the
+  workspace and the engine agree on every such race.
+
+After the run, `lost_writes` compares the final workspace with every write
+it acknowledged: each must still be covered by its file's final version, or
+be on record as discarded by a resolution. A run with a lost write is
+reported, never silently accepted.
+
+Messages are counted as the Kafka records each mode's protocol would
+produce (consumed records are not counted; heartbeats are not, they depend
+on wall time and not on the run):
+
+    every mode      1 TaskSubmitted + 1 TaskCompleted
+                    1 result (StepCompleted/StepFailed) per attempt that reports
+                    1 FileWrite (or Resolve) per workspace write, accepted or not
+                    strong consistency: + 1 lease acquire + 1 lease release per write
+    central         1 StepRequested per Run (the assignment, sent to the agent)
+    claim           the claim is its board write (counted there); Runs send nothing,
+                    the agent starts work itself
+    synod           1 StepRequested per Run and per Hedge, 1 StepCancelled per Cancel
+
+Tokens are a stand-in for the cost of LLM time: `tokens_per_s` times the time
+every attempt ran, cancelled ones up to their cancel.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import math
+import random
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any, Literal
+
+from synod.core.plan.dag import Plan
+from synod.core.plan.modes import (
+    MODES,
+    Action,
+    AttemptFailed,
+    AttemptFinished,
+    AttemptStarted,
+    Cancel,
+    CentralEngine,
+    ClaimAttempted,
+    ClaimEngine,
+    ClaimGranted,
+    ClaimLost,
+    EngineConfig,
+    EngineStats,
+    Hedge,
+    Mode,
+    Run,
+    SynodEngine,
+    TeamDone,
+    TeamEvent,
+    TeamFailed,
+    Tick,
+    make_engine,
+)
+from synod.core.plan.report import RunReport, build_report
+from synod.core.workspace import (
+    Applied,
+    Conflict,
+    FileWrite,
+    Lease,
+    Rejected,
+    Resolve,
+    VersionVector,
+    Workspace,
+)
+from synod.errors import ConfigError
+
+Consistency = Literal["strong", "eventual"]
+BOARD = ".synod/board"
+_MAX_ROUNDS = 1_000_000  # a bound on the loop; a 20-step plan needs a few hundred
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """How the simulated team behaves. Defaults are the bench's."""
+
+    sigma: float = 0.5
+    consistency: Consistency = "strong"
+    claim_latency_s: float = 0.05  # reading the list to the claim landing on it
+    tokens_per_s: float = 1000.0
+    lease_ttl_s: float = 60.0
+    failure_rate: float = 0.0  # chance that an attempt fails (transient) instead of writing
+    engine: EngineConfig = field(default_factory=EngineConfig)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.failure_rate < 1.0:
+            raise ConfigError(f"failure_rate must be in [0, 1), got {self.failure_rate}")
+        if not (math.isfinite(self.sigma) and self.sigma >= 0):
+            raise ConfigError(f"sigma must be finite and >= 0, got {self.sigma}")
+        if self.consistency not in ("strong", "eventual"):
+            raise ConfigError(f"consistency must be strong or eventual, got {self.consistency}")
+        if not self.claim_latency_s >= 0:
+            raise ConfigError(f"claim_latency_s must be >= 0, got {self.claim_latency_s}")
+        if not self.lease_ttl_s > 0:
+            raise ConfigError(f"lease_ttl_s must be > 0, got {self.lease_ttl_s}")
+
+
+def draw_duration(
+    seed: int, step_id: str, attempt: int, mean: float = 1.0, sigma: float = 0.5, stream: str = ""
+) -> float:
+    """Attempt `attempt` of `step_id` under `seed`: lognormal with this mean and sigma.
+
+    `stream` (the project's name) keeps projects with the same step ids apart.
+    """
+    if not (math.isfinite(mean) and mean > 0):
+        raise ConfigError(f"a step's mean duration must be > 0, got {mean} for '{step_id}'")
+    mu = math.log(mean) - sigma * sigma / 2  # E[lognormal] = exp(mu + sigma^2 / 2)
+    return random.Random(f"{seed}/{stream}/{step_id}/{attempt}").lognormvariate(mu, sigma)
+
+
+def step_durations(
+    plan: Plan, seed: int, sigma: float = 0.5, estimates: Mapping[str, float] | None = None
+) -> dict[str, float]:
+    """Every step's first-attempt duration under `seed`: the durations the bounds use."""
+    est = estimates or {}
+    return {s: draw_duration(seed, s, 1, est.get(s, 1.0), sigma, plan.name) for s in plan.ids}
+
+
+def load_estimates(source: Mapping[str, Any] | str | PathLike[str]) -> dict[str, float] | None:
+    """Per-task `estimate_s` from a project (dict or JSON file); None if no task has one.
+
+    The paper's files carry none; a project that does gets lognormal means from
+    them (tasks without one keep 1.0) and synod mode ranks by them.
+    """
+    if isinstance(source, Mapping):
+        data: Any = source
+    else:
+        data = json.loads(Path(source).read_text(encoding="utf-8"))
+    tasks = data.get("tasks") if isinstance(data, Mapping) else None
+    out: dict[str, float] = {}
+    for task in tasks if isinstance(tasks, list) else []:
+        if not isinstance(task, Mapping) or "estimate_s" not in task:
+            continue
+        value = task["estimate_s"]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(
+                f"task '{task.get('id')}': estimate_s must be a number, got {value!r}"
+            )
+        if not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"task '{task.get('id')}': estimate_s must be > 0, got {value}")
+        out[str(task.get("id"))] = float(value)
+    return out or None
+
+
+@dataclass(frozen=True)
+class Ack:
+    """An acknowledged (accepted) workspace write."""
+
+    write_id: str
+    path: str
+    content: str
+    version: VersionVector
+
+
+@dataclass(frozen=True)
+class LostWrite:
+    ack: Ack
+    reason: str
+
+
+def lost_writes(workspace: Workspace, acks: Sequence[Ack]) -> tuple[LostWrite, ...]:
+    """Acknowledged writes the final workspace no longer holds, and not on record as discarded.
+
+    A write is kept when its file's final version covers its version (it, or
+    something that read it, is there). A final version must also carry the
+    content of the write that made it, so a store that kept the version but
+    changed the bytes is caught too.
+    """
+    discarded = {w for c in workspace.conflicts() for w in c.discarded}
+    by_id = {a.write_id: a for a in acks}
+    out: list[LostWrite] = []
+    for ack in acks:
+        view = workspace.read(ack.path)
+        if ack.write_id in discarded:
+            continue
+        if not view.version.covers(ack.version):
+            out.append(LostWrite(ack, f"final version {view.version} does not cover {ack.version}"))
+    for path in workspace.paths():
+        for sib in workspace.read(path).siblings:
+            mine = by_id.get(sib.write_id)
+            if mine is not None and mine.content != sib.content:
+                out.append(LostWrite(mine, f"{path} holds other content under its write id"))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class StepTime:
+    """The winning attempt of a step."""
+
+    step_id: str
+    attempt: int
+    agent: str
+    start: float
+    finish: float
+
+
+@dataclass(frozen=True)
+class TeamRun:
+    """One simulated run: what happened and what it cost."""
+
+    mode: Mode
+    n: int
+    seed: int
+    makespan: float
+    durations: dict[str, float]  # first-attempt durations: the run's measured step durations
+    steps: tuple[StepTime, ...]
+    stats: EngineStats
+    messages: dict[str, int]
+    tokens: int
+    writes: int
+    concurrent_writes: int  # writes the workspace detected as concurrent (rejected or siblings)
+    lost: tuple[LostWrite, ...]
+    outputs_per_step: dict[str, int]  # accepted writes of each step's files: 1 per file expected
+    workspace: Workspace
+
+
+@dataclass
+class _Attempt:
+    step_id: str
+    attempt: int
+    agent: str
+    start: float
+    finish: float
+    bases: dict[str, VersionVector]
+
+
+def simulate_team(
+    plan: Plan,
+    n: int,
+    mode: Mode,
+    seed: int,
+    config: SimConfig | None = None,
+    *,
+    estimates: Mapping[str, float] | None = None,
+    attempt_durations: Mapping[tuple[str, int], float] | None = None,
+) -> TeamRun:
+    """Run `plan` with `n` agents in `mode`; `attempt_durations` pins chosen attempts (tests)."""
+    cfg = config or SimConfig()
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode '{mode}'; expected one of {', '.join(MODES)}")
+    if n < 1:
+        raise ConfigError(f"a team needs at least one agent, got {n}")
+    agents = tuple(f"agent-{i}" for i in range(n))
+    est = dict(estimates or {})
+    engine = make_engine(mode, plan, agents, cfg.engine, est or None)
+    ws = Workspace(cfg.consistency)
+    pinned = attempt_durations or {}
+    durations = step_durations(plan, seed, cfg.sigma, est)
+    return _Sim(plan, agents, mode, seed, cfg, engine, ws, est, pinned, durations).run()
+
+
+class _Sim:
+    def __init__(
+        self,
+        plan: Plan,
+        agents: tuple[str, ...],
+        mode: Mode,
+        seed: int,
+        cfg: SimConfig,
+        engine: CentralEngine | ClaimEngine | SynodEngine,
+        ws: Workspace,
+        est: dict[str, float],
+        pinned: Mapping[tuple[str, int], float],
+        durations: dict[str, float],
+    ) -> None:
+        self.plan, self.agents, self.mode, self.seed, self.cfg = plan, agents, mode, seed, cfg
+        self.engine = engine
+        self.ws, self.est, self.pinned, self.durations = ws, est, pinned, durations
+        self.free = list(range(len(agents)))  # pool order: lowest index first
+        self.index = {a: i for i, a in enumerate(agents)}
+        self.running: dict[tuple[str, int], _Attempt] = {}
+        self.queue: list[tuple[float, int, tuple[str, ...]]] = []
+        self.seq = 0
+        self.now = 0.0
+        self.messages: Counter[str] = Counter()
+        self.run_time = 0.0
+        self.acks: list[Ack] = []
+        self.writes = 0
+        self.concurrent = 0
+        self.board_races = 0
+        self.claims_lost = 0
+        self.in_flight: dict[str, VersionVector] = {}  # agent -> board version it read
+        self.won: dict[str, StepTime] = {}
+        self.outputs: Counter[str] = Counter()
+        self.dots = 0
+
+    # ------------------------------------------------------------ loop
+
+    def run(self) -> TeamRun:
+        engine = self.engine
+        self.messages["task"] += 2
+        events: list[TeamEvent] = [Tick(0.0)]
+        for _ in range(_MAX_ROUNDS):
+            actions = engine.handle(events)
+            events = []
+            done = self._carry_out(actions, events)
+            if done is not None:
+                return self._result(done, engine.stats)
+            if isinstance(engine, ClaimEngine):
+                self._read_the_list(engine)
+            if events:
+                continue  # AttemptStarted reports go back at the same instant
+            deadline = engine.next_deadline()
+            times = [self.queue[0][0]] if self.queue else []
+            if deadline is not None:
+                times.append(deadline)
+            if not times:
+                raise RuntimeError(f"{self.mode} team stalled at t={self.now}: nothing can happen")
+            self.now = min(times)
+            while self.queue and self.queue[0][0] == self.now:
+                _, _, item = heapq.heappop(self.queue)
+                self._arrive(item, events)
+            events.append(Tick(self.now))
+        raise RuntimeError(f"{self.mode} team did not finish in {_MAX_ROUNDS} rounds")
+
+    def _carry_out(self, actions: Sequence[Action], events: list[TeamEvent]) -> TeamDone | None:
+        for a in actions:
+            if isinstance(a, Run | Hedge):
+                agent = a.agent if isinstance(a, Run) else None
+                self._start(a.step_id, a.attempt, agent, events)
+                if self.mode != "claim":
+                    self.messages["step_requested"] += 1
+            elif isinstance(a, Cancel):
+                self.messages["step_cancelled"] += 1
+                att = self.running.pop((a.step_id, a.attempt), None)
+                if att is not None:
+                    self.run_time += self.now - att.start
+                    heapq.heappush(self.free, self.index[att.agent])
+            elif isinstance(a, ClaimGranted):
+                self.in_flight.pop(a.agent, None)
+            elif isinstance(a, ClaimLost):
+                self.claims_lost += 1
+                self.in_flight.pop(a.agent, None)
+            elif isinstance(a, TeamDone):
+                return a
+            elif isinstance(a, TeamFailed):
+                raise RuntimeError(f"{self.mode} team failed in simulation: {a}")
+        if self.claims_lost != self.board_races:
+            raise RuntimeError(
+                f"engine and workspace disagree on claim races: {self.claims_lost} lost claims, "
+                f"{self.board_races} concurrent board writes"
+            )
+        return None
+
+    def _start(
+        self, step_id: str, attempt: int, agent: str | None, events: list[TeamEvent]
+    ) -> None:
+        if agent is None:
+            if not self.free:
+                raise RuntimeError(f"{self.mode} engine ran {step_id} with no free agent")
+            agent = self.agents[heapq.heappop(self.free)]
+            events.append(AttemptStarted(step_id, attempt, agent, self.now))
+        else:
+            i = self.index[agent]
+            if i not in self.free:
+                raise RuntimeError(f"{self.mode} engine gave {step_id} to busy {agent}")
+            self.free.remove(i)
+            heapq.heapify(self.free)
+        length = self.pinned.get((step_id, attempt))
+        if length is None:
+            length = (
+                self.durations[step_id]
+                if attempt == 1
+                else draw_duration(
+                    self.seed,
+                    step_id,
+                    attempt,
+                    self.est.get(step_id, 1.0),
+                    self.cfg.sigma,
+                    self.plan.name,
+                )
+            )
+        bases = {f: self.ws.read(f).version for f in self.plan.step(step_id).files}
+        att = _Attempt(step_id, attempt, agent, self.now, self.now + length, bases)
+        self.running[(step_id, attempt)] = att
+        self._push(att.finish, ("finish", step_id, str(attempt)))
+
+    def _push(self, t: float, item: tuple[str, ...]) -> None:
+        self.seq += 1
+        heapq.heappush(self.queue, (t, self.seq, item))
+
+    def _arrive(self, item: tuple[str, ...], events: list[TeamEvent]) -> None:
+        if item[0] == "finish":
+            att = self.running.pop((item[1], int(item[2])), None)
+            if att is None:
+                return  # cancelled before it finished
+            self.run_time += att.finish - att.start
+            heapq.heappush(self.free, self.index[att.agent])
+            self.messages["result"] += 1
+            if self._fails(att):
+                events.append(AttemptFailed(att.step_id, att.attempt, att.agent, self.now))
+                return
+            for path, base in att.bases.items():
+                if self._write(path, f"{att.step_id}#{att.attempt}", att.agent, base, att.step_id):
+                    self.outputs[att.step_id] += 1
+            if att.step_id not in self.won:
+                self.won[att.step_id] = StepTime(
+                    att.step_id, att.attempt, att.agent, att.start, att.finish
+                )
+            events.append(AttemptFinished(att.step_id, att.attempt, att.agent, self.now))
+        else:  # a claim lands on the list
+            agent, step_id = item[1], item[2]
+            path = f"{BOARD}/{step_id}"
+            first = self._write(path, f"claimed by {agent}", agent, self.in_flight[agent], "")
+            if not first:
+                self.board_races += 1
+            events.append(ClaimAttempted(agent, step_id, self.now))
+
+    def _fails(self, att: _Attempt) -> bool:
+        if self.cfg.failure_rate == 0.0:
+            return False
+        key = f"{self.seed}/{self.plan.name}/{att.step_id}/{att.attempt}/fails"
+        return random.Random(key).random() < self.cfg.failure_rate
+
+    def _read_the_list(self, engine: ClaimEngine) -> None:
+        for agent in self.agents:
+            if agent in self.in_flight or not engine.idle(agent):
+                continue
+            step_id = engine.choose(agent)
+            if step_id is None:
+                continue
+            self.in_flight[agent] = self.ws.read(f"{BOARD}/{step_id}").version
+            self._push(self.now + self.cfg.claim_latency_s, ("claim", agent, step_id))
+
+    # ------------------------------------------------------------ workspace
+
+    def _write(
+        self, path: str, content: str, writer: str, base: VersionVector, step_id: str
+    ) -> bool:
+        """One write as the protocol does it; True if it is the file's only current version."""
+        self.dots += 1
+        wid = f"w{self.dots}"
+        lease: Lease | None = None
+        if self.cfg.consistency == "strong":
+            got = self.ws.leases.acquire(path, writer, self.now, self.cfg.lease_ttl_s)
+            self.messages["lease"] += 1
+            # Released at once, so a lease is never held by another writer here.
+            assert isinstance(got, Lease), got
+            lease = got
+        out = self.ws.apply(
+            FileWrite(path, content, writer, base, step_id, wid, lease.token if lease else None),
+            self.now,
+        )
+        self.writes += 1
+        self.messages["write"] += 1
+        if lease is not None:
+            self.ws.leases.release(path, writer, lease.token)
+            self.messages["lease"] += 1
+        if isinstance(out, Applied):
+            self.acks.append(Ack(wid, out.path, content, out.version))
+            return True
+        self.concurrent += 1
+        if isinstance(out, Rejected):
+            if out.reason != "stale_base":
+                raise RuntimeError(f"write of {path} rejected for {out.reason}")
+            return False
+        assert isinstance(out, Conflict)
+        self.acks.append(Ack(wid, out.path, content, out.version))
+        # Settle at once by keeping the first version in log order; the other is on record.
+        view = self.ws.read(path)
+        keep = view.siblings[0]
+        self.dots += 1
+        resolved = self.ws.apply(
+            Resolve(path, keep.content, "resolver", view.version, f"w{self.dots}", keep.write_id),
+            self.now,
+        )
+        self.messages["write"] += 1
+        assert isinstance(resolved, Applied), resolved
+        self.acks.append(Ack(f"w{self.dots}", path, keep.content, resolved.version))
+        return False
+
+    # ------------------------------------------------------------ result
+
+    def _result(self, done: TeamDone, stats: EngineStats) -> TeamRun:
+        steps = tuple(self.won[s] for s in self.plan.ids)
+        return TeamRun(
+            mode=self.mode,
+            n=len(self.agents),
+            seed=self.seed,
+            makespan=done.makespan,
+            durations=self.durations,
+            steps=steps,
+            stats=stats,
+            messages=dict(sorted(self.messages.items())),
+            tokens=round(self.run_time * self.cfg.tokens_per_s),
+            writes=self.writes,
+            concurrent_writes=self.concurrent,
+            lost=lost_writes(self.ws, self.acks),
+            outputs_per_step={s: self.outputs[s] for s in self.plan.ids},
+            workspace=self.ws,
+        )
+
+
+def team_report(
+    plan: Plan,
+    n: int,
+    mode: Mode,
+    seed: int,
+    config: SimConfig | None = None,
+    *,
+    estimates: Mapping[str, float] | None = None,
+    project: str = "",
+    one_agent: TeamRun | None = None,
+) -> tuple[RunReport, TeamRun]:
+    """Simulate `plan` with n agents and with one (same mode, same seed) and report the run.
+
+    Pass `one_agent` to reuse a one-agent run of the same mode and seed.
+    """
+    run = simulate_team(plan, n, mode, seed, config, estimates=estimates)
+    if n == 1:
+        base = run
+    elif one_agent is not None:
+        if (one_agent.mode, one_agent.n, one_agent.seed) != (mode, 1, seed):
+            raise ConfigError("one_agent must be a one-agent run of the same mode and seed")
+        base = one_agent
+    else:
+        base = simulate_team(plan, 1, mode, seed, config, estimates=estimates)
+    report = build_report(
+        plan,
+        mode=mode,
+        n=n,
+        seed=seed,
+        makespan_s=run.makespan,
+        one_agent_makespan_s=base.makespan,
+        durations=run.durations,
+        step_times={s.step_id: s.finish - s.start for s in run.steps},
+        step_starts={s.step_id: s.start for s in run.steps},
+        messages_by_kind=run.messages,
+        tokens=run.tokens,
+        concurrent_writes=run.concurrent_writes,
+        lost_writes=len(run.lost),
+        blocked_claims=run.stats.blocked_claims,
+        concurrent_claims=run.stats.concurrent_claims,
+        hedges=run.stats.hedges,
+        cancels=run.stats.cancels,
+        project=project,
+        waits=run.stats.waits,
+    )
+    return report, run

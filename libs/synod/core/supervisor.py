@@ -1,0 +1,454 @@
+"""The supervisor's core (sans-I/O): events and time in, actions out.
+
+The adapter (services/supervisor) turns Kafka records into events and carries
+out the actions; this module reads no clock and does no I/O, so every decision
+replays from a recorded event list.
+
+What it detects, and what it answers with:
+
+- dead instance: phi-accrual over its heartbeats (a plain timeout until a few
+  intervals are known) -> `Restart` through a Runtime, at most once per
+  `restart_cooldown_s` per instance, so a slow start is not killed again.
+  Phi-accrual rather than a fixed timeout: it adapts to each instance's own
+  heartbeat rhythm, so a timeout need not be tuned per role or host, and the
+  threshold is a probability of being wrong rather than a guess in seconds.
+- stuck step: an attempt with no outcome past its deadline plus a grace
+  (the worker's own deadline should have ended it; silence means the worker
+  died or is wedged) -> `Reassign`.
+- loop: `loop_repeats` outcomes of one step in a row with the same signature
+  (byte-identical output, or the same failure reason), or the step used up
+  `attempt_budget` attempts -> `Reassign` with other parameters.
+- repeat hallucinator: a worker whose candidates consensus rejected, or a
+  reviewer who voted against the decided outcome, `strikes_to_quarantine`
+  times among its last `strike_window` judged ballots -> `Quarantine`.
+
+Healthy again: a quarantine lasts `quarantine_s` (doubled for each earlier
+quarantine of the same instance, up to `max_quarantine_s`); it is lifted
+(`Release`) at the first tick after that time at which the instance is alive
+(its phi is under the threshold). Its strikes are cleared on release, so it
+gets a clean record, but the doubling remembers a repeat offender.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+from synod.core.resilience.detector import PhiAccrualDetector
+
+# ---------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class SupervisorConfig:
+    phi_threshold: float = 8.0
+    acceptable_pause_s: float = 3.0
+    min_std_s: float = 0.5
+    bootstrap_timeout_s: float = 10.0
+    restart_cooldown_s: float = 30.0
+    lease_grace_s: float = 10.0
+    loop_repeats: int = 2
+    attempt_budget: int = 4
+    max_reassignments: int = 2
+    # Parameters a reassigned step cycles through; "" means the backend's default.
+    models: tuple[str, ...] = ("",)
+    temperatures: tuple[float, ...] = (0.7, 1.0, 0.3)
+    prompt_variants: tuple[str, ...] = ("rephrase", "step-by-step", "minimal")
+    strikes_to_quarantine: int = 3
+    strike_window: int = 5
+    quarantine_s: float = 300.0
+    max_quarantine_s: float = 3600.0
+    # Never leave fewer live, unquarantined reviewers than this: an electorate
+    # that cannot be filled is worse than one imperfect juror.
+    min_reviewers: int = 3
+    max_tracked_steps: int = 100_000
+    # An instance silent this long is gone (scaled away), not dead: stop restarting it.
+    forget_after_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.loop_repeats < 2:
+            raise ValueError("loop_repeats must be >= 2: one output is not a repetition")
+        if self.strikes_to_quarantine < 1 or self.strike_window < self.strikes_to_quarantine:
+            raise ValueError("need 1 <= strikes_to_quarantine <= strike_window")
+        if not self.models or not self.temperatures or not self.prompt_variants:
+            raise ValueError("models, temperatures and prompt_variants need one entry each")
+        if self.quarantine_s <= 0 or self.max_quarantine_s < self.quarantine_s:
+            raise ValueError("need 0 < quarantine_s <= max_quarantine_s")
+
+
+# ---------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class HeartbeatSeen:
+    instance: str
+    role: str
+    seq: int
+    state: str = "running"
+
+
+@dataclass(frozen=True)
+class StepRequestedSeen:
+    task_id: str
+    step_id: str
+    attempt: int
+    deadline_s: float
+    requested_at: float  # when the request was made (its envelope's time)
+    model: str = ""
+    temperature: float | None = None
+    prompt_variant: str = ""
+
+
+@dataclass(frozen=True)
+class StepCompletedSeen:
+    task_id: str
+    step_id: str
+    attempt: int
+    instance: str
+    signature: str  # a digest of the output
+
+
+@dataclass(frozen=True)
+class StepFailedSeen:
+    task_id: str
+    step_id: str
+    attempt: int
+    instance: str
+    signature: str  # error class and reason, not the text (it names the attempt)
+    # False for failures that say nothing about the agent (a 429, an outage):
+    # the same provider error twice is weather, not a loop.
+    repeatable: bool = True
+
+
+@dataclass(frozen=True)
+class VoteSeen:
+    proposal_id: str
+    voter: str
+    position: str  # a candidate id, or "rejected"; abstentions are not passed in
+
+
+@dataclass(frozen=True)
+class DecisionSeen:
+    task_id: str
+    proposal_id: str
+    outcome: str  # a candidate id, "rejected" or "no_quorum"
+    producers: tuple[str, ...] = ()  # instances whose output made the candidate judged
+
+
+@dataclass(frozen=True)
+class StepParkedSeen:
+    """A worker parked the attempt in a retry topic: not stuck before `until`
+    (its due time plus the step's deadline)."""
+
+    task_id: str
+    step_id: str
+    attempt: int
+    until: float
+
+
+@dataclass(frozen=True)
+class TaskEnded:
+    task_id: str
+
+
+Event = (
+    HeartbeatSeen
+    | StepRequestedSeen
+    | StepCompletedSeen
+    | StepFailedSeen
+    | StepParkedSeen
+    | VoteSeen
+    | DecisionSeen
+    | TaskEnded
+)
+
+# ---------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class Restart:
+    instance: str
+    role: str
+    reason: str  # "dead"
+    phi: float
+
+
+@dataclass(frozen=True)
+class Reassign:
+    task_id: str
+    step_id: str
+    after_attempt: int  # the newest attempt judged bad; the new one is after it
+    model: str
+    temperature: float | None
+    prompt_variant: str
+    reason: str  # "stuck" | "loop" | "attempt_budget"
+
+
+@dataclass(frozen=True)
+class Quarantine:
+    instance: str
+    role: str
+    until: float
+    reason: str  # "rejected_candidates" | "wrong_votes"
+    strikes: int
+
+
+@dataclass(frozen=True)
+class Release:
+    instance: str
+    role: str
+    reason: str  # "served"
+
+
+Action = Restart | Reassign | Quarantine | Release
+
+# ---------------------------------------------------------------- state
+
+
+@dataclass
+class _Step:
+    attempts: dict[int, StepRequestedSeen] = field(default_factory=dict)
+    outcomes: dict[int, str] = field(default_factory=dict)  # attempt -> signature
+    reassigned_after: set[int] = field(default_factory=set)
+    reassignments: int = 0
+    parked_until: dict[int, float] = field(default_factory=dict)  # attempt -> rerun's end
+
+
+@dataclass
+class _Instance:
+    role: str
+    seq: int = -1
+    last_seen: float = 0.0
+    restarted_at: float | None = None
+    strikes: deque[bool] = field(default_factory=deque)  # last judged ballots: True = strike
+    quarantined_until: float | None = None
+    quarantines: int = 0
+
+
+@dataclass
+class Supervisor:
+    config: SupervisorConfig = field(default_factory=SupervisorConfig)
+    instances: dict[str, _Instance] = field(default_factory=dict)
+    steps: dict[tuple[str, str], _Step] = field(default_factory=dict)
+    votes: dict[str, dict[str, str]] = field(default_factory=dict)  # proposal -> voter -> pos
+    decided: dict[str, str] = field(default_factory=dict)  # proposal -> outcome
+    detector: PhiAccrualDetector = field(init=False)
+
+    def __post_init__(self) -> None:
+        c = self.config
+        self.detector = PhiAccrualDetector(
+            min_std_s=c.min_std_s,
+            acceptable_pause_s=c.acceptable_pause_s,
+            bootstrap_timeout_s=c.bootstrap_timeout_s,
+        )
+
+    # ------------------------------------------------------------ inputs
+
+    def handle(self, event: Event, now: float) -> list[Action]:
+        if isinstance(event, HeartbeatSeen):
+            return self._heartbeat(event, now)
+        if isinstance(event, StepRequestedSeen):
+            self._step(event.task_id, event.step_id).attempts.setdefault(event.attempt, event)
+            return []
+        if isinstance(event, StepCompletedSeen | StepFailedSeen):
+            return self._outcome(event)
+        if isinstance(event, StepParkedSeen):
+            parked = self._step(event.task_id, event.step_id).parked_until
+            parked[event.attempt] = max(parked.get(event.attempt, event.until), event.until)
+            return []
+        if isinstance(event, VoteSeen):
+            outcome = self.decided.get(event.proposal_id)
+            if outcome is not None:
+                # Votes and decisions travel on different topics: a vote may come
+                # in after the decision it lost (the tally stopped early).
+                wrong = event.position != outcome
+                return self._judge(event.voter, "reviewer", wrong, "wrong_votes", now)
+            if len(self.votes) < self.config.max_tracked_steps:
+                self.votes.setdefault(event.proposal_id, {})[event.voter] = event.position
+            return []
+        if isinstance(event, DecisionSeen):
+            return self._decision(event, now)
+        # TaskEnded: nothing more can be redone for it.
+        for key in [k for k in self.steps if k[0] == event.task_id]:
+            del self.steps[key]
+        for proposal in [p for p in self.votes if p.startswith(f"{event.task_id}/")]:
+            del self.votes[proposal]
+        return []
+
+    def tick(self, now: float) -> list[Action]:
+        """What time alone decides: dead instances, stuck steps, served quarantines."""
+        actions: list[Action] = []
+        c = self.config
+        for name in sorted(self.instances):
+            inst = self.instances[name]
+            if (
+                inst.quarantined_until is None
+                and inst.seq >= 0
+                and now - inst.last_seen > c.forget_after_s
+            ):
+                del self.instances[name]
+                self.detector.forget(name)
+                continue
+            phi = self.detector.phi(name, now)
+            until = inst.quarantined_until
+            if until is not None and now >= until and phi < c.phi_threshold:
+                inst.quarantined_until = None
+                inst.strikes.clear()
+                actions.append(Release(name, inst.role, "served"))
+            if inst.seq < 0:
+                continue  # never seen alive (only judged), or stopped on purpose
+            if phi >= c.phi_threshold and (
+                inst.restarted_at is None or now - inst.restarted_at >= c.restart_cooldown_s
+            ):
+                inst.restarted_at = now
+                actions.append(Restart(name, inst.role, "dead", phi))
+        for (task_id, step_id), step in sorted(self.steps.items()):
+            if not step.attempts:
+                continue
+            newest = max(step.attempts)
+            if newest in step.outcomes or newest in step.reassigned_after:
+                continue
+            request = step.attempts[newest]
+            ends = max(
+                request.requested_at + request.deadline_s, step.parked_until.get(newest, 0.0)
+            )
+            if now > ends + c.lease_grace_s:
+                actions.extend(self._reassign(task_id, step_id, step, newest, "stuck"))
+        return actions
+
+    # ------------------------------------------------------------ queries
+
+    def quarantined(self) -> dict[str, float]:
+        return {
+            name: inst.quarantined_until
+            for name, inst in self.instances.items()
+            if inst.quarantined_until is not None
+        }
+
+    # ------------------------------------------------------------ internals
+
+    def _heartbeat(self, event: HeartbeatSeen, now: float) -> list[Action]:
+        inst = self.instances.get(event.instance)
+        if event.state == "stopping":
+            # A graceful stop (scale-down, redeploy) is not a death: stop watching.
+            self.detector.forget(event.instance)
+            if inst is not None:
+                inst.seq = -1
+            return []
+        if inst is None:
+            inst = self.instances[event.instance] = _Instance(role=event.role)
+        if event.seq < inst.seq:
+            # A new process under the old id: the silence while it restarted is
+            # not part of its rhythm, so its history starts again; and the restart
+            # it came from is over, so the cooldown ends.
+            self.detector.forget(event.instance)
+            inst.restarted_at = None
+        inst.seq = event.seq
+        inst.last_seen = now
+        self.detector.heartbeat(event.instance, now)
+        return []
+
+    def _step(self, task_id: str, step_id: str) -> _Step:
+        key = (task_id, step_id)
+        step = self.steps.get(key)
+        if step is None:
+            if len(self.steps) >= self.config.max_tracked_steps:
+                # Bounded memory: drop the oldest tracked step (dicts keep order).
+                del self.steps[next(iter(self.steps))]
+            step = self.steps[key] = _Step()
+        return step
+
+    def _outcome(self, event: StepCompletedSeen | StepFailedSeen) -> list[Action]:
+        step = self._step(event.task_id, event.step_id)
+        signature = event.signature
+        if isinstance(event, StepFailedSeen) and not event.repeatable:
+            signature = f"{signature}#{event.attempt}"  # never equal to another attempt's
+        step.outcomes.setdefault(event.attempt, signature)
+        c = self.config
+        recent = [step.outcomes[a] for a in sorted(step.outcomes)][-c.loop_repeats :]
+        if len(recent) == c.loop_repeats and len(set(recent)) == 1:
+            return self._reassign(event.task_id, event.step_id, step, event.attempt, "loop")
+        if isinstance(event, StepCompletedSeen):
+            return []
+        if len(set(step.attempts) | set(step.outcomes)) >= c.attempt_budget:
+            return self._reassign(
+                event.task_id, event.step_id, step, event.attempt, "attempt_budget"
+            )
+        return []
+
+    def _reassign(
+        self, task_id: str, step_id: str, step: _Step, after: int, reason: str
+    ) -> list[Action]:
+        c = self.config
+        if after in step.reassigned_after or step.reassignments >= c.max_reassignments:
+            return []
+        step.reassigned_after.add(after)
+        n = step.reassignments
+        step.reassignments += 1
+        used = step.attempts.get(after)
+        # The model after the one that failed (the first listed if it is not
+        # listed); temperature and variant move on with each reassignment, so
+        # the new attempt differs even when the model list has one entry.
+        failed_model = used.model if used is not None else ""
+        index = c.models.index(failed_model) if failed_model in c.models else 0
+        model = c.models[(index + 1) % len(c.models)]
+        temperature = c.temperatures[n % len(c.temperatures)]
+        variant = c.prompt_variants[n % len(c.prompt_variants)]
+        if used is not None and used.prompt_variant.startswith("revise-"):
+            variant = f"{used.prompt_variant}+{variant}"  # still a revision of that round
+        return [Reassign(task_id, step_id, after, model, temperature, variant, reason)]
+
+    def _decision(self, event: DecisionSeen, now: float) -> list[Action]:
+        votes = self.votes.pop(event.proposal_id, {})
+        if event.outcome == "no_quorum":
+            return []  # nobody was judged right or wrong
+        self.decided[event.proposal_id] = event.outcome
+        while len(self.decided) > self.config.max_tracked_steps:
+            del self.decided[next(iter(self.decided))]
+        actions: list[Action] = []
+        for voter in sorted(votes):
+            actions.extend(
+                self._judge(voter, "reviewer", votes[voter] != event.outcome, "wrong_votes", now)
+            )
+        # Producers are judged on every decided ballot, accepted ones too: a
+        # window of strikes only would quarantine anyone with enough history.
+        rejected = event.outcome == "rejected"
+        for producer in sorted(set(event.producers)):
+            role = self.instances[producer].role if producer in self.instances else "worker"
+            actions.extend(self._judge(producer, role, rejected, "rejected_candidates", now))
+        return actions
+
+    def _judge(self, name: str, role: str, strike: bool, reason: str, now: float) -> list[Action]:
+        c = self.config
+        inst = self.instances.get(name)
+        if inst is None:
+            inst = self.instances[name] = _Instance(role=role)
+        inst.strikes.append(strike)
+        while len(inst.strikes) > c.strike_window:
+            inst.strikes.popleft()
+        strikes = sum(inst.strikes)
+        if inst.quarantined_until is not None or strikes < c.strikes_to_quarantine:
+            return []
+        if inst.role == "reviewer" and self._spare_reviewers(name, now) < c.min_reviewers:
+            return []
+        duration = min(c.max_quarantine_s, c.quarantine_s * 2**inst.quarantines)
+        inst.quarantines += 1
+        inst.quarantined_until = now + duration
+        return [Quarantine(name, inst.role, now + duration, reason, strikes)]
+
+    def _spare_reviewers(self, excluding: str, now: float) -> int:
+        return sum(
+            1
+            for name, inst in self.instances.items()
+            if name != excluding
+            and inst.role == "reviewer"
+            and inst.quarantined_until is None
+            and inst.seq >= 0
+            and self.detector.phi(name, now) < self.config.phi_threshold
+        )
+
+
+def phi_is_finite(value: float) -> float:
+    """Phi for metrics and logs: infinity (a bootstrap timeout) as a large number."""
+    return value if math.isfinite(value) else 1e9

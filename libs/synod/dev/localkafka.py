@@ -1,0 +1,580 @@
+"""A real single-node Apache Kafka broker (KRaft) for development, demos and tests.
+
+The broker is the official one: its jars come from Maven Central through Maven
+(`mvn dependency:copy-dependencies` on a fetch-only pom) into a git-ignored cache,
+and it runs as a plain `java` process with one combined broker+controller on
+127.0.0.1. There is no Docker here, and mocks would not tell us how groups,
+offsets and transactions really behave.
+
+Used by `make kafka-up` / `kafka-down` / `kafka-clean` (through
+`python -m synod.dev.localkafka`), by the pytest session fixture, and by `synod up`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from synod.errors import BrokerError
+
+DEFAULT_VERSION = "3.9.1"
+SUPPORTED_SERIES = ("3.9", "4.1")
+
+# Extra artifacts per release line. Kafka 3.9 declares slf4j-api but no binding:
+# without one the broker logs nothing at all, which hides every start-up failure.
+# Kafka 4.x moved to log4j2.
+_LOGGING_ARTIFACTS = {
+    "3": [
+        ("ch.qos.reload4j", "reload4j", "1.2.25"),
+        ("org.slf4j", "slf4j-reload4j", "1.7.36"),
+    ],
+    "4": [
+        ("org.apache.logging.log4j", "log4j-slf4j2-impl", "2.24.3"),
+        ("org.apache.logging.log4j", "log4j-core", "2.24.3"),
+    ],
+}
+
+# Sized for a 2-core, 24 GiB machine that also runs every Synod service and the
+# tests: a broker with a handful of topics is comfortable in 1 GiB.
+_JVM_OPTS = [
+    "-Xms256m",
+    "-Xmx1g",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+]
+
+
+def project_root() -> Path:
+    """The checkout this library lives in (libs/synod/dev/ -> repo root)."""
+    return Path(__file__).resolve().parents[3]
+
+
+def default_home() -> Path:
+    env = os.environ.get("SYNOD_KAFKA_HOME")
+    return Path(env) if env else project_root() / ".cache" / "kafka"
+
+
+@dataclass(frozen=True)
+class BrokerInfo:
+    """What a running broker is: written to `<run dir>/broker.json`."""
+
+    pid: int
+    port: int
+    controller_port: int
+    version: str
+    cluster_id: str
+    run_dir: str
+    started_in_s: float
+    # A second listener that requires SASL/SCRAM (start(..., scram=...)), for
+    # testing authentication; the PLAINTEXT one stays for the broker itself.
+    sasl_port: int | None = None
+    scram_mechanism: str | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap(self) -> str | None:
+        return f"127.0.0.1:{self.sasl_port}" if self.sasl_port else None
+
+
+@dataclass(frozen=True)
+class ScramUser:
+    """A SCRAM credential created when the storage is formatted."""
+
+    username: str
+    password: str
+    mechanism: str = "SCRAM-SHA-512"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _log(msg: str) -> None:
+    print(f"[kafka] {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- jars
+
+
+def _fetch_pom(version: str) -> str:
+    major = version.split(".", 1)[0]
+    deps = [("org.apache.kafka", "kafka_2.13", version), *_LOGGING_ARTIFACTS[major]]
+    dep_xml = "\n".join(
+        f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
+        f"<version>{v}</version></dependency>"
+        for g, a, v in deps
+    )
+    return f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.synod</groupId>
+  <artifactId>kafka-broker-fetch</artifactId>
+  <version>{version}</version>
+  <packaging>pom</packaging>
+  <dependencies>
+{dep_xml}
+  </dependencies>
+</project>
+"""
+
+
+def ensure_jars(version: str = DEFAULT_VERSION, home: Path | None = None) -> Path:
+    """Fetch the broker's runtime classpath once; return the folder of jars."""
+    if not version.startswith(SUPPORTED_SERIES):
+        raise BrokerError(f"Kafka {version} is not supported; use a {SUPPORTED_SERIES} release")
+    base = (home or default_home()) / "dist" / version
+    libs = base / "libs"
+    stamp = base / ".complete"
+    if stamp.exists():
+        return libs
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise BrokerError("Maven (mvn) is not on PATH; install it (apt-get install maven)")
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "pom.xml").write_text(_fetch_pom(version))
+    if libs.exists():
+        shutil.rmtree(libs)
+    _log(f"fetching Apache Kafka {version} jars from Maven Central into {libs}")
+    cmd = [
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(base / "pom.xml"),
+        "dependency:copy-dependencies",
+        "-DincludeScope=runtime",
+        f"-DoutputDirectory={libs}",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise BrokerError(
+            f"mvn could not fetch Kafka {version} (exit {proc.returncode}): "
+            f"{(proc.stdout + proc.stderr).strip()[-2000:]}"
+        )
+    if not any(libs.glob(f"kafka_2.13-{version}.jar")):
+        raise BrokerError(f"mvn finished but kafka_2.13-{version}.jar is not in {libs}")
+    stamp.write_text(version)
+    return libs
+
+
+def installed_version(libs: Path) -> str:
+    """The broker version, read from the kafka_2.13 jar actually on the classpath."""
+    for jar in libs.glob("kafka_2.13-*.jar"):
+        m = re.match(r"kafka_2\.13-(.+)\.jar$", jar.name)
+        if m:
+            return m.group(1)
+    raise BrokerError(f"no kafka_2.13 jar in {libs}")
+
+
+# ---------------------------------------------------------------- config
+
+
+def _server_properties(
+    data_dir: Path,
+    port: int,
+    controller_port: int,
+    sasl_port: int | None = None,
+    scram_mechanism: str = "SCRAM-SHA-512",
+) -> str:
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "log.dirs": str(data_dir),
+        # One node: internal topics must not ask for replicas that cannot exist,
+        # or transactions and group commits fail.
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "10",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "10",
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "num.partitions": "3",
+        # Topics come from the catalogue (`synod topics create`), as on a
+        # production cluster where auto-creation is usually off.
+        "auto.create.topics.enable": "false",
+        # The 3 s default delays every first group join; tests join many groups.
+        "group.initial.rebalance.delay.ms": "0",
+        # Allow short consumer sessions so a killed agent is noticed in about a
+        # second instead of the 45 s client default (see docs/adr).
+        "group.min.session.timeout.ms": "1000",
+        "num.network.threads": "2",
+        "num.io.threads": "4",
+        "log.retention.check.interval.ms": "30000",
+        "log.segment.bytes": str(64 * 1024 * 1024),
+        "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
+    }
+    if sasl_port is not None:
+        props["listeners"] += f",SASL_PLAINTEXT://127.0.0.1:{sasl_port}"
+        props["advertised.listeners"] += f",SASL_PLAINTEXT://127.0.0.1:{sasl_port}"
+        props["listener.security.protocol.map"] += ",SASL_PLAINTEXT:SASL_PLAINTEXT"
+        props["sasl.enabled.mechanisms"] = scram_mechanism
+        jaas = f"listener.name.sasl_plaintext.{scram_mechanism.lower()}.sasl.jaas.config"
+        props[jaas] = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    return "".join(f"{k}={v}\n" for k, v in props.items())
+
+
+_LOG4J1 = """log4j.rootLogger=INFO, file
+log4j.appender.file=org.apache.log4j.FileAppender
+log4j.appender.file.File={log}
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.kafka.request.logger=WARN
+log4j.logger.state.change.logger=WARN
+log4j.logger.org.apache.kafka.controller=INFO
+"""
+
+_LOG4J2 = """status = warn
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = {log}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.file.ref = FILE
+logger.request.name = kafka.request.logger
+logger.request.level = warn
+logger.state.name = state.change.logger
+logger.state.level = warn
+"""
+
+
+def _java() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").exists():
+        return str(Path(java_home) / "bin" / "java")
+    java = shutil.which("java")
+    if java is None:
+        raise BrokerError("java is not on PATH; install a JDK 17+ (apt-get install openjdk-17-jdk)")
+    return java
+
+
+def _java_cmd(libs: Path, version: str, run_dir: Path, main: str, *args: str) -> list[str]:
+    log_file = run_dir / "server.log"
+    if version.startswith("3."):
+        log_cfg = run_dir / "log4j.properties"
+        log_cfg.write_text(_LOG4J1.format(log=log_file))
+        log_opt = f"-Dlog4j.configuration=file:{log_cfg}"
+    else:
+        log_cfg = run_dir / "log4j2.properties"
+        log_cfg.write_text(_LOG4J2.format(log=log_file))
+        log_opt = f"-Dlog4j2.configurationFile={log_cfg}"
+    return [
+        _java(),
+        *_JVM_OPTS,
+        log_opt,
+        f"-Dkafka.logs.dir={run_dir}",
+        "-cp",
+        f"{libs}/*",
+        main,
+        *args,
+    ]
+
+
+def _new_cluster_id() -> str:
+    # Kafka's Uuid text form: url-safe base64 of 16 bytes, no padding.
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+
+
+# ---------------------------------------------------------------- lifecycle
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); treat it as dead.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+async def _metadata_round_trip(bootstrap: str, timeout_s: float) -> bool:
+    from aiokafka.client import AIOKafkaClient
+
+    # Refused connections are expected while the broker boots; they are not news.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+    try:
+        await asyncio.wait_for(client.bootstrap(), timeout=timeout_s)
+        return bool(client.cluster.brokers())
+    except Exception:
+        return False
+    finally:
+        await client.close()
+
+
+def wait_ready(bootstrap: str, timeout_s: float = 60.0, pid: int | None = None) -> None:
+    """Block until the broker answers a metadata request (an open port is not enough)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pid is not None and not _pid_alive(pid):
+            raise BrokerError("the broker process exited during start-up")
+        if asyncio.run(_metadata_round_trip(bootstrap, timeout_s=3.0)):
+            return
+        time.sleep(0.2)
+    raise BrokerError(f"the broker at {bootstrap} did not answer metadata within {timeout_s:.0f}s")
+
+
+def read_info(run_dir: Path) -> BrokerInfo | None:
+    path = run_dir / "broker.json"
+    if not path.exists():
+        return None
+    try:
+        return BrokerInfo(**json.loads(path.read_text()))
+    except (ValueError, TypeError):
+        return None
+
+
+def running(run_dir: Path) -> BrokerInfo | None:
+    """The broker recorded in run_dir, if its process is alive."""
+    info = read_info(run_dir)
+    if info is not None and _pid_alive(info.pid):
+        return info
+    return None
+
+
+def start(
+    run_dir: Path,
+    version: str = DEFAULT_VERSION,
+    port: int | None = None,
+    home: Path | None = None,
+    timeout_s: float = 90.0,
+    scram: ScramUser | None = None,
+) -> BrokerInfo:
+    """Start a broker whose state lives in run_dir, or return the one already running there."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    existing = running(run_dir)
+    if existing is not None:
+        wait_ready(existing.bootstrap, timeout_s=timeout_s, pid=existing.pid)
+        _log(f"reusing the running broker (pid {existing.pid}) at {existing.bootstrap}")
+        return existing
+
+    libs = ensure_jars(version, home)
+    version = installed_version(libs)
+    # A free port can be taken by someone else between our probe and the
+    # broker's bind; then the broker exits at once and we try fresh ports.
+    attempts = 1 if port else 3
+    for attempt in range(1, attempts + 1):
+        try:
+            return _start_once(run_dir, libs, version, port or free_port(), timeout_s, scram)
+        except BrokerError as exc:
+            if attempt == attempts or "exited during start-up" not in str(exc):
+                raise
+            _log(f"the broker exited during start-up (attempt {attempt}); retrying")
+    raise AssertionError("unreachable")
+
+
+def _start_once(
+    run_dir: Path,
+    libs: Path,
+    version: str,
+    port: int,
+    timeout_s: float,
+    scram: ScramUser | None = None,
+) -> BrokerInfo:
+    data_dir = run_dir / "data"
+    taken = {port}
+    controller_port = free_port()
+    while controller_port in taken:
+        controller_port = free_port()
+    taken.add(controller_port)
+    sasl_port = None
+    if scram is not None:
+        sasl_port = free_port()
+        while sasl_port in taken:
+            sasl_port = free_port()
+    props = run_dir / "server.properties"
+    mechanism = scram.mechanism if scram else "SCRAM-SHA-512"
+    props.write_text(_server_properties(data_dir, port, controller_port, sasl_port, mechanism))
+
+    # The data dir records its cluster id; keep it so a restart keeps the data.
+    meta = data_dir / "meta.properties"
+    if meta.exists():
+        match = re.search(r"^cluster\.id=(.+)$", meta.read_text(), re.MULTILINE)
+        cluster_id = match.group(1).strip() if match else _new_cluster_id()
+    else:
+        cluster_id = _new_cluster_id()
+        fmt = _java_cmd(
+            libs,
+            version,
+            run_dir,
+            "kafka.tools.StorageTool",
+            "format",
+            # `=`: a random id may start with "-" and would be read as an option.
+            f"--cluster-id={cluster_id}",
+            f"--config={props}",
+            # SCRAM credentials of a KRaft cluster are records in its metadata
+            # log: the format step writes them before the broker first starts.
+            *(
+                [f"--add-scram={scram.mechanism}=[name={scram.username},password={scram.password}]"]
+                if scram
+                else []
+            ),
+        )
+        proc = subprocess.run(fmt, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise BrokerError(f"formatting KRaft storage failed: {proc.stdout}{proc.stderr}")
+
+    started = time.monotonic()
+    console = open(run_dir / "console.log", "ab")  # noqa: SIM115 - handed to the child
+    cmd = _java_cmd(libs, version, run_dir, "kafka.Kafka", str(props))
+    child = subprocess.Popen(
+        cmd,
+        stdout=console,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: make kafka-down kills all of it
+    )
+    console.close()
+    info = BrokerInfo(
+        pid=child.pid,
+        port=port,
+        controller_port=controller_port,
+        version=version,
+        cluster_id=cluster_id,
+        run_dir=str(run_dir),
+        started_in_s=0.0,
+        sasl_port=sasl_port,
+        scram_mechanism=scram.mechanism if scram else None,
+    )
+    try:
+        wait_ready(info.bootstrap, timeout_s=timeout_s, pid=child.pid)
+    except BrokerError as exc:
+        stop(run_dir, info=info)
+        tail = _tail(run_dir / "server.log") or _tail(run_dir / "console.log")
+        raise BrokerError(f"{exc}; last broker log lines:\n{tail}") from exc
+    info = BrokerInfo(**{**asdict(info), "started_in_s": round(time.monotonic() - started, 2)})
+    (run_dir / "broker.json").write_text(json.dumps(asdict(info), indent=2))
+    return info
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    if not path.exists():
+        return ""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def stop(run_dir: Path, info: BrokerInfo | None = None, timeout_s: float = 30.0) -> bool:
+    """Stop the broker of run_dir (SIGTERM, then SIGKILL); True if one was running."""
+    info = info or read_info(run_dir)
+    if info is None or not _pid_alive(info.pid):
+        (run_dir / "broker.json").unlink(missing_ok=True)
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(info.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and _pid_alive(info.pid):
+        _reap(info.pid)
+        time.sleep(0.1)
+    if _pid_alive(info.pid):
+        _log(f"broker pid {info.pid} ignored SIGTERM for {timeout_s:.0f}s; sending SIGKILL")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(info.pid, signal.SIGKILL)
+        while _pid_alive(info.pid):
+            _reap(info.pid)
+            time.sleep(0.05)
+    _reap(info.pid)
+    (run_dir / "broker.json").unlink(missing_ok=True)
+    return True
+
+
+def _reap(pid: int) -> None:
+    # When the broker is our own child (tests, `synod up`), collect its exit
+    # status so it does not linger as a zombie.
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m synod.dev.localkafka",
+        description="Run a real single-node Kafka broker (KRaft) on 127.0.0.1.",
+    )
+    parser.add_argument("command", choices=["up", "down", "clean", "status", "fetch"])
+    parser.add_argument("--version", default=os.environ.get("SYNOD_KAFKA_VERSION", DEFAULT_VERSION))
+    parser.add_argument("--run-dir", type=Path, default=None, help="broker state (default: cache)")
+    args = parser.parse_args(argv)
+    run_dir = args.run_dir or default_home() / "run"
+    try:
+        if args.command == "fetch":
+            libs = ensure_jars(args.version)
+            print(f"kafka {installed_version(libs)} jars in {libs}")
+        elif args.command == "up":
+            port_env = os.environ.get("SYNOD_KAFKA_PORT")
+            port = int(port_env) if port_env else None
+            info = start(run_dir, version=args.version, port=port)
+            rss = rss_bytes(info.pid) / 2**20
+            _log(
+                f"Apache Kafka {info.version} (KRaft, pid {info.pid}) ready; "
+                f"start-up {info.started_in_s}s, RSS {rss:.0f} MiB, log {run_dir}/server.log"
+            )
+            print(f"SYNOD_BOOTSTRAP={info.bootstrap}")
+        elif args.command == "down":
+            recorded = read_info(run_dir)
+            if stop(run_dir):
+                _log(f"stopped the broker (pid {recorded.pid if recorded else '?'})")
+            else:
+                _log("no broker was running")
+        elif args.command == "clean":
+            stop(run_dir)
+            if run_dir.exists():
+                shutil.rmtree(run_dir)
+            _log(f"removed {run_dir}")
+        elif args.command == "status":
+            live = running(run_dir)
+            if live is None:
+                print("not running")
+                return 1
+            print(f"running pid={live.pid} version={live.version} SYNOD_BOOTSTRAP={live.bootstrap}")
+    except BrokerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""The gateway process: HTTP server, Kafka publisher, the view consumer, heartbeats.
+
+HTTP comes up first and Kafka is connected in the background, retrying: while
+the broker is unreachable `/healthz` answers, `/readyz` says why the gateway is
+not ready, and submissions get 503 (Kubernetes keeps traffic away meanwhile).
+
+Stopping (SIGTERM/SIGINT via `__main__`): event streams end, the listener
+closes and in-flight requests finish within `SYNOD_DRAIN_TIMEOUT_S`, a last
+`stopping` heartbeat goes out, then the view consumer and the publisher stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from aiohttp import web
+from aiokafka.errors import KafkaError
+
+from synod.core.taskview import TaskIndex
+from synod.errors import BrokerError
+from synod.settings import KafkaSettings
+from synod.transport import Publisher
+from synod.transport.topics import HEARTBEATS, RESULTS, TASK_EVENTS, TopicSpec, topic_name
+from synod.wire import ContentType, Envelope, Heartbeat, Sender
+
+from .app import create_app
+from .settings import GatewaySettings
+from .view import TaskFeed, ViewConsumer
+
+log = logging.getLogger("synod.gateway")
+
+_RETRY_FIRST_S = 0.5
+_RETRY_MAX_S = 10.0
+
+
+class _Link:
+    """The publisher as the API sees it: refuses (503) until Kafka is connected."""
+
+    def __init__(self) -> None:
+        self.publisher: Publisher | None = None
+
+    async def publish(
+        self, topic: str, envelope: Envelope[Any], content_type: ContentType = "avro"
+    ) -> Any:
+        if self.publisher is None:
+            raise BrokerError("not connected to Kafka yet")
+        return await self.publisher.publish(topic, envelope, content_type)
+
+
+class Gateway:
+    def __init__(self, settings: GatewaySettings, kafka: KafkaSettings) -> None:
+        self.settings = settings
+        self.kafka = kafka
+        self.sender = Sender(role="gateway", instance=settings.instance)
+        self.feed = TaskFeed(TaskIndex(settings.gateway_index_capacity))
+        self.link = _Link()
+        self.view: ViewConsumer | None = None
+        self.port: int | None = None
+        self.last_error: str | None = None
+        self._stopping = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._connector: asyncio.Task[None] | None = None
+        self._beats: asyncio.Task[None] | None = None
+
+    def topic(self, spec: TopicSpec) -> str:
+        return topic_name(spec, self.kafka.topic_prefix)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.gateway_host}:{self.port}"
+
+    async def start(self) -> None:
+        s = self.settings
+        app = create_app(
+            self.link,
+            self.feed,
+            topic_prefix=self.kafka.topic_prefix,
+            tokens=s.tokens(),
+            instance=s.instance,
+            ready=self.ready,
+            keepalive_s=s.gateway_keepalive_s,
+            publish_timeout_s=s.gateway_publish_timeout_s,
+            outcome_grace_s=s.gateway_outcome_grace_s,
+        )
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=s.drain_timeout_s)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, s.gateway_host, s.gateway_port)
+        await site.start()
+        addresses = self._runner.addresses  # the port actually bound, when asked for 0
+        self.port = int(addresses[0][1]) if addresses else s.gateway_port
+        log.info("gateway listening", extra={"url": self.url})
+        self._connector = asyncio.create_task(self._connect(), name="synod-gateway-connect")
+
+    async def _connect(self) -> None:
+        """Connect the publisher and the view, retrying with backoff until stopped."""
+        delay = _RETRY_FIRST_S
+        while not self._stopping.is_set():
+            publisher = Publisher(self.kafka.bootstrap, client_id=self.settings.instance)
+            view = ViewConsumer(
+                self.kafka.bootstrap,
+                self.feed,
+                task_events_topic=self.topic(TASK_EVENTS),
+                results_topic=self.topic(RESULTS),
+                client_id=self.settings.instance,
+            )
+            try:
+                await publisher.start()
+                await view.start()
+            except (KafkaError, OSError) as exc:
+                for part in (view, publisher):
+                    with contextlib.suppress(Exception):
+                        await part.stop()
+                self.last_error = f"cannot reach Kafka at {self.kafka.bootstrap}: {exc!r}"
+                log.warning("kafka not reachable; retrying", extra={"error": repr(exc)})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay)
+                delay = min(delay * 2, _RETRY_MAX_S)
+                continue
+            self.link.publisher, self.view, self.last_error = publisher, view, None
+            log.info("connected to kafka", extra={"bootstrap": self.kafka.bootstrap})
+            self._beats = asyncio.create_task(self._heartbeats(), name="synod-gateway-beats")
+            return
+
+    async def _heartbeats(self) -> None:
+        seq = 0
+        while True:
+            stopping = self._stopping.is_set()
+            body = Heartbeat(
+                instance=self.settings.instance,
+                role="gateway",
+                seq=seq,
+                state="stopping" if stopping else "running",
+                in_flight=[],
+            )
+            beat = Envelope.new(body, sender=self.sender)
+            try:
+                await self.link.publish(self.topic(HEARTBEATS), beat)
+            except (KafkaError, BrokerError, OSError) as exc:
+                # A missed beat is the signal the supervisor watches for.
+                log.warning("heartbeat not published", extra={"error": repr(exc)})
+            if stopping:
+                return
+            seq += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.settings.heartbeat_interval_s)
+
+    async def ready(self) -> tuple[bool, dict[str, Any]]:
+        view = self.view
+        details: dict[str, Any] = {
+            "publisher_started": self.link.publisher is not None,
+            "view_started": view is not None,
+        }
+        if self.last_error:
+            details["error"] = self.last_error
+        if view is None:
+            return False, details
+        details.update(view.details())
+        details["broker_reachable"] = await view.ping()
+        ok = bool(
+            details["publisher_started"]
+            and details["broker_reachable"]
+            and details["view_assigned_partitions"]
+        )
+        return ok, details
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._connector is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connector
+        self.feed.close()  # event streams end now, not at the drain bound
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._beats is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._beats
+        if self.view is not None:
+            await self.view.stop()
+        if self.link.publisher is not None:
+            await self.link.publisher.stop()
+        log.info("gateway stopped")
+
+
+__all__ = ["Gateway"]

@@ -1,0 +1,72 @@
+"""The gateway's settings, from `SYNOD_*` environment variables."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from synod.core.taskview import DEFAULT_CAPACITY
+
+
+class GatewaySettings(BaseSettings):
+    """What the gateway reads besides `synod.settings.KafkaSettings`."""
+
+    model_config = SettingsConfigDict(env_prefix="SYNOD_", extra="ignore")
+
+    gateway_host: str = Field(default="127.0.0.1", description="address to listen on")
+    gateway_port: int = Field(default=8080, ge=0, le=65_535, description="0: any free port")
+    # NoDecode: a comma-separated list, not the JSON pydantic-settings expects by default.
+    api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated bearer tokens; unset or empty: no authentication",
+    )
+    instance: str = Field(default="gateway-0", min_length=1, description="instance id")
+    gateway_index_capacity: int = Field(
+        default=DEFAULT_CAPACITY, ge=1, description="tasks kept in the view (LRU)"
+    )
+    gateway_keepalive_s: float = Field(
+        default=15.0, gt=0, description="SSE keep-alive comment interval"
+    )
+    gateway_publish_timeout_s: float = Field(
+        default=10.0, gt=0, description="bound on publishing a task; then 503"
+    )
+    gateway_outcome_grace_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="how long a stream holds an outcome read from synod.results for its copy "
+        "in synod.task-events, so events stay in log order",
+    )
+    heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    drain_timeout_s: float = Field(
+        default=10.0, gt=0, description="bound on finishing in-flight requests at shutdown"
+    )
+    log_level: str = "INFO"
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [t.strip() for t in value.split(",") if t.strip()]
+        return value
+
+    def tokens(self) -> list[str]:
+        return [t.get_secret_value() for t in self.api_tokens]
+
+
+ENV_VARS: tuple[tuple[str, str], ...] = (
+    ("SYNOD_BOOTSTRAP", "Kafka bootstrap servers (default 127.0.0.1:9092)"),
+    ("SYNOD_TOPIC_PREFIX", "prefix of every topic name (default none)"),
+    ("SYNOD_GATEWAY_HOST", "address to listen on (default 127.0.0.1)"),
+    ("SYNOD_GATEWAY_PORT", "port to listen on (default 8080; 0: any free port)"),
+    ("SYNOD_API_TOKENS", "comma-separated bearer tokens; unset: no authentication"),
+    ("SYNOD_INSTANCE", "instance id, the sender of submitted tasks (default gateway-0)"),
+    ("SYNOD_GATEWAY_INDEX_CAPACITY", "tasks kept in the in-memory view (default 10000)"),
+    ("SYNOD_GATEWAY_KEEPALIVE_S", "SSE keep-alive interval in seconds (default 15)"),
+    ("SYNOD_GATEWAY_PUBLISH_TIMEOUT_S", "bound on publishing a task (default 10)"),
+    ("SYNOD_GATEWAY_OUTCOME_GRACE_S", "hold an outcome for its task-log copy (default 5)"),
+    ("SYNOD_HEARTBEAT_INTERVAL_S", "heartbeat period on synod.heartbeats (default 1)"),
+    ("SYNOD_DRAIN_TIMEOUT_S", "bound on draining requests at shutdown (default 10)"),
+    ("SYNOD_LOG_LEVEL", "log level (default INFO)"),
+)

@@ -1,0 +1,213 @@
+"""The gateway's read model: every task's log, folded, and a way to wait for changes.
+
+`ViewConsumer` reads all partitions of `synod.task-events` and `synod.results`
+from the beginning, without a consumer group (each gateway replica holds the
+whole view; there is nothing to share or commit), and folds the envelopes
+into a `TaskFeed`. HTTP handlers read the feed and wait on it for changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+from prometheus_client import Counter, Gauge
+
+from synod.core.taskview import TaskIndex, TaskView
+from synod.errors import DecodeError
+from synod.transport.security import client_security
+from synod.wire import Codec, Envelope
+
+log = logging.getLogger("synod.gateway")
+
+VIEW_RECORDS = Counter(
+    "synod_gateway_view_records_total",
+    "Records the gateway's view read, by outcome (applied, duplicate, undecodable, untasked)",
+    ["outcome"],
+)
+VIEW_TASKS = Gauge("synod_gateway_view_tasks", "Tasks held in the gateway's view")
+
+
+class TaskFeed:
+    """A `TaskIndex` that wakes whoever watches a task when the task changes."""
+
+    def __init__(self, index: TaskIndex | None = None) -> None:
+        self.index = index if index is not None else TaskIndex()
+        self.closing = False
+        self._watchers: dict[str, set[asyncio.Event]] = {}
+
+    def apply(self, envelope: Envelope[Any], log_offset: int | None = None) -> TaskView | None:
+        view = self.index.apply(envelope, log_offset)
+        if view is not None:
+            for event in self._watchers.get(view.task_id, ()):
+                event.set()
+        VIEW_TASKS.set(len(self.index))
+        return view
+
+    @contextlib.contextmanager
+    def watch(self, task_id: str) -> Iterator[asyncio.Event]:
+        """An event set whenever the task changes (clear it before reading the view)."""
+        event = asyncio.Event()
+        self._watchers.setdefault(task_id, set()).add(event)
+        try:
+            yield event
+        finally:
+            watchers = self._watchers.get(task_id)
+            if watchers is not None:
+                watchers.discard(event)
+                if not watchers:
+                    del self._watchers[task_id]
+
+    @property
+    def watching(self) -> int:
+        return sum(len(w) for w in self._watchers.values())
+
+    def close(self) -> None:
+        """Shutting down: wake every watcher so streams can end."""
+        self.closing = True
+        for watchers in self._watchers.values():
+            for event in watchers:
+                event.set()
+
+
+@dataclass
+class ViewStats:
+    records: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    undecodable: int = 0
+    untasked: int = 0
+
+
+class ViewConsumer:
+    """Folds `synod.task-events` and `synod.results` into a feed, from the beginning."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        feed: TaskFeed,
+        *,
+        task_events_topic: str,
+        results_topic: str,
+        codec: Codec | None = None,
+        client_id: str = "synod-gateway",
+    ) -> None:
+        self.feed = feed
+        self.task_events_topic = task_events_topic
+        self.results_topic = results_topic
+        self.codec = codec or Codec()
+        self.stats = ViewStats()
+        self.caught_up = False
+        self._ends: dict[Any, int] | None = None
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._consumer = AIOKafkaConsumer(
+            **client_security(),
+            bootstrap_servers=bootstrap,
+            client_id=client_id,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            # An outcome is shown only once its transaction (if any) committed.
+            isolation_level="read_committed",
+            # Picks up topics created after the gateway started within this bound.
+            metadata_max_age_ms=30_000,
+        )
+
+    @property
+    def assigned(self) -> bool:
+        return bool(self._consumer.assignment())
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        # Without a group, a subscription is assigned every partition of the topics.
+        self._consumer.subscribe([self.task_events_topic, self.results_topic])
+        self._task = asyncio.create_task(self._run(), name="synod-gateway-view")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._consumer.stop()
+
+    async def ping(self, timeout_s: float = 2.0) -> bool:
+        """Whether the broker answers a metadata request now."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._consumer.topics()
+        except (TimeoutError, KafkaError, OSError):
+            return False
+        return True
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                batch = await self._consumer.getmany(timeout_ms=200, max_records=1_000)
+            except KafkaError as exc:
+                log.warning("view fetch failed; retrying", extra={"error": repr(exc)})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), 0.5)
+                continue
+            for tp, records in batch.items():
+                logged = tp.topic == self.task_events_topic
+                for record in records:
+                    self._ingest(record.value, record.offset if logged else None)
+            if not self.caught_up:
+                await self._check_caught_up()
+
+    def _ingest(self, value: bytes | None, log_offset: int | None) -> None:
+        self.stats.records += 1
+        try:
+            envelope = self.codec.decode(value if value is not None else b"")
+        except DecodeError as exc:
+            # The view shows what it can read; the dead-letter topic is for consumers
+            # that act on messages, and this one acts on none.
+            self.stats.undecodable += 1
+            VIEW_RECORDS.labels(outcome="undecodable").inc()
+            log.debug("skipped an undecodable record", extra={"reason": exc.reason})
+            return
+        if envelope.task_id is None:
+            self.stats.untasked += 1
+            VIEW_RECORDS.labels(outcome="untasked").inc()
+            return
+        if self.feed.apply(envelope, log_offset) is None:
+            self.stats.duplicates += 1
+            VIEW_RECORDS.labels(outcome="duplicate").inc()
+        else:
+            self.stats.applied += 1
+            VIEW_RECORDS.labels(outcome="applied").inc()
+
+    async def _check_caught_up(self) -> None:
+        """Whether the view has read what the topics held when it was assigned."""
+        assignment = self._consumer.assignment()
+        if not assignment:
+            return
+        try:
+            if self._ends is None:
+                self._ends = await self._consumer.end_offsets(list(assignment))
+            for tp, end in self._ends.items():
+                if await self._consumer.position(tp) < end:
+                    return
+        except KafkaError:
+            return
+        self.caught_up = True
+        log.info("view caught up", extra={"tasks": len(self.feed.index)})
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "view_assigned_partitions": len(self._consumer.assignment()),
+            "view_caught_up": self.caught_up,
+            "view_tasks": len(self.feed.index),
+            "view_records": self.stats.records,
+            "view_undecodable": self.stats.undecodable,
+        }
+
+
+__all__ = ["VIEW_RECORDS", "VIEW_TASKS", "TaskFeed", "ViewConsumer", "ViewStats"]

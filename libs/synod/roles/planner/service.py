@@ -1,0 +1,421 @@
+"""Planner: the orchestrator of each task, event-sourced from the task's own log.
+
+- Intake: a TaskSubmitted on `synod.tasks` is accepted by appending it, with
+  its own message id, to `synod.task-events`. Everything after that is driven
+  by the task's log, so there is one ordered history per task.
+- On every event of `synod.task-events` the task's `TaskMachine` folds it and
+  says what is next; the planner carries that out (publishes, or asks the
+  planner model for a plan).
+- The log is also the planner's outbox: a step request, vote request or
+  outcome goes on to its topic when the planner handles it from the log, so a
+  crash between the two writes is repaired by handling the record again.
+- State lives only in the log. When partitions are assigned, the planner folds
+  them from the beginning before handling anything, so a restarted or new
+  planner instance carries on where the last one stopped. Actions have derived
+  ids, so whatever is redone after a crash is a duplicate consumers drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from datetime import timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+from aiokafka.structs import TopicPartition
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from synod.core.task.machine import (
+    RESAMPLE_REASONS,
+    Action,
+    Destination,
+    Publish,
+    RequestPlan,
+    TaskConfig,
+    TaskMachine,
+    forward_to,
+)
+from synod.errors import DecodeError, SynodError
+from synod.ids import derived_id
+from synod.llm import LLMBackend, LLMError, LLMRequest, LLMTimeoutError, PlanOutput
+from synod.roles.metrics import PLANNER_ACTIONS
+from synod.roles.supervisor import notices
+from synod.service.host import ServiceContext
+from synod.transport import KeyOrderedConsumer, Received
+from synod.transport.security import client_security
+from synod.transport.topics import (
+    RESULTS,
+    STEPS_CANCEL,
+    STEPS_CODER,
+    STEPS_RESEARCHER,
+    TASK_EVENTS,
+    TASKS,
+    VOTES,
+    WORKSPACE,
+    TopicSpec,
+)
+from synod.transport.workspace import materialise, publish_record
+from synod.wire import (
+    Codec,
+    Envelope,
+    PlanStep,
+    StepRequested,
+    TaskCompleted,
+    TaskFailed,
+    TaskSubmitted,
+    VoteRequested,
+)
+from synod.wire.messages import LeaseGranted, StepCancelled, utc_now
+
+log = logging.getLogger("synod.agents")
+
+DESTINATIONS: dict[Destination, TopicSpec] = {
+    "steps.researcher": STEPS_RESEARCHER,
+    "steps.coder": STEPS_CODER,
+    "steps.cancel": STEPS_CANCEL,
+    "votes": VOTES,
+    "results": RESULTS,
+}
+MAX_TASKS_IN_MEMORY = 50_000
+PLAN_ATTEMPTS = 3
+WORKSPACE_READ_ATTEMPTS = 3
+
+
+def action_kind(envelope: Envelope[Any]) -> tuple[str, str]:
+    """(action, kind) labels of what the planner published, for the metrics."""
+    body = envelope.body
+    if isinstance(body, StepRequested):
+        if body.prompt_variant.startswith("revise-"):
+            return "step", "revision"
+        if body.prompt_variant == "hedge":
+            return "step", "hedge"
+        return "step", "first" if envelope.attempt == 0 else "retry"
+    if isinstance(body, StepCancelled):
+        return "cancel", body.reason
+    if isinstance(body, VoteRequested):
+        return "vote", "first" if body.proposal_id.endswith("/answer") else "revote"
+    if isinstance(body, TaskCompleted):
+        return "outcome", "completed"
+    if isinstance(body, TaskFailed):
+        return "outcome", f"failed_{body.error_class}"
+    return envelope.type, ""
+
+
+class PlannerSettings(BaseSettings):
+    """How the planner runs each task (SYNOD_*); the defaults suit real models."""
+
+    model_config = SettingsConfigDict(env_prefix="SYNOD_", extra="ignore")
+
+    step_deadline_s: float = Field(default=120.0, gt=0, description="bound on one step attempt")
+    vote_deadline_s: float = Field(default=60.0, gt=0, description="bound on one ballot")
+    max_step_attempts: int = Field(default=3, ge=1, description="attempts of a step in all")
+
+    def task_config(self) -> TaskConfig:
+        return TaskConfig(
+            max_step_attempts=self.max_step_attempts,
+            step_deadline_s=self.step_deadline_s,
+            vote_deadline_s=self.vote_deadline_s,
+        )
+
+
+class Planner:
+    def __init__(
+        self, ctx: ServiceContext, llm: LLMBackend, config: TaskConfig | None = None
+    ) -> None:
+        self.ctx = ctx
+        self.llm = llm
+        self.config = config or PlannerSettings().task_config()
+        self.codec = Codec()
+        self.tasks: OrderedDict[str, TaskMachine] = OrderedDict()
+        self.published: set[str] = set()  # ids sent by this process (before they fold back)
+        self.partition_of: dict[str, int] = {}  # task -> its partition of synod.task-events
+        self.consumer: KeyOrderedConsumer | None = None
+        self.quarantine = notices.QuarantineBook()  # fed by notices.follow
+
+    def machine(self, task_id: str) -> TaskMachine:
+        machine = self.tasks.get(task_id)
+        if machine is None:
+            machine = self.tasks[task_id] = TaskMachine(task_id, self.config)
+            while len(self.tasks) > MAX_TASKS_IN_MEMORY:
+                self.tasks.popitem(last=False)  # the oldest; its log can rebuild it
+        self.tasks.move_to_end(task_id)
+        return machine
+
+    # ------------------------------------------------------------ handlers
+
+    async def handle(self, msg: Received) -> None:
+        envelope = msg.envelope
+        if envelope.task_id is None:
+            return
+        if msg.record.topic == self.ctx.topic(TASKS):
+            if isinstance(envelope.body, TaskSubmitted):
+                # Accept: the task's history starts in its log, same message id.
+                await self.ctx.publish(TASK_EVENTS, envelope)
+            return
+        machine = self.machine(envelope.task_id)
+        self.partition_of[envelope.task_id] = msg.record.partition
+        machine.apply(envelope)
+        # React even to an event folded before (during a rebuild): the actions
+        # are a function of the state, and repeats carry the same ids.
+        await self.react(machine)
+        # The log is the outbox: what the planner logged goes on to its topic only
+        # now, so a crash in between redoes the forward instead of losing it.
+        destination = forward_to(envelope)
+        if destination is not None:
+            content_type: Any = "json" if destination == "results" else "avro"
+            key = None
+            if isinstance(envelope.body, StepRequested):
+                await self.grant_leases(envelope)
+                # Steps of one task need no order among them: a key per step lets
+                # the pool run a task's ready steps in parallel. A team slot's
+                # steps (central, claim) share a key: one coder runs its list.
+                # A hedge gets a key of its own: on its straggler's key it would
+                # wait in that key's lane until the straggler finished.
+                body = envelope.body
+                lane = body.step_id if body.agent is None else f"agent-{body.agent}"
+                if body.prompt_variant == "hedge":
+                    lane = f"{body.step_id}/{envelope.attempt}"
+                key = f"{envelope.task_id}/{lane}".encode()
+            await self.ctx.publisher.publish(
+                self.ctx.topic(DESTINATIONS[destination]), envelope, content_type, key
+            )
+
+    async def react(self, machine: TaskMachine) -> None:
+        machine.quarantined = self.quarantine.active(utc_now())
+        # A hedged step's loser is stopped as soon as the winner is in the log.
+        for action in [*machine.cancels(), *machine.next_actions()]:
+            await self.carry_out(machine, action)
+
+    async def carry_out(self, machine: TaskMachine, action: Action) -> None:
+        if isinstance(action, RequestPlan):
+            await self.carry_out(machine, await self.make_plan(machine))
+            return
+        if action.message_id in self.published:
+            return
+        if machine.checks_workspace(action) and await self.merge_conflicts(machine):
+            return  # the vote is asked for again once the merges completed
+        assert machine.submitted is not None
+        source = machine.submitted
+        envelope = Envelope.new(
+            action.body,
+            sender=self.ctx.sender,
+            task_id=machine.task_id,
+            message_id=action.message_id,
+            causes=list(action.causes),
+            attempt=action.attempt,
+            trace=source.trace,
+        )
+        await self.ctx.publish(TASK_EVENTS, envelope)
+        self.published.add(action.message_id)
+        PLANNER_ACTIONS.labels(*action_kind(envelope)).inc()
+        if len(self.published) > 200_000:
+            self.published.clear()  # only an optimisation; derived ids keep repeats harmless
+        log.info(
+            "published",
+            extra={"task_id": machine.task_id, "type": envelope.type},
+        )
+
+    # ------------------------------------------------------------ workspace
+
+    async def grant_leases(self, request: Envelope[Any]) -> None:
+        """Log the request's leases on synod.workspace before the request goes out, so
+        every fold of the workspace sees a grant before any write under it (and a
+        newer grant fences the writers of older ones)."""
+        body = request.body
+        assert isinstance(body, StepRequested)
+        for path, token in sorted(body.lease_tokens.items()):
+            grant = LeaseGranted(
+                path=path,
+                step_id=body.step_id,
+                token=token,
+                base_version=body.base_versions.get(path, {}),
+            )
+            envelope = Envelope.new(
+                grant,
+                sender=self.ctx.sender,
+                task_id=request.task_id,
+                message_id=derived_id(request.message_id, f"lease/{path}"),
+                causes=[request.message_id],
+                attempt=request.attempt,
+                trace=request.trace,
+            )
+            await publish_record(self.ctx.publisher, self.ctx.topic(WORKSPACE), envelope)
+
+    async def merge_conflicts(self, machine: TaskMachine) -> bool:
+        """Fold the task's workspace; if files are in conflict, request their merges
+        instead of the vote (True). The answer is only voted on once every
+        concurrent write is merged into its file, so none is lost unseen."""
+        for attempt in range(WORKSPACE_READ_ATTEMPTS):
+            try:
+                space = await materialise(
+                    self.ctx.kafka.bootstrap,
+                    self.ctx.kafka.topic_prefix,
+                    machine.task_id,
+                    winners=machine.workspace_winners(),
+                    mode="eventual",
+                )
+                break
+            except (SynodError, KafkaError, OSError) as exc:
+                # Nothing else would ask again: the task's steps are all done. After
+                # the last attempt the record is dead-lettered and the task's own
+                # deadline ends it, naming the vote it waited for.
+                if attempt + 1 == WORKSPACE_READ_ATTEMPTS:
+                    raise
+                log.warning(
+                    "reading the workspace failed; retrying",
+                    extra={"task_id": machine.task_id, "error": repr(exc)},
+                )
+                await asyncio.sleep(0.5 * 2**attempt)
+        if not space.conflicted:
+            return False
+        log.info(
+            "workspace conflicts",
+            extra={"task_id": machine.task_id, "paths": sorted(space.conflicted)},
+        )
+        for merge in machine.merge_requests(space.conflicted):
+            await self.carry_out(machine, merge)
+        return True
+
+    def _circuit_wait(self, machine: TaskMachine, exc: LLMError) -> float | None:
+        """Seconds to wait out an open breaker before planning again, None to give up."""
+        if exc.reason != "circuit_open" or machine.submitted is None:
+            return None
+        hint = getattr(exc, "retry_after_s", None) or 1.0
+        ends = machine.submitted.created_at + timedelta(seconds=machine.submitted.body.deadline_s)
+        left = (ends - utc_now()).total_seconds() - self.config.step_deadline_s
+        if left <= 0:
+            return None
+        return min(hint, left, 30.0)
+
+    async def make_plan(self, machine: TaskMachine) -> Publish:
+        assert machine.submitted is not None
+        goal = machine.submitted.body.goal
+        last_error: LLMError | None = None
+        attempt, calls = 0, 0
+        while attempt < PLAN_ATTEMPTS:
+            calls += 1
+            request = LLMRequest(
+                role="planner",
+                task_id=machine.task_id,
+                step_id="plan",
+                attempt=calls - 1,
+                prompt=(
+                    f"{goal}\n\nPlan the work for this goal as a small DAG of steps for "
+                    "researcher and coder agents; each step names what it depends on."
+                ),
+                output_model=PlanOutput,
+            )
+            try:
+                # A hung call must not hold the task (and its key's lane) forever.
+                response = await asyncio.wait_for(
+                    self.llm.complete(request), self.config.step_deadline_s
+                )
+            except TimeoutError:
+                last_error = LLMTimeoutError(
+                    f"planning: no reply within {self.config.step_deadline_s:g} s"
+                )
+                attempt += 1
+                continue
+            except LLMError as exc:
+                last_error = exc
+                if exc.error_class != "transient" and exc.reason not in RESAMPLE_REASONS:
+                    break
+                wait = self._circuit_wait(machine, exc)
+                if wait is not None:
+                    # Every model's breaker is open: no call was made, so this is no
+                    # attempt used. Wait the breaker out while the task has time,
+                    # instead of failing a task because the provider blinked.
+                    await asyncio.sleep(wait)
+                    continue
+                await asyncio.sleep(min(2.0, 0.2 * 2**attempt))
+                attempt += 1
+                continue
+            plan = response.output(PlanOutput)
+            steps = [
+                PlanStep(
+                    step_id=s.step_id,
+                    role=s.role,
+                    title=s.title,
+                    description=s.description,
+                    depends_on=s.depends_on,
+                )
+                for s in plan.steps
+            ]
+            return machine.plan_from(steps, plan.rationale)
+        assert last_error is not None
+        return machine.plan_failed(str(last_error), last_error.error_class)
+
+    async def sweep_deadlines(self, interval_s: float = 1.0) -> None:
+        """Fail the tasks whose own deadline passed; only those of partitions held now."""
+        while True:
+            await asyncio.sleep(interval_s)
+            if self.consumer is None:
+                continue
+            owned = {
+                tp.partition for tp in self.consumer.assigned if tp.topic.endswith(TASK_EVENTS.name)
+            }
+            now = utc_now()
+            for task_id, machine in list(self.tasks.items()):
+                if self.partition_of.get(task_id) not in owned:
+                    continue
+                action = machine.overdue(now)
+                if action is not None:
+                    await self.carry_out(machine, action)
+                for hedge in machine.hedges(now):
+                    await self.carry_out(machine, hedge)
+
+    # ------------------------------------------------------------ rebuild
+
+    async def rebuild(self, partitions: list[TopicPartition]) -> None:
+        """Fold the assigned partitions of the task log from the beginning."""
+        own = [tp for tp in partitions if tp.topic == self.ctx.topic(TASK_EVENTS)]
+        if not own:
+            return
+        reader = AIOKafkaConsumer(
+            **client_security(),
+            bootstrap_servers=self.ctx.kafka.bootstrap,
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        await reader.start()
+        folded = 0
+        try:
+            reader.assign(own)
+            await reader.seek_to_beginning(*own)
+            ends = await reader.end_offsets(own)
+            remaining = {tp for tp in own if ends[tp] > 0}
+            while remaining:
+                batch = await reader.getmany(*remaining, timeout_ms=500)
+                for tp, records in batch.items():
+                    for r in records:
+                        try:
+                            envelope = self.codec.decode(r.value)
+                        except DecodeError:
+                            continue  # the consumer dead-letters it when it gets there
+                        if envelope.task_id is not None:
+                            self.machine(envelope.task_id).apply(envelope)
+                            self.partition_of[envelope.task_id] = tp.partition
+                            folded += 1
+                    if records and records[-1].offset + 1 >= ends[tp]:
+                        remaining.discard(tp)
+                for tp in list(remaining):
+                    if await reader.position(tp) >= ends[tp]:
+                        remaining.discard(tp)
+        finally:
+            await reader.stop()
+        log.info("rebuilt task state", extra={"partitions": len(own), "events": folded})
+
+
+async def setup_planner(ctx: ServiceContext) -> None:
+    from synod.llm import select_backend
+
+    planner = Planner(ctx, select_backend())
+    planner.consumer = ctx.consume("synod.planner", [TASKS, TASK_EVENTS], planner.handle)
+    planner.consumer.on_assigned = planner.rebuild
+    ctx.background.append(planner.sweep_deadlines)
+    bootstrap, topic = ctx.kafka.bootstrap, notices.topic_of(ctx.kafka.topic_prefix)
+    ctx.background.append(lambda: notices.follow(bootstrap, topic, planner.quarantine))

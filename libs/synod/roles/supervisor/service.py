@@ -1,0 +1,372 @@
+"""The supervisor service: Kafka in, the supervisor core, orders and restarts out.
+
+Consumes `synod.heartbeats`, `synod.task-events` and `synod.votes` (group
+`synod.supervisor`, from the latest offset on a first start: a supervisor
+watches the present), turns records into core events, and carries out the
+core's actions:
+
+- Restart -> the configured Runtime (local processes, Kubernetes, or none).
+- Reassign -> a `StepReassigned` appended to the task's log, with an id derived
+  from (task, step, attempt judged), so a repeat is a duplicate.
+- Quarantine / Release -> a `QuarantineNotice` on the compacted
+  `synod.supervisor`, keyed by instance; planners read it (synod.roles.supervisor.notices).
+
+A ticker feeds the core the time every `tick_interval_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from prometheus_client import Counter, Gauge
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from synod.core import supervisor as core
+from synod.ids import derived_id
+from synod.runtimes import (
+    KubernetesRuntime,
+    LocalProcessRuntime,
+    NoRuntime,
+    Runtime,
+)
+from synod.service.host import ServiceContext
+from synod.transport import Received
+from synod.transport.topics import HEARTBEATS, SUPERVISOR, TASK_EVENTS, VOTES
+from synod.wire import (
+    Decision,
+    Envelope,
+    Heartbeat,
+    StepCompleted,
+    StepFailed,
+    StepRequested,
+    TaskCompleted,
+    TaskFailed,
+    Vote,
+    VoteRequested,
+)
+from synod.wire.messages import QuarantineNotice, StepReassigned, StepRetrying
+
+log = logging.getLogger("synod.supervisor")
+
+GROUP = "synod.supervisor"
+MAX_TASKS = 100_000  # bounds the adapter's per-task memory
+STALE_HEARTBEAT_S = 10.0  # older heartbeats (a backlog) say nothing about now
+
+SUSPECTS = Gauge(
+    "synod_supervisor_suspects", "Instances whose phi is over the threshold now", ["role"]
+)
+RESTARTS = Counter(
+    "synod_supervisor_restarts_total",
+    "Restarts asked of the runtime",
+    ["role", "reason", "outcome"],
+)
+REASSIGNMENTS = Counter(
+    "synod_supervisor_reassignments_total", "Steps reassigned with other parameters", ["reason"]
+)
+QUARANTINES = Counter(
+    "synod_supervisor_quarantines_total", "Instances put in quarantine", ["role", "reason"]
+)
+RELEASES = Counter("synod_supervisor_releases_total", "Quarantines lifted", ["role"])
+
+
+class SupervisorSettings(BaseSettings):
+    """SYNOD_SUPERVISOR_*: how the supervisor decides and acts."""
+
+    model_config = SettingsConfigDict(env_prefix="SYNOD_SUPERVISOR_", extra="ignore")
+
+    # The chart sets SYNOD_RUNTIME, SYNOD_NAMESPACE and SYNOD_RELEASE_FULLNAME.
+    runtime: Literal["none", "local", "kubernetes"] = Field(
+        default="none", validation_alias=AliasChoices("SYNOD_SUPERVISOR_RUNTIME", "SYNOD_RUNTIME")
+    )
+    run_dir: Path | None = Field(default=None, description="synod up's run dir (runtime=local)")
+    namespace: str | None = Field(
+        default=None,
+        description="Kubernetes namespace",
+        validation_alias=AliasChoices("SYNOD_SUPERVISOR_NAMESPACE", "SYNOD_NAMESPACE"),
+    )
+    release_fullname: str = Field(
+        default="synod",
+        description="the Helm release's full name; Deployments are <it>-<role>",
+        validation_alias=AliasChoices(
+            "SYNOD_SUPERVISOR_RELEASE_FULLNAME", "SYNOD_RELEASE_FULLNAME"
+        ),
+    )
+    tick_interval_s: float = Field(default=1.0, gt=0)
+    phi_threshold: float = Field(default=8.0, gt=0)
+    acceptable_pause_s: float = Field(default=3.0, ge=0)
+    bootstrap_timeout_s: float = Field(default=10.0, gt=0)
+    restart_cooldown_s: float = Field(default=30.0, ge=0)
+    lease_grace_s: float = Field(default=10.0, ge=0)
+    loop_repeats: int = Field(default=2, ge=2)
+    attempt_budget: int = Field(default=4, ge=1)
+    max_reassignments: int = Field(default=2, ge=0)
+    models: str = Field(default="", description="comma-separated models to reassign to")
+    temperatures: str = "0.7,1.0,0.3"
+    prompt_variants: str = "rephrase,step-by-step,minimal"
+    strikes_to_quarantine: int = Field(default=3, ge=1)
+    strike_window: int = Field(default=5, ge=1)
+    quarantine_s: float = Field(default=300.0, gt=0)
+    max_quarantine_s: float = Field(default=3600.0, gt=0)
+    min_reviewers: int = Field(default=3, ge=0)
+
+    def config(self) -> core.SupervisorConfig:
+        return core.SupervisorConfig(
+            phi_threshold=self.phi_threshold,
+            acceptable_pause_s=self.acceptable_pause_s,
+            bootstrap_timeout_s=self.bootstrap_timeout_s,
+            restart_cooldown_s=self.restart_cooldown_s,
+            lease_grace_s=self.lease_grace_s,
+            loop_repeats=self.loop_repeats,
+            attempt_budget=self.attempt_budget,
+            max_reassignments=self.max_reassignments,
+            # "" (the backend's default) first, so the first reassignment changes model.
+            models=("", *[m.strip() for m in self.models.split(",") if m.strip()]),
+            temperatures=tuple(float(t) for t in self.temperatures.split(",") if t.strip()),
+            prompt_variants=tuple(v.strip() for v in self.prompt_variants.split(",") if v.strip()),
+            strikes_to_quarantine=self.strikes_to_quarantine,
+            strike_window=self.strike_window,
+            quarantine_s=self.quarantine_s,
+            max_quarantine_s=self.max_quarantine_s,
+            min_reviewers=self.min_reviewers,
+        )
+
+    def make_runtime(self) -> Runtime:
+        if self.runtime == "local":
+            if self.run_dir is None:
+                raise ValueError("SYNOD_SUPERVISOR_RUNTIME=local needs SYNOD_SUPERVISOR_RUN_DIR")
+            return LocalProcessRuntime(self.run_dir)
+        if self.runtime == "kubernetes":
+            return KubernetesRuntime.in_cluster(
+                self.namespace, deployment_prefix=f"{self.release_fullname}-"
+            )
+        return NoRuntime()
+
+
+def signature(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def _ts(value: datetime) -> float:
+    return value.timestamp()
+
+
+class SupervisorService:
+    def __init__(
+        self,
+        ctx: ServiceContext,
+        config: core.SupervisorConfig,
+        runtime: Runtime,
+        clock: Any = time.time,
+        tick_interval_s: float = 1.0,
+    ) -> None:
+        self.tick_interval_s = tick_interval_s
+        self.ctx = ctx
+        self.core = core.Supervisor(config)
+        self.runtime = runtime
+        self.clock = clock
+        # task -> step -> the instance whose completion counts; proposal -> its steps
+        self.producers: dict[str, dict[str, str]] = {}
+        self.authors: dict[str, list[str]] = {}
+        self.pending: set[asyncio.Task[None]] = set()
+        self.hosts: dict[str, str] = {}  # instance -> host (pod name) from its heartbeats
+
+    # ------------------------------------------------------------ in
+
+    def events(self, envelope: Envelope[Any], now: float) -> list[core.Event]:
+        body = envelope.body
+        task = envelope.task_id or ""
+        if isinstance(body, Heartbeat):
+            if body.instance == self.ctx.instance or body.role == "client":
+                return []
+            if now - _ts(envelope.created_at) > STALE_HEARTBEAT_S:
+                return []
+            if body.host:
+                self.hosts[body.instance] = body.host
+            return [core.HeartbeatSeen(body.instance, body.role, body.seq, body.state)]
+        if isinstance(body, StepRequested):
+            return [
+                core.StepRequestedSeen(
+                    task,
+                    body.step_id,
+                    envelope.attempt,
+                    body.deadline_s,
+                    _ts(envelope.created_at),
+                    body.model,
+                    body.temperature,
+                    body.prompt_variant,
+                )
+            ]
+        if isinstance(body, StepCompleted):
+            if task not in self.producers and len(self.producers) >= MAX_TASKS:
+                del self.producers[next(iter(self.producers))]  # a task that never ended
+            self.producers.setdefault(task, {})[body.step_id] = envelope.sender.instance
+            return [
+                core.StepCompletedSeen(
+                    task,
+                    body.step_id,
+                    envelope.attempt,
+                    envelope.sender.instance,
+                    signature(body.output),
+                )
+            ]
+        if isinstance(body, StepFailed):
+            # The same provider error twice is weather; a deadline (a hang) or
+            # invalid output twice is the agent.
+            repeatable = body.error_class != "transient" or body.reason == "deadline"
+            return [
+                core.StepFailedSeen(
+                    task,
+                    body.step_id,
+                    envelope.attempt,
+                    envelope.sender.instance,
+                    f"{body.error_class}/{body.reason}",
+                    repeatable,
+                )
+            ]
+        if isinstance(body, StepRetrying):
+            until = _ts(body.due_at) + body.deadline_s
+            return [core.StepParkedSeen(task, body.step_id, envelope.attempt, until)]
+        if isinstance(body, VoteRequested) and envelope.sender.role == "planner":
+            steps = [s for c in body.candidates for s in c.author.split(",") if s]
+            if len(self.authors) >= MAX_TASKS:
+                del self.authors[next(iter(self.authors))]
+            self.authors[body.proposal_id] = steps
+            return []
+        if isinstance(body, Vote):
+            if body.kind == "abstain":
+                return []
+            position = body.choice if body.kind == "choice" and body.choice else "rejected"
+            return [core.VoteSeen(body.proposal_id, body.voter, position)]
+        if isinstance(body, Decision):
+            made = self.producers.get(task, {})
+            steps = self.authors.get(body.proposal_id, [])
+            producers = tuple(sorted({made[s] for s in steps if s in made}))
+            self.authors.pop(body.proposal_id, None)
+            return [core.DecisionSeen(task, body.proposal_id, body.outcome, producers)]
+        if isinstance(body, TaskCompleted | TaskFailed):
+            self.producers.pop(task, None)
+            return [core.TaskEnded(task)]
+        return []
+
+    async def handle(self, msg: Received) -> None:
+        now = self.clock()
+        for event in self.events(msg.envelope, now):
+            await self.carry_out(self.core.handle(event, now), now)
+
+    async def tick(self) -> None:
+        now = self.clock()
+        await self.carry_out(self.core.tick(now), now)
+        roles: dict[str, int] = {}
+        threshold = self.core.config.phi_threshold
+        for name, inst in self.core.instances.items():
+            if inst.seq >= 0 and self.core.detector.phi(name, now) >= threshold:
+                roles[inst.role] = roles.get(inst.role, 0) + 1
+        for role in {i.role for i in self.core.instances.values()} | set(roles):
+            SUSPECTS.labels(role).set(roles.get(role, 0))
+
+    async def ticker(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_interval_s)
+            try:
+                await self.tick()
+            except Exception as exc:  # a failed tick must not end the supervision
+                log.warning("tick failed", extra={"error": repr(exc)})
+
+    # ------------------------------------------------------------ out
+
+    async def carry_out(self, actions: list[core.Action], now: float) -> None:
+        for action in actions:
+            if isinstance(action, core.Restart):
+                job = asyncio.create_task(self.restart(action))
+                self.pending.add(job)
+                job.add_done_callback(self.pending.discard)
+            elif isinstance(action, core.Reassign):
+                await self.reassign(action)
+            elif isinstance(action, core.Quarantine | core.Release):
+                await self.notice(action)
+
+    async def restart(self, action: core.Restart) -> None:
+        try:
+            host = self.hosts.get(action.instance, "")
+            done = await self.runtime.restart(action.instance, action.role, host)
+            outcome = "ok"
+        except Exception as exc:
+            done, outcome = repr(exc), "error"
+        RESTARTS.labels(action.role, action.reason, outcome).inc()
+        log.warning(
+            "restart",
+            extra={
+                "target": action.instance,
+                "reason": action.reason,
+                "phi": core.phi_is_finite(action.phi),
+                "runtime": self.runtime.name,
+                "outcome": outcome,
+                "done": done,
+            },
+        )
+
+    async def reassign(self, action: core.Reassign) -> None:
+        body = StepReassigned(
+            step_id=action.step_id,
+            after_attempt=action.after_attempt,
+            model=action.model,
+            temperature=action.temperature,
+            prompt_variant=action.prompt_variant,
+            reason=action.reason,
+        )
+        envelope = Envelope.new(
+            body,
+            sender=self.ctx.sender,
+            task_id=action.task_id,
+            message_id=derived_id(action.task_id, "reassign", action.step_id, action.after_attempt),
+        )
+        await self.ctx.publish(TASK_EVENTS, envelope)
+        REASSIGNMENTS.labels(action.reason).inc()
+        log.warning(
+            "reassigned",
+            extra={"task_id": action.task_id, "step_id": action.step_id, "reason": action.reason},
+        )
+
+    async def notice(self, action: core.Quarantine | core.Release) -> None:
+        if isinstance(action, core.Quarantine):
+            body = QuarantineNotice(
+                instance=action.instance,
+                role=action.role,
+                active=True,
+                until=datetime.fromtimestamp(action.until, UTC),
+                reason=action.reason,
+                strikes=action.strikes,
+            )
+            QUARANTINES.labels(action.role, action.reason).inc()
+        else:
+            body = QuarantineNotice(
+                instance=action.instance, role=action.role, active=False, reason=action.reason
+            )
+            RELEASES.labels(action.role).inc()
+        await self.ctx.publish(SUPERVISOR, Envelope.new(body, sender=self.ctx.sender))
+        log.warning(
+            "quarantine" if body.active else "released",
+            extra={"target": action.instance, "reason": action.reason},
+        )
+
+
+def install(ctx: ServiceContext, settings: SupervisorSettings | None = None) -> SupervisorService:
+    settings = settings or SupervisorSettings()
+    service = SupervisorService(
+        ctx, settings.config(), settings.make_runtime(), tick_interval_s=settings.tick_interval_s
+    )
+    ctx.consume(
+        GROUP,
+        [HEARTBEATS, TASK_EVENTS, VOTES],
+        service.handle,
+        auto_offset_reset="latest",
+    )
+    ctx.background.append(service.ticker)
+    return service

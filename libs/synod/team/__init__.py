@@ -1,1 +1,0 @@
-"""`synod team run`: a project's steps as one task through the Kafka services."""
