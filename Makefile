@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 KAFKA := $(PY) -m synod.dev.localkafka
 KAFKA4_VERSION ?= 4.1.2
 
-.PHONY: help prereqs venv lint fmt schemas test test-fast test-unit test-integration \
+.PHONY: help prereqs venv lint fmt schemas test test-fast test-unit test-integration test-e2e test-chaos \
         test-kafka4 kafka-up kafka-down kafka-clean kafka-fetch demo clean
 
 help: ## list the targets
@@ -70,6 +70,12 @@ test-unit: venv
 
 test-integration: venv kafka-fetch ## integration tests on a real broker (own broker unless SYNOD_BOOTSTRAP)
 	$(VENV)/bin/pytest tests/integration
+
+test-e2e: venv kafka-fetch ## every service as a process on a real broker
+	$(VENV)/bin/pytest tests/e2e
+
+test-chaos: venv kafka-fetch ## faults (kill -9, hostile models) on the real services; bounded in time
+	$(VENV)/bin/pytest tests/chaos
 
 test: lint venv kafka-fetch tools ## lint, then every suite (chart checks included) on a real broker
 	$(VENV)/bin/pytest tests --ignore=tests/k8s

@@ -66,3 +66,28 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     terminalreporter.write_line(
         f"kafka broker: Apache Kafka {_broker.version} (KRaft) at {_broker.bootstrap}, {origin}"
     )
+
+
+# The suite a test belongs to is the folder it lives in: one marker per top-level
+# folder, applied here so no file can forget it (`-m "not integration"` then really
+# leaves out every broker test).
+SUITES = {
+    "unit": "unit",
+    "integration": "integration",
+    "e2e": "e2e",
+    "chaos": "chaos",
+    "chart": "chart",
+    "k8s": "k8s",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests_dir = Path(__file__).parent
+    for item in items:
+        try:
+            top = item.path.relative_to(tests_dir).parts[0]
+        except ValueError:
+            continue
+        suite = SUITES.get(top)
+        if suite is not None:
+            item.add_marker(getattr(pytest.mark, suite))

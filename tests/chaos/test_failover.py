@@ -34,7 +34,7 @@ from synod.settings import KafkaSettings
 from synod.transport.topics import RESULTS, TASK_EVENTS, TASK_PARTITIONS
 from synod.wire import Codec, StepCompleted
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = pytest.mark.timeout(600)
 CODEC = Codec()
 TASKS_N = 100
 ENV = {"SYNOD_LLM_BACKEND": "sim", "SYNOD_LLM_SIM_LATENCY": "lognormal:0.3:0.5"}

@@ -41,7 +41,7 @@ from synod.wire import (
 )
 from synod.wire.messages import StepRetrying
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = pytest.mark.timeout(900)
 CODEC = Codec()
 TASKS_N = 200
 HOSTILE_ENV = {

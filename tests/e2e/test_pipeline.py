@@ -26,7 +26,6 @@ from synod.dev.localrun import LocalRun
 from synod.transport.topics import DLQ, RESULTS, TASK_EVENTS, TASKS, topic_name
 from synod.wire import Codec, DeadLetter
 
-pytestmark = pytest.mark.e2e
 CODEC = Codec()
 
 

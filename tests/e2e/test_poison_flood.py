@@ -51,7 +51,7 @@ from synod.transport.topics import (
 from synod.wire import Codec, DeadLetter
 from synod.wire.codec import AVRO_MARKER
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+pytestmark = pytest.mark.timeout(600)
 CODEC = Codec()
 FLOOD_N = 10_000
 OVERSIZED_N = 25  # 1 MB each: enough to prove the path, not gigabytes through the broker

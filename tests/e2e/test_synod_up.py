@@ -14,11 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from synod.dev.localkafka import free_port
-
-pytestmark = pytest.mark.e2e
 
 
 def _alive(pid: int) -> bool:

@@ -5,13 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import pytest
 from tests.localteam import local_team, outcomes_by_task, read_topic, send_goals
 
 from synod.transport.topics import RESULTS
 from synod.wire import Codec, TaskFailed
-
-pytestmark = pytest.mark.e2e
 
 
 async def test_a_task_with_no_worker_for_its_steps_fails_at_its_deadline(

@@ -37,7 +37,6 @@ from synod.transport.workspace import fold, materialise, read_records
 from synod.wire import Envelope, StepCompleted, StepFailed, StepRequested, TaskCompleted
 from synod.wire.messages import FileWritten, StepCancelled, StepClaimed
 
-pytestmark = pytest.mark.e2e
 # A copy of the paper's amdahl_mathutilities20/p09.json (20 steps, p = 0.9).
 PROJECT = Path(__file__).parent / "data" / "p09.json"
 # A copy of amdahl_mathutilities20/p02.json: 5 independent steps and a chain of 15.

@@ -34,8 +34,6 @@ from synod.wire import (
     VoteRequested,
 )
 
-pytestmark = pytest.mark.e2e
-
 PROJECT = {
     "project": "verify",
     "description": "Three modules; the last one combines the first two.",

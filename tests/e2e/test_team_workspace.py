@@ -48,8 +48,6 @@ from synod.wire import Codec, Envelope, PlanStep, Sender, StepCompleted, StepReq
 from synod.wire import TaskCompleted as Done
 from synod.wire.messages import FileWritten
 
-pytestmark = pytest.mark.e2e
-
 STEPS = [
     PlanStep(step_id="s1", title="first a", files=["a.py"]),
     PlanStep(step_id="s2", title="rewrite a", depends_on=["s1"], files=["a.py"]),

@@ -9,8 +9,6 @@ from typing import Any
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="session")
 def bootstrap(kafka: Any) -> str:

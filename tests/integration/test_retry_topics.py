@@ -50,7 +50,7 @@ from synod.wire import (
 )
 from synod.wire.messages import StepRetrying
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+pytestmark = pytest.mark.timeout(180)
 CODEC = Codec()
 PLANNER = Sender(role="planner", instance="retry-test")
 DELAYS = "0.2,0.4,0.8"

@@ -22,7 +22,6 @@ from synod.transport.security import client_security, reload_from_environment
 from synod.transport.topics import TASKS, topic_name
 from synod.wire import Codec, Envelope, Sender, TaskSubmitted
 
-pytestmark = pytest.mark.integration
 USER = ScramUser("synod-test", "correct horse battery staple")
 
 

@@ -13,7 +13,6 @@ from kubernetes import client, config
 
 from .conftest import ROOT, ApiServer
 
-pytestmark = pytest.mark.k8s
 CHART = ROOT / "charts" / "synod"
 HELM = ROOT / ".tools" / "helm"
 NAMESPACE = "synod-e2e"

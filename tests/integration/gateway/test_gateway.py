@@ -49,8 +49,6 @@ from synod.wire import (
     VoteRequested,
 )
 
-pytestmark = pytest.mark.integration
-
 PLANNER = Sender(role="planner", instance="planner-0")
 CODEC = Codec()
 

@@ -32,7 +32,7 @@ from synod.wire.messages import utc_now
 
 from .team import CLIENT, Team
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = pytest.mark.timeout(240)
 FAST = Latency("fixed", 0.01)
 
 

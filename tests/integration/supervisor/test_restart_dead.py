@@ -31,7 +31,7 @@ from synod.dev.localrun import LocalRun
 from synod.transport.topics import HEARTBEATS, topic_name
 from synod.wire import Codec, Heartbeat
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+pytestmark = pytest.mark.timeout(240)
 CODEC = Codec()
 ENV = {
     "SYNOD_LLM_BACKEND": "sim",

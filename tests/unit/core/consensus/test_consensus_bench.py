@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[3] / "bench" / "consensus.py"
+BENCH = Path(__file__).resolve().parents[4] / "bench" / "consensus.py"
 
 
 def test_quick_benchmark_prints_one_json_document_with_every_cell(

@@ -37,7 +37,7 @@ from synod.wire import Body, Envelope, PlanStep, Sender, StepCompleted, TaskSubm
 from synod.wire.messages import StepClaimed, StepRequested, TaskFailed
 
 PLANNER = Sender(role="planner", instance="planner-0")
-P02 = Path(__file__).parents[2] / "e2e" / "data" / "p02.json"
+P02 = Path(__file__).parents[3] / "e2e" / "data" / "p02.json"
 
 # a -> b -> d, c alone, e after c and b: priorities as the paper writes them (depth).
 SMALL = [

@@ -10,7 +10,7 @@ from synod.wire import TaskSubmitted
 
 from .test_api import Gateway, make_gateway  # noqa: F401  (the fixture)
 
-PROJECT = Path(__file__).parents[2] / "e2e" / "data" / "p09.json"
+PROJECT = Path(__file__).parents[3] / "e2e" / "data" / "p09.json"
 
 
 async def _post(gateway: Gateway, doc: Any) -> tuple[int, dict[str, Any]]:

@@ -24,7 +24,7 @@ from synod.core.plan.teamsim import (
 from synod.core.workspace import Applied, FileWrite, VersionVector, Workspace
 from synod.errors import ConfigError
 
-TASKS = Path(__file__).resolve().parents[4] / "shared" / "paper" / "tasks"
+TASKS = Path(__file__).resolve().parents[5] / "shared" / "paper" / "tasks"
 PROJECTS = sorted(TASKS.glob("*/p*.json"))
 needs_paper = pytest.mark.skipif(not PROJECTS, reason=f"no paper projects under {TASKS}")
 
