@@ -546,6 +546,7 @@ def add_usage(a: Usage, b: Usage) -> Usage:
         input_tokens=a.input_tokens + b.input_tokens,
         output_tokens=a.output_tokens + b.output_tokens,
         cost_usd=round(a.cost_usd + b.cost_usd, 10),
+        unpriced_calls=a.unpriced_calls + b.unpriced_calls,
     )
 
 

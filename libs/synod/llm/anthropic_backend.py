@@ -30,7 +30,7 @@ from anthropic.types import AssistantMessageParam, Message, MessageParam, UserMe
 from pydantic import SecretStr
 
 from synod.llm import sdk_errors
-from synod.llm.pricing import PRICES, Price, cost_usd, price_for
+from synod.llm.pricing import PRICES, Price, cost_usd
 from synod.llm.settings import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_AFTER_S,
@@ -252,8 +252,6 @@ class AnthropicBackend:
         usage = message.usage
         cache_write = usage.cache_creation_input_tokens or 0
         cache_read = usage.cache_read_input_tokens or 0
-        if price_for(served, self.prices) is None:
-            self._warn_once(served, "no price for model %s: its cost is recorded as 0", served)
         cost = cost_usd(
             served,
             input_tokens=usage.input_tokens,
@@ -262,6 +260,8 @@ class AnthropicBackend:
             cache_read_tokens=cache_read,
             prices=self.prices,
         )
+        if cost is None:
+            self._warn_once(served, "no price for anthropic:%s: its calls are unpriced", served)
         return RawReply(
             text=text,
             usage=Usage(
@@ -269,7 +269,8 @@ class AnthropicBackend:
                 calls=1,
                 input_tokens=usage.input_tokens + cache_write + cache_read,
                 output_tokens=usage.output_tokens,
-                cost_usd=cost,
+                cost_usd=cost or 0.0,
+                unpriced_calls=0 if cost is not None else 1,
             ),
             stop_reason=message.stop_reason,
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal
 
 from synod.errors import ErrorClass, SynodError
-from synod.wire.messages import Usage
+from synod.wire.messages import ModelRoute, Usage
 
 # Stable codes for metrics labels and dead letters; the message says the details.
 LLMErrorReason = Literal[
@@ -47,6 +47,8 @@ class LLMError(SynodError):
         self.status = status
         # Mutable on purpose: a structured call adds the usage of the turns before it.
         self.usage: Usage = usage if usage is not None else Usage(model=model)
+        # Set by the resilience wrapper: the links tried, and why each one failed.
+        self.route: ModelRoute | None = None
 
 
 class LLMTransientError(LLMError):

@@ -4,16 +4,23 @@
 request:
 
 1. waits for a slot of the request's role (bulkhead), then walks the chain:
-   the request's model (or the backend's default), then the configured
-   fallbacks (`SYNOD_LLM_FALLBACK`), each a (provider, model) route;
-2. for each route, waits for a slot of its provider (bulkhead) and asks the
-   route's circuit breaker; an open breaker is skipped at once (fail fast);
+   the routed model (synod.llm.routing: the request's model, the task's
+   labels, the role's route, or the default), then the configured fallbacks
+   (`SYNOD_LLM_FALLBACK`), each a (provider, model) link, on any provider;
+2. for each link, waits for a slot of its provider and of the link itself
+   (bulkheads; `SYNOD_LLM_PROVIDER_CONCURRENCY` takes `openai=8` and
+   `openai/gpt-5-mini=2`) and asks the link's circuit breaker; an open breaker
+   is skipped at once (fail fast);
 3. calls the first route whose breaker admits it and records the outcome; a
    transient failure moves on to the next route, a permanent or budget error
    ends the call (another model would not make the request valid);
 4. when every breaker in the chain rejected the call, raises
    `LLMTransientError(reason="circuit_open")` with the shortest time until one
    of them probes again, so the step waits in a retry topic.
+
+The response (and the error, when every link failed) carries a `ModelRoute`:
+the link that answered, where its model was chosen, the chain, and each link
+passed over with its reason (`circuit_open`, or the error it raised).
 
 Every wait and call is bounded by the request's deadline (`timeout_s`, which
 the worker sets to the step's `deadline_s`): waiting for a slot spends the
@@ -30,7 +37,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge
 
@@ -38,13 +44,15 @@ from synod.core.resilience.breaker import BreakerConfig, Decision, Permit, State
 from synod.core.resilience.registry import BREAKERS, BreakerBoard
 from synod.errors import ConfigError, ErrorClass
 from synod.llm.bulkhead import Bulkhead, BulkheadFull
-from synod.llm.errors import LLMError, LLMTimeoutError, LLMTransientError
+from synod.llm.errors import LLMError, LLMPermanentError, LLMTimeoutError, LLMTransientError
+from synod.llm.routing import PROVIDERS, Choice, Link, RoutingTable
 from synod.llm.types import LLMBackend, LLMRequest, LLMResponse, add_usage
-from synod.wire.messages import Usage
+from synod.wire.messages import ModelRoute, SkippedLink, Usage
 
 log = logging.getLogger("synod.llm")
 
-PROVIDERS = ("anthropic", "sim")
+__all__ = ["PROVIDERS", "ResilientBackend", "Route"]
+
 STATE_VALUE: dict[State, int] = {"closed": 0, "half_open": 1, "open": 2}
 # A call cancelled this close to its deadline was cut off by the deadline
 # (the caller's own timer, started a moment before ours, fired first).
@@ -87,28 +95,8 @@ BULKHEAD_TIMEOUTS = Counter(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    provider: str
-    model: str
-
-    @property
-    def key(self) -> str:
-        return f"{self.provider}/{self.model}"
-
-    @staticmethod
-    def parse(entry: str, default_provider: str) -> Route:
-        """`model` (on the default provider) or `provider:model`."""
-        text = entry.strip()
-        provider, sep, model = text.partition(":")
-        if not sep:
-            provider, model = default_provider, text
-        if provider not in PROVIDERS or not model.strip():
-            raise ConfigError(
-                f"SYNOD_LLM_FALLBACK entry {entry!r}: expected MODEL or PROVIDER:MODEL "
-                f"with PROVIDER one of {', '.join(PROVIDERS)}"
-            )
-        return Route(provider, model.strip())
+# A link of the chain; the name this module has always used for it.
+Route = Link
 
 
 def _record_transition(key: str, transition: Transition) -> None:
@@ -121,6 +109,10 @@ def _record_transition(key: str, transition: Transition) -> None:
         f"breaker {transition.to_state}",
         extra={"breaker": key, "from_state": transition.from_state, "why": transition.reason},
     )
+
+
+def _link(route: Route) -> dict[str, str]:
+    return {"provider": route.provider, "model": route.model}
 
 
 class ResilientBackend:
@@ -137,6 +129,7 @@ class ResilientBackend:
         role_limits: Mapping[str, int] | None = None,
         board: BreakerBoard = BREAKERS,
         clock: Callable[[], float] = time.monotonic,
+        routing: RoutingTable | None = None,
     ) -> None:
         if primary not in backends:
             raise ConfigError(f"no backend for the primary provider {primary!r}")
@@ -146,6 +139,10 @@ class ResilientBackend:
         self.backends = dict(backends)
         self.primary = primary
         self.fallbacks = list(fallbacks)
+        self.routing = routing or RoutingTable(primary, self.default_model(primary))
+        unserved = sorted(self.routing.providers() - set(backends))
+        if unserved:
+            raise ConfigError(f"no backend for the routed provider(s) {', '.join(unserved)}")
         self.breaker_config = breaker or BreakerConfig()
         self.board = board
         self.board.listen(_record_transition)
@@ -180,10 +177,27 @@ class ResilientBackend:
     def default_model(self, provider: str) -> str:
         return str(getattr(self.backends[provider], "model", "") or provider)
 
+    def choose(self, request: LLMRequest) -> Choice:
+        """The first link for this request (synod.llm.routing), or a permanent error
+        when the request asks for a provider this process has no backend for."""
+        try:
+            choice = self.routing.choose(request.role, request.kind, request.labels, request.model)
+        except ConfigError as exc:
+            raise LLMPermanentError(
+                str(exc), reason="bad_request", model=request.model or ""
+            ) from None
+        if choice.link.provider not in self.backends:
+            raise LLMPermanentError(
+                f"{choice.source} routes to {choice.link.spec}, but this service has no "
+                f"{choice.link.provider} backend (configure its key or base URL)",
+                reason="bad_request",
+                model=choice.link.model,
+            )
+        return choice
+
     def routes(self, request: LLMRequest) -> list[Route]:
-        """The chain for this request: its model (or the default) first, then the fallbacks."""
-        first = Route(self.primary, request.model or self.default_model(self.primary))
-        chain = [first]
+        """The chain for this request: its routed model first, then the fallbacks."""
+        chain = [self.choose(request).link]
         for route in self.fallbacks:
             if route not in chain:
                 chain.append(route)
@@ -193,16 +207,26 @@ class ResilientBackend:
         chain = " -> ".join(r.key for r in self.fallbacks)
         return f"fallback {chain}" if chain else "no fallback"
 
+    def describe_routing(self) -> dict[str, object]:
+        """The routing in force, for `synod config` and the startup notice."""
+        return {
+            "primary": self.primary,
+            "routes": self.routing.describe(),
+            "fallback": [r.spec for r in self.fallbacks],
+            "providers": sorted(self.backends),
+        }
+
     def states(self) -> dict[str, State]:
         return self.board.states(self._clock())
 
     async def complete(self, request: LLMRequest) -> LLMResponse:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + request.timeout_s if request.timeout_s else None
-        routes = self.routes(request)
+        choice = self.choose(request)
+        routes = [choice.link] + [r for r in self.fallbacks if r != choice.link]
         try:
             async with self._slot(self._role_slots, request.role, deadline):
-                return await self._through(request, routes, deadline)
+                return await self._through(request, routes, choice, deadline)
         except BulkheadFull as exc:
             raise LLMTimeoutError(
                 f"deadline of {request.timeout_s:g}s passed waiting: {exc}",
@@ -226,13 +250,28 @@ class ResilientBackend:
             raise
 
     async def _through(
-        self, request: LLMRequest, routes: list[Route], deadline: float | None
+        self, request: LLMRequest, routes: list[Route], choice: Choice, deadline: float | None
     ) -> LLMResponse:
         rejected: list[Decision] = []
         failed: LLMTransientError | None = None
+        last_tried = routes[0]
         spent = Usage()
+        skipped: list[SkippedLink] = []
+
+        def trace(answered: Route) -> ModelRoute:
+            return ModelRoute(
+                provider=answered.provider,
+                model=answered.model,
+                source=choice.source,
+                chain=[r.spec for r in routes],
+                skipped=list(skipped),
+            )
+
         for route in routes:
-            async with self._slot(self._provider_slots, route.provider, deadline):
+            async with (
+                self._slot(self._provider_slots, route.provider, deadline),
+                self._slot(self._provider_slots, route.key, deadline),
+            ):
                 breaker = self.board.breaker(route.key, self.breaker_config)
                 decision = breaker.allow(self._clock())
                 self.board.settle(route.key)
@@ -240,39 +279,48 @@ class ResilientBackend:
                 if decision.permit is None:
                     BREAKER_REJECTIONS.labels(route.provider, route.model).inc()
                     rejected.append(decision)
+                    skipped.append(SkippedLink(**_link(route), reason="circuit_open"))
                     continue
                 try:
                     response = await self._call(route, decision.permit, request, deadline)
                 except LLMTransientError as exc:
                     spent = add_usage(spent, exc.usage)
-                    failed = exc
+                    failed, last_tried = exc, route
+                    skipped.append(SkippedLink(**_link(route), reason=exc.reason))
                     if deadline is not None and asyncio.get_running_loop().time() >= deadline:
                         break  # no time left for another model
                     continue
                 except LLMError as exc:
                     exc.usage = add_usage(spent, exc.usage)
+                    exc.route = trace(route)
                     raise
                 if spent.calls:
                     response = dataclasses.replace(response, usage=add_usage(spent, response.usage))
                 if route != routes[0]:
                     FALLBACKS.labels(routes[0].key, route.key).inc()
-                return response
+                return dataclasses.replace(response, route=trace(route))
         if failed is not None:
             failed.usage = spent
+            failed.route = trace(last_tried)  # the last link tried, and how it failed
             raise failed
         waits = [d.retry_after_s for d in rejected if d.retry_after_s > 0]
-        raise LLMTransientError(
+        error = LLMTransientError(
             "circuit open for every model in the chain: " + ", ".join(r.key for r in routes),
             reason="circuit_open",
             model=routes[0].model,
             retry_after_s=min(waits) if waits else None,
         )
+        error.route = ModelRoute(
+            source=choice.source, chain=[r.spec for r in routes], skipped=list(skipped)
+        )
+        raise error
 
     async def _call(
         self, route: Route, permit: Permit, request: LLMRequest, deadline: float | None
     ) -> LLMResponse:
         backend = self.backends[route.provider]
-        if request.model is None and route == Route(self.primary, self.default_model(self.primary)):
+        default = Route(self.primary, self.default_model(self.primary))
+        if request.model is None and route == default and not request.labels:
             sent = request  # the backend's own default model, exactly as without the wrapper
         else:
             sent = dataclasses.replace(request, model=route.model)

@@ -68,10 +68,21 @@ def error_for_status(
     message: str,
     model: str,
     retry_after_s: float | None = None,
+    provider: str = "anthropic",
+    spend_limit_codes: frozenset[str] = SPEND_LIMIT_CODES,
 ) -> LLMError:
-    """The error for an HTTP status and the API's error type and code."""
-    text = f"anthropic {status} {error_type or ''}: {message}".replace("  ", " ")
-    if status == 402 or error_type == "billing_error" or error_code in SPEND_LIMIT_CODES:
+    """The error for an HTTP status and the API's error type and code.
+
+    The OpenAI mapping (synod.llm.openai_errors) uses it too, with its own
+    spend-limit codes: the statuses mean the same on every provider.
+    """
+    text = f"{provider} {status} {error_type or ''}: {message}".replace("  ", " ")
+    if (
+        status == 402
+        or error_type == "billing_error"
+        or error_code in spend_limit_codes
+        or error_type in spend_limit_codes
+    ):
         return LLMBudgetError(text, reason="spend_limit", model=model, status=status)
     transient_reason: LLMErrorReason | None = None
     if status == 429 or error_type == "rate_limit_error":
@@ -93,10 +104,12 @@ def error_for_status(
     return LLMPermanentError(text, reason="bad_request", model=model, status=status)
 
 
-def malformed_response(detail: str, *, model: str) -> LLMTransientError:
+def malformed_response(
+    detail: str, *, model: str, provider: str = "anthropic", api: str = "Messages API"
+) -> LLMTransientError:
     # A garbled reply is the provider's (or a proxy's) glitch; the same request may well work.
     return LLMTransientError(
-        f"anthropic reply is not a valid Messages API response: {detail}",
+        f"{provider} reply is not a valid {api} response: {detail}",
         reason="malformed_response",
         model=model,
     )

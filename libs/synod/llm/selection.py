@@ -1,4 +1,5 @@
-"""Choosing the backend: Claude when there is a key, the simulation otherwise, and saying so."""
+"""Choosing the backends: Claude with a key, an OpenAI-compatible server with its key or base
+URL, the simulation otherwise; routing and fallbacks may add the others; and saying so."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from synod.core.resilience.breaker import BreakerConfig
 from synod.errors import ConfigError
 from synod.llm.faults import Latency, load_profile
 from synod.llm.resilient import ResilientBackend, Route
+from synod.llm.routing import RoutingTable
 from synod.llm.settings import LLMSettings, load_settings
 from synod.llm.sim import CrashHook, SimBackend, Sleep, exit_process
 from synod.llm.types import LLMBackend
 
-BackendKind = Literal["anthropic", "sim"]
+BackendKind = Literal["anthropic", "openai", "sim"]
 
 
 def backend_choice(settings: LLMSettings) -> tuple[BackendKind, str]:
@@ -25,10 +27,19 @@ def backend_choice(settings: LLMSettings) -> tuple[BackendKind, str]:
         if not settings.has_api_key:
             raise ConfigError("SYNOD_LLM_BACKEND=anthropic needs ANTHROPIC_API_KEY to be set")
         return "anthropic", "SYNOD_LLM_BACKEND=anthropic"
+    if settings.backend == "openai":
+        if not settings.has_openai:
+            raise ConfigError(
+                "SYNOD_LLM_BACKEND=openai needs OPENAI_API_KEY or SYNOD_OPENAI_BASE_URL to be set"
+            )
+        return "openai", "SYNOD_LLM_BACKEND=openai"
     if settings.backend == "sim":
         return "sim", "SYNOD_LLM_BACKEND=sim"
     if settings.has_api_key:
         return "anthropic", "ANTHROPIC_API_KEY is set"
+    if settings.has_openai:
+        why = "OPENAI_API_KEY is set" if settings.openai_api_key else "SYNOD_OPENAI_BASE_URL is set"
+        return "openai", why
     return "sim", "no ANTHROPIC_API_KEY"
 
 
@@ -50,26 +61,67 @@ def build_sim(
     )
 
 
-def build_anthropic(settings: LLMSettings) -> LLMBackend:
+def build_anthropic(settings: LLMSettings, model: str) -> LLMBackend:
     # Imported here so that a simulation-only process never loads the SDK.
     from synod.llm.anthropic_backend import AnthropicBackend
-    from synod.llm.pricing import PRICES, Price
+    from synod.llm.pricing import merged
 
     if settings.anthropic_api_key is None:
         raise ConfigError("the anthropic backend needs ANTHROPIC_API_KEY to be set")
-    prices = {**PRICES, **{m: Price(*p) for m, p in settings.prices.items()}}
     return AnthropicBackend(
         api_key=settings.anthropic_api_key,
         base_url=settings.anthropic_base_url,
-        model=settings.model,
+        model=model,
         max_tokens=settings.max_tokens,
         temperature=settings.temperature,
         timeout_s=settings.timeout_s,
         max_retries=settings.max_retries,
         max_retry_after_s=settings.max_retry_after_s,
         stream=settings.stream,
-        prices=prices,
+        prices=merged(settings.prices),
     )
+
+
+def build_openai(settings: LLMSettings, model: str) -> LLMBackend:
+    from synod.llm.openai_backend import OpenAIBackend
+    from synod.llm.pricing import merged
+
+    if not settings.has_openai:
+        raise ConfigError(
+            "the openai backend needs OPENAI_API_KEY or SYNOD_OPENAI_BASE_URL to be set"
+        )
+    return OpenAIBackend(
+        api_key=settings.openai_api_key,
+        base_url=settings.openai_base_url,
+        model=model,
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature,
+        send_temperature=settings.openai_send_temperature,
+        timeout_s=settings.timeout_s,
+        max_retries=settings.max_retries,
+        max_retry_after_s=settings.max_retry_after_s,
+        stream=settings.stream if settings.openai_stream is None else settings.openai_stream,
+        max_tokens_param=settings.openai_max_tokens_param,
+        response_format=settings.openai_response_format,
+        prices=merged(settings.prices),
+    )
+
+
+def build_backend(
+    settings: LLMSettings,
+    provider: str,
+    primary: str,
+    *,
+    sleep: Sleep = asyncio.sleep,
+    crash: CrashHook = exit_process,
+) -> LLMBackend:
+    """The backend of one provider, with that provider's default model."""
+    model = settings.default_model(provider, primary)
+    if provider == "anthropic":
+        return build_anthropic(settings, model)
+    if provider == "openai":
+        return build_openai(settings, model)
+    return build_sim(settings, sleep=sleep, crash=crash)
 
 
 def _to_stderr(line: str) -> None:
@@ -85,26 +137,30 @@ def select_backend(
 ) -> ResilientBackend:
     """The backend to use, announced in one line (on stderr unless `notice` says otherwise).
 
-    It comes wrapped in the resilience layer (breakers, fallback chain,
-    bulkheads, deadline); `.inner` is the chosen backend itself.
+    It comes wrapped in the resilience layer (routing, breakers, fallback
+    chain, bulkheads, deadline); `.inner` is the chosen backend itself.
 
     `sleep` and `crash` only matter for the simulated backend (virtual time, and
     what a simulated crash does in this process).
     """
     settings = settings if settings is not None else load_settings()
     kind, why = backend_choice(settings)
+    backend = build_backend(settings, kind, kind, sleep=sleep, crash=crash)
     if kind == "anthropic":
         where = f", base URL {settings.anthropic_base_url}" if settings.anthropic_base_url else ""
-        backend = build_anthropic(settings)
         stream = "streamed" if settings.stream else "plain"
-        notice(f"llm: anthropic backend ({why}), model {settings.model}, {stream}{where}")
+        model = settings.default_model(kind, kind)
+        notice(f"llm: anthropic backend ({why}), model {model}, {stream}{where}")
+    elif kind == "openai":
+        notice(f"llm: openai backend ({why}), {backend.describe()}")  # type: ignore[attr-defined]
     else:
-        sim = build_sim(settings, sleep=sleep, crash=crash)
-        notice(f"llm: sim backend ({why}), {sim.describe()}")
-        backend = sim
+        notice(f"llm: sim backend ({why}), {backend.describe()}")  # type: ignore[attr-defined]
     resilient = build_resilient(settings, kind, backend, sleep=sleep, crash=crash)
     if resilient.fallbacks:
         notice(f"llm: {resilient.describe()}")
+    if resilient.routing.entries:
+        routes = ", ".join(f"{k}={v}" for k, v in resilient.routing.describe().items())
+        notice(f"llm: routing {routes}")
     return resilient
 
 
@@ -121,13 +177,28 @@ def build_resilient(
     A fallback on another provider gets a backend of its own, built from the same settings.
     """
     fallbacks = [Route.parse(entry, kind) for entry in settings.fallback_models]
+    routing = RoutingTable.build(
+        kind,
+        settings.default_model(kind, kind),
+        settings.routing,
+        settings.per_role_models(),
+    )
     backends: dict[str, LLMBackend] = {kind: primary}
-    for route in fallbacks:
-        if route.provider not in backends:
-            if route.provider == "anthropic":
-                backends["anthropic"] = build_anthropic(settings)
-            else:
-                backends["sim"] = build_sim(settings, sleep=sleep, crash=crash)
+    # Every provider the chain or the routing names, and every provider that is
+    # configured (a task's labels may route to it): one backend each.
+    wanted = [r.provider for r in fallbacks] + sorted(routing.providers())
+    if settings.has_api_key:
+        wanted.append("anthropic")
+    if settings.has_openai:
+        wanted.append("openai")
+    for provider in wanted:
+        if provider not in backends:
+            try:
+                backends[provider] = build_backend(
+                    settings, provider, kind, sleep=sleep, crash=crash
+                )
+            except ConfigError as exc:
+                raise ConfigError(f"SYNOD_LLM_FALLBACK / routing: {exc}") from None
     try:
         breaker = BreakerConfig(
             window_s=settings.breaker_window_s,
@@ -147,4 +218,5 @@ def build_resilient(
         breaker=breaker,
         provider_limits=settings.provider_concurrency,
         role_limits=settings.role_concurrency,
+        routing=routing,
     )

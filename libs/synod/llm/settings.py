@@ -12,6 +12,7 @@ from synod.errors import ConfigError
 from synod.llm.faults import Latency
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
+DEFAULT_OPENAI_MODEL = "gpt-4.1-mini"
 DEFAULT_MAX_TOKENS = 4_096
 DEFAULT_TIMEOUT_S = 120.0
 DEFAULT_MAX_RETRIES = 2
@@ -25,8 +26,10 @@ class LLMSettings(BaseSettings):
         env_prefix="SYNOD_LLM_", extra="ignore", populate_by_name=True
     )
 
-    backend: Literal["auto", "anthropic", "sim"] = "auto"
-    model: str = DEFAULT_MODEL
+    backend: Literal["auto", "anthropic", "openai", "sim"] = "auto"
+    # The primary backend's default model; unset, each provider's own default
+    # (claude-sonnet-5-5 for anthropic, SYNOD_OPENAI_MODEL for openai).
+    model: str | None = None
     # For the resilience layer's fallback chain (synod.llm.resilient): "model" or
     # "provider:model" entries tried in order after `model`; the backends use `model`.
     fallback_models: Annotated[list[str], NoDecode] = Field(
@@ -63,11 +66,49 @@ class LLMSettings(BaseSettings):
     # a deterministic straggler for hedging tests; later attempts are not slowed.
     sim_slow_steps: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
     fault_profile: str = "none"
-    # model -> [USD per million input tokens, USD per million output tokens]
-    prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    # "provider:model" (or a bare model, any provider) -> [USD per million input
+    # tokens, USD per million output tokens(, USD per million cached input tokens)]
+    prices: dict[str, tuple[float, float] | tuple[float, float, float]] = Field(
+        default_factory=dict
+    )
+    # Routing (synod.llm.routing): "<role>[.<kind>]" -> "[provider:]model", from
+    # SYNOD_LLM_ROUTING ("coder=anthropic:claude-opus-5-5,researcher=openai:gpt-4.1-mini"
+    # or JSON), and one variable per role, SYNOD_MODEL_<ROLE>, over its entries.
+    routing: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
+    model_planner: str = Field(default="", validation_alias="SYNOD_MODEL_PLANNER")
+    model_researcher: str = Field(default="", validation_alias="SYNOD_MODEL_RESEARCHER")
+    model_coder: str = Field(default="", validation_alias="SYNOD_MODEL_CODER")
+    model_reviewer: str = Field(default="", validation_alias="SYNOD_MODEL_REVIEWER")
 
     anthropic_api_key: SecretStr | None = Field(default=None, validation_alias="ANTHROPIC_API_KEY")
     anthropic_base_url: str | None = Field(default=None, validation_alias="ANTHROPIC_BASE_URL")
+
+    # The OpenAI-compatible backend (OpenAI, vLLM, Ollama, llama.cpp, OpenRouter).
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("SYNOD_OPENAI_BASE_URL", "OPENAI_BASE_URL"),
+    )
+    openai_model: str = Field(
+        default=DEFAULT_OPENAI_MODEL, validation_alias="SYNOD_OPENAI_MODEL", min_length=1
+    )
+    # None: as SYNOD_LLM_STREAM. Some compatible servers stream without usage.
+    openai_stream: bool | None = Field(default=None, validation_alias="SYNOD_OPENAI_STREAM")
+    # Which request field carries max_tokens: OpenAI's reasoning models (o-series,
+    # gpt-5) take only max_completion_tokens; most compatible servers take max_tokens.
+    openai_max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = Field(
+        default="max_tokens", validation_alias="SYNOD_OPENAI_MAX_TOKENS_PARAM"
+    )
+    # text: the JSON Schema in the prompt only (works everywhere); json_object /
+    # json_schema: also ask the server for JSON mode (if it supports it).
+    openai_response_format: Literal["text", "json_object", "json_schema"] = Field(
+        default="text", validation_alias="SYNOD_OPENAI_RESPONSE_FORMAT"
+    )
+    # Reasoning models reject a non-default temperature (a supervisor's reassignment
+    # sets one): false drops it, as the anthropic backend always does.
+    openai_send_temperature: bool = Field(
+        default=True, validation_alias="SYNOD_OPENAI_SEND_TEMPERATURE"
+    )
 
     @field_validator("fallback_models", mode="before")
     @classmethod
@@ -92,7 +133,7 @@ class LLMSettings(BaseSettings):
             return slow
         return value
 
-    @field_validator("provider_concurrency", "role_concurrency", mode="before")
+    @field_validator("provider_concurrency", "role_concurrency", "routing", mode="before")
     @classmethod
     def _limits(cls, value: object) -> object:
         if isinstance(value, str):
@@ -126,6 +167,30 @@ class LLMSettings(BaseSettings):
     @property
     def has_api_key(self) -> bool:
         return bool(self.anthropic_api_key and self.anthropic_api_key.get_secret_value())
+
+    @property
+    def has_openai(self) -> bool:
+        """An OpenAI-compatible server to talk to: a key (OpenAI itself) or a base URL
+        (a local server needs no key)."""
+        key = self.openai_api_key.get_secret_value() if self.openai_api_key else ""
+        return bool(key or self.openai_base_url)
+
+    def default_model(self, provider: str, primary: str) -> str:
+        """A provider's default model: SYNOD_LLM_MODEL for the primary backend when set,
+        else the provider's own (claude-sonnet-5-5, SYNOD_OPENAI_MODEL, sim)."""
+        if provider == primary and self.model:
+            return self.model
+        return {"anthropic": DEFAULT_MODEL, "openai": self.openai_model}.get(provider, "sim")
+
+    def per_role_models(self) -> dict[str, str]:
+        """SYNOD_MODEL_<ROLE>, by role, where set."""
+        given = {
+            "planner": self.model_planner,
+            "researcher": self.model_researcher,
+            "coder": self.model_coder,
+            "reviewer": self.model_reviewer,
+        }
+        return {role: spec for role, spec in given.items() if spec}
 
 
 def load_settings() -> LLMSettings:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel
 
-from synod.wire.messages import Candidate, Usage
+from synod.wire.messages import Candidate, ModelRoute, Usage
 
 AgentRole = Literal["planner", "researcher", "coder", "reviewer"]
 AGENT_ROLES: tuple[AgentRole, ...] = ("planner", "researcher", "coder", "reviewer")
@@ -35,6 +36,11 @@ class LLMRequest:
 
     `files` are the workspace paths a coder step is asked to write; the simulated
     coder writes exactly these.
+
+    `kind` (the step kind: `merge`, `revise`, or empty for a plain step) and
+    `labels` (the task's routing labels, `model.<role>[.<kind>]`) choose the
+    model when `model` is not given; see synod.llm.routing. `model` may name a
+    provider too: `openai:gpt-5-mini`.
     """
 
     role: AgentRole
@@ -52,6 +58,8 @@ class LLMRequest:
     candidates: tuple[Candidate, ...] = ()
     reference: str | None = None
     files: tuple[str, ...] = ()
+    kind: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.task_id or not self.step_id:
@@ -76,7 +84,9 @@ class LLMResponse:
     `usage` sums every model call made for this request (a repaired structured
     output counts 2 calls). `retries` counts HTTP retries the provider's SDK made
     underneath. `fault` names the fault the simulated backend injected, if any;
-    it is for diagnostics and tests, never for agent logic.
+    it is for diagnostics and tests, never for agent logic. `route` (set by the
+    resilience wrapper) says which provider and model answered, how the model was
+    chosen, and which links of the fallback chain were passed over and why.
     """
 
     text: str
@@ -87,6 +97,7 @@ class LLMResponse:
     stop_reason: str | None = None
     retries: int = 0
     fault: str | None = None
+    route: ModelRoute | None = None
 
     def output(self, model: type[M]) -> M:
         """The parsed output as `model`, for a request made with that `output_model`."""
@@ -120,4 +131,5 @@ def add_usage(first: Usage, second: Usage) -> Usage:
         input_tokens=first.input_tokens + second.input_tokens,
         output_tokens=first.output_tokens + second.output_tokens,
         cost_usd=first.cost_usd + second.cost_usd,
+        unpriced_calls=first.unpriced_calls + second.unpriced_calls,
     )

@@ -103,6 +103,44 @@ class Usage(WireModel):
     input_tokens: int = Field(default=0, ge=0)
     output_tokens: int = Field(default=0, ge=0)
     cost_usd: float = Field(default=0.0, ge=0.0)
+    # Calls to a model the price table does not know: their cost is not in
+    # `cost_usd` (unknown, not zero), so a nonzero count makes it a lower bound.
+    unpriced_calls: int = Field(default=0, ge=0)
+
+
+class SkippedLink(WireModel):
+    """A link of the fallback chain that did not answer, and why (an LLM error reason)."""
+
+    provider: str = ""
+    model: str = ""
+    reason: str = Field(default="", max_length=100)  # circuit_open, rate_limited, timeout, ...
+
+
+class ModelRoute(WireModel):
+    """Which provider and model served a step, how that model was chosen, and what was
+    passed over on the way: the routing in force for one step attempt.
+
+    `source` says where the first link came from: `step` (the request named it, as
+    a supervisor reassignment does), `label model.<role>[.<kind>]` (the task's
+    labels), `SYNOD_MODEL_<ROLE>` or `SYNOD_LLM_ROUTING <key>` (the service's
+    settings), or `default`. `chain` lists the links in order as provider:model.
+    """
+
+    provider: str = ""
+    model: str = ""
+    source: str = Field(default="", max_length=200)
+    chain: list[str] = Field(default_factory=list)
+    skipped: list[SkippedLink] = Field(default_factory=list)
+
+
+ROUTING_LABEL = "model"
+
+
+def routing_labels(labels: dict[str, str]) -> dict[str, str]:
+    """The labels of a task that route its model calls: `model`, `model.<role>[.<kind>]`."""
+    return {
+        k: v for k, v in labels.items() if k == ROUTING_LABEL or k.startswith(ROUTING_LABEL + ".")
+    }
 
 
 class PlanStep(WireModel):
@@ -185,6 +223,9 @@ class StepRequested(Body):
     # The team slot that runs the step (central and claim teams: slot i works
     # through its own steps one at a time); None: any coder of the pool.
     agent: int | None = Field(default=None, ge=0)
+    # The task's routing labels (`routing_labels`): the model per role and step
+    # kind this task asks for, over the services' own routing settings.
+    labels: dict[str, str] = Field(default_factory=dict)
 
 
 class StepCompleted(Body):
@@ -194,6 +235,7 @@ class StepCompleted(Body):
     output: str = Field(default="", max_length=MAX_TEXT)
     usage: Usage = Field(default_factory=Usage)
     duration_s: float = Field(default=0.0, ge=0)
+    route: ModelRoute = Field(default_factory=ModelRoute)  # which model answered, chosen how
 
 
 class StepFailed(Body):
@@ -210,6 +252,7 @@ class StepFailed(Body):
     # When the failure said when to come back (an open circuit breaker's remaining
     # open time, a provider's retry-after): the floor of the next retry's delay.
     retry_after_s: float | None = Field(default=None, ge=0)
+    route: ModelRoute = Field(default_factory=ModelRoute)  # the links tried, and why each failed
 
 
 class StepRetrying(Body):

@@ -215,7 +215,7 @@ async def test_a_fallback_on_another_provider() -> None:
     assert other.calls == ["tiny"]
 
 
-@pytest.mark.parametrize("entry", ["openai:gpt", "anthropic:", " "])
+@pytest.mark.parametrize("entry", ["openai: ", "anthropic:", " "])
 def test_bad_fallback_entries_are_config_errors(entry: str) -> None:
     with pytest.raises(ConfigError, match="SYNOD_LLM_FALLBACK"):
         Route.parse(entry, "anthropic")
@@ -341,3 +341,111 @@ async def test_a_long_retry_after_opens_the_breaker_at_once() -> None:
     assert llm.states()["anthropic/big"] == "open"
     clock.now += 1
     assert llm.states()["anthropic/big"] == "half_open"
+
+
+def test_a_model_name_with_a_colon_is_one_model_unless_a_provider_comes_first() -> None:
+    assert Route.parse("llama3.1:8b", "openai") == Route("openai", "llama3.1:8b")
+    assert Route.parse("openai:llama3.1:8b", "anthropic") == Route("openai", "llama3.1:8b")
+    assert Route.parse("sim:tiny", "openai").spec == "sim:tiny"
+
+
+async def test_the_response_says_which_link_answered_and_why_the_others_were_skipped() -> None:
+    primary, other, clock = Scripted("anthropic", "big"), Scripted("openai", "gpt"), Clock()
+    llm = ResilientBackend(
+        {"anthropic": primary, "openai": other},
+        "anthropic",
+        fallbacks=[Route.parse("openai:gpt", "anthropic")],
+        breaker=CFG,
+        board=BreakerBoard(),
+        clock=clock,
+    )
+    primary.down.add("big")
+    first = await llm.complete(req())
+    assert first.route is not None
+    assert (first.route.provider, first.route.model, first.route.source) == (
+        "openai",
+        "gpt",
+        "default",
+    )
+    assert first.route.chain == ["anthropic:big", "openai:gpt"]
+    assert [(s.provider, s.model, s.reason) for s in first.route.skipped] == [
+        ("anthropic", "big", "overloaded")
+    ]
+    # Enough failures open the primary's breaker: then it is skipped as open, unasked.
+    for i in range(1, 4):
+        await llm.complete(req(i))
+    calls = len(primary.calls)
+    later = await llm.complete(req(9))
+    assert len(primary.calls) == calls
+    assert later.route is not None
+    assert [s.reason for s in later.route.skipped] == ["circuit_open"]
+
+
+async def test_every_link_failing_puts_the_trace_on_the_error() -> None:
+    primary, other, clock = Scripted("anthropic", "big"), Scripted("openai", "gpt"), Clock()
+    llm = ResilientBackend(
+        {"anthropic": primary, "openai": other},
+        "anthropic",
+        fallbacks=[Route("openai", "gpt")],
+        breaker=CFG,
+        board=BreakerBoard(),
+        clock=clock,
+    )
+    primary.down.add("big")
+    other.down.add("gpt")
+    with pytest.raises(LLMTransientError) as caught:
+        await llm.complete(req())
+    route = caught.value.route
+    assert route is not None
+    assert (route.provider, route.model) == ("openai", "gpt")
+    assert [s.reason for s in route.skipped] == ["overloaded", "overloaded"]
+    assert caught.value.usage.calls == 2
+
+
+async def test_routing_sends_each_role_to_its_own_provider() -> None:
+    from synod.llm.routing import RoutingTable
+
+    anthropic, openai, clock = Scripted("anthropic", "big"), Scripted("openai", "gpt"), Clock()
+    table = RoutingTable.build(
+        "anthropic", "big", {"coder.merge": "anthropic:merger"}, {"researcher": "openai:gpt-r"}
+    )
+    llm = ResilientBackend(
+        {"anthropic": anthropic, "openai": openai},
+        "anthropic",
+        breaker=CFG,
+        board=BreakerBoard(),
+        clock=clock,
+        routing=table,
+    )
+    research = await llm.complete(
+        LLMRequest(role="researcher", task_id="t", step_id="s", prompt="p")
+    )
+    merge = await llm.complete(req(kind="merge"))
+    plain = await llm.complete(req())
+    labelled = await llm.complete(req(labels={"model.coder": "openai:gpt-l"}))
+    assert openai.calls == ["gpt-r", "gpt-l"]
+    assert anthropic.calls == ["merger", "big"]
+    sources = [r.route.source for r in (research, merge, plain, labelled) if r.route]
+    assert sources == [
+        "SYNOD_MODEL_RESEARCHER",
+        "SYNOD_LLM_ROUTING coder.merge",
+        "default",
+        "label model.coder",
+    ]
+
+
+async def test_a_label_for_a_provider_without_a_backend_is_a_permanent_error() -> None:
+    llm = wrap(Scripted(), Clock(), fallbacks=())
+    with pytest.raises(LLMPermanentError, match="no openai backend") as caught:
+        await llm.complete(req(labels={"model": "openai:gpt"}))
+    assert caught.value.reason == "bad_request"
+    with pytest.raises(LLMPermanentError, match=r"label model\.codr"):
+        await llm.complete(req(labels={"model.codr": "big"}))
+
+
+async def test_a_link_of_its_own_can_have_a_bulkhead() -> None:
+    inner, clock = Scripted(), Clock()
+    llm = wrap(inner, clock, fallbacks=(), provider_limits={"anthropic/big": 1})
+    inner.delay_s = 0.02
+    await asyncio.gather(*(llm.complete(req(i)) for i in range(4)))
+    assert inner.peak == 1

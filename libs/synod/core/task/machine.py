@@ -55,7 +55,13 @@ from synod.wire import (
     Verification,
     VoteRequested,
 )
-from synod.wire.messages import StepCancelled, StepClaimed, StepReassigned, StepRetrying
+from synod.wire.messages import (
+    StepCancelled,
+    StepClaimed,
+    StepReassigned,
+    StepRetrying,
+    routing_labels,
+)
 
 Destination = Literal["steps.researcher", "steps.coder", "steps.cancel", "votes", "results"]
 ANSWER = "answer"  # the candidate id of the team's answer
@@ -683,6 +689,9 @@ class TaskMachine:
         message_id = derived_id(self.task_id, what)
         if isinstance(body, StepRequested):
             body = self._with_workspace(body, message_id)
+            if self.submitted is not None:  # the task's model routing, for the worker
+                labels = routing_labels(self.submitted.body.labels)
+                body = body.model_copy(update={"labels": labels}) if labels else body
         return Publish(body, message_id, attempt, causes)
 
     def usage(self) -> Usage:
@@ -693,6 +702,7 @@ class TaskMachine:
             input_tokens=sum(s.usage.input_tokens for s in steps),
             output_tokens=sum(s.usage.output_tokens for s in steps),
             cost_usd=round(sum(s.usage.cost_usd for s in steps), 6),
+            unpriced_calls=sum(s.usage.unpriced_calls for s in steps),
         )
 
     def plan_from(self, steps: list[PlanStep], rationale: str) -> Publish:

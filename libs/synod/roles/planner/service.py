@@ -308,6 +308,7 @@ class Planner:
                     "researcher and coder agents; each step names what it depends on."
                 ),
                 output_model=PlanOutput,
+                labels=machine.submitted.body.labels,  # the task's model.planner label
             )
             try:
                 # A hung call must not hold the task (and its key's lane) forever.

@@ -35,6 +35,7 @@ from synod.errors import SynodError
 from synod.ids import derived_id
 from synod.llm import OUTPUT_MODELS, LLMBackend, LLMError, LLMRequest
 from synod.llm.errors import LLMTransientError
+from synod.llm.routing import step_kind
 from synod.roles.metrics import (
     STEP_ATTEMPTS,
     STEP_CANCELS,
@@ -58,7 +59,7 @@ from synod.transport.topics import (
     TopicSpec,
 )
 from synod.wire import Envelope, StepCompleted, StepFailed, StepRequested, Usage
-from synod.wire.messages import StepCancelled, StepRetrying
+from synod.wire.messages import ModelRoute, StepCancelled, StepRetrying
 
 log = logging.getLogger("synod.agents")
 
@@ -312,6 +313,8 @@ class Worker:
             timeout_s=step.deadline_s,
             prompt_variant=step.prompt_variant,
             files=tuple(step.files),
+            kind=step_kind(step.step_id, step.prompt_variant),
+            labels=step.labels,
         )
         try:
             # The step's deadline bounds the whole call, retries included.
@@ -321,6 +324,7 @@ class Worker:
                 output=output_text(response.parsed, response.text)[:200_000],
                 usage=response.usage,
                 duration_s=round(time.monotonic() - started, 4),
+                route=response.route or ModelRoute(model=response.model),
             )
         except TimeoutError:
             return StepFailed(
@@ -340,6 +344,7 @@ class Worker:
                 usage=getattr(exc, "usage", None) or Usage(),
                 duration_s=round(time.monotonic() - started, 4),
                 retry_after_s=max(hint, 0.0) if hint is not None else None,
+                route=exc.route or ModelRoute(),
             )
         except SynodError as exc:
             return StepFailed(step_id=step.step_id, error_class=exc.error_class, error=str(exc))
