@@ -251,13 +251,13 @@ async def test_refusal_is_permanent(fake_api: Any, make_backend: MakeBackend) ->
     assert len(fake_api.requests) == 1
 
 
-async def test_unpriced_model_costs_zero_and_is_named(
+async def test_unpriced_model_is_named_and_counted_as_unpriced(
     fake_api: Any, make_backend: MakeBackend
 ) -> None:
     fake_api.reply_message("ok", model="claude-future-9")
     response = await make_backend().complete(request(model="claude-future-9"))
     assert response.usage.model == "claude-future-9"
-    assert response.usage.cost_usd == 0.0
+    assert (response.usage.cost_usd, response.usage.unpriced_calls) == (0.0, 1)
     assert response.usage.input_tokens > 0
 
 
