@@ -47,9 +47,23 @@ def version(as_json: JsonOption = False) -> None:
 
 @app.command()
 def config(as_json: JsonOption = False) -> None:
-    """Print the effective settings (from SYNOD_* variables and defaults)."""
+    """Print the effective settings (from SYNOD_* variables and defaults), secrets masked,
+    and the model routing in force (which provider and model serves each role)."""
+    from synod.llm.selection import routing_in_force
+    from synod.llm.settings import load_settings
+
     settings = KafkaSettings()
-    doc = {"kafka": settings.model_dump()}
+    try:
+        llm = load_settings()
+        routing = routing_in_force(llm)
+    except SynodError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(code=2) from None
+    doc: dict[str, dict[str, Any]] = {
+        "kafka": settings.model_dump(),
+        "llm": llm.model_dump(mode="json"),
+        "routing": routing,
+    }
     if as_json:
         emit(doc)
         return

@@ -12,6 +12,7 @@ from typing import Literal
 from synod.core.resilience.breaker import BreakerConfig
 from synod.errors import ConfigError
 from synod.llm.faults import Latency, load_profile
+from synod.llm.pricing import PRICE_TABLE_VERSION
 from synod.llm.resilient import ResilientBackend, Route
 from synod.llm.routing import RoutingTable
 from synod.llm.settings import LLMSettings, load_settings
@@ -41,6 +42,24 @@ def backend_choice(settings: LLMSettings) -> tuple[BackendKind, str]:
         why = "OPENAI_API_KEY is set" if settings.openai_api_key else "SYNOD_OPENAI_BASE_URL is set"
         return "openai", why
     return "sim", "no ANTHROPIC_API_KEY"
+
+
+def routing_in_force(settings: LLMSettings) -> dict[str, object]:
+    """The routing these settings give, without building a backend (for `synod config`):
+    the primary backend and why, the route per role and step kind with where each
+    came from, and the fallback chain."""
+    kind, why = backend_choice(settings)
+    table = RoutingTable.build(
+        kind, settings.default_model(kind, kind), settings.routing, settings.per_role_models()
+    )
+    fallbacks = [Route.parse(entry, kind) for entry in settings.fallback_models]
+    return {
+        "backend": kind,
+        "why": why,
+        "routes": table.describe(),
+        "fallback": [r.spec for r in fallbacks],
+        "price_table": PRICE_TABLE_VERSION,
+    }
 
 
 def build_sim(

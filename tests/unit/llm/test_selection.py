@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 from synod.errors import ConfigError
-from synod.llm import LLMSettings, SimBackend, backend_choice, load_settings, select_backend
+from synod.llm import (
+    LLMRequest,
+    LLMSettings,
+    SimBackend,
+    backend_choice,
+    load_settings,
+    select_backend,
+)
 from synod.llm.resilient import ResilientBackend
 
 ENV = [
@@ -25,6 +32,15 @@ ENV = [
     "SYNOD_ROLE_CONCURRENCY",
     "SYNOD_LLM_PROVIDER_CONCURRENCY",
     "SYNOD_LLM_BREAKER_MIN_CALLS",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "SYNOD_OPENAI_BASE_URL",
+    "SYNOD_OPENAI_MODEL",
+    "SYNOD_LLM_ROUTING",
+    "SYNOD_MODEL_PLANNER",
+    "SYNOD_MODEL_RESEARCHER",
+    "SYNOD_MODEL_CODER",
+    "SYNOD_MODEL_REVIEWER",
 ]
 
 
@@ -107,7 +123,8 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     ("name", "value"),
     [
         ("SYNOD_LLM_MAX_TOKENS", "0"),
-        ("SYNOD_LLM_BACKEND", "openai"),
+        ("SYNOD_LLM_BACKEND", "gpt"),
+        ("SYNOD_LLM_BACKEND", "openai"),  # without OPENAI_API_KEY or a base URL
         ("SYNOD_LLM_SIM_LATENCY", "gamma:1"),
         ("SYNOD_LLM_FAULT_PROFILE", "chaotic"),
     ],
@@ -161,3 +178,47 @@ def test_an_anthropic_fallback_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("SYNOD_LLM_FALLBACK", "anthropic:claude-haiku-4-5")
     with pytest.raises(ConfigError, match="ANTHROPIC_API_KEY"):
         select_backend(notice=lambda line: None)
+
+
+async def test_an_openai_key_alone_means_openai(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-oai-secret")
+    monkeypatch.setenv("SYNOD_OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    backend, lines = selected([])
+    try:
+        assert backend.name == "openai"  # type: ignore[attr-defined]
+        assert lines[0].startswith(
+            "llm: openai backend (OPENAI_API_KEY is set), model gpt-4.1-mini"
+        )
+        assert "sk-oai-secret" not in " ".join(lines)
+    finally:
+        await backend.aclose()  # type: ignore[attr-defined]
+
+
+async def test_routing_and_fallbacks_build_a_backend_per_provider(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant")
+    monkeypatch.setenv("SYNOD_OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("SYNOD_MODEL_RESEARCHER", "openai:llama3.1:8b")
+    monkeypatch.setenv("SYNOD_LLM_FALLBACK", "openai:gpt-4.1,sim:sim")
+    backend, lines = selected([])
+    assert isinstance(backend, ResilientBackend)
+    try:
+        assert sorted(backend.backends) == ["anthropic", "openai", "sim"]
+        assert backend.default_model("openai") == "gpt-4.1-mini"
+        research = LLMRequest(role="researcher", task_id="t", step_id="s", prompt="p")
+        assert [r.spec for r in backend.routes(research)] == [
+            "openai:llama3.1:8b",
+            "openai:gpt-4.1",
+            "sim:sim",
+        ]
+        assert lines[-1].startswith("llm: routing *=anthropic:claude-sonnet-5-5 (default)")
+    finally:
+        await backend.aclose()
+
+
+def test_synod_llm_model_is_the_primarys_default_only() -> None:
+    settings = LLMSettings(backend="openai", model="qwen3:32b", openai_base_url="http://x/v1")
+    assert settings.default_model("openai", "openai") == "qwen3:32b"
+    assert settings.default_model("anthropic", "openai") == "claude-sonnet-5-5"
+    assert LLMSettings().default_model("openai", "anthropic") == "gpt-4.1-mini"
