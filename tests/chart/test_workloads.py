@@ -126,3 +126,63 @@ def test_dev_reload_rejects_a_non_boolean() -> None:
     proc = helm("template", "x", str(CHART), "--set-string", "dev.reload=yes", check=False)
     assert proc.returncode != 0
     assert "reload" in proc.stderr
+
+
+def test_llm_routing_and_the_openai_server_reach_the_services_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    from synod.llm.selection import routing_in_force
+    from synod.llm.settings import load_settings
+
+    values = tmp_path / "routing-values.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "config": {
+                    "llm": {
+                        "routing": {
+                            "researcher": "openai:gpt-4.1-mini",
+                            "coder.merge": "claude-opus-5-5",
+                        },
+                        "fallback": ["openai:llama3.1:8b", "sim:sim"],
+                    }
+                },
+                "anthropic": {"apiKey": "sk-ant-chart"},
+                "openai": {"baseUrl": "http://vllm.models:8000/v1", "apiKey": "sk-oai-chart"},
+            }
+        )
+    )
+    objects = render(values)
+    cm = next(o for o in objects if o["kind"] == "ConfigMap")["data"]
+    secrets = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Secret"}
+    assert secrets["synod-ci-openai"]["stringData"] == {"OPENAI_API_KEY": "sk-oai-chart"}
+    pod = next(w for w in workloads(objects))["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["OPENAI_API_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "synod-ci-openai"
+    # What the chart renders is what the services' settings read.
+    for name, value in cm.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-chart")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-oai-chart")
+    routing = routing_in_force(load_settings())
+    assert routing["routes"] == {
+        "*": "anthropic:claude-sonnet-5-5 (default)",
+        "coder.merge": "anthropic:claude-opus-5-5 (SYNOD_LLM_ROUTING coder.merge)",
+        "researcher": "openai:gpt-4.1-mini (SYNOD_LLM_ROUTING researcher)",
+    }
+    assert routing["fallback"] == ["openai:llama3.1:8b", "sim:sim"]
+    assert load_settings().openai_base_url == "http://vllm.models:8000/v1"
+
+
+def test_the_schema_refuses_a_routing_key_that_is_no_role(tmp_path: Path) -> None:
+    import yaml
+
+    from .conftest import helm
+
+    bad = tmp_path / "bad-routing.yaml"
+    bad.write_text(yaml.safe_dump({"config": {"llm": {"routing": {"coders": "x"}}}}))
+    proc = helm("lint", "--strict", str(CHART), "-f", str(bad), check=False)
+    assert proc.returncode != 0
+    assert "coders" in proc.stdout + proc.stderr

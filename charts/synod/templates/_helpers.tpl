@@ -43,6 +43,10 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{- .Values.anthropic.existingSecret | default (printf "%s-anthropic" (include "synod.fullname" .)) -}}
 {{- end -}}
 
+{{- define "synod.openaiSecret" -}}
+{{- .Values.openai.existingSecret | default (printf "%s-openai" (include "synod.fullname" .)) -}}
+{{- end -}}
+
 {{/* Grace period: preStop sleep + drain bound + margin, so SIGKILL never cuts a drain short. */}}
 {{- define "synod.gracePeriod" -}}
 {{- add .Values.lifecycle.preStopSleepSeconds .Values.config.drainTimeoutSeconds .Values.lifecycle.terminationMarginSeconds -}}
@@ -91,6 +95,13 @@ env:
         name: {{ include "synod.anthropicSecret" . }}
         key: {{ .Values.anthropic.existingSecretKey }}
         # optional: the sim backend runs without a key.
+        optional: true
+  - name: OPENAI_API_KEY
+    valueFrom:
+      secretKeyRef:
+        name: {{ include "synod.openaiSecret" . }}
+        key: {{ .Values.openai.existingSecretKey }}
+        # optional: a local OpenAI-compatible server needs no key.
         optional: true
   {{- if .Values.gateway.apiTokens }}
   - name: SYNOD_API_TOKENS
