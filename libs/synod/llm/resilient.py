@@ -47,6 +47,7 @@ from synod.llm.bulkhead import Bulkhead, BulkheadFull
 from synod.llm.errors import LLMError, LLMPermanentError, LLMTimeoutError, LLMTransientError
 from synod.llm.routing import PROVIDERS, Choice, Link, RoutingTable
 from synod.llm.types import LLMBackend, LLMRequest, LLMResponse, add_usage
+from synod.observability.hops import llm_call, span_event
 from synod.wire.messages import ModelRoute, SkippedLink, Usage
 
 log = logging.getLogger("synod.llm")
@@ -224,14 +225,26 @@ class ResilientBackend:
         deadline = loop.time() + request.timeout_s if request.timeout_s else None
         choice = self.choose(request)
         routes = [choice.link] + [r for r in self.fallbacks if r != choice.link]
-        try:
-            async with self._slot(self._role_slots, request.role, deadline):
-                return await self._through(request, routes, choice, deadline)
-        except BulkheadFull as exc:
-            raise LLMTimeoutError(
-                f"deadline of {request.timeout_s:g}s passed waiting: {exc}",
-                model=routes[0].model,
-            ) from None
+        with llm_call(
+            role=request.role,
+            provider=routes[0].provider,
+            model=routes[0].model,
+            task_id=request.task_id,
+            step_id=request.step_id,
+            attempt=request.attempt,
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+        ) as call:  # the GenAI span and the call's metrics (observability)
+            try:
+                async with self._slot(self._role_slots, request.role, deadline):
+                    response = await self._through(request, routes, choice, deadline)
+            except BulkheadFull as exc:
+                raise LLMTimeoutError(
+                    f"deadline of {request.timeout_s:g}s passed waiting: {exc}",
+                    model=routes[0].model,
+                ) from None
+            call.done(response)
+            return response
 
     @contextlib.asynccontextmanager
     async def _slot(
@@ -278,6 +291,10 @@ class ResilientBackend:
                 BREAKER_STATE.labels(route.provider, route.model).set(STATE_VALUE[decision.state])
                 if decision.permit is None:
                     BREAKER_REJECTIONS.labels(route.provider, route.model).inc()
+                    span_event(
+                        "synod.breaker.rejected",
+                        {"synod.breaker": route.key, "synod.breaker.state": decision.state},
+                    )
                     rejected.append(decision)
                     skipped.append(SkippedLink(**_link(route), reason="circuit_open"))
                     continue
@@ -287,6 +304,10 @@ class ResilientBackend:
                     spent = add_usage(spent, exc.usage)
                     failed, last_tried = exc, route
                     skipped.append(SkippedLink(**_link(route), reason=exc.reason))
+                    span_event(
+                        "synod.llm.failed_over",
+                        {"synod.llm.route": route.key, "synod.llm.error": str(exc)[:200]},
+                    )
                     if deadline is not None and asyncio.get_running_loop().time() >= deadline:
                         break  # no time left for another model
                     continue
@@ -298,6 +319,7 @@ class ResilientBackend:
                     response = dataclasses.replace(response, usage=add_usage(spent, response.usage))
                 if route != routes[0]:
                     FALLBACKS.labels(routes[0].key, route.key).inc()
+                    span_event("synod.llm.fallback", {"from": routes[0].key, "to": route.key})
                 return dataclasses.replace(response, route=trace(route))
         if failed is not None:
             failed.usage = spent

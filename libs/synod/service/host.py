@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from synod import observability
 from synod.core.resilience.registry import BREAKERS
 from synod.service import logs
 from synod.settings import KafkaSettings
@@ -191,11 +192,17 @@ async def run_service(
     setup: Callable[[ServiceContext], Awaitable[None]],
     *,
     stop: asyncio.Event | None = None,
+    global_telemetry: bool = False,
 ) -> int:
-    """Run a service until SIGTERM/SIGINT (or `stop`); returns the exit status."""
+    """Run a service until SIGTERM/SIGINT (or `stop`); returns the exit status.
+
+    `global_telemetry`: also make Synod's tracer provider the process's global one
+    (only a service's own `main` says so; a host embedding Synod keeps its own).
+    """
     kafka, service = KafkaSettings(), ServiceSettings()
     logs.configure(role, service.instance or role, service.log_level)
     ctx = ServiceContext(role, kafka, service)
+    observability.configure_from_env(role, ctx.instance, install_global=global_telemetry)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -229,6 +236,7 @@ async def run_service(
     await ctx.publisher.stop()
     for task in (*watchers, stopper):
         task.cancel()
+    observability.shutdown()  # flush the spans still buffered
     log.info("service stopped")
     return 1 if failed else 0
 
@@ -252,4 +260,4 @@ def service_main(
         epilog="settings come from the environment: " + ", ".join(env),
     )
     parser.parse_args()
-    sys.exit(asyncio.run(run_service(role, setup)))
+    sys.exit(asyncio.run(run_service(role, setup, global_telemetry=True)))

@@ -30,6 +30,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
+from synod.observability import record_consumer_lag
 from synod.transport.dispatcher import (
     DeadLetterSink,
     Dispatcher,
@@ -115,6 +116,7 @@ class KeyOrderedConsumer:
             concurrency=cfg.concurrency,
             dedup_capacity=cfg.dedup_capacity,
         )
+        self.dispatcher.group = group_id
         self.commit_stats = CommitStats()
         self._consumer = AIOKafkaConsumer(
             **client_security(),
@@ -221,6 +223,34 @@ class KeyOrderedConsumer:
                 await asyncio.wait_for(self._stopping.wait(), self.config.commit_interval_s)
             if not self._stopping.is_set():
                 await self._commit()
+                await self._record_lag()
+
+    async def _record_lag(self) -> None:
+        """synod_consumer_lag_messages per owned partition: what is not handled yet.
+
+        The end is the last stable offset under read_committed (a transaction's
+        commit marker takes an offset no record has), and the fetch position has
+        passed such markers, so a group at rest reads 0.
+        """
+        for lane in list(self.dispatcher.lanes.values()):
+            if lane.closed:
+                continue
+            tp = TopicPartition(lane.topic, lane.partition)
+            end = (
+                self._consumer.last_stable_offset(tp)
+                if self.config.isolation_level == "read_committed"
+                else None
+            )
+            if end is None:
+                end = self._consumer.highwater(tp)
+            if end is None:
+                continue  # nothing fetched from it yet
+            try:
+                position = await self._consumer.position(tp)
+            except Exception:  # revoked meanwhile: its series goes with the lane
+                continue
+            lag = end - position + lane.buffered
+            record_consumer_lag(self.group_id, lane.topic, lane.partition, lag)
 
     def _apply_backpressure(self) -> None:
         cfg = self.config
@@ -326,6 +356,8 @@ class KeyOrderedConsumer:
         await self.dispatcher.close_lanes(lanes, self.config.drain_timeout_s)
         await self._commit(lanes)
         self.dispatcher.forget(lanes)
+        for lane in lanes:
+            record_consumer_lag(self.group_id, lane.topic, lane.partition, None)
         log.info("partitions revoked", extra={"partitions": sorted(map(str, revoked))})
 
 

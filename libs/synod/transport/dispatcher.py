@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from synod.errors import DecodeError, ErrorClass, SynodError
+from synod.observability import process_span
 from synod.transport.dedup import DedupWindow
 from synod.transport.keyqueue import KeyQueue
 from synod.transport.offsets import PartitionOffsets
@@ -117,6 +118,7 @@ class Dispatcher:
         self.concurrency = concurrency
         self.dedup = DedupWindow(dedup_capacity)
         self.stats = DispatchStats()
+        self.group = ""  # the consumer group, when a Kafka consumer feeds us (span attribute)
         self.lanes: dict[tuple[str, int], Lane] = {}
         self._in_flight = 0
         self._epoch = 0
@@ -216,7 +218,9 @@ class Dispatcher:
                 self.stats.duplicates += 1
             else:
                 try:
-                    await self.handler(Received(work.envelope, work.record))
+                    # The hop's process span, latency and error count (observability).
+                    with process_span(work.record, work.envelope, self.group) as envelope:
+                        await self.handler(Received(envelope, work.record))
                     self.dedup.add(dedup_key)
                     self.stats.handled += 1
                 except asyncio.CancelledError:

@@ -17,6 +17,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
+from synod.observability import publish_span
 from synod.transport.security import client_security
 from synod.wire import Codec, ContentType, Envelope
 from synod.wire.codec import CONTENT_TYPE_HEADER
@@ -90,18 +91,22 @@ class Publisher:
         must still share one order (a task's workspace writes on a compacted
         topic) go where that key would.
         """
-        data = self.codec.encode(envelope, content_type)
-        partition = None
-        if partition_key is not None:
-            every = sorted(await self._producer.partitions_for(topic))
-            partition = int(DefaultPartitioner()(partition_key, every, every))
-        return await self._producer.send_and_wait(
-            topic,
-            data,
-            key=key if key is not None else envelope.key,
-            partition=partition,
-            headers=kafka_headers(envelope, content_type),
-        )
+        with publish_span(topic, envelope, key) as hop:  # the producer span (observability)
+            envelope = hop.envelope
+            data = self.codec.encode(envelope, content_type)
+            partition = None
+            if partition_key is not None:
+                every = sorted(await self._producer.partitions_for(topic))
+                partition = int(DefaultPartitioner()(partition_key, every, every))
+            metadata = await self._producer.send_and_wait(
+                topic,
+                data,
+                key=key if key is not None else envelope.key,
+                partition=partition,
+                headers=kafka_headers(envelope, content_type),
+            )
+            hop.sent(metadata)
+            return metadata
 
     async def publish_raw(
         self,

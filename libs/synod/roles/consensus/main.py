@@ -34,7 +34,7 @@ async def _run() -> int:
     async def setup(ctx: ServiceContext) -> None:
         install(ctx, on_failure)
 
-    status = await run_service("consensus", setup, stop=stop)
+    status = await run_service("consensus", setup, stop=stop, global_telemetry=True)
     return 1 if failures else status
 
 

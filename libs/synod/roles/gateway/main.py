@@ -62,10 +62,15 @@ def run(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"error: invalid settings: {exc}", file=sys.stderr)
         return 2
+    from synod import observability
     from synod.service import logs
 
     logs.configure("gateway", settings.instance, settings.log_level)
-    return asyncio.run(_run(settings, kafka))
+    observability.configure_from_env("gateway", settings.instance, install_global=True)
+    try:
+        return asyncio.run(_run(settings, kafka))
+    finally:
+        observability.shutdown()  # flush the spans still buffered
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -42,6 +42,7 @@ from synod.core.task.machine import (
 from synod.errors import DecodeError, SynodError
 from synod.ids import derived_id
 from synod.llm import LLMBackend, LLMError, LLMRequest, LLMTimeoutError, PlanOutput
+from synod.observability import record_task_end
 from synod.roles.metrics import PLANNER_ACTIONS
 from synod.roles.supervisor import notices
 from synod.service.host import ServiceContext
@@ -166,6 +167,8 @@ class Planner:
         # now, so a crash in between redoes the forward instead of losing it.
         destination = forward_to(envelope)
         if destination is not None:
+            if destination == "results":  # end-to-end latency and outcome counts
+                record_task_end(machine.submitted, envelope, utc_now())
             content_type: Any = "json" if destination == "results" else "avro"
             key = None
             if isinstance(envelope.body, StepRequested):
