@@ -112,7 +112,7 @@ $(TOOLS)/helm:
 KEDA_VERSION ?= v2.16.1
 PROMETHEUS_OPERATOR_VERSION ?= v0.77.2
 STRIMZI_MODELS_VERSION ?= 1.0.1
-CRDS_STAMP := $(TOOLS)/crds/.fetched-$(KEDA_VERSION)-$(PROMETHEUS_OPERATOR_VERSION)-$(STRIMZI_MODELS_VERSION)
+CRDS_STAMP := $(TOOLS)/crds/.fetched-$(KEDA_VERSION)-$(PROMETHEUS_OPERATOR_VERSION)-$(STRIMZI_MODELS_VERSION)-rules
 
 $(CRDS_STAMP):
 	@command -v npm >/dev/null || { echo "npm is needed for the Strimzi CRD validators (apt-get install npm)"; exit 1; }
@@ -122,6 +122,7 @@ $(CRDS_STAMP):
 	  github.com/prometheus-operator/prometheus-operator@$(PROMETHEUS_OPERATOR_VERSION)
 	cp $(TOOLS)/gomod/github.com/kedacore/keda/v2@$(KEDA_VERSION)/config/crd/bases/keda.sh_scaledobjects.yaml $(TOOLS)/crds/
 	cp $(TOOLS)/gomod/github.com/prometheus-operator/prometheus-operator@$(PROMETHEUS_OPERATOR_VERSION)/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml $(TOOLS)/crds/
+	cp $(TOOLS)/gomod/github.com/prometheus-operator/prometheus-operator@$(PROMETHEUS_OPERATOR_VERSION)/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml $(TOOLS)/crds/
 	chmod u+w $(TOOLS)/crds/*.yaml
 	npm install --silent --no-audit --no-fund --prefix $(TOOLS)/npm \
 	  @kubernetes-models/strimzi-kafka-operator@$(STRIMZI_MODELS_VERSION)
