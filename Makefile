@@ -96,7 +96,7 @@ clean: ## remove the venv, caches and broker data
 HELM_VERSION ?= v3.19.0
 TOOLS := $(CURDIR)/.tools
 
-.PHONY: tools chart-test k8s-e2e
+.PHONY: tools chart-test k8s-e2e jaeger
 
 # Without the version ldflag a go-installed helm reports no version; charts that
 # require a Kubernetes or helm version then misjudge it.
@@ -129,6 +129,20 @@ $(CRDS_STAMP):
 	touch $@
 
 tools: $(TOOLS)/helm $(CRDS_STAMP) ## build helm and fetch CRD schemas into .tools (needs Go, npm)
+
+# Jaeger v2 (all-in-one) for `synod up --jaeger` and the Jaeger run of
+# tests/e2e/test_tracing.py. On request only: from a cold Go cache the build took
+# 11 minutes on 2 cores and fetches 1.3 GB of modules, more than CI's budget (CI
+# checks traces with tests/otlp_receiver.py). `go install pkg@version` refuses
+# it (its go.mod has replace directives), so: download the module, build inside.
+JAEGER_MODULE_VERSION ?= v1.76.0
+jaeger: $(TOOLS)/jaeger ## build Jaeger v2 into .tools/jaeger (minutes; not part of make test)
+
+$(TOOLS)/jaeger:
+	@command -v go >/dev/null || { echo "Go is needed to build Jaeger (apt-get install golang)"; exit 1; }
+	GOFLAGS=-mod=mod go mod download github.com/jaegertracing/jaeger@$(JAEGER_MODULE_VERSION)
+	cd "$$(go env GOMODCACHE)/github.com/jaegertracing/jaeger@$(JAEGER_MODULE_VERSION)" && \
+	  go build -trimpath -o $(TOOLS)/jaeger ./cmd/jaeger
 
 k8s-e2e: venv tools ## build kube-apiserver + etcd (cached in .tools/k8s), then install/upgrade/uninstall the chart on them
 	bash hack/build-k8s.sh

@@ -160,3 +160,19 @@ class OTLPReceiver:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
+
+
+def main() -> None:
+    """`python -m tests.otlp_receiver [PORT]`: serve until killed; prints the endpoint first."""
+    import signal
+    import sys
+
+    receiver = OTLPReceiver(port=int(sys.argv[1]) if len(sys.argv) > 1 else 0)
+    with receiver:
+        print(receiver.endpoint, flush=True)
+        signal.sigwait({signal.SIGTERM, signal.SIGINT})
+        print(f"spans received: {receiver.store.spans}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -18,14 +18,19 @@ import json
 import secrets
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaProducer
 from tests.localteam import local_team, outcomes_by_task, read_topic
 from tests.otlp_receiver import OTLPReceiver
 from tests.promql import names_in_chart, scraped_names
 
+from synod.dev import jaeger
+from synod.dev.localkafka import free_port
 from synod.dev.localrun import LocalRun
 from synod.transport.topics import RESULTS, TASKS, topic_name
 
@@ -59,14 +64,80 @@ def _post_task(run: LocalRun, traceparent: str) -> str:
         return task_id
 
 
-def _get_trace(receiver: OTLPReceiver, trace_id: str) -> list[dict[str, Any]]:
-    try:
-        url = f"{receiver.endpoint}/api/traces/{trace_id}"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            found: list[dict[str, Any]] = json.loads(response.read())["data"]
-            return found
-    except urllib.error.HTTPError:
-        return []
+@dataclass
+class Backend:
+    """Where the services send spans, and how to read a trace back from its query API."""
+
+    otlp_endpoint: str
+    query: Callable[[str], list[dict[str, Any]]]
+
+
+def _query_receiver(receiver: OTLPReceiver) -> Callable[[str], list[dict[str, Any]]]:
+    def query(trace_id: str) -> list[dict[str, Any]]:
+        try:
+            url = f"{receiver.endpoint}/api/traces/{trace_id}"
+            with urllib.request.urlopen(url, timeout=5) as response:
+                found: list[dict[str, Any]] = json.loads(response.read())["data"]
+                return found
+        except urllib.error.HTTPError:
+            return []
+
+    return query
+
+
+def _query_jaeger(ui: str) -> Callable[[str], list[dict[str, Any]]]:
+    """Jaeger's /api/traces/<id>, in the receiver's span shape."""
+
+    def query(trace_id: str) -> list[dict[str, Any]]:
+        try:
+            with urllib.request.urlopen(f"{ui}/api/traces/{trace_id}", timeout=5) as response:
+                data = json.loads(response.read())["data"]
+        except urllib.error.HTTPError:
+            return []
+        spans = []
+        for found in data:
+            for span in found["spans"]:
+                tags = {t["key"]: t["value"] for t in span["tags"]}
+                parents = [r["spanID"] for r in span["references"] if r["refType"] == "CHILD_OF"]
+                spans.append(
+                    {
+                        "service": found["processes"][span["processID"]]["serviceName"],
+                        "spanID": span["spanID"],
+                        "parentSpanID": parents[0] if parents else "",
+                        "operationName": span["operationName"],
+                        "kind": tags.pop("span.kind", "internal"),
+                        "attributes": tags,
+                    }
+                )
+        return spans
+
+    return query
+
+
+@pytest.fixture(params=["otlp-proto-receiver", "jaeger"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "jaeger":
+        exe = jaeger.binary(Path(__file__).resolve().parents[2])
+        if exe is None:
+            pytest.skip("no .tools/jaeger: `make jaeger` builds it (minutes; not in make test)")
+        ports = {
+            name: free_port()
+            for name in (
+                "otlp_http_port",
+                "otlp_grpc_port",
+                "query_port",
+                "query_grpc_port",
+                "health_port",
+            )
+        }
+        running = jaeger.start(tmp_path / "jaeger", ports, exe=exe)
+        try:
+            yield Backend(running.otlp_http, _query_jaeger(running.ui))
+        finally:
+            running.stop()
+        return
+    with OTLPReceiver() as receiver:
+        yield Backend(receiver.endpoint, _query_receiver(receiver))
 
 
 def _ancestry(span: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> list[str]:
@@ -88,12 +159,12 @@ def _in_order(wanted: list[str], chain: list[str]) -> bool:
 
 
 async def _whole_trace(
-    receiver: OTLPReceiver, trace_id: str, services: set[str], timeout_s: float = 60
+    backend: Backend, trace_id: str, services: set[str], timeout_s: float = 60
 ) -> list[dict[str, Any]]:
     """The trace once it has every service and every parent (spans arrive in batches)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        spans = await asyncio.to_thread(_get_trace, receiver, trace_id)
+        spans = await asyncio.to_thread(backend.query, trace_id)
         ids = {s["spanID"] for s in spans}
         seen = {s["service"] for s in spans}
         orphans = [s for s in spans if s["parentSpanID"] not in ids]
@@ -172,69 +243,64 @@ def _sample(text: str, name: str, **labels: str) -> list[float]:
 
 
 async def test_a_task_is_one_trace_and_every_service_exports_the_paged_metrics(
-    kafka: Any, tmp_path: Path
+    kafka: Any, tmp_path: Path, backend: Backend
 ) -> None:
-    with OTLPReceiver() as receiver:
-        env = {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-            "OTEL_TRACES_SAMPLER": "always_on",
-            "OTEL_BSP_SCHEDULE_DELAY": "200",
-            "SYNOD_LLM_SIM_LATENCY": "fixed:0.01",
-        }
-        async with local_team(kafka.bootstrap, tmp_path, "otel", REPLICAS, env) as run:
-            raw_trace, raw_parent, raw_header = _traceparent()
-            raw_task = f"traced-{raw_trace[:8]}"
-            producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap)
-            await producer.start()
-            try:
-                await producer.send_and_wait(
-                    topic_name(TASKS, run.prefix),
-                    json.dumps({"task_id": raw_task, "goal": "Write a parser"}).encode(),
-                    key=raw_task.encode(),
-                    headers=[("traceparent", raw_header.encode())],
-                )
-            finally:
-                await producer.stop()
-            http_trace, http_parent, http_header = _traceparent()
-            http_task = await asyncio.to_thread(_post_task, run, http_header)
-
-            both = {raw_task, http_task}
-            results = await read_topic(run, RESULTS, lambda rs: set(outcomes_by_task(rs)) >= both)
-            assert all(
-                kind == "TaskCompleted"
-                for task in both
-                for _, kind in outcomes_by_task(results)[task]
+    env = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": backend.otlp_endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_TRACES_SAMPLER": "always_on",
+        "OTEL_BSP_SCHEDULE_DELAY": "200",
+        "SYNOD_LLM_SIM_LATENCY": "fixed:0.01",
+    }
+    async with local_team(kafka.bootstrap, tmp_path, "otel", REPLICAS, env) as run:
+        raw_trace, raw_parent, raw_header = _traceparent()
+        raw_task = f"traced-{raw_trace[:8]}"
+        producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap)
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                topic_name(TASKS, run.prefix),
+                json.dumps({"task_id": raw_task, "goal": "Write a parser"}).encode(),
+                key=raw_task.encode(),
+                headers=[("traceparent", raw_header.encode())],
             )
+        finally:
+            await producer.stop()
+        http_trace, http_parent, http_header = _traceparent()
+        http_task = await asyncio.to_thread(_post_task, run, http_header)
 
-            raw_spans = await _whole_trace(receiver, raw_trace, EVERY_AGENT | {"synod-consensus"})
-            _check_trace(raw_spans, raw_parent, raw_task)
-            http_spans = await _whole_trace(
-                receiver, http_trace, EVERY_AGENT | {"synod-consensus", "synod-gateway"}
-            )
-            _check_trace(http_spans, http_parent, http_task)
-            gateway_send = [
-                s for s in http_spans if s["service"] == "synod-gateway" and s["kind"] == "producer"
+        both = {raw_task, http_task}
+        results = await read_topic(run, RESULTS, lambda rs: set(outcomes_by_task(rs)) >= both)
+        assert all(
+            kind == "TaskCompleted" for task in both for _, kind in outcomes_by_task(results)[task]
+        )
+
+        raw_spans = await _whole_trace(backend, raw_trace, EVERY_AGENT | {"synod-consensus"})
+        _check_trace(raw_spans, raw_parent, raw_task)
+        http_spans = await _whole_trace(
+            backend, http_trace, EVERY_AGENT | {"synod-consensus", "synod-gateway"}
+        )
+        _check_trace(http_spans, http_parent, http_task)
+        gateway_send = [
+            s for s in http_spans if s["service"] == "synod-gateway" and s["kind"] == "producer"
+        ]
+        assert gateway_send
+        assert gateway_send[0]["parentSpanID"] == http_parent
+
+        # Metrics, scraped from the live services.
+        deadline = time.monotonic() + 30
+        while True:
+            pages = {
+                name: await asyncio.to_thread(_scrape, url)
+                for name, url in _metrics_urls(run).items()
+            }
+            lags = [
+                v for text in pages.values() for v in _sample(text, "synod_consumer_lag_messages")
             ]
-            assert gateway_send
-            assert gateway_send[0]["parentSpanID"] == http_parent
-
-            # Metrics, scraped from the live services.
-            deadline = time.monotonic() + 30
-            while True:
-                pages = {
-                    name: await asyncio.to_thread(_scrape, url)
-                    for name, url in _metrics_urls(run).items()
-                }
-                lags = [
-                    v
-                    for text in pages.values()
-                    for v in _sample(text, "synod_consumer_lag_messages")
-                ]
-                if lags and max(lags) == 0:
-                    break
-                assert time.monotonic() < deadline, f"lag never settled at 0: {max(lags or [-1])}"
-                await asyncio.sleep(0.5)
+            if lags and max(lags) == 0:
+                break
+            assert time.monotonic() < deadline, f"lag never settled at 0: {max(lags or [-1])}"
+            await asyncio.sleep(0.5)
     assert {"planner-0", "coder-0", "consensus-0", "gateway"} <= set(pages), sorted(pages)
     planner = pages["planner-0"]
     assert _sample(planner, "synod_tasks_finished_total", outcome="completed") == [2.0]

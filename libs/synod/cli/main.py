@@ -8,6 +8,7 @@ document on stdout; progress and logs go to stderr. Exit status: 0 on success,
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -18,7 +19,7 @@ import typer
 from synod import __version__
 from synod.cli import client, dlq, team
 from synod.cli.output import BootstrapOption, JsonOption, emit, fail
-from synod.errors import SynodError
+from synod.errors import ConfigError, SynodError
 from synod.settings import KafkaSettings
 from synod.transport.security import client_security
 
@@ -129,6 +130,10 @@ def up(
     run_dir: Annotated[
         Path | None, typer.Option(help="where logs and the process list go (default .cache/up)")
     ] = None,
+    jaeger: Annotated[
+        bool,
+        typer.Option(help="also run Jaeger (.tools/jaeger, `make jaeger`) and trace into it"),
+    ] = False,
 ) -> None:
     """Run a local broker (unless --bootstrap) and every service as a child process."""
     from synod.dev.localrun import LocalRun, parse_replicas
@@ -152,7 +157,31 @@ def up(
     )
     if run_dir is not None:
         run.run_dir = run_dir
-    raise typer.Exit(code=asyncio.run(run_up(run)))
+    traces = _start_jaeger(run.run_dir / "jaeger") if jaeger else None
+    try:
+        code = asyncio.run(run_up(run))
+    finally:
+        if traces is not None:
+            traces.stop()
+    raise typer.Exit(code=code)
+
+
+def _start_jaeger(run_dir: Path) -> Any:
+    """Jaeger on its usual ports; the children trace into it (they inherit OTEL_*)."""
+    from synod.dev import jaeger as jaeger_dev
+
+    try:
+        traces = jaeger_dev.start(run_dir, jaeger_dev.DEFAULT_PORTS)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(code=2) from None
+    except RuntimeError as exc:
+        print(f"error: {exc} (are ports 4317, 4318, 16686 free?)", file=sys.stderr)
+        raise typer.Exit(code=1) from None
+    os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = traces.otlp_http
+    os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
+    print(f"traces: {traces.ui} (Jaeger; search by service synod-planner)", file=sys.stderr)
+    return traces
 
 
 @app.command()
