@@ -167,10 +167,12 @@ def main() -> None:
     import signal
     import sys
 
+    stop = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # so sigwait, not the default, takes them
     receiver = OTLPReceiver(port=int(sys.argv[1]) if len(sys.argv) > 1 else 0)
     with receiver:
         print(receiver.endpoint, flush=True)
-        signal.sigwait({signal.SIGTERM, signal.SIGINT})
+        signal.sigwait(stop)
         print(f"spans received: {receiver.store.spans}", file=sys.stderr, flush=True)
 
 

@@ -306,6 +306,7 @@ async def test_a_task_is_one_trace_and_every_service_exports_the_paged_metrics(
     assert _sample(planner, "synod_tasks_finished_total", outcome="completed") == [2.0]
     assert _sample(planner, "synod_task_duration_seconds_count", outcome="completed") == [2.0]
     assert _sample(pages["coder-0"], "synod_transport_hop_latency_seconds_count")
+    assert _sample(pages["consensus-0"], "synod_consumer_lag_messages")  # its own consumer too
     tokens = _sample(pages["coder-0"], "synod_llm_tokens_total", role="coder", kind="input")
     assert tokens
     assert tokens[0] > 0

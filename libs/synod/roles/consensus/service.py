@@ -37,6 +37,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from synod.core.consensus import wiremap
 from synod.core.consensus.fold import FoldResult, PartitionFold, Publish
 from synod.errors import DecodeError
+from synod.observability import record_consumer_lag
 from synod.service.host import ServiceContext
 from synod.transport import DeadLetterPublisher, RawRecord
 from synod.transport.security import client_security
@@ -325,6 +326,16 @@ class ConsensusService:
             await asyncio.sleep(self.settings.commit_interval_s)
             async with self._lock:
                 await self._commit(list(self._partitions))
+                self._record_lag()
+
+    def _record_lag(self) -> None:
+        """synod_consumer_lag_messages for the vote log: its end minus the fold's position."""
+        assert self._consumer is not None
+        for partition, part in self._partitions.items():
+            tp = TopicPartition(self.topic, partition)
+            end = self._consumer.last_stable_offset(tp) or self._consumer.highwater(tp)
+            if end is not None:
+                record_consumer_lag(self.group, self.topic, partition, end - part.position)
 
     async def _commit(self, partitions: list[int]) -> None:
         assert self._consumer is not None
@@ -353,6 +364,7 @@ class ConsensusService:
             mine = [tp.partition for tp in revoked if tp.topic == self.topic]
             await self._commit(mine)
             for partition in mine:
+                record_consumer_lag(self.group, self.topic, partition, None)
                 part = self._partitions.pop(partition, None)
                 if part is not None and part.committed == part.position:
                     self._parked[partition] = part
