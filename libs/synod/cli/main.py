@@ -180,7 +180,11 @@ def _start_jaeger(run_dir: Path) -> Any:
         raise typer.Exit(code=1) from None
     os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = traces.otlp_http
     os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
-    print(f"traces: {traces.ui} (Jaeger; search by service synod-planner)", file=sys.stderr)
+    print(
+        f"traces: {traces.ui}/api/traces?service=synod-planner (Jaeger's query API; its web UI "
+        f"at {traces.ui} if the binary embeds it, as Jaeger's releases do)",
+        file=sys.stderr,
+    )
     return traces
 
 

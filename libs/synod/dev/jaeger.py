@@ -1,10 +1,14 @@
 """A local Jaeger (v2, all-in-one, in-memory) for `synod up --jaeger` and the tests that use it.
 
 Jaeger is a Go program: `make jaeger` builds it into .tools/jaeger (it is not
-on the default path: the build takes minutes and 1.3 GB of Go modules).
-`SYNOD_JAEGER` names another binary. It listens on 127.0.0.1 only, on ports
-given here, with the OTLP receivers and the query API/UI; nothing else
-(no Jaeger Thrift, no Zipkin, no self-telemetry port).
+on the default path: the build takes minutes and 1.3 GB of Go modules). A
+build from the Go module has the OTLP receivers and the query API
+(`/api/traces/<id>`, `/api/traces?service=...`) but not the web UI, whose
+assets Jaeger's releases embed from a separate JavaScript build;
+`SYNOD_JAEGER` names another binary (a Jaeger release has the UI), and
+hack/trace_svg.py draws a trace from the API. It listens on 127.0.0.1 only, on
+the ports given here; nothing else (no Jaeger Thrift, no Zipkin, no
+self-telemetry port, no tracing of itself).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ service:
       level: warn
 extensions:
   jaeger_query:
+    enable_tracing: false  # on by default: it would trace itself to localhost:4317
     storage:
       traces: memory
     http:
@@ -89,7 +94,7 @@ def binary(root: Path | None = None) -> Path | None:
 class Jaeger:
     proc: subprocess.Popen[bytes]
     otlp_http: str  # where services send: OTEL_EXPORTER_OTLP_ENDPOINT
-    ui: str  # the UI and the query API (/api/traces/<trace id>)
+    ui: str  # the query API (/api/traces/<trace id>), and the UI if the binary has it
 
     def stop(self) -> None:
         if self.proc.poll() is None:
