@@ -92,21 +92,30 @@ class Publisher:
         topic) go where that key would.
         """
         with publish_span(topic, envelope, key) as hop:  # the producer span (observability)
-            envelope = hop.envelope
-            data = self.codec.encode(envelope, content_type)
-            partition = None
-            if partition_key is not None:
-                every = sorted(await self._producer.partitions_for(topic))
-                partition = int(DefaultPartitioner()(partition_key, every, every))
-            metadata = await self._producer.send_and_wait(
-                topic,
-                data,
-                key=key if key is not None else envelope.key,
-                partition=partition,
-                headers=kafka_headers(envelope, content_type),
-            )
+            metadata = await self._send(topic, hop.envelope, content_type, key, partition_key)
             hop.sent(metadata)
             return metadata
+
+    async def _send(
+        self,
+        topic: str,
+        envelope: Envelope[Any],
+        content_type: ContentType,
+        key: bytes | None,
+        partition_key: bytes | None,
+    ) -> Any:
+        data = self.codec.encode(envelope, content_type)
+        partition = None
+        if partition_key is not None:
+            every = sorted(await self._producer.partitions_for(topic))
+            partition = int(DefaultPartitioner()(partition_key, every, every))
+        return await self._producer.send_and_wait(
+            topic,
+            data,
+            key=key if key is not None else envelope.key,
+            partition=partition,
+            headers=kafka_headers(envelope, content_type),
+        )
 
     async def publish_raw(
         self,
