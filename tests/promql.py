@@ -8,6 +8,7 @@ names expand a metric family the way Prometheus exposes it (a counter's
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import pkgutil
@@ -55,7 +56,8 @@ def expand(name: str, kind: str) -> set[str]:
     return {base + suffix for suffix in SUFFIXES.get(kind, ("",))}
 
 
-def registered_names() -> set[str]:
+@functools.cache
+def registered_names() -> frozenset[str]:
     """Every series the library's modules register in the default registry, once imported."""
     from prometheus_client import REGISTRY
 
@@ -66,7 +68,7 @@ def registered_names() -> set[str]:
     names: set[str] = set()
     for family in REGISTRY.collect():
         names |= expand(family.name, family.type)
-    return names
+    return frozenset(names)
 
 
 def scraped_names(exposition: str) -> set[str]:
