@@ -15,9 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner
 
 from synod.observability import publish_span
+from synod.transport.partitioner import partition_for
 from synod.transport.security import client_security
 from synod.wire import Codec, ContentType, Envelope
 from synod.wire.codec import CONTENT_TYPE_HEADER
@@ -107,8 +107,9 @@ class Publisher:
         data = self.codec.encode(envelope, content_type)
         partition = None
         if partition_key is not None:
-            every = sorted(await self._producer.partitions_for(topic))
-            partition = int(DefaultPartitioner()(partition_key, every, every))
+            # The partition the key would pick: the one partitioner readers use too.
+            count = len(await self._producer.partitions_for(topic))
+            partition = partition_for(partition_key, count)
         return await self._producer.send_and_wait(
             topic,
             data,
