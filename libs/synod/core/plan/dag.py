@@ -16,7 +16,6 @@ from __future__ import annotations
 import heapq
 import json
 import math
-import posixpath
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from os import PathLike
@@ -25,6 +24,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from synod.core.workspace.paths import normalise_path
 from synod.errors import SynodError
 from synod.wire.messages import PlanStep
 
@@ -324,7 +324,7 @@ def _validate(steps: tuple[PlanStep, ...]) -> list[Problem]:
     writers: dict[str, list[str]] = {}
     for sid, s in first.items():
         for f in dict.fromkeys(s.files):
-            norm = _normalise(f)
+            norm = normalise_path(f)
             if norm is None:
                 msg = f"step '{sid}' writes '{f}', which is not a relative path inside the project"
                 problems.append(Problem("invalid_file", (sid,), msg))
@@ -341,15 +341,6 @@ def _validate(steps: tuple[PlanStep, ...]) -> list[Problem]:
                     )
                     problems.append(Problem("file_conflict", (a, b), msg))
     return problems
-
-
-def _normalise(path: str) -> str | None:
-    if not path or path.startswith("/") or "\\" in path:
-        return None
-    norm = posixpath.normpath(path)
-    if norm == "." or norm == ".." or norm.startswith("../"):
-        return None
-    return norm
 
 
 class _Reachability:

@@ -24,11 +24,11 @@ read and itself, and no two writes share a version.
 from __future__ import annotations
 
 import bisect
-import posixpath
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from synod.core.workspace.leases import LeaseTable
+from synod.core.workspace.paths import normalise_path
 from synod.core.workspace.versions import VersionVector
 from synod.errors import ErrorClass, SynodError
 from synod.wire.messages import Consistency
@@ -398,16 +398,6 @@ class Workspace:
 def version_of(base: VersionVector, write_id: str) -> VersionVector:
     """The version an accepted write gets in a `dot_per_write` workspace."""
     return base.with_entry(write_id, 1)
-
-
-def normalise_path(path: str) -> str | None:
-    """A relative POSIX path inside the workspace, normalised; None if it is not one."""
-    if not path or path.startswith("/") or "\\" in path or "\x00" in path:
-        return None
-    norm = posixpath.normpath(path)
-    if norm in (".", "..") or norm.startswith("../"):
-        return None
-    return norm
 
 
 def _join(siblings: tuple[Sibling, ...]) -> VersionVector:
