@@ -25,12 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka.partitioner import DefaultPartitioner
 from tests.localteam import environment, outcomes_by_task, read_topic, send_goals
 
 from synod.dev.localkafka import free_port
 from synod.dev.localrun import LocalRun
 from synod.settings import KafkaSettings
+from synod.transport.partitioner import partition_for
 from synod.transport.topics import RESULTS, TASK_EVENTS, TASK_PARTITIONS
 from synod.wire import Codec, StepCompleted
 
@@ -60,8 +60,7 @@ async def team(kafka: Any, tmp_path: Path) -> AsyncIterator[LocalRun]:
 
 def _work_partition(task_id: str, step_id: str) -> int:
     """The partition of synod.steps.researcher a step went to (the planner keys it task/step)."""
-    partitions = list(range(TASK_PARTITIONS))
-    return int(DefaultPartitioner()(f"{task_id}/{step_id}".encode(), partitions, partitions))
+    return partition_for(f"{task_id}/{step_id}".encode(), TASK_PARTITIONS)
 
 
 async def test_sigkill_of_a_researcher_moves_its_partitions_and_every_task_completes(

@@ -30,10 +30,11 @@ from synod.cli.teamrun import TeamError, run_once
 from synod.core.plan.dag import load_project
 from synod.core.plan.modes import list_order
 from synod.core.plan.teampolicy import central_lists
+from synod.core.workspace import fold
 from synod.dev.localrun import LocalRun
 from synod.ids import derived_id
 from synod.llm.simcontent import expected_answer
-from synod.transport.workspace import fold, materialise, read_records
+from synod.transport.workspace import materialise, read_records
 from synod.wire import Envelope, StepCompleted, StepFailed, StepRequested, TaskCompleted
 from synod.wire.messages import FileWritten, StepCancelled, StepClaimed
 
@@ -329,8 +330,8 @@ async def _outcomes_of(
     from aiokafka import AIOKafkaConsumer
     from aiokafka.structs import TopicPartition
 
-    from synod.cli.client import partition_for
     from synod.transport.admin import partition_counts
+    from synod.transport.partitioner import partition_for
     from synod.transport.topics import TASK_EVENTS, topic_name
     from synod.wire import Codec
 

@@ -31,19 +31,13 @@ from tests.localteam import local_team
 from synod.cli.follow import RunLog
 from synod.cli.teamrun import submission
 from synod.core.plan.dag import Plan
-from synod.core.workspace import write_id_for
+from synod.core.workspace import Materialised, fold, write_id_for
 from synod.dev.localrun import LocalRun
 from synod.transport import Publisher
+from synod.transport.partitioner import partition_for
 from synod.transport.security import client_security
 from synod.transport.topics import TASK_EVENTS, TASKS, WORKSPACE, topic_name
-from synod.transport.workspace import (
-    Materialised,
-    fold,
-    materialise,
-    partition_of,
-    publish_record,
-    read_records,
-)
+from synod.transport.workspace import materialise, publish_record, read_records
 from synod.wire import Codec, Envelope, PlanStep, Sender, StepCompleted, StepRequested
 from synod.wire import TaskCompleted as Done
 from synod.wire.messages import FileWritten
@@ -88,7 +82,7 @@ async def _run_with_zombie(
         lease_token=1 if consistency == "strong" else None,  # s1's grant, long superseded
     )
     events = topic_name(TASK_EVENTS, team.prefix)
-    tp = TopicPartition(events, partition_of(task_id.encode(), TASK_EVENTS.partitions))
+    tp = TopicPartition(events, partition_for(task_id.encode(), TASK_EVENTS.partitions))
     consumer = AIOKafkaConsumer(
         **client_security(),
         bootstrap_servers=team.bootstrap,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from synod.core.workspace import written_version
+from synod.core.workspace import fold, writes_for, written_version
 from synod.transport import Publisher
 from synod.transport.admin import ensure_topics
 from synod.transport.topics import WORKSPACE, topic_name
-from synod.transport.workspace import fold, publish_record, read_records, writes_for
+from synod.transport.workspace import publish_record, read_records
 from synod.wire import Envelope, Sender
 from synod.wire.messages import LeaseGranted
 

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from synod.core.resilience.retrytopics import Park, RetrySettings, RetryTiers
+from synod.core.workspace import writes_for
 from synod.errors import SynodError
 from synod.ids import derived_id
 from synod.llm import OUTPUT_MODELS, LLMBackend, LLMError, LLMRequest
@@ -58,6 +59,7 @@ from synod.transport.topics import (
     WORKSPACE,
     TopicSpec,
 )
+from synod.transport.workspace import publish_record
 from synod.wire import Envelope, StepCompleted, StepFailed, StepRequested, Usage
 from synod.wire.messages import ModelRoute, StepCancelled, StepRetrying
 
@@ -453,8 +455,6 @@ class Worker:
         step's files are always there to materialise. Each write is based on the
         version the planner said the step builds on and carries the step's lease
         token, so a stale copy of this step is fenced or detected, not applied blindly."""
-        from synod.transport.workspace import publish_record, writes_for
-
         task_id = msg.envelope.task_id or ""
         writes = writes_for(
             task_id,

@@ -11,8 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from synod.core.task.machine import MAX_MERGE_ROUNDS, Publish, TaskMachine
-from synod.core.workspace import written_version
-from synod.transport.workspace import WorkspaceRecord, fold, writes_for
+from synod.core.workspace import WorkspaceRecord, fold, writes_for, written_version
 from synod.wire import PlanStep, StepCompleted, StepFailed, StepRequested, TaskFailed, VoteRequested
 from synod.wire.messages import LeaseGranted
 

@@ -26,8 +26,15 @@ from dataclasses import dataclass, field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synod.core.workspace import VersionVector, write_id_for, written_version
-from synod.transport.workspace import WorkspaceRecord, fold, lost_writes, writes_for
+from synod.core.workspace import (
+    VersionVector,
+    WorkspaceRecord,
+    fold,
+    lost_writes,
+    write_id_for,
+    writes_for,
+    written_version,
+)
 from synod.wire.messages import FileWritten, LeaseGranted
 
 

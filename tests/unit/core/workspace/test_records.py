@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 
-from synod.core.workspace import written_version
-from synod.transport.workspace import (
+from synod.core.workspace import (
     fold,
     infer_mode,
     lease_key,
@@ -18,6 +17,7 @@ from synod.transport.workspace import (
     partition_key,
     workspace_key,
     writes_for,
+    written_version,
 )
 from synod.wire.messages import FileWritten, LeaseGranted
 
