@@ -31,10 +31,7 @@ from pathlib import Path
 from typing import Annotated, Any, cast, get_args
 
 import typer
-from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
-from aiokafka.structs import TopicPartition
 from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 from rich.live import Live
@@ -45,8 +42,8 @@ from synod.cli.output import BootstrapOption, JsonOption, emit, fail
 from synod.core.taskview import TaskIndex, TaskView
 from synod.errors import BrokerError, DecodeError, SynodError
 from synod.settings import KafkaSettings
-from synod.transport.admin import partition_counts
-from synod.transport.security import client_security
+from synod.transport.dispatcher import RawRecord
+from synod.transport.reader import PartitionReader, topic_partitions
 from synod.transport.topics import RESULTS, TASK_EVENTS, TASKS, topic_name
 from synod.wire import (
     Codec,
@@ -84,12 +81,6 @@ def _usage(message: str) -> typer.Exit:
 # ---------------------------------------------------------------- reading a task's log
 
 
-def partition_for(key: bytes, partitions: int) -> int:
-    """The partition the producer puts a key in (aiokafka's default: murmur2, as Java's)."""
-    every = list(range(partitions))
-    return int(DefaultPartitioner()(key, every, every))
-
-
 class TaskReader:
     """Reads `synod.task-events` and `synod.results` from the beginning into a TaskIndex.
 
@@ -112,8 +103,7 @@ class TaskReader:
         self.codec = codec or Codec()
         self.index = TaskIndex()
         self.undecodable = 0
-        self._consumer: AIOKafkaConsumer | None = None
-        self._partitions: list[TopicPartition] = []
+        self._reader = PartitionReader(bootstrap, client_id="synod-cli", fetch_records=1_000)
 
     async def __aenter__(self) -> TaskReader:
         await self.start()
@@ -123,50 +113,27 @@ class TaskReader:
         await self.stop()
 
     async def start(self) -> None:
-        counts = await partition_counts(self.bootstrap, [self.task_events, self.results])
         key = self.task_id.encode() if self.task_id is not None else None
-        self._partitions = [
-            TopicPartition(topic, p)
-            for topic, count in counts.items()
-            for p in ([partition_for(key, count)] if key is not None else range(count))
-        ]
-        consumer = AIOKafkaConsumer(
-            **client_security(),
-            bootstrap_servers=self.bootstrap,
-            client_id="synod-cli",
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            isolation_level="read_committed",
+        partitions = await topic_partitions(
+            self.bootstrap, [self.task_events, self.results], key=key
         )
-        try:
-            await consumer.start()
-        except (KafkaError, OSError) as exc:
-            raise BrokerError(f"cannot reach Kafka at {self.bootstrap}: {exc}") from exc
-        self._consumer = consumer
-        consumer.assign(self._partitions)
-        await consumer.seek_to_beginning(*self._partitions)
+        await self._reader.start()
+        await self._reader.assign(partitions)
 
     async def stop(self) -> None:
-        if self._consumer is not None:
-            await self._consumer.stop()
-            self._consumer = None
-
-    def _running(self) -> AIOKafkaConsumer:
-        if self._consumer is None:
-            raise RuntimeError("the reader is not started")
-        return self._consumer
+        await self._reader.stop()
 
     async def poll(self, timeout_ms: int = _POLL_MS) -> list[TaskView]:
         """One fetch; the views it changed, in the order they changed."""
-        batch = await self._running().getmany(timeout_ms=timeout_ms, max_records=1_000)
+        return self._apply_all(await self._reader.poll(timeout_ms / 1000))
+
+    def _apply_all(self, records: list[RawRecord]) -> list[TaskView]:
         changed: dict[str, TaskView] = {}
-        for tp, records in batch.items():
-            logged = tp.topic == self.task_events
-            for record in records:
-                view = self._apply(record.value, record.offset if logged else None)
-                if view is not None:
-                    changed[view.task_id] = view
+        for record in records:
+            logged = record.topic == self.task_events
+            view = self._apply(record.value, record.offset if logged else None)
+            if view is not None:
+                changed[view.task_id] = view
         return list(changed.values())
 
     def _apply(self, value: bytes | None, log_offset: int | None) -> TaskView | None:
@@ -179,18 +146,13 @@ class TaskReader:
             return None
         return self.index.apply(envelope, log_offset)
 
-    async def read_to_end(self, *, log_only: bool = False) -> None:
+    async def read_to_end(self, *, log_only: bool = False, timeout_s: float = 60.0) -> None:
         """Read until what the topics hold now (or just the task log's partitions)."""
-        consumer = self._running()
-        wanted = [tp for tp in self._partitions if not log_only or tp.topic == self.task_events]
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(wanted)
-        pending = set(wanted)
-        while pending:
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-            if pending:
-                await self.poll()
+        wanted = [
+            tp for tp in self._reader.partitions if not log_only or tp.topic == self.task_events
+        ]
+        async for batch in self._reader.batches_to_end(timeout_s, only=wanted):
+            self._apply_all(batch)
 
 
 # ---------------------------------------------------------------- progress
@@ -603,4 +565,4 @@ def _ago(at: datetime | None) -> str:
     return at.strftime("%Y-%m-%d %H:%M")
 
 
-__all__ = ["TaskReader", "partition_for"]
+__all__ = ["TaskReader"]

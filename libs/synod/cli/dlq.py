@@ -25,15 +25,12 @@ import json
 import os
 import socket
 import sys
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
-from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from aiokafka.structs import TopicPartition
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -54,8 +51,7 @@ from synod.core.deadletters import (
 )
 from synod.errors import BrokerError, ConfigError, DecodeError, SynodError
 from synod.settings import KafkaSettings
-from synod.transport.admin import partition_counts
-from synod.transport.security import client_security
+from synod.transport.reader import read_to_end, topic_partitions
 from synod.transport.topics import DLQ, DLQ_REPLAYS, topic_name
 from synod.wire import Codec
 
@@ -77,10 +73,6 @@ TimeoutOption = Annotated[
     float, typer.Option(min=1.0, help="give up reading the topics after this many seconds")
 ]
 
-_POLL_MS = 300
-_FETCH_RECORDS = 2_000
-
-
 # ---------------------------------------------------------------- reading
 
 
@@ -97,47 +89,9 @@ async def _read_to_end(
     bootstrap: str, topic: str, timeout_s: float
 ) -> list[tuple[int, int, bytes | None, bytes | None]]:
     """Every record of the topic as it is now: (partition, offset, key, value)."""
-    count = (await partition_counts(bootstrap, [topic]))[topic]
-    consumer = AIOKafkaConsumer(
-        **client_security(),
-        bootstrap_servers=bootstrap,
-        client_id="synod-cli",
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-    )
-    try:
-        await consumer.start()
-    except (KafkaError, OSError) as exc:
-        raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
-    records: list[tuple[int, int, bytes | None, bytes | None]] = []
-    try:
-        partitions = [TopicPartition(topic, p) for p in range(count)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
-        pending = set(partitions)
-        deadline = time.monotonic() + timeout_s
-        while pending:
-            if time.monotonic() > deadline:
-                raise BrokerError(
-                    f"reading {topic} did not finish within {timeout_s:g}s "
-                    f"({len(records)} records read); raise --timeout or check the broker"
-                )
-            batch = await consumer.getmany(
-                *pending, timeout_ms=_POLL_MS, max_records=_FETCH_RECORDS
-            )
-            for tp, got in batch.items():
-                records.extend((tp.partition, r.offset, r.key, r.value) for r in got)
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-    except KafkaError as exc:
-        raise BrokerError(f"reading {topic} from {bootstrap} failed: {exc}") from exc
-    finally:
-        await consumer.stop()
-    return records
+    partitions = await topic_partitions(bootstrap, [topic])
+    records = await read_to_end(bootstrap, partitions, timeout_s=timeout_s, client_id="synod-cli")
+    return [(r.partition, r.offset, r.key, r.value) for r in records]
 
 
 async def read_dead_letters(

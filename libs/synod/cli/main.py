@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,7 +22,9 @@ from synod.cli import client, dlq, team
 from synod.cli.output import BootstrapOption, JsonOption, emit, fail
 from synod.errors import ConfigError, SynodError
 from synod.settings import KafkaSettings
-from synod.transport.security import client_security
+from synod.transport.reader import Since, decode, read_to_end, topic_partitions
+from synod.transport.topics import HEARTBEATS, topic_name
+from synod.wire import Heartbeat
 
 app = typer.Typer(
     name="synod",
@@ -225,48 +228,20 @@ def ps(
 
 async def _last_heartbeats(bootstrap: str, prefix: str) -> dict[str, dict[str, Any]]:
     """The newest heartbeat of each instance from the last minute of synod.heartbeats."""
-    import time
-
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.structs import TopicPartition
-
-    from synod.transport.admin import partition_counts
-    from synod.transport.topics import HEARTBEATS, topic_name
-    from synod.wire import Codec, Heartbeat
-
     topic = topic_name(HEARTBEATS, prefix)
-    count = (await partition_counts(bootstrap, [topic]))[topic]
-    consumer = AIOKafkaConsumer(
-        **client_security(), bootstrap_servers=bootstrap, enable_auto_commit=False
+    since = Since(int((time.time() - 60) * 1000))
+    records = await read_to_end(
+        bootstrap, await topic_partitions(bootstrap, [topic]), start=since, timeout_s=30.0
     )
-    await consumer.start()
-    codec, latest = Codec(), {}
-    try:
-        tps = [TopicPartition(topic, p) for p in range(count)]
-        consumer.assign(tps)
-        since = int((time.time() - 60) * 1000)
-        starts = await consumer.offsets_for_times({tp: since for tp in tps})
-        ends = await consumer.end_offsets(tps)
-        for tp in tps:
-            found = starts.get(tp)
-            consumer.seek(tp, found.offset if found else ends[tp])
-        pending = {tp for tp in tps if (starts.get(tp) is not None)}
-        while pending:
-            batch = await consumer.getmany(*pending, timeout_ms=500)
-            for records in batch.values():
-                for r in records:
-                    envelope = codec.decode(r.value)
-                    if isinstance(envelope.body, Heartbeat):
-                        latest[envelope.body.instance] = {
-                            "state": envelope.body.state,
-                            "age_s": round(time.time() - r.timestamp / 1000, 1),
-                            "in_flight": envelope.body.in_flight,
-                        }
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-    finally:
-        await consumer.stop()
+    latest = {}
+    for got in decode(records).received:
+        beat = got.envelope.body
+        if isinstance(beat, Heartbeat):
+            latest[beat.instance] = {
+                "state": beat.state,
+                "age_s": round(time.time() - got.record.timestamp_ms / 1000, 1),
+                "in_flight": beat.in_flight,
+            }
     return latest
 
 

@@ -16,9 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from aiokafka.structs import TopicPartition
 
 from synod.cli.follow import RunLog
 from synod.core.plan.dag import Plan
@@ -26,8 +24,7 @@ from synod.core.plan.report import RunReport
 from synod.core.plan.teampolicy import TEAM_MODES
 from synod.errors import BrokerError, SynodError
 from synod.ids import derived_id
-from synod.transport.admin import partition_counts
-from synod.transport.security import client_security
+from synod.transport.reader import PartitionReader, Since, decode, read_to_end, topic_partitions
 from synod.transport.topics import HEARTBEATS, TASK_EVENTS, TASKS, topic_name
 from synod.transport.workspace import materialise
 from synod.wire import Codec, Envelope, Heartbeat, Sender, TaskSubmitted
@@ -74,38 +71,15 @@ def submission(
 async def running_coders(bootstrap: str, prefix: str, window_s: float = 60.0) -> set[str]:
     """Coder instances whose newest heartbeat in the last `window_s` says running."""
     topic = topic_name(HEARTBEATS, prefix)
-    count = (await partition_counts(bootstrap, [topic]))[topic]
-    consumer = AIOKafkaConsumer(
-        **client_security(), bootstrap_servers=bootstrap, enable_auto_commit=False
+    since = Since(int((time.time() - window_s) * 1000))
+    records = await read_to_end(
+        bootstrap, await topic_partitions(bootstrap, [topic]), start=since, timeout_s=30.0
     )
-    await consumer.start()
-    codec = Codec()
     latest: dict[str, Heartbeat] = {}
-    try:
-        tps = [TopicPartition(topic, p) for p in range(count)]
-        consumer.assign(tps)
-        since = int((time.time() - window_s) * 1000)
-        starts = await consumer.offsets_for_times({tp: since for tp in tps})
-        ends = await consumer.end_offsets(tps)
-        pending = set()
-        for tp in tps:
-            found = starts.get(tp)
-            consumer.seek(tp, found.offset if found else ends[tp])
-            if found is not None:
-                pending.add(tp)
-        deadline = time.monotonic() + 30
-        while pending and time.monotonic() < deadline:
-            batch = await consumer.getmany(*pending, timeout_ms=500)
-            for records in batch.values():
-                for r in records:
-                    beat = codec.decode(r.value).body
-                    if isinstance(beat, Heartbeat):
-                        latest[beat.instance] = beat
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-    finally:
-        await consumer.stop()
+    for got in decode(records).received:
+        beat = got.envelope.body
+        if isinstance(beat, Heartbeat):
+            latest[beat.instance] = beat
     return {i for i, b in latest.items() if b.role == "coder" and b.state == "running"}
 
 
@@ -123,7 +97,6 @@ async def run_once(
     tests: dict[str, str] | None = None,
 ) -> tuple[RunReport, RunLog]:
     """Submit the plan as task `task_id`, follow its log to the end, report."""
-    from synod.cli.client import partition_for
     from synod.transport import Publisher
 
     check_mode(mode)
@@ -136,27 +109,19 @@ async def run_once(
         )
     envelope = submission(plan, task_id, instance, agents, tests, mode)
     events = topic_name(TASK_EVENTS, prefix)
-    count = (await partition_counts(bootstrap, [events]))[events]
-    tp = TopicPartition(events, partition_for(task_id.encode(), count))
+    partitions = await topic_partitions(bootstrap, [events], key=task_id.encode())
     codec = Codec()
-    consumer = AIOKafkaConsumer(
-        **client_security(),
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
+    reader = PartitionReader(bootstrap, client_id="synod-team")
     publisher = Publisher(bootstrap, client_id="synod-team")
+    await reader.start()
     try:
-        await consumer.start()
         await publisher.start()
     except (KafkaError, OSError) as exc:
-        await consumer.stop()
+        await reader.stop()
         raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
     log = RunLog(task_id)
     try:
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
+        await reader.assign(partitions)
         await publisher.publish(topic_name(TASKS, prefix), envelope)
         deadline = time.monotonic() + timeout_s
         while not log.done:
@@ -165,19 +130,17 @@ async def run_once(
                     f"task {task_id} did not finish within {timeout_s:g} s "
                     f"({len(log.winners)} of {len(plan)} steps done)"
                 )
-            batch = await consumer.getmany(tp, timeout_ms=500)
-            for records in batch.values():
-                for r in records:
-                    try:
-                        seen = codec.decode(r.value)
-                    except SynodError:
-                        continue
-                    log.apply(seen)
-                    if on_event is not None and seen.task_id == task_id:
-                        on_event(seen)
+            for r in await reader.poll(0.5):
+                try:
+                    seen = codec.decode(r.value)
+                except SynodError:
+                    continue
+                log.apply(seen)
+                if on_event is not None and seen.task_id == task_id:
+                    on_event(seen)
     finally:
         await publisher.stop()
-        await consumer.stop()
+        await reader.stop()
     # The workspace as the topic holds it: a planned file missing from it is a
     # lost write; the hedged losers' writes are left out (first result wins).
     space = await materialise(bootstrap, prefix, task_id, winners=log.winner_request)

@@ -19,12 +19,11 @@ import time
 import uuid
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
 from synod.dev.localkafka import free_port
 from synod.dev.localrun import LocalRun
 from synod.errors import SynodError
-from synod.transport.security import client_security
+from synod.transport import Publisher
+from synod.transport.reader import PartitionReader, topic_partitions
 from synod.transport.topics import RESULTS, TASK_EVENTS, TASKS, VOTES, topic_name
 from synod.wire import (
     Codec,
@@ -90,36 +89,26 @@ async def follow(bootstrap: str, prefix: str, task_id: str) -> Any:
     """Print the task's events as they happen; return its outcome (or None on timeout)."""
     codec = Codec()
     topics = [topic_name(t, prefix) for t in (TASK_EVENTS, VOTES, RESULTS)]
-    consumer = AIOKafkaConsumer(
-        *topics,
-        **client_security(),
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        group_id=f"demo-{uuid.uuid4().hex}",
-    )
-    await consumer.start()
+    key = task_id.encode()
     t0 = time.monotonic()
     seen: set[str] = set()
-    try:
+    async with PartitionReader(bootstrap, client_id="synod-demo") as reader:
+        # The task's partition of each topic: every task-scoped message is keyed by it.
+        await reader.assign(await topic_partitions(bootstrap, topics, key=key))
         while time.monotonic() - t0 < TIMEOUT_S:
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                for r in records:
-                    if r.key != task_id.encode():
-                        continue
-                    envelope = codec.decode(r.value)
-                    if r.topic == topics[2] and isinstance(
-                        envelope.body, TaskCompleted | TaskFailed
-                    ):
-                        return envelope
-                    if envelope.message_id in seen:
-                        continue  # the same message copied to another topic
-                    seen.add(envelope.message_id)
-                    line = _describe(envelope, t0)
-                    if line:
-                        _say(line)
-        return None
-    finally:
-        await consumer.stop()
+            for r in await reader.poll(0.5):
+                if r.key != key:
+                    continue
+                envelope = codec.decode(r.value)
+                if r.topic == topics[2] and isinstance(envelope.body, TaskCompleted | TaskFailed):
+                    return envelope
+                if envelope.message_id in seen:
+                    continue  # the same message copied to another topic
+                seen.add(envelope.message_id)
+                line = _describe(envelope, t0)
+                if line:
+                    _say(line)
+    return None
 
 
 async def main_async() -> int:
@@ -131,11 +120,9 @@ async def main_async() -> int:
         assert run.bootstrap is not None
         _say(f"ready: {len(run.children)} services on {run.bootstrap} (logs in {run.run_dir})")
         task_id = f"demo-{uuid.uuid4().hex[:8]}"
-        producer = AIOKafkaProducer(**client_security(), bootstrap_servers=run.bootstrap)
-        await producer.start()
         raw = json.dumps({"task_id": task_id, "goal": GOAL}).encode()
-        await producer.send_and_wait(topic_name(TASKS, run.prefix), raw, key=task_id.encode())
-        await producer.stop()
+        async with Publisher(run.bootstrap, client_id="synod-demo") as publisher:
+            await publisher.publish_raw(topic_name(TASKS, run.prefix), raw, key=task_id.encode())
         _say(f"submitted {task_id} as plain JSON: {raw.decode()}")
         watcher = asyncio.create_task(run.watch(stop))
         outcome = await follow(run.bootstrap, run.prefix, task_id)

@@ -26,7 +26,7 @@ from typing import Any
 from synod.dev import localkafka
 from synod.errors import ConfigError
 from synod.transport.admin import ensure_topics
-from synod.transport.security import client_security
+from synod.transport.reader import PartitionReader, topic_partitions
 from synod.transport.topics import HEARTBEATS, topic_name
 
 # The order children start in; each role's default replica count.
@@ -172,22 +172,15 @@ class LocalRun:
 
     async def wait_ready(self, timeout_s: float = 90.0) -> None:
         """Until every instance has sent a heartbeat."""
-        from aiokafka import AIOKafkaConsumer
-
         from synod.wire import Codec
 
         assert self.bootstrap is not None
         wanted = {c.instance for c in self.children}
         seen: set[str] = set()
         codec = Codec()
-        consumer = AIOKafkaConsumer(
-            topic_name(HEARTBEATS, self.prefix),
-            **client_security(),
-            bootstrap_servers=self.bootstrap,
-            auto_offset_reset="latest",
-        )
-        await consumer.start()
-        try:
+        topic = topic_name(HEARTBEATS, self.prefix)
+        async with PartitionReader(self.bootstrap, client_id="synod-up") as reader:
+            await reader.assign(await topic_partitions(self.bootstrap, [topic]), "end")
             deadline = time.monotonic() + timeout_s
             while seen < wanted:
                 if time.monotonic() > deadline:
@@ -200,12 +193,9 @@ class LocalRun:
                         f"(status {dead[0].proc.returncode if dead[0].proc else '?'}); "
                         f"see {dead[0].log_path}"
                     )
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    for r in records:
-                        with contextlib.suppress(Exception):
-                            seen.add(codec.decode(r.value).body.instance)
-        finally:
-            await consumer.stop()
+                for r in await reader.poll(0.5):
+                    with contextlib.suppress(Exception):
+                        seen.add(codec.decode(r.value).body.instance)
 
     async def watch(self, stop: asyncio.Event) -> None:
         """Restart children that die, until asked to stop."""

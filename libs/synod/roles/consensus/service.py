@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
+from aiokafka import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 from prometheus_client import Counter
@@ -40,7 +40,7 @@ from synod.errors import DecodeError
 from synod.observability import record_consumer_lag
 from synod.service.host import ServiceContext
 from synod.transport import DeadLetterPublisher, RawRecord
-from synod.transport.security import client_security
+from synod.transport.clients import AIOKafkaConsumer, kafka_consumer
 from synod.transport.topics import DLQ, VOTES
 from synod.wire import Codec, Envelope
 
@@ -132,9 +132,8 @@ class ConsensusService:
 
     async def run(self) -> None:
         kafka = self.ctx.kafka
-        consumer = AIOKafkaConsumer(
-            **client_security(),
-            bootstrap_servers=kafka.bootstrap,
+        consumer = kafka_consumer(
+            kafka.bootstrap,
             group_id=self.group,
             client_id=self.ctx.instance,
             enable_auto_commit=False,

@@ -15,13 +15,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
 from synod.core.taskview import TaskIndex, TaskView
 from synod.errors import DecodeError
-from synod.transport.security import client_security
+from synod.transport.clients import kafka_consumer
 from synod.wire import Codec, Envelope
 
 log = logging.getLogger("synod.gateway")
@@ -107,9 +106,11 @@ class ViewConsumer:
         self._ends: dict[Any, int] | None = None
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._consumer = AIOKafkaConsumer(
-            **client_security(),
-            bootstrap_servers=bootstrap,
+        # A subscription without a group (not a PartitionReader): it is assigned
+        # every partition of the topics, and of topics created after the gateway
+        # started, within metadata_max_age_ms.
+        self._consumer = kafka_consumer(
+            bootstrap,
             client_id=client_id,
             group_id=None,
             enable_auto_commit=False,

@@ -23,7 +23,6 @@ from collections import OrderedDict
 from datetime import timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 from pydantic import Field
@@ -47,7 +46,7 @@ from synod.roles.metrics import PLANNER_ACTIONS
 from synod.roles.supervisor import notices
 from synod.service.host import ServiceContext
 from synod.transport import KeyOrderedConsumer, Received
-from synod.transport.security import client_security
+from synod.transport.reader import PartitionReader
 from synod.transport.topics import (
     RESULTS,
     STEPS_CANCEL,
@@ -379,38 +378,21 @@ class Planner:
         own = [tp for tp in partitions if tp.topic == self.ctx.topic(TASK_EVENTS)]
         if not own:
             return
-        reader = AIOKafkaConsumer(
-            **client_security(),
-            bootstrap_servers=self.ctx.kafka.bootstrap,
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-        )
-        await reader.start()
         folded = 0
-        try:
-            reader.assign(own)
-            await reader.seek_to_beginning(*own)
-            ends = await reader.end_offsets(own)
-            remaining = {tp for tp in own if ends[tp] > 0}
-            while remaining:
-                batch = await reader.getmany(*remaining, timeout_ms=500)
-                for tp, records in batch.items():
-                    for r in records:
-                        try:
-                            envelope = self.codec.decode(r.value)
-                        except DecodeError:
-                            continue  # the consumer dead-letters it when it gets there
-                        if envelope.task_id is not None:
-                            self.machine(envelope.task_id).apply(envelope)
-                            self.partition_of[envelope.task_id] = tp.partition
-                            folded += 1
-                    if records and records[-1].offset + 1 >= ends[tp]:
-                        remaining.discard(tp)
-                for tp in list(remaining):
-                    if await reader.position(tp) >= ends[tp]:
-                        remaining.discard(tp)
-        finally:
-            await reader.stop()
+        # Bounded by the poll interval: a rebuild that outlasts it loses the group anyway.
+        bound_s = self.ctx.kafka.max_poll_interval_ms / 1000
+        async with PartitionReader(self.ctx.kafka.bootstrap, client_id=self.ctx.instance) as reader:
+            await reader.assign(own)
+            async for batch in reader.batches_to_end(bound_s):
+                for r in batch:
+                    try:
+                        envelope = self.codec.decode(r.value)
+                    except DecodeError:
+                        continue  # the consumer dead-letters it when it gets there
+                    if envelope.task_id is not None:
+                        self.machine(envelope.task_id).apply(envelope)
+                        self.partition_of[envelope.task_id] = r.partition
+                        folded += 1
         log.info("rebuilt task state", extra={"partitions": len(own), "events": folded})
 
 

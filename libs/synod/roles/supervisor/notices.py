@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from synod.errors import DecodeError
-from synod.transport.security import client_security
-from synod.transport.topics import SUPERVISOR
+from synod.errors import ConfigError, DecodeError
+from synod.transport.reader import PartitionReader, topic_partitions
+from synod.transport.topics import SUPERVISOR, topic_name
 from synod.wire import Codec, Envelope
 from synod.wire.messages import QuarantineNotice
 
@@ -49,44 +49,23 @@ class QuarantineBook:
 
 async def follow(bootstrap: str, topic: str, book: QuarantineBook, *, poll_ms: int = 500) -> None:
     """Read every partition of `topic` from the beginning into `book`, until cancelled."""
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.structs import TopicPartition
-
     codec = Codec()
-    consumer = AIOKafkaConsumer(
-        **client_security(), bootstrap_servers=bootstrap, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        partitions: set[int] | None = None
-        for _ in range(60):  # the topic may be created a moment after we start
-            partitions = consumer.partitions_for_topic(topic) or await _fetch(consumer, topic)
-            if partitions:
-                break
-            await asyncio.sleep(1.0)
-        if not partitions:
-            log.warning("no partitions for the quarantine topic", extra={"topic": topic})
-            return
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
+    partitions = None
+    for _ in range(60):  # the topic may be created a moment after we start
+        with contextlib.suppress(ConfigError):
+            partitions = await topic_partitions(bootstrap, [topic])
+            break
+        await asyncio.sleep(1.0)
+    if not partitions:
+        log.warning("no partitions for the quarantine topic", extra={"topic": topic})
+        return
+    async with PartitionReader(bootstrap, client_id="synod-quarantine") as reader:
+        await reader.assign(partitions)
         while True:
-            for records in (await consumer.getmany(timeout_ms=poll_ms)).values():
-                for r in records:
-                    with contextlib.suppress(DecodeError):
-                        book.apply(codec.decode(r.value))
-    finally:
-        await consumer.stop()
-
-
-async def _fetch(consumer: Any, topic: str) -> set[int] | None:
-    with contextlib.suppress(Exception):
-        await consumer._client.force_metadata_update()  # aiokafka has no public call for it
-    found: set[int] | None = consumer.partitions_for_topic(topic)
-    return found
+            for r in await reader.poll(poll_ms / 1000):
+                with contextlib.suppress(DecodeError):
+                    book.apply(codec.decode(r.value))
 
 
 def topic_of(prefix: str) -> str:
-    from synod.transport.topics import topic_name
-
     return topic_name(SUPERVISOR, prefix)
