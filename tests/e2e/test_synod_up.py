@@ -14,6 +14,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from tests.polling import wait_until
+
 from synod.dev.localkafka import free_port
 
 
@@ -100,15 +102,16 @@ def test_up_restarts_a_dead_child_and_stops_everything(kafka: Any, tmp_path: Pat
 
         [coder] = [c for c in state["children"] if c["role"] == "coder"]
         os.kill(coder["pid"], signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            restarted = next(c for c in _state(tmp_path)["children"] if c["role"] == "coder")
-            if restarted["restarts"] == 1 and _alive(restarted["pid"]):
-                pids.append(restarted["pid"])
-                break
-            time.sleep(0.2)
-        else:
-            raise AssertionError("the killed coder was not restarted")
+
+        def restarted_pid() -> int:
+            coder = next(c for c in _state(tmp_path)["children"] if c["role"] == "coder")
+            return int(coder["pid"]) if coder["restarts"] == 1 and _alive(coder["pid"]) else 0
+
+        pids.append(
+            wait_until(
+                restarted_pid, what="the killed coder to be restarted", timeout_s=30, interval_s=0.2
+            )
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=60)

@@ -16,10 +16,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
+from tests.polling import wait_until_async
 
 from synod.cli.dlq import REPLAYED_FROM_HEADER
 from synod.core.deadletters import dead_letter_id
@@ -46,13 +46,6 @@ def _synod(prefix: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 async def _cli(prefix: str, *args: str) -> subprocess.CompletedProcess[str]:
     return await asyncio.to_thread(_synod, prefix, *args)
-
-
-async def _poll(check: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def _read_all(bootstrap: str, topic: str, expect: int, timeout_s: float = 30) -> list[Any]:
@@ -107,7 +100,9 @@ async def test_dead_letters_are_listed_shown_and_replayed_once(bootstrap: str) -
         consumer = KeyOrderedConsumer(bootstrap, f"{prefix}g", [source], handler, dead_letter=sink)
         await consumer.start()
         try:
-            await _poll(lambda: consumer.stats.dead_lettered == 5, 30, "five dead letters")
+            await wait_until_async(
+                lambda: consumer.stats.dead_lettered == 5, timeout_s=30, what="five dead letters"
+            )
             assert handled == ["ok-1", "ok-2"]
             # A redelivery after a crash dead-letters the same record again.
             await sink(
@@ -188,7 +183,9 @@ async def test_dead_letters_are_listed_shown_and_replayed_once(bootstrap: str) -
             assert f"skipped {letters[2]['id']}: already replayed" in second.stdout
             assert "replayed 0" in second.stderr
 
-            await _poll(lambda: "fail" in handled, 30, "the replayed message to be handled")
+            await wait_until_async(
+                lambda: "fail" in handled, timeout_s=30, what="the replayed message to be handled"
+            )
         finally:
             await consumer.stop()
 

@@ -18,6 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
+from tests.polling import wait_until_async
 
 from synod.transport import (
     ConsumerConfig,
@@ -71,13 +72,6 @@ async def _committed(bootstrap: str, group: str, topic: str, partitions: int) ->
     return {tp.partition: om for tp, om in got.items()}
 
 
-async def _poll(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not predicate():  # noqa: ASYNC110 - the state lives in other processes and files
-            await asyncio.sleep(0.05)
-    assert predicate(), what
-
-
 async def test_key_order_holds_with_many_handlers_in_flight(
     bootstrap: str, new_topic: NewTopic
 ) -> None:
@@ -108,7 +102,9 @@ async def test_key_order_holds_with_many_handlers_in_flight(
     )
     await consumer.start()
     try:
-        await _poll(lambda: sum(map(len, handled.values())) >= 1_000, 60, "all handled")
+        await wait_until_async(
+            lambda: sum(map(len, handled.values())) >= 1_000, timeout_s=60, what="all handled"
+        )
     finally:
         await consumer.stop()
 
@@ -212,10 +208,10 @@ async def test_sigkill_mid_batch_then_takeover_skips_finished_work(
 
     second = _worker(bootstrap, group, topic, out, log)
     try:
-        await _poll(
+        await wait_until_async(
             lambda: {(p, o) for _, p, o, _, _ in _read_log(log)} >= set(placed),
-            90,
-            "the second worker finished the rest",
+            timeout_s=90,
+            what="the second worker finished the rest",
         )
     finally:
         second.send_signal(signal.SIGTERM)  # graceful: drain, commit, leave
@@ -270,9 +266,13 @@ async def test_a_consumer_joining_mid_run_loses_nothing_and_repeats_nothing(
     await consumers[0].start()
     await consumers[1].start()
     try:
-        await _poll(lambda: len(handled) >= 300, 60, "progress before the join")
+        await wait_until_async(
+            lambda: len(handled) >= 300, timeout_s=60, what="progress before the join"
+        )
         await consumers[2].start()
-        await _poll(lambda: len(handled) >= 1_000, 90, "all handled after the join")
+        await wait_until_async(
+            lambda: len(handled) >= 1_000, timeout_s=90, what="all handled after the join"
+        )
         await asyncio.sleep(0.5)  # anything handled twice would show up now
     finally:
         for c in consumers:
@@ -314,7 +314,9 @@ async def test_poison_message_goes_to_the_dead_letter_topic_and_the_partition_go
         )
         await consumer.start()
         try:
-            await _poll(lambda: len(handled) == 5, 30, "the good messages after the poison")
+            await wait_until_async(
+                lambda: len(handled) == 5, timeout_s=30, what="the good messages after the poison"
+            )
         finally:
             await consumer.stop()
     assert handled == ["0", "1", "2", "3", "4"]
@@ -382,7 +384,9 @@ async def test_records_fetched_before_the_lane_opens_are_not_lost(
     )
     await consumer.start()
     try:
-        await _poll(lambda: len(handled) == 20, 30, "every record, once the lane opened")
+        await wait_until_async(
+            lambda: len(handled) == 20, timeout_s=30, what="every record, once the lane opened"
+        )
     finally:
         await consumer.stop()
     assert sorted(handled) == list(range(20))

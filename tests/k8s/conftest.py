@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 import urllib3
 import yaml
+from tests.polling import PollTimeout, wait_until
 
 from synod.dev.localkafka import free_port
 
@@ -51,8 +51,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
     http = urllib3.PoolManager(cert_reqs="CERT_NONE")
     urllib3.disable_warnings()
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         if proc.poll() is not None:
             pytest.fail(f"kube-apiserver exited:\n{log.read_text()[-3000:]}", pytrace=False)
         try:
@@ -62,12 +62,14 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path, timeout_s: f
                 headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
                 timeout=2,
             )
-            if response.status == 200:
-                return
         except urllib3.exceptions.HTTPError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"kube-apiserver not ready in {timeout_s:.0f} s:\n{log.read_text()[-3000:]}")
+            return False
+        return response.status == 200
+
+    try:
+        wait_until(ready, what=f"{url}/readyz", timeout_s=timeout_s, interval_s=0.5)
+    except PollTimeout as exc:
+        pytest.fail(f"kube-apiserver not ready: {exc}:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="session")

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
+from tests.polling import wait_until_async
 
 from synod.core.consensus import Decision, ProposalMachine, Tick, VoteReceived, replay, wiremap
 from synod.core.consensus.events import Event
@@ -416,10 +417,14 @@ class DecisionWatcher:
 
     async def wait_for(self, wanted: set[str], timeout_s: float, check: Callable[[], None]) -> None:
         """Until every wanted proposal has a decision; `check` raises if the run went wrong."""
-        async with asyncio.timeout(timeout_s):
-            while not wanted <= self.decided:
-                check()
-                await asyncio.sleep(0.1)
+
+        def decided() -> bool:
+            check()
+            return wanted <= self.decided
+
+        await wait_until_async(
+            decided, what=f"decisions on {sorted(wanted)}", timeout_s=timeout_s, interval_s=0.1
+        )
 
     async def stop(self) -> None:
         if self._runner is not None:

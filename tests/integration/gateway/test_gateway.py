@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
+from tests.polling import wait_until_async
 
 from synod.roles.gateway.server import Gateway
 from synod.roles.gateway.settings import GatewaySettings
@@ -78,12 +79,10 @@ async def start_gateway(bootstrap: str, prefix: str) -> AsyncIterator[StartGatew
         )
         await gateway.start()
         started.append(gateway)
-        async with aiohttp.ClientSession() as http, asyncio.timeout(30):
-            while True:
-                async with http.get(f"{gateway.url}/readyz") as response:
-                    if response.status == 200:
-                        break
-                await asyncio.sleep(0.05)
+        async with aiohttp.ClientSession() as http:
+            await wait_until_async(
+                lambda: _ready(http, gateway.url), what=f"{gateway.url}/readyz", timeout_s=30
+            )
         return gateway
 
     yield start
@@ -95,6 +94,11 @@ async def start_gateway(bootstrap: str, prefix: str) -> AsyncIterator[StartGatew
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         yield session
+
+
+async def _ready(http: aiohttp.ClientSession, url: str) -> bool:
+    async with http.get(f"{url}/readyz") as response:
+        return response.status == 200
 
 
 async def _read_topic(
@@ -320,9 +324,11 @@ async def test_a_restarted_gateway_rebuilds_the_view_from_the_log(
     )
     await _play(bootstrap, prefix, submitted, _run_of(task_id, TaskFailed(reason="no quorum")))
     gateway = await start_gateway()
-    async with asyncio.timeout(30):
-        while not ((view := gateway.feed.index.get(task_id)) and view.terminal):  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+    await wait_until_async(
+        lambda: (view := gateway.feed.index.get(task_id)) is not None and view.terminal,
+        what=f"task {task_id} to end in the gateway's view",
+        timeout_s=30,
+    )
     async with http.get(f"{gateway.url}/v1/tasks/{task_id}") as response:
         status = await response.json()
     assert (status["state"], status["failure"]["reason"]) == ("failed", "no quorum")
@@ -362,12 +368,7 @@ async def test_the_process_stops_gracefully_on_sigterm(
                 if line.startswith("gateway listening on "):
                     url = line.split()[-1]
         drain = asyncio.create_task(proc.stderr.read())  # keep the pipe from filling
-        async with asyncio.timeout(30):
-            while True:
-                async with http.get(f"{url}/readyz") as response:
-                    if response.status == 200:
-                        break
-                await asyncio.sleep(0.05)
+        await wait_until_async(lambda: _ready(http, url), what=f"{url}/readyz", timeout_s=30)
         async with http.post(f"{url}/v1/tasks", json={"task_id": "open", "goal": "g"}) as r:
             assert r.status == 202
         async with http.get(f"{url}/v1/tasks/open/events") as stream:
@@ -531,9 +532,9 @@ async def test_without_a_broker_the_gateway_is_alive_not_ready_and_refuses_tasks
     try:
         async with http.get(f"{gateway.url}/healthz") as response:
             assert response.status == 200
-        async with asyncio.timeout(30):
-            while gateway.last_error is None:  # noqa: ASYNC110 - set by the connect loop
-                await asyncio.sleep(0.05)
+        await wait_until_async(
+            lambda: gateway.last_error is not None, what="a connect error", timeout_s=30
+        )
         async with http.get(f"{gateway.url}/readyz") as response:
             assert response.status == 503
             checks = (await response.json())["checks"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from tests.polling import wait_until_async
 
 from synod.service.host import ServiceContext, ServiceSettings, _heartbeats
 from synod.settings import KafkaSettings
@@ -62,12 +63,17 @@ class Team:
 
     async def assigned(self, timeout_s: float = 60.0) -> None:
         """Until every consumer holds partitions (a 'latest' consumer must, before tasks go in)."""
-        deadline = time.monotonic() + timeout_s
-        for ctx in self.contexts:
-            for consumer in ctx.consumers:
-                while not consumer.assigned:
-                    assert time.monotonic() < deadline, f"{ctx.instance} got no partitions"
-                    await asyncio.sleep(0.2)
+        unassigned = [ctx.instance for ctx in self.contexts for c in ctx.consumers]
+
+        def assigned() -> bool:
+            unassigned[:] = [
+                ctx.instance for ctx in self.contexts for c in ctx.consumers if not c.assigned
+            ]
+            return not unassigned
+
+        await wait_until_async(
+            assigned, what=f"partitions for {unassigned}", timeout_s=timeout_s, interval_s=0.2
+        )
 
     async def close(self) -> None:
         self.stop.set()

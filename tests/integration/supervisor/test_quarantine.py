@@ -9,12 +9,11 @@ reviewer-1..3, and that task completes.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from typing import Any
 
 import pytest
+from tests.polling import wait_until_async
 
 from synod.core.task.machine import TaskConfig
 from synod.llm.faults import FaultProfile, Latency
@@ -96,10 +95,12 @@ async def test_a_reviewer_voting_against_the_team_is_left_out_of_later_electorat
         ] * 2
         assert all(isinstance(log[-1].body, TaskCompleted) for log in before)
 
-        deadline = time.monotonic() + 30
-        while "reviewer-0" not in planners[0].quarantine.active(utc_now()):
-            assert time.monotonic() < deadline, "reviewer-0 was not quarantined"
-            await asyncio.sleep(0.2)
+        await wait_until_async(
+            lambda: "reviewer-0" in planners[0].quarantine.active(utc_now()),
+            what="reviewer-0 to be quarantined",
+            timeout_s=30,
+            interval_s=0.2,
+        )
         notice = planners[0].quarantine.notices["reviewer-0"]
         assert (notice.reason, notice.strikes, notice.role) == ("wrong_votes", 2, "reviewer")
 

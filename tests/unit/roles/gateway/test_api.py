@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
+from tests.polling import wait_until_async
 
 from synod.core.taskview import TaskIndex
 from synod.errors import BrokerError, EncodeError
@@ -128,12 +129,6 @@ async def read_sse(
                 name, _, value = line.partition(": ")
                 current[name] = json.loads(value) if name == "data" else value
     return events, comments
-
-
-async def poll(predicate: Callable[[], bool]) -> None:
-    async with asyncio.timeout(5):
-        while not predicate():  # noqa: ASYNC110 - state changed by the server task
-            await asyncio.sleep(0.01)
 
 
 # ---------------------------------------------------------------- POST /v1/tasks
@@ -414,7 +409,7 @@ async def test_the_stream_replays_then_follows_live_and_closes_on_the_outcome(
     assert response.status == 200
     assert response.headers["Content-Type"] == "text/event-stream"
     reading = asyncio.create_task(read_sse(response))
-    await poll(lambda: gateway.feed.watching == 1)
+    await wait_until_async(lambda: gateway.feed.watching == 1, what="a watcher", timeout_s=5)
     for offset, e in enumerate(log[2:], start=2):
         gateway.feed.apply(e, offset)
         gateway.feed.apply(e, offset)  # a duplicate is not sent twice
@@ -452,7 +447,7 @@ async def test_keep_alive_comments_while_nothing_happens(make_gateway: MakeGatew
     comments: list[str] = []
     response = await gw.client.get("/v1/tasks/quiet/events")
     reading = asyncio.create_task(read_sse(response, comments))
-    await poll(lambda: len(comments) >= 2)
+    await wait_until_async(lambda: len(comments) >= 2, what="two comments", timeout_s=5)
     gw.feed.apply(log[-1], 1)
     events, _ = await reading
     assert [e["event"] for e in events] == ["TaskSubmitted", "TaskCompleted"]
@@ -466,7 +461,7 @@ async def test_an_outcome_read_from_results_waits_for_the_log(make_gateway: Make
     gw.feed.apply(log[0], 0)
     gw.feed.apply(log[-1])  # from synod.results, before the log caught up
     reading = asyncio.create_task(read_sse(await gw.client.get("/v1/tasks/racy/events")))
-    await poll(lambda: gw.feed.watching == 1)
+    await wait_until_async(lambda: gw.feed.watching == 1, what="a watcher", timeout_s=5)
     for offset, e in enumerate(log[1:], start=1):
         gw.feed.apply(e, offset)
     events, _ = await reading
@@ -485,7 +480,7 @@ async def test_an_outcome_never_logged_is_sent_after_the_grace(make_gateway: Mak
 async def test_streams_end_when_the_gateway_shuts_down(gateway: Gateway) -> None:
     gateway.feed.apply(task_log("open")[0], 0)
     reading = asyncio.create_task(read_sse(await gateway.client.get("/v1/tasks/open/events")))
-    await poll(lambda: gateway.feed.watching == 1)
+    await wait_until_async(lambda: gateway.feed.watching == 1, what="a watcher", timeout_s=5)
     gateway.feed.close()
     events, _ = await reading
     assert [e["event"] for e in events] == ["TaskSubmitted"]

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import pytest
+from tests.polling import wait_until_async
 
 from synod.llm import LLMSettings, select_backend
 from synod.roles.worker.service import Worker
@@ -55,10 +56,12 @@ async def test_a_running_attempt_is_cancelled_and_reports_nothing() -> None:
     w, published = worker()
     slow, hedge = request(0), request(1)
     running = asyncio.create_task(w.handle_cancellable(slow))
-    deadline = time.monotonic() + 5
-    while slow.envelope.message_id not in w.in_flight:
-        assert time.monotonic() < deadline, "the attempt never started"
-        await asyncio.sleep(0.01)
+    await wait_until_async(
+        lambda: slow.envelope.message_id in w.in_flight,
+        what="the attempt to start",
+        timeout_s=5,
+        interval_s=0.01,
+    )
     await w.handle_cancellable(hedge)  # the hedge finishes at once
     [won] = published
     assert isinstance(won.body, StepCompleted)
@@ -84,10 +87,12 @@ async def test_a_stop_of_the_worker_itself_still_propagates() -> None:
     w, _ = worker()
     slow = request(0)
     running = asyncio.create_task(w.handle_cancellable(slow))
-    deadline = time.monotonic() + 5
-    while slow.envelope.message_id not in w.in_flight:
-        assert time.monotonic() < deadline, "the attempt never started"
-        await asyncio.sleep(0.01)
+    await wait_until_async(
+        lambda: slow.envelope.message_id in w.in_flight,
+        what="the attempt to start",
+        timeout_s=5,
+        interval_s=0.01,
+    )
     running.cancel()  # shutdown, not a StepCancelled: not swallowed as a step cancel
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(running, 5)
