@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from synod.core.task.machine import TaskConfig
+from synod.core.task import TaskConfig
 from synod.llm import LLMRequest, LLMResponse
 from synod.llm.faults import FaultProfile, Latency
 from synod.llm.sim import SimBackend

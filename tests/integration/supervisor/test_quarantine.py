@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from tests.polling import wait_until_async
 
-from synod.core.task.machine import TaskConfig
+from synod.core.task import TaskConfig
 from synod.llm.faults import FaultProfile, Latency
 from synod.llm.sim import SimBackend
 from synod.roles.consensus.service import install as install_consensus

@@ -1,0 +1,64 @@
+"""The task core: one task's life as one sans-I/O state machine (events in, actions out).
+
+May import the other cores (`synod.core.plan`, `synod.core.workspace`), the
+wire models, `synod.ids` and `synod.errors`; never an adapter (transport,
+llm, roles, service).
+"""
+
+from synod.core.task.actions import (
+    Action,
+    CheckWorkspace,
+    Destination,
+    Event,
+    Forward,
+    GrantLease,
+    Logged,
+    PlanMade,
+    PlanningFailed,
+    Publish,
+    Quarantined,
+    Ready,
+    RequestPlan,
+    Tick,
+    WorkspaceChecked,
+    forward_to,
+    key_of,
+)
+from synod.core.task.answer import electorate
+from synod.core.task.machine import TaskMachine
+from synod.core.task.phase import Phase
+from synod.core.task.state import (
+    ANSWER,
+    MAX_MERGE_ROUNDS,
+    MERGE_PREFIX,
+    RESAMPLE_REASONS,
+    TaskConfig,
+)
+
+__all__ = [
+    "ANSWER",
+    "MAX_MERGE_ROUNDS",
+    "MERGE_PREFIX",
+    "RESAMPLE_REASONS",
+    "Action",
+    "CheckWorkspace",
+    "Destination",
+    "Event",
+    "Forward",
+    "GrantLease",
+    "Logged",
+    "Phase",
+    "PlanMade",
+    "PlanningFailed",
+    "Publish",
+    "Quarantined",
+    "Ready",
+    "RequestPlan",
+    "TaskConfig",
+    "TaskMachine",
+    "Tick",
+    "WorkspaceChecked",
+    "electorate",
+    "forward_to",
+    "key_of",
+]

@@ -3,9 +3,10 @@
 - Intake: a TaskSubmitted on `synod.tasks` is accepted by appending it, with
   its own message id, to `synod.task-events`. Everything after that is driven
   by the task's log, so there is one ordered history per task.
-- On every event of `synod.task-events` the task's `TaskMachine` folds it and
-  says what is next; the planner carries that out (publishes, or asks the
-  planner model for a plan).
+- Every event of `synod.task-events` (and the time, and the supervisor's
+  quarantine) goes into the task's `TaskMachine` (`step`); what comes out
+  (`ready`: records with their keys, a plan or workspace request) the
+  planner carries out and hands back (`advance`). It decides nothing itself.
 - The log is also the planner's outbox: a step request, vote request or
   outcome goes on to its topic when the planner handles it from the log, so a
   crash between the two writes is repaired by handling the record again.
@@ -28,18 +29,24 @@ from aiokafka.structs import TopicPartition
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from synod.core.task.machine import (
+from synod.core.task import (
     RESAMPLE_REASONS,
     Action,
+    CheckWorkspace,
     Destination,
-    Publish,
+    Forward,
+    GrantLease,
+    Logged,
+    PlanMade,
+    PlanningFailed,
+    Quarantined,
     RequestPlan,
     TaskConfig,
     TaskMachine,
-    forward_to,
+    Tick,
+    WorkspaceChecked,
 )
 from synod.errors import DecodeError, SynodError
-from synod.ids import derived_id
 from synod.llm import LLMBackend, LLMError, LLMRequest, LLMTimeoutError, PlanOutput
 from synod.observability import record_task_end
 from synod.roles.metrics import PLANNER_ACTIONS
@@ -69,7 +76,7 @@ from synod.wire import (
     TaskSubmitted,
     VoteRequested,
 )
-from synod.wire.messages import LeaseGranted, StepCancelled, utc_now
+from synod.wire.messages import StepCancelled, utc_now
 
 log = logging.getLogger("synod.agents")
 
@@ -83,6 +90,7 @@ DESTINATIONS: dict[Destination, TopicSpec] = {
 MAX_TASKS_IN_MEMORY = 50_000
 PLAN_ATTEMPTS = 3
 WORKSPACE_READ_ATTEMPTS = 3
+MAX_ROUNDS = 4  # ready/advance rounds per input: a plan or a workspace check feeds back
 
 
 def action_kind(envelope: Envelope[Any]) -> tuple[str, str]:
@@ -131,7 +139,6 @@ class Planner:
         self.config = config or PlannerSettings().task_config()
         self.codec = Codec()
         self.tasks: OrderedDict[str, TaskMachine] = OrderedDict()
-        self.published: set[str] = set()  # ids sent by this process (before they fold back)
         self.partition_of: dict[str, int] = {}  # task -> its partition of synod.task-events
         self.consumer: KeyOrderedConsumer | None = None
         self.quarantine = notices.QuarantineBook()  # fed by notices.follow
@@ -158,50 +165,57 @@ class Planner:
             return
         machine = self.machine(envelope.task_id)
         self.partition_of[envelope.task_id] = msg.record.partition
-        machine.apply(envelope)
+        machine.step(Quarantined(self.quarantine.active(utc_now())))
         # React even to an event folded before (during a rebuild): the actions
         # are a function of the state, and repeats carry the same ids.
-        await self.react(machine)
-        # The log is the outbox: what the planner logged goes on to its topic only
-        # now, so a crash in between redoes the forward instead of losing it.
-        destination = forward_to(envelope)
-        if destination is not None:
-            if destination == "results":  # end-to-end latency and outcome counts
-                record_task_end(machine.submitted, envelope, utc_now())
-            content_type: Any = "json" if destination == "results" else "avro"
-            key = None
-            if isinstance(envelope.body, StepRequested):
-                await self.grant_leases(envelope)
-                # Steps of one task need no order among them: a key per step lets
-                # the pool run a task's ready steps in parallel. A team slot's
-                # steps (central, claim) share a key: one coder runs its list.
-                # A hedge gets a key of its own: on its straggler's key it would
-                # wait in that key's lane until the straggler finished.
-                body = envelope.body
-                lane = body.step_id if body.agent is None else f"agent-{body.agent}"
-                if body.prompt_variant == "hedge":
-                    lane = f"{body.step_id}/{envelope.attempt}"
-                key = f"{envelope.task_id}/{lane}".encode()
-            await self.ctx.publisher.publish(
-                self.ctx.topic(DESTINATIONS[destination]), envelope, content_type, key
-            )
+        machine.step(Logged(envelope))
+        await self.run(machine)
 
-    async def react(self, machine: TaskMachine) -> None:
-        machine.quarantined = self.quarantine.active(utc_now())
-        # A hedged step's loser is stopped as soon as the winner is in the log.
-        for action in [*machine.cancels(), *machine.next_actions()]:
-            await self.carry_out(machine, action)
+    async def run(self, machine: TaskMachine) -> None:
+        """Carry out what the machine says, until it says nothing new."""
+        for _ in range(MAX_ROUNDS):
+            ready = machine.ready()
+            if not ready.actions:
+                return
+            answered = False
+            for action in ready.actions:
+                answered |= await self.carry_out(machine, action)
+            machine.advance(ready)
+            if not answered:
+                return  # nothing fed back: the rest follows from the log
 
-    async def carry_out(self, machine: TaskMachine, action: Action) -> None:
+    async def carry_out(self, machine: TaskMachine, action: Action) -> bool:
+        """Do one action; True if it fed an answer back into the machine."""
         if isinstance(action, RequestPlan):
-            await self.carry_out(machine, await self.make_plan(machine))
-            return
-        if action.message_id in self.published:
-            return
-        if machine.checks_workspace(action) and await self.merge_conflicts(machine):
-            return  # the vote is asked for again once the merges completed
+            machine.step(await self.make_plan(machine))
+            return True
+        if isinstance(action, CheckWorkspace):
+            machine.step(await self.check_workspace(machine, action))
+            return True
+        if isinstance(action, GrantLease):
+            lease = Envelope.new(
+                action.grant,
+                sender=self.ctx.sender,
+                task_id=machine.task_id,
+                message_id=action.message_id,
+                causes=list(action.causes),
+                attempt=action.attempt,
+                trace=action.trace,
+            )
+            await publish_record(self.ctx.publisher, self.ctx.topic(WORKSPACE), lease)
+            return False
+        if isinstance(action, Forward):
+            if action.destination == "results":  # end-to-end latency and outcome counts
+                record_task_end(machine.submitted, action.envelope, utc_now())
+            content_type: Any = "json" if action.destination == "results" else "avro"
+            await self.ctx.publisher.publish(
+                self.ctx.topic(DESTINATIONS[action.destination]),
+                action.envelope,
+                content_type,
+                action.key.encode(),
+            )
+            return False
         assert machine.submitted is not None
-        source = machine.submitted
         envelope = Envelope.new(
             action.body,
             sender=self.ctx.sender,
@@ -209,47 +223,22 @@ class Planner:
             message_id=action.message_id,
             causes=list(action.causes),
             attempt=action.attempt,
-            trace=source.trace,
+            trace=machine.submitted.trace,
         )
         await self.ctx.publish(TASK_EVENTS, envelope)
-        self.published.add(action.message_id)
         PLANNER_ACTIONS.labels(*action_kind(envelope)).inc()
-        if len(self.published) > 200_000:
-            self.published.clear()  # only an optimisation; derived ids keep repeats harmless
         log.info(
             "published",
             extra={"task_id": machine.task_id, "type": envelope.type},
         )
+        return False
 
     # ------------------------------------------------------------ workspace
 
-    async def grant_leases(self, request: Envelope[Any]) -> None:
-        """Log the request's leases on synod.workspace before the request goes out, so
-        every fold of the workspace sees a grant before any write under it (and a
-        newer grant fences the writers of older ones)."""
-        body = request.body
-        assert isinstance(body, StepRequested)
-        for path, token in sorted(body.lease_tokens.items()):
-            grant = LeaseGranted(
-                path=path,
-                step_id=body.step_id,
-                token=token,
-                base_version=body.base_versions.get(path, {}),
-            )
-            envelope = Envelope.new(
-                grant,
-                sender=self.ctx.sender,
-                task_id=request.task_id,
-                message_id=derived_id(request.message_id, f"lease/{path}"),
-                causes=[request.message_id],
-                attempt=request.attempt,
-                trace=request.trace,
-            )
-            await publish_record(self.ctx.publisher, self.ctx.topic(WORKSPACE), envelope)
-
-    async def merge_conflicts(self, machine: TaskMachine) -> bool:
-        """Fold the task's workspace; if files are in conflict, request their merges
-        instead of the vote (True). The answer is only voted on once every
+    async def check_workspace(
+        self, machine: TaskMachine, check: CheckWorkspace
+    ) -> WorkspaceChecked:
+        """Fold the task's workspace: the answer is only voted on once every
         concurrent write is merged into its file, so none is lost unseen."""
         for attempt in range(WORKSPACE_READ_ATTEMPTS):
             try:
@@ -257,7 +246,7 @@ class Planner:
                     self.ctx.kafka.bootstrap,
                     self.ctx.kafka.topic_prefix,
                     machine.task_id,
-                    winners=machine.workspace_winners(),
+                    winners=dict(check.winners),
                     mode="eventual",
                 )
                 break
@@ -272,15 +261,12 @@ class Planner:
                     extra={"task_id": machine.task_id, "error": repr(exc)},
                 )
                 await asyncio.sleep(0.5 * 2**attempt)
-        if not space.conflicted:
-            return False
-        log.info(
-            "workspace conflicts",
-            extra={"task_id": machine.task_id, "paths": sorted(space.conflicted)},
-        )
-        for merge in machine.merge_requests(space.conflicted):
-            await self.carry_out(machine, merge)
-        return True
+        if space.conflicted:
+            log.info(
+                "workspace conflicts",
+                extra={"task_id": machine.task_id, "paths": sorted(space.conflicted)},
+            )
+        return WorkspaceChecked(check.winners, space.conflicted)
 
     def _circuit_wait(self, machine: TaskMachine, exc: LLMError) -> float | None:
         """Seconds to wait out an open breaker before planning again, None to give up."""
@@ -293,7 +279,7 @@ class Planner:
             return None
         return min(hint, left, 30.0)
 
-    async def make_plan(self, machine: TaskMachine) -> Publish:
+    async def make_plan(self, machine: TaskMachine) -> PlanMade | PlanningFailed:
         assert machine.submitted is not None
         goal = machine.submitted.body.goal
         last_error: LLMError | None = None
@@ -348,12 +334,12 @@ class Planner:
                 )
                 for s in plan.steps
             ]
-            return machine.plan_from(steps, plan.rationale)
+            return PlanMade(steps, plan.rationale)
         assert last_error is not None
-        return machine.plan_failed(str(last_error), last_error.error_class)
+        return PlanningFailed(str(last_error), last_error.error_class)
 
     async def sweep_deadlines(self, interval_s: float = 1.0) -> None:
-        """Fail the tasks whose own deadline passed; only those of partitions held now."""
+        """Tell the tasks of the partitions held now the time: deadlines, hedges."""
         while True:
             await asyncio.sleep(interval_s)
             if self.consumer is None:
@@ -365,11 +351,9 @@ class Planner:
             for task_id, machine in list(self.tasks.items()):
                 if self.partition_of.get(task_id) not in owned:
                     continue
-                action = machine.overdue(now)
-                if action is not None:
-                    await self.carry_out(machine, action)
-                for hedge in machine.hedges(now):
-                    await self.carry_out(machine, hedge)
+                machine.step(Quarantined(self.quarantine.active(now)))
+                machine.step(Tick(now))
+                await self.run(machine)
 
     # ------------------------------------------------------------ rebuild
 
@@ -390,7 +374,7 @@ class Planner:
                     except DecodeError:
                         continue  # the consumer dead-letters it when it gets there
                     if envelope.task_id is not None:
-                        self.machine(envelope.task_id).apply(envelope)
+                        self.machine(envelope.task_id).step(Logged(envelope, replayed=True))
                         self.partition_of[envelope.task_id] = r.partition
                         folded += 1
         log.info("rebuilt task state", extra={"partitions": len(own), "events": folded})

@@ -21,7 +21,7 @@ import random
 from dataclasses import replace
 
 from synod.core.resilience.backoff import RetryPolicy
-from synod.core.task.machine import RESAMPLE_REASONS
+from synod.core.task import RESAMPLE_REASONS
 from synod.errors import ErrorClass
 from synod.ids import derived_id
 from synod.llm import LLMBackend, LLMError, LLMRequest, ReviewVerdict

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests import taskcore
+from tests.taskcore import cancels, decided, fold
 
 from synod.core.plan.dag import Plan, load_project
 from synod.core.plan.modes import (
@@ -32,7 +34,7 @@ from synod.core.plan.teampolicy import (
     central_waits,
     team_of,
 )
-from synod.core.task.machine import Publish, TaskConfig, TaskMachine
+from synod.core.task import Publish, TaskConfig, TaskMachine
 from synod.wire import Body, Envelope, PlanStep, Sender, StepCompleted, TaskSubmitted
 from synod.wire.messages import StepClaimed, StepRequested, TaskFailed
 
@@ -60,8 +62,8 @@ def started(
     labels = {"team.mode": mode, "team.agents": agents}
     machine = TaskMachine("t1", config or TaskConfig())
     log = [env(TaskSubmitted(goal="build it", plan=steps, labels=labels))]
-    machine.apply(log[0])
-    log += feed(machine, machine.next_actions())  # the plan
+    fold(machine, log[0])
+    log += feed(machine, decided(machine))  # the plan
     return machine, log
 
 
@@ -74,7 +76,7 @@ def feed(machine: TaskMachine, actions: list[Any]) -> list[Envelope[Any]]:
     for action in actions:
         assert isinstance(action, Publish)
         e = env(action.body, message_id=action.message_id, attempt=action.attempt)
-        machine.apply(e)
+        fold(machine, e)
         logged.append(e)
     return logged
 
@@ -88,7 +90,7 @@ def run(
     running: list[tuple[float, int, str, int, int]] = []  # (end, seq, step, attempt, slot)
     now, seq = 0.0, 0
     for _ in range(10_000):
-        actions = [*machine.cancels(), *machine.next_actions()]
+        actions = [*cancels(machine), *decided(machine)]
         for e in feed(machine, [a for a in actions if not isinstance(a.body, TaskFailed)]):
             log.append(e)
             if isinstance(e.body, StepRequested):
@@ -104,7 +106,7 @@ def run(
         assert running, "nothing runs and steps are left: the team is stuck"
         now, _, step_id, attempt, _ = heapq.heappop(running)
         done = env(StepCompleted(step_id=step_id, duration_s=durations[step_id]), attempt=attempt)
-        machine.apply(done)
+        fold(machine, done)
         log.append(done)
     raise AssertionError("the run did not end")
 
@@ -123,7 +125,7 @@ def test_team_labels_are_read_and_bad_ones_named() -> None:
 
 def test_a_team_task_with_bad_labels_fails_saying_which_label() -> None:
     machine = machine_for(SMALL, "central", "0")
-    [failed] = machine.next_actions()
+    [failed] = decided(machine)
     assert isinstance(failed.body, TaskFailed)
     assert "team.agents" in failed.body.reason
 
@@ -142,14 +144,14 @@ def test_central_deals_the_list_round_robin_and_a_slot_waits_for_its_own_next_st
     assert central_waiting(plan, lists, {"c"}) == [1]
 
     machine = machine_for(SMALL, "central", "2")
-    first = machine.next_actions()
+    first = decided(machine)
     assert [(a.body.step_id, a.body.agent) for a in first] == [("a", 0), ("c", 1)]
     feed(machine, first)
-    assert machine.next_actions() == []  # both slots busy
-    machine.apply(env(StepCompleted(step_id="c")))
-    assert machine.next_actions() == []  # slot 1 waits for b (slot 0's), slot 0 is busy
-    machine.apply(env(StepCompleted(step_id="a")))
-    [b] = machine.next_actions()
+    assert decided(machine) == []  # both slots busy
+    fold(machine, env(StepCompleted(step_id="c")))
+    assert decided(machine) == []  # slot 1 waits for b (slot 0's), slot 0 is busy
+    fold(machine, env(StepCompleted(step_id="a")))
+    [b] = decided(machine)
     assert (b.body.step_id, b.body.agent) == ("b", 0)
 
 
@@ -176,7 +178,7 @@ def test_central_runs_as_the_simulators_central_engine_does() -> None:
 
 def test_a_free_slot_claims_the_next_step_ready_or_not_and_blocked_claims_are_logged() -> None:
     machine = machine_for(SMALL, "claim", "3")
-    first = machine.next_actions()
+    first = decided(machine)
     claims = [a.body for a in first if isinstance(a.body, StepClaimed)]
     # Three slots claim a, c, b at once; b's dependency a is not done: blocked.
     assert [(c.step_id, c.agent, c.blocked_on) for c in claims] == [
@@ -187,14 +189,14 @@ def test_a_free_slot_claims_the_next_step_ready_or_not_and_blocked_claims_are_lo
     requests = [a.body for a in first if isinstance(a.body, StepRequested)]
     assert [(r.step_id, r.agent) for r in requests] == [("a", 0), ("c", 1)]  # slot 2 waits
     feed(machine, first)
-    assert machine.next_actions() == []
-    machine.apply(env(StepCompleted(step_id="c")))
+    assert decided(machine) == []
+    fold(machine, env(StepCompleted(step_id="c")))
     # Slot 1 claims d at once; d needs b, which slot 2 holds unstarted: blocked too.
-    nxt = machine.next_actions()
+    nxt = decided(machine)
     assert [(a.body.step_id, a.body.blocked_on) for a in nxt] == [("d", ["b"])]
     feed(machine, nxt)
-    machine.apply(env(StepCompleted(step_id="a")))
-    nxt = machine.next_actions()
+    fold(machine, env(StepCompleted(step_id="a")))
+    nxt = decided(machine)
     # Slot 0 claims e (blocked on b); slot 2's claim of b is ready and runs now.
     assert [(type(a.body).__name__, a.body.step_id) for a in nxt] == [
         ("StepClaimed", "e"),
@@ -210,20 +212,20 @@ def test_claims_are_a_function_of_the_log_so_a_rebuilt_machine_makes_the_same() 
     machine, log, _ = run(SMALL, "claim", 2, durations)
     rebuilt = TaskMachine("t1")
     for e in log:
-        rebuilt.apply(e)
+        fold(rebuilt, e)
     assert rebuilt.shared_list is not None
     assert machine.shared_list is not None
     assert rebuilt.shared_list.claims == machine.shared_list.claims
     # Nothing new to claim or request: the vote is out, as in the original.
-    assert rebuilt.next_actions() == machine.next_actions() == []
+    assert decided(rebuilt) == decided(machine) == []
     # Mid-run, too: the log up to the third completion rebuilds the same claims,
     # and the rebuilt machine asks for what the original logged next.
     cut = [i for i, e in enumerate(log) if isinstance(e.body, StepCompleted)][2] + 1
     partial = TaskMachine("t1")
     for e in log[:cut]:
-        partial.apply(e)
+        fold(partial, e)
     upcoming = {e.message_id for e in log[cut:]}
-    again = {a.message_id for a in partial.next_actions()}
+    again = {a.message_id for a in decided(partial)}
     assert again
     assert again <= upcoming
 
@@ -250,10 +252,10 @@ def test_no_hedging_in_the_paper_modes() -> None:
     for mode in ("central", "claim", "synod"):
         # One finished step is enough for a p95 here; a is then far past it.
         machine, _ = started(SMALL, mode, "2", TaskConfig(hedge_min_samples=1))
-        feed(machine, machine.next_actions())
-        machine.apply(env(StepCompleted(step_id="c", duration_s=0.5)))
-        later = machine.requested_at["a"] + timedelta(hours=1)
-        hedged = [h.body.step_id for h in machine.hedges(later)]
+        feed(machine, decided(machine))
+        fold(machine, env(StepCompleted(step_id="c", duration_s=0.5)))
+        later = machine.requested_at["a"] + timedelta(minutes=5)
+        hedged = [h.body.step_id for h in taskcore.hedges(machine, later)]
         assert hedged == (["a"] if mode == "synod" else []), mode
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from synod.core.task.machine import Publish, TaskConfig, TaskMachine, electorate
+from tests.taskcore import decided, fold
+
+from synod.core.task import Publish, Quarantined, TaskConfig, TaskMachine, electorate
 from synod.wire import (
     Body,
     Decision,
@@ -30,16 +32,16 @@ def env(body: Body, sender: Sender = PLANNER, **kw: Any) -> Envelope[Any]:
 
 def run(machine: TaskMachine) -> list[Publish]:
     """Take the next actions and fold them back, as the log would."""
-    actions = [a for a in machine.next_actions() if isinstance(a, Publish)]
+    actions = [a for a in decided(machine) if isinstance(a, Publish)]
     for a in actions:
-        machine.apply(env(a.body, message_id=a.message_id, attempt=a.attempt))
+        fold(machine, env(a.body, message_id=a.message_id, attempt=a.attempt))
     return actions
 
 
 def started(**config: Any) -> TaskMachine:
     machine = TaskMachine("t1", TaskConfig(**config))
     plan = [PlanStep(step_id="c", role="coder", title="code")]
-    machine.apply(env(TaskSubmitted(goal="g", reviewers=3, plan=plan)))
+    fold(machine, env(TaskSubmitted(goal="g", reviewers=3, plan=plan)))
     run(machine)  # the plan
     [request] = run(machine)
     assert request.attempt == 0
@@ -58,7 +60,7 @@ def failed(attempt: int, reason: str = "invalid_output") -> Envelope[Any]:
 
 def test_a_stuck_attempt_is_replaced_by_a_new_one_with_the_new_parameters() -> None:
     machine = started()
-    machine.apply(reassigned(0, "stuck", temperature=0.9, prompt_variant="rephrase"))
+    fold(machine, reassigned(0, "stuck", temperature=0.9, prompt_variant="rephrase"))
     [again] = run(machine)
     assert again.attempt == 1
     assert isinstance(again.body, StepRequested)
@@ -67,65 +69,65 @@ def test_a_stuck_attempt_is_replaced_by_a_new_one_with_the_new_parameters() -> N
         0.9,
         "rephrase",
     )
-    assert machine.next_actions() == []  # one new attempt, not one per fold
+    assert decided(machine) == []  # one new attempt, not one per fold
 
 
 def test_a_reassignment_grants_an_attempt_beyond_the_budget() -> None:
     machine = started(max_step_attempts=2)
-    machine.apply(failed(0))
+    fold(machine, failed(0))
     run(machine)
-    machine.apply(reassigned(1, "loop"))  # judged on attempt 1's failure
-    machine.apply(failed(1))
+    fold(machine, reassigned(1, "loop"))  # judged on attempt 1's failure
+    fold(machine, failed(1))
     [third] = run(machine)
     assert (third.attempt, third.body.model) == (2, "m-b")
-    machine.apply(env(StepCompleted(step_id="c", output="fine"), attempt=2))
+    fold(machine, env(StepCompleted(step_id="c", output="fine"), attempt=2))
     [vote] = run(machine)
     assert isinstance(vote.body, VoteRequested)
 
 
 def test_without_the_reassignment_the_same_failures_end_the_task() -> None:
     machine = started(max_step_attempts=2)
-    machine.apply(failed(0))
+    fold(machine, failed(0))
     run(machine)
-    machine.apply(failed(1))
+    fold(machine, failed(1))
     [outcome] = run(machine)
     assert type(outcome.body).__name__ == "TaskFailed"
 
 
 def test_a_finished_step_is_never_redone() -> None:
     machine = started()
-    machine.apply(env(StepCompleted(step_id="c", output="fine"), attempt=0))
-    machine.apply(reassigned(0, "stuck"))
+    fold(machine, env(StepCompleted(step_id="c", output="fine"), attempt=0))
+    fold(machine, reassigned(0, "stuck"))
     actions = run(machine)
     assert [type(a.body).__name__ for a in actions] == ["VoteRequested"]
 
 
 def test_a_finished_task_ignores_reassignments() -> None:
     machine = started()
-    machine.apply(env(TaskCompleted(result="x"), message_id="done"))
-    machine.apply(reassigned(0, "loop"))
-    assert machine.next_actions() == []
+    fold(machine, env(TaskCompleted(result="x"), message_id="done"))
+    fold(machine, reassigned(0, "loop"))
+    assert decided(machine) == []
 
 
 def test_a_looping_revision_is_dropped_and_the_new_attempt_gets_a_round_of_its_own() -> None:
     machine = started(max_answer_rounds=2)
-    machine.apply(env(StepCompleted(step_id="c", output="wrong"), attempt=0))
+    fold(machine, env(StepCompleted(step_id="c", output="wrong"), attempt=0))
     [vote1] = run(machine)
     decision = Decision(
         decision_id="d1", proposal_id=vote1.body.proposal_id, ballot=1, outcome="rejected", quorum=2
     )
-    machine.apply(env(decision))
+    fold(machine, env(decision))
     [revision] = run(machine)
     assert (revision.attempt, revision.body.prompt_variant) == (1, "revise-2")
-    machine.apply(env(StepCompleted(step_id="c", output="wrong"), attempt=1))  # the loop
+    fold(machine, env(StepCompleted(step_id="c", output="wrong"), attempt=1))  # the loop
     [vote2] = run(machine)
     assert vote2.body.proposal_id == "t1/answer-2"
-    machine.apply(reassigned(1, "loop"))  # arrives after round 2 was put to the vote
+    fold(machine, reassigned(1, "loop"))  # arrives after round 2 was put to the vote
     [fresh] = run(machine)
     assert (fresh.attempt, fresh.body.model) == (2, "m-b")
-    machine.apply(env(StepCompleted(step_id="c", output="wrong"), attempt=1, message_id="dup"))
+    fold(machine, env(StepCompleted(step_id="c", output="wrong"), attempt=1, message_id="dup"))
     assert "c" not in machine.completed  # the looping attempt no longer counts
-    machine.apply(env(StepCompleted(step_id="c", output="right"), attempt=2))
+    fold(machine, env(StepCompleted(step_id="c", output="right"), attempt=2))
     [vote3] = run(machine)
     assert vote3.body.proposal_id == "t1/answer-3"
     assert vote3.body.candidates[0].content == "right"
@@ -133,30 +135,32 @@ def test_a_looping_revision_is_dropped_and_the_new_attempt_gets_a_round_of_its_o
 
 def test_a_reassignment_folded_before_the_vote_the_loop_caused_still_gets_a_new_round() -> None:
     machine = started(max_answer_rounds=2)
-    machine.apply(env(StepCompleted(step_id="c", output="wrong"), attempt=0))
+    fold(machine, env(StepCompleted(step_id="c", output="wrong"), attempt=0))
     assert len(run(machine)) == 1  # round 1
-    machine.apply(
+    fold(
+        machine,
         env(
             Decision(
                 decision_id="d1", proposal_id="t1/answer", ballot=1, outcome="rejected", quorum=2
             )
-        )
+        ),
     )
     run(machine)  # the revision, attempt 1
-    machine.apply(env(StepCompleted(step_id="c", output="wrong"), attempt=1))
-    [vote2] = machine.next_actions()  # asked for, but not in the log yet
-    machine.apply(reassigned(1, "loop"))  # the log has the reassignment first
+    fold(machine, env(StepCompleted(step_id="c", output="wrong"), attempt=1))
+    [vote2] = decided(machine)  # asked for, but not in the log yet
+    fold(machine, reassigned(1, "loop"))  # the log has the reassignment first
     assert isinstance(vote2, Publish)
-    machine.apply(env(vote2.body, message_id=vote2.message_id))
+    fold(machine, env(vote2.body, message_id=vote2.message_id))
     [fresh] = run(machine)
     assert (fresh.attempt, fresh.body.model) == (2, "m-b")
-    machine.apply(env(StepCompleted(step_id="c", output="right"), attempt=2))
-    machine.apply(
+    fold(machine, env(StepCompleted(step_id="c", output="right"), attempt=2))
+    fold(
+        machine,
         env(
             Decision(
                 decision_id="d2", proposal_id="t1/answer-2", ballot=1, outcome="rejected", quorum=2
             )
-        )
+        ),
     )
     [vote3] = run(machine)
     assert vote3.body.proposal_id == "t1/answer-3"
@@ -165,8 +169,8 @@ def test_a_reassignment_folded_before_the_vote_the_loop_caused_still_gets_a_new_
 
 def test_the_reassignment_is_folded_once() -> None:
     machine = started()
-    machine.apply(reassigned(0, "stuck"))
-    assert not machine.apply(reassigned(0, "stuck"))
+    fold(machine, reassigned(0, "stuck"))
+    assert not fold(machine, reassigned(0, "stuck"))
     assert machine.extra_attempts == {"c": 1}
 
 
@@ -174,7 +178,7 @@ def test_quarantined_reviewers_are_left_out_and_the_next_stands_in() -> None:
     assert electorate(3, frozenset()) == ["reviewer-0", "reviewer-1", "reviewer-2"]
     assert electorate(3, frozenset({"reviewer-1"})) == ["reviewer-0", "reviewer-2", "reviewer-3"]
     machine = started()
-    machine.quarantined = frozenset({"reviewer-0"})
-    machine.apply(env(StepCompleted(step_id="c", output="fine"), attempt=0))
+    machine.step(Quarantined(frozenset({"reviewer-0"})))
+    fold(machine, env(StepCompleted(step_id="c", output="fine"), attempt=0))
     [vote] = run(machine)
     assert vote.body.electorate == ["reviewer-1", "reviewer-2", "reviewer-3"]

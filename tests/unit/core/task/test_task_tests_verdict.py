@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from tests.taskcore import decided, fold
 
 from synod.core.plan.verdicts import verdict_of_runs
-from synod.core.task.machine import ANSWER, Publish, TaskMachine
+from synod.core.task import ANSWER, Publish, TaskMachine
 from synod.ids import derived_id
 from synod.wire import (
     AnswerVerified,
@@ -40,13 +41,13 @@ def env(body: Body, **kw: Any) -> Envelope[Any]:
 def run_to_vote(machine: TaskMachine) -> VoteRequested:
     """Fold the plan and every step's completion; return the answer ballot the planner asks."""
     for _ in range(10):
-        actions = machine.next_actions()
+        actions = decided(machine)
         for action in actions:
             assert isinstance(action, Publish)
-            machine.apply(env(action.body, message_id=action.message_id, attempt=action.attempt))
+            fold(machine, env(action.body, message_id=action.message_id, attempt=action.attempt))
             if isinstance(action.body, StepRequested):
                 done = StepCompleted(step_id=action.body.step_id, output="x")
-                machine.apply(env(done, attempt=action.attempt))
+                fold(machine, env(done, attempt=action.attempt))
             if isinstance(action.body, VoteRequested):
                 return action.body
     raise AssertionError("no vote requested")
@@ -57,7 +58,8 @@ def run(passed: bool | None, voter: str, proposal: str = f"t1/{ANSWER}", **kw: A
 
 
 def decide(machine: TaskMachine, proposal: str, outcome: str) -> None:
-    machine.apply(
+    fold(
+        machine,
         env(
             Decision(
                 decision_id=f"{proposal}/d",
@@ -67,13 +69,13 @@ def decide(machine: TaskMachine, proposal: str, outcome: str) -> None:
                 tally={outcome: 3.0},
                 quorum=2,
             )
-        )
+        ),
     )
 
 
 def test_the_answer_ballot_carries_the_tests_and_the_winning_attempts() -> None:
     machine = TaskMachine("t1")
-    machine.apply(env(TaskSubmitted(goal="g", plan=STEPS, tests=TESTS)))
+    fold(machine, env(TaskSubmitted(goal="g", plan=STEPS, tests=TESTS)))
     vote = run_to_vote(machine)
     assert vote.verify is not None
     assert vote.verify.tests == TESTS
@@ -86,11 +88,11 @@ def test_the_answer_ballot_carries_the_tests_and_the_winning_attempts() -> None:
 
 def test_without_tests_the_ballot_and_outcome_have_none() -> None:
     machine = TaskMachine("t1")
-    machine.apply(env(TaskSubmitted(goal="g", plan=STEPS)))
+    fold(machine, env(TaskSubmitted(goal="g", plan=STEPS)))
     vote = run_to_vote(machine)
     assert vote.verify is None
     decide(machine, vote.proposal_id, ANSWER)
-    [outcome] = machine.next_actions()
+    [outcome] = decided(machine)
     assert isinstance(outcome, Publish)
     assert isinstance(outcome.body, TaskCompleted)
     assert outcome.body.tests_passed is None
@@ -99,13 +101,13 @@ def test_without_tests_the_ballot_and_outcome_have_none() -> None:
 
 def test_passing_runs_on_the_decided_answer_complete_the_task_with_tests_passed() -> None:
     machine = TaskMachine("t1")
-    machine.apply(env(TaskSubmitted(goal="g", plan=STEPS, tests=TESTS)))
+    fold(machine, env(TaskSubmitted(goal="g", plan=STEPS, tests=TESTS)))
     vote = run_to_vote(machine)
     for voter in ("reviewer-0", "reviewer-1", "reviewer-2"):
-        machine.apply(run(True, voter, summary="1 passed, 0 failed"))
-    machine.apply(run(False, "reviewer-0", proposal="t1/other", summary="not this one"))
+        fold(machine, run(True, voter, summary="1 passed, 0 failed"))
+    fold(machine, run(False, "reviewer-0", proposal="t1/other", summary="not this one"))
     decide(machine, vote.proposal_id, ANSWER)
-    [outcome] = machine.next_actions()
+    [outcome] = decided(machine)
     assert isinstance(outcome, Publish)
     assert isinstance(outcome.body, TaskCompleted)
     assert outcome.body.tests_passed is True
@@ -114,34 +116,34 @@ def test_passing_runs_on_the_decided_answer_complete_the_task_with_tests_passed(
 
 def test_failing_tests_revise_the_answer_then_fail_the_task_naming_the_test() -> None:
     machine = TaskMachine("t1")
-    machine.apply(env(TaskSubmitted(goal="g", plan=STEPS, tests=TESTS)))
+    fold(machine, env(TaskSubmitted(goal="g", plan=STEPS, tests=TESTS)))
     vote = run_to_vote(machine)
     failing = "0 passed, 1 failed: tests.test_b::test_b"
     for voter in ("reviewer-0", "reviewer-1", "reviewer-2"):
-        machine.apply(run(False, voter, summary=failing, failed=["tests.test_b::test_b"]))
+        fold(machine, run(False, voter, summary=failing, failed=["tests.test_b::test_b"]))
     decide(machine, vote.proposal_id, "rejected")
 
     # Round 2: the answer's step runs again, writing its files again.
-    [revision] = machine.next_actions()
+    [revision] = decided(machine)
     assert isinstance(revision, Publish)
     assert isinstance(revision.body, StepRequested)
     assert revision.body.step_id == "b"
     assert revision.body.files == ["b.py"]
-    machine.apply(env(revision.body, message_id=revision.message_id, attempt=revision.attempt))
-    machine.apply(env(StepCompleted(step_id="b", output="y"), attempt=revision.attempt))
-    [second] = machine.next_actions()
+    fold(machine, env(revision.body, message_id=revision.message_id, attempt=revision.attempt))
+    fold(machine, env(StepCompleted(step_id="b", output="y"), attempt=revision.attempt))
+    [second] = decided(machine)
     assert isinstance(second, Publish)
     assert isinstance(second.body, VoteRequested)
-    machine.apply(env(second.body, message_id=second.message_id))
+    fold(machine, env(second.body, message_id=second.message_id))
     assert second.body.verify is not None
     # The new version: b's files from the revision's request, a's unchanged.
     assert second.body.verify.winners["b"] == derived_id("t1", f"step/b/{revision.attempt}")
     assert second.body.verify.winners["a"] == derived_id("t1", "step/a/0")
 
     for voter in ("reviewer-0", "reviewer-1", "reviewer-2"):
-        machine.apply(run(False, voter, proposal=second.body.proposal_id, summary=failing))
+        fold(machine, run(False, voter, proposal=second.body.proposal_id, summary=failing))
     decide(machine, second.body.proposal_id, "rejected")
-    [outcome] = machine.next_actions()
+    [outcome] = decided(machine)
     assert isinstance(outcome, Publish)
     assert isinstance(outcome.body, TaskFailed)
     assert outcome.body.tests_passed is False
@@ -163,8 +165,8 @@ def test_the_verdict_of_several_runs() -> None:
     assert verdict_of_runs([r("a", None, "x"), r("b", True, "2 passed")]) == (True, "2 passed")
     # A juror's newest run replaces its earlier one on the same proposal.
     machine = TaskMachine("t1")
-    machine.apply(run(None, "reviewer-0", summary="could not run"))
-    machine.apply(run(True, "reviewer-0", summary="ok", ballot=2))
+    fold(machine, run(None, "reviewer-0", summary="could not run"))
+    fold(machine, run(True, "reviewer-0", summary="ok", ballot=2))
     assert [v.passed for v in machine.test_runs[f"t1/{ANSWER}"].values()] == [True]
 
 

@@ -10,7 +10,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from synod.core.task.machine import MAX_MERGE_ROUNDS, Publish, TaskMachine
+from tests import taskcore
+from tests.taskcore import decided
+
+from synod.core.task import (
+    MAX_MERGE_ROUNDS,
+    CheckWorkspace,
+    Publish,
+    TaskMachine,
+    WorkspaceChecked,
+)
 from synod.core.workspace import WorkspaceRecord, fold, writes_for, written_version
 from synod.wire import PlanStep, StepCompleted, StepFailed, StepRequested, TaskFailed, VoteRequested
 from synod.wire.messages import LeaseGranted
@@ -26,8 +35,8 @@ CHAIN = [
 
 def _machine(consistency: str, plan: list[PlanStep] = CHAIN) -> TaskMachine:
     machine = TaskMachine("t1")
-    machine.apply(submitted(plan=plan, consistency=consistency))
-    feed(machine, machine.next_actions())  # the plan
+    taskcore.fold(machine, submitted(plan=plan, consistency=consistency))
+    feed(machine, decided(machine))  # the plan
     return machine
 
 
@@ -58,12 +67,14 @@ def _run_chain(machine: TaskMachine) -> tuple[list[WorkspaceRecord], list[Publis
     log: list[WorkspaceRecord] = []
     requests: list[Publish] = []
     for _ in CHAIN:
-        (request,) = machine.next_actions()
+        (request,) = decided(machine)
         assert isinstance(request, Publish)
         feed(machine, [request])
         requests.append(request)
         log += _records(request, f"by {request.body.step_id}")
-        machine.apply(env(StepCompleted(step_id=request.body.step_id), attempt=request.attempt))
+        taskcore.fold(
+            machine, env(StepCompleted(step_id=request.body.step_id), attempt=request.attempt)
+        )
     return log, requests
 
 
@@ -99,10 +110,10 @@ def test_eventual_sequential_rewrites_are_updates_not_false_conflicts() -> None:
 
 def test_strong_a_retry_fences_the_stalled_attempt_and_a_hedge_shares_the_lease() -> None:
     machine = _machine("strong")
-    (first,) = machine.next_actions()
+    (first,) = decided(machine)
     feed(machine, [first])
-    machine.apply(env(StepFailed(step_id="s1", error_class="transient"), attempt=0))
-    (retry,) = machine.next_actions()
+    taskcore.fold(machine, env(StepFailed(step_id="s1", error_class="transient"), attempt=0))
+    (retry,) = decided(machine)
     assert retry.attempt == 1
     assert retry.body.lease_tokens == {"a.py": 2}
     feed(machine, [retry])
@@ -113,20 +124,20 @@ def test_strong_a_retry_fences_the_stalled_attempt_and_a_hedge_shares_the_lease(
     assert [r.reason for r in done.rejected] == ["stale_token"]
 
     hedged = _machine("strong", [PlanStep(step_id=f"h{i}", files=[f"h{i}.py"]) for i in range(6)])
-    originals = hedged.next_actions()
+    originals = decided(hedged)
     feed(hedged, originals)
     for a in originals[:5]:
-        hedged.apply(env(StepCompleted(step_id=a.body.step_id, duration_s=1.0)))
+        taskcore.fold(hedged, env(StepCompleted(step_id=a.body.step_id, duration_s=1.0)))
     late = hedged.requested_at["h5"] + timedelta(seconds=60)
-    (hedge,) = hedged.hedges(late)
+    (hedge,) = taskcore.hedges(hedged, late)
     assert hedge.body.prompt_variant == "hedge"
     assert hedge.body.lease_tokens == originals[5].body.lease_tokens
 
 
 def test_the_same_action_derived_twice_gets_the_same_lease() -> None:
     machine = _machine("strong", [PlanStep(step_id=f"x{i}", files=[f"x{i}.py"]) for i in range(3)])
-    once = machine.next_actions()
-    again = machine.next_actions()  # before the first ones are folded back
+    once = decided(machine)
+    again = decided(machine)  # before the first ones are folded back
     assert once == again
     assert [a.body.lease_tokens for a in once] == [{f"x{i}.py": 1} for i in range(3)]
 
@@ -142,22 +153,23 @@ def _conflicted(machine: TaskMachine) -> dict[str, Any]:
 def test_eventual_a_conflict_holds_the_vote_until_a_merge_step_resolves_it() -> None:
     machine = _machine("eventual")
     case = _conflicted(machine)
-    (vote,) = machine.next_actions()
-    assert isinstance(vote.body, VoteRequested)
-    assert machine.checks_workspace(vote)
-    space = fold("t1", case["log"], winners=machine.workspace_winners())
+    (check,) = decided(machine)  # the vote waits for a look at the workspace
+    assert isinstance(check, CheckWorkspace)
+    assert check.winners == machine.workspace_winners()
+    space = fold("t1", case["log"], winners=check.winners)
     assert set(space.conflicted) == {"a.py"}  # detected, not applied over "by s3"
+    machine.step(WorkspaceChecked(check.winners, space.conflicted))
 
-    (merge,) = machine.merge_requests(space.conflicted)
+    (merge,) = decided(machine)
     body = merge.body
     assert body.step_id == "merge:a.py"
     assert body.files == ["a.py"]
     assert set(body.inputs.values()) == {"by s3", case["zombie"].content}
     feed(machine, [merge])
-    assert machine.next_actions() == []  # no vote while merging
+    assert decided(machine) == []  # no vote while merging
 
     log = case["log"] + _records(merge, "merged")
-    machine.apply(env(StepCompleted(step_id="merge:a.py"), attempt=merge.attempt))
+    taskcore.fold(machine, env(StepCompleted(step_id="merge:a.py"), attempt=merge.attempt))
     space = fold("t1", log, winners=machine.workspace_winners())
     assert space.conflicted == {}
     assert space.files["a.py"] == "merged"
@@ -165,21 +177,30 @@ def test_eventual_a_conflict_holds_the_vote_until_a_merge_step_resolves_it() -> 
     assert not record.open
     assert {s.content for s in record.siblings} == {"by s3", case["zombie"].content}
     assert space.lost == ()
-    (vote_again,) = machine.next_actions()
-    assert vote_again == vote
+    (check_again,) = decided(machine)  # the merge's write is a winner now: look again
+    assert isinstance(check_again, CheckWorkspace)
+    assert check_again.winners == machine.workspace_winners() != check.winners
+    machine.step(WorkspaceChecked(check_again.winners, space.conflicted))
+    (vote,) = decided(machine)
+    assert isinstance(vote.body, VoteRequested)
+    assert vote.body.proposal_id == "t1/answer"
 
 
 def test_eventual_a_file_that_stays_in_conflict_fails_the_task_naming_it() -> None:
     machine = _machine("eventual")
     case = _conflicted(machine)
-    space = fold("t1", case["log"], winners=machine.workspace_winners())
+    (check,) = decided(machine)
+    space = fold("t1", case["log"], winners=check.winners)
+    machine.step(WorkspaceChecked(check.winners, space.conflicted))
     for _ in range(MAX_MERGE_ROUNDS):
-        (merge,) = machine.merge_requests(space.conflicted)
+        (merge,) = decided(machine)
+        assert merge.body.step_id == "merge:a.py"
         feed(machine, [merge])
-        machine.apply(
-            env(StepFailed(step_id="merge:a.py", error_class="transient"), attempt=merge.attempt)
+        taskcore.fold(
+            machine,
+            env(StepFailed(step_id="merge:a.py", error_class="transient"), attempt=merge.attempt),
         )
-    (fail,) = machine.merge_requests(space.conflicted)
+    (fail,) = decided(machine)
     assert isinstance(fail.body, TaskFailed)
     assert "a.py" in fail.body.reason
     assert case["zombie"].write_id in fail.body.reason
@@ -188,11 +209,11 @@ def test_eventual_a_file_that_stays_in_conflict_fails_the_task_naming_it() -> No
 def test_strong_tasks_and_tasks_without_files_do_not_wait_for_a_workspace_check() -> None:
     machine = _machine("strong")
     _run_chain(machine)
-    (vote,) = machine.next_actions()
-    assert not machine.checks_workspace(vote)
+    (vote,) = decided(machine)
+    assert isinstance(vote.body, VoteRequested)  # no workspace check first
     bare = _machine("eventual", [PlanStep(step_id="r", role="researcher")])
-    (request,) = bare.next_actions()
+    (request,) = decided(bare)
     feed(bare, [request])
-    bare.apply(env(StepCompleted(step_id="r")))
-    (vote,) = bare.next_actions()
-    assert not bare.checks_workspace(vote)
+    taskcore.fold(bare, env(StepCompleted(step_id="r")))
+    (vote,) = decided(bare)
+    assert isinstance(vote.body, VoteRequested)

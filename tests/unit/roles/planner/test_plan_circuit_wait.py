@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from synod.core.task.machine import TaskConfig, TaskMachine
+from tests.taskcore import fold, next_actions
+
+from synod.core.task import TaskConfig, TaskMachine
 from synod.llm import LLMRequest, LLMResponse, PlanOutput
 from synod.llm.errors import LLMTransientError
 from synod.roles.planner.service import PLAN_ATTEMPTS, Planner
@@ -43,15 +45,17 @@ class BreakerThenModel:
 
 def machine(deadline_s: float) -> TaskMachine:
     m = TaskMachine("t1", TaskConfig(step_deadline_s=1.0))
-    m.apply(
-        Envelope.new(TaskSubmitted(goal="g", deadline_s=deadline_s), sender=CLIENT, task_id="t1")
+    fold(
+        m, Envelope.new(TaskSubmitted(goal="g", deadline_s=deadline_s), sender=CLIENT, task_id="t1")
     )
     return m
 
 
 def plan_with(llm: Any, m: TaskMachine) -> Any:
     planner = Planner(ctx=None, llm=llm, config=TaskConfig(step_deadline_s=1.0))  # type: ignore[arg-type]
-    return asyncio.run(planner.make_plan(m)).body
+    m.step(asyncio.run(planner.make_plan(m)))  # the model's answer goes into the machine
+    [action] = next_actions(m)  # and comes out as the record to log
+    return action.body
 
 
 def test_more_open_breakers_than_attempts_still_end_in_a_plan() -> None:

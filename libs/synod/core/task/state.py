@@ -1,0 +1,152 @@
+"""What one task's log folds into: the fields every concern of the task core reads.
+
+`TaskState` is plain data. The fold (`fold.py`) writes it, in log order; the
+deciding modules (dispatch, hedging, slots, workspace, answer) read it and
+return records to publish. Only `machine.py` puts the two together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from synod.core.plan.dag import Plan
+from synod.core.plan.teampolicy import SharedList, TeamLabelError, TeamMode, team_of
+from synod.core.task.actions import Action, Publish
+from synod.core.task.phase import Phase
+from synod.core.workspace import Sibling
+from synod.wire import (
+    AnswerVerified,
+    Decision,
+    Envelope,
+    PlanProposed,
+    StepCompleted,
+    StepFailed,
+    TaskCompleted,
+    TaskFailed,
+    TaskSubmitted,
+    VoteRequested,
+)
+from synod.wire.messages import StepReassigned
+
+ANSWER = "answer"  # the candidate id of the team's answer
+# Permanent failures another attempt can still fix: an attempt is a new sample
+# (the attempt number seeds it), so output that stayed invalid after the repair
+# turn may well be valid next time. Bad requests, auth and refusals stay final.
+RESAMPLE_REASONS = frozenset({"invalid_output"})
+MERGE_PREFIX = "merge:"  # step ids of merge steps: `merge:<path>`, outside the plan's DAG
+MAX_MERGE_ROUNDS = 3  # merges of one file before the task fails naming its conflict
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    max_step_attempts: int = 3
+    max_answer_rounds: int = 2
+    step_deadline_s: float = 120.0
+    vote_deadline_s: float = 60.0
+    # Hedging (tasks given with a plan, synod mode): a step out at least this
+    # nearest-rank quantile of the task's finished steps' durations is requested
+    # once more. In the plan's tail (every unfinished step is out) of a team of
+    # known size (label `team.agents`), the lower `tail_hedge_quantile` applies
+    # and up to `max_hedges` copies go out while agents are free (docs/teams.md).
+    hedge: bool = True
+    hedge_quantile: float = 0.95
+    hedge_min_samples: int = 5
+    tail_hedge_quantile: float | None = 0.25
+    max_hedges: int = 2
+
+
+@dataclass
+class TaskState:
+    task_id: str
+    config: TaskConfig = field(default_factory=TaskConfig)
+    # Expected step durations, to rank by critical path; None: every step counts 1
+    # (a plan on the wire carries no durations; the simulator may know them).
+    estimates: Mapping[str, float] | None = None
+    phase: Phase = Phase.NEW
+    submitted: Envelope[TaskSubmitted] | None = None
+    plan: PlanProposed | None = None
+    plan_error: str | None = None
+    requested: dict[str, int] = field(default_factory=dict)  # step -> newest attempt
+    completed: dict[str, StepCompleted] = field(default_factory=dict)
+    failures: dict[str, list[StepFailed]] = field(default_factory=dict)
+    failed_attempts: dict[str, set[int]] = field(default_factory=dict)
+    vote: VoteRequested | None = None  # the newest round's
+    decision: Decision | None = None  # on the newest round's proposal
+    revised_in: dict[str, int] = field(default_factory=dict)  # step -> round of its revision
+    revision_floor: dict[str, int] = field(default_factory=dict)  # step -> first valid attempt
+    completed_attempt: dict[str, int] = field(default_factory=dict)
+    # The supervisor's newest StepReassigned per step: later attempts use its
+    # parameters, and each reassignment grants one attempt beyond the budget.
+    reassigned: dict[str, StepReassigned] = field(default_factory=dict)
+    extra_attempts: dict[str, int] = field(default_factory=dict)
+    # Reviewers the supervisor quarantined (an input event, not in the task's
+    # log); only read when an electorate is picked.
+    quarantined: frozenset[str] = frozenset()
+    outcome: TaskCompleted | TaskFailed | None = None
+    requested_at: dict[str, datetime] = field(default_factory=dict)  # step -> newest request
+    attempt_at: dict[tuple[str, int], datetime] = field(default_factory=dict)
+    hedged: dict[str, int] = field(default_factory=dict)  # step -> hedge requests folded
+    # The jurors' runs of the task's tests: proposal -> voter -> newest run.
+    test_runs: dict[str, dict[str, AnswerVerified]] = field(default_factory=dict)
+    # Claim teams: the shared list's claims (made in the fold, so a function of
+    # the log); which claims and cancels are already recorded in the log.
+    shared_list: SharedList | None = None
+    claims_logged: set[str] = field(default_factory=set)
+    cancels_logged: set[str] = field(default_factory=set)
+    # Attempts a worker parked in a retry topic: step -> (attempt, the time by which
+    # its rerun ends at the latest: due time plus the step's deadline).
+    parked: dict[str, tuple[int, datetime]] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
+    dag: Plan | None = None
+    # Workspace (workspace.py): what each request was told to build on, leases
+    # granted, and the merge steps of eventual consistency.
+    ws_bases: dict[tuple[str, int], dict[str, dict[str, int]]] = field(default_factory=dict)
+    ws_tokens: dict[tuple[str, int], dict[str, int]] = field(default_factory=dict)
+    ws_newest_token: dict[str, int] = field(default_factory=dict)  # path -> newest token
+    merge_requested: dict[str, int] = field(default_factory=dict)  # merge step -> newest attempt
+    merge_finished: dict[str, int] = field(default_factory=dict)  # merge step -> newest ended
+    merges_completed: dict[str, StepCompleted] = field(default_factory=dict)
+    ws_handed: dict[str, dict[str, int]] = field(default_factory=dict)  # not yet folded back
+    # The adapter's answer to the last CheckWorkspace: (winners it read, conflicts).
+    ws_check: tuple[tuple[tuple[str, str], ...], dict[str, tuple[Sibling, ...]]] | None = None
+    # Inputs from outside the log: the latest time, the plan the model made.
+    now: datetime | None = None
+    made_plan: Publish | None = None
+    # Outputs: records of the log to forward (one-shot, per delivery), and the
+    # ids of what the adapter carried out (`advance`) and so is not said again.
+    outbox: list[Action] = field(default_factory=list)
+    done: set[str] = field(default_factory=set)
+
+    def team(self) -> tuple[TeamMode, int | None]:
+        """(mode, slots) from the task's labels; bad labels run as synod (see team_error)."""
+        assert self.submitted is not None
+        try:
+            return team_of(self.submitted.body.labels)
+        except TeamLabelError:
+            return "synod", None
+
+    def team_error(self) -> str | None:
+        assert self.submitted is not None
+        try:
+            team_of(self.submitted.body.labels)
+        except TeamLabelError as exc:
+            return str(exc)
+        return None
+
+    def team_size(self) -> int | None:
+        """The `team.agents` cap on attempts in flight, None if uncapped."""
+        assert self.submitted is not None
+        cap = self.submitted.body.labels.get("team.agents", "")
+        return int(cap) if cap.isdigit() else None
+
+
+def round_of(proposal_id: str) -> int:
+    """`<task>/answer` is round 1, `<task>/answer-N` round N."""
+    _, _, tail = proposal_id.rpartition(f"/{ANSWER}")
+    return int(tail[1:]) if tail.startswith("-") and tail[1:].isdigit() else 1
+
+
+def revision_round(state: TaskState) -> int:
+    return max(state.revised_in.values(), default=1)
