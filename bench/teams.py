@@ -1,6 +1,6 @@
 """Benchmark: the paper's nine projects run by simulated teams of 1-5 agents in each mode.
 
-Offline and seeded (`synod.core.plan.teamsim`): step durations are lognormal
+Offline and seeded (`synod.core.teamsim`): step durations are lognormal
 (sigma 0.5, mean 1.0 per step, or a task's `estimate_s` where a project
 gives one; the paper's carry none), file
 writes go through the real workspace in `strong` consistency, and messages
@@ -47,7 +47,7 @@ from synod import __version__ as synod_version
 from synod.core.plan import Plan, load_project, parallel_fraction
 from synod.core.plan.modes import EngineConfig
 from synod.core.plan.report import RunReport
-from synod.core.plan.teamsim import SimConfig, TeamRun, load_estimates, simulate_team, team_report
+from synod.core.teamsim import SimConfig, TeamRun, load_estimates, simulate_team, team_report
 from synod.errors import ConfigError
 
 DEFAULT_TASKS = Path(__file__).resolve().parents[2] / "shared" / "paper" / "tasks"
@@ -85,7 +85,7 @@ def machine_info() -> dict[str, Any]:
 def sim_config(mode: str, base: SimConfig) -> tuple[str, SimConfig]:
     """The engine mode and settings behind a bench mode name."""
     if mode == "synod-p95":
-        strict = EngineConfig(max_hedges=1, tail_hedge_quantile=None)
+        strict = EngineConfig(tail_hedge_quantile=None)
         return "synod", replace(base, engine=strict)
     return mode, base
 

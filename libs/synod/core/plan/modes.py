@@ -15,13 +15,13 @@ The paper behind Synod ran teams two ways; Synod adds a third:
   until they are. Two agents that read the list before either claim landed
   may claim the same step; the first claim in log order wins, the other is
   a *concurrent claim*, and its agent reads the list again.
-- `synod` (`SynodEngine`): the planner's `Scheduler`. Only ready steps are
-  sent to the coder pool, critical path first; a step running past the p95
-  of the finished steps' durations is hedged; the first result wins and the
-  other attempt is cancelled.
+- `synod` (`synod.core.teamsim.SynodEngine`): the planner's own task core
+  (`synod.core.task`) in this vocabulary. Only ready steps are sent to the
+  coder pool, critical path first; stragglers are hedged; the first result
+  wins and the other attempts are cancelled.
 
 All three share one vocabulary, so an adapter (the simulator in
-`synod.core.plan.teamsim`, or the Kafka services behind `synod team run`) drives
+`synod.core.teamsim`, or the Kafka services behind `synod team run`) drives
 any of them the same way:
 
     in:  Tick(now)                                   time passes; the first event starts the run
@@ -45,11 +45,10 @@ at random; every tie is broken by agent order or plan order.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
-from synod.core.plan import scheduler as sch
 from synod.core.plan.dag import Plan
 from synod.errors import ConfigError, ErrorClass
 
@@ -202,24 +201,32 @@ class TeamEngine(Protocol):
 class EngineConfig:
     """Settings shared by the modes; the hedge settings only matter in synod mode.
 
-    Stragglers are hedged past the observed p95 of finished steps. In the
-    plan's tail (every unfinished step already running, agents idle) the
-    observed p25 is used instead, and a step may be hedged twice: there an
-    idle agent has nothing else to do, so a hedge costs tokens, not time.
-    With the p95 alone, not knowing durations costs 12-14% over the
-    clairvoyant schedule at p = 0.9 and n = 5 (docs/teams.md has the numbers).
+    They are the task core's (`synod.core.task.TaskConfig`, whose defaults these
+    repeat; a test holds them equal): stragglers are hedged past the observed
+    nearest-rank p95 of finished steps; in the plan's tail (every unfinished
+    step already out, agents idle) the observed p25, up to two copies. The rule
+    itself is `synod.core.task.hedging`; docs/teams.md has the numbers.
     """
 
     max_attempts: int = 3
-    hedge: bool = True
+    hedge: bool = True  # synod mode
     hedge_quantile: float = 0.95
     hedge_min_samples: int = 5
-    max_hedges: int = 2
+    max_hedges: int = 1
     tail_hedge_quantile: float | None = 0.25
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ConfigError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        if not 0.0 < self.hedge_quantile <= 1.0:
+            raise ConfigError(f"hedge_quantile must be in (0, 1], got {self.hedge_quantile}")
+        if self.hedge_min_samples < 1:
+            raise ConfigError(f"hedge_min_samples must be >= 1, got {self.hedge_min_samples}")
+        tail = self.tail_hedge_quantile
+        if tail is not None and not 0.0 < tail <= 1.0:
+            raise ConfigError(f"tail_hedge_quantile must be in (0, 1], got {tail}")
+        if self.max_hedges < 1:
+            raise ConfigError(f"max_hedges must be >= 1, got {self.max_hedges}")
 
 
 def list_order(plan: Plan) -> tuple[str, ...]:
@@ -507,108 +514,3 @@ class ClaimEngine(_Base):
             else:
                 still.append(sid)
         self._pending = still
-
-
-# ---------------------------------------------------------------- synod
-
-
-class SynodEngine:
-    """The planner's `Scheduler` in the team vocabulary: ready steps only, CP first, hedging."""
-
-    mode: Mode = "synod"
-
-    def __init__(
-        self,
-        plan: Plan,
-        agents: Sequence[str] | int,
-        config: EngineConfig | None = None,
-        estimates: Mapping[str, float] | None = None,
-    ) -> None:
-        n = agents if isinstance(agents, int) else len(_check_agents(agents))
-        if n < 1:
-            raise ConfigError("a team needs at least one agent")
-        cfg = config or EngineConfig()
-        self.plan = plan
-        self.config = cfg
-        self.scheduler = sch.Scheduler(
-            plan,
-            sch.SchedulerConfig(
-                max_concurrency=n,
-                order="critical_path",
-                hedge=cfg.hedge,
-                hedge_quantile=cfg.hedge_quantile,
-                hedge_min_samples=cfg.hedge_min_samples,
-                max_hedges=cfg.max_hedges,
-                max_attempts=cfg.max_attempts,
-                tail_hedge_quantile=cfg.tail_hedge_quantile,
-            ),
-            estimates,
-        )
-        self._outcome: TeamDone | TeamFailed | None = None
-
-    def handle(self, events: Iterable[TeamEvent]) -> tuple[Action, ...]:
-        batch: list[sch.Event] = []
-        for e in events:
-            if isinstance(e, Tick):
-                batch.append(sch.Tick(e.now))
-            elif isinstance(e, AttemptStarted):
-                batch.append(sch.StepDispatched(e.step_id, e.attempt, e.agent, e.now))
-            elif isinstance(e, AttemptFinished):
-                batch.append(sch.StepFinished(e.step_id, e.attempt, e.now, e.ok))
-            elif isinstance(e, AttemptFailed):
-                batch.append(sch.StepFailed(e.step_id, e.attempt, e.now, e.error_class, e.reason))
-            else:
-                raise ConfigError(f"synod mode takes no claims (got one from {e.agent})")
-        out: list[Action] = []
-        for o in self.scheduler.handle_batch(batch):
-            if isinstance(o, sch.Dispatch):
-                out.append(Run(o.step_id, o.attempt, None))
-            elif isinstance(o, sch.Hedge):
-                out.append(Hedge(o.step_id, o.attempt, o.straggler))
-            elif isinstance(o, sch.Cancel):
-                out.append(Cancel(o.step_id, o.attempt, o.worker))
-            elif isinstance(o, sch.PlanDone):
-                self._outcome = TeamDone(o.now, o.makespan)
-                out.append(self._outcome)
-            elif isinstance(o, sch.PlanFailed):
-                self._outcome = TeamFailed(o.step_id, o.reason, o.now)
-                out.append(self._outcome)
-        return tuple(out)
-
-    def next_deadline(self) -> float | None:
-        return self.scheduler.next_deadline()
-
-    @property
-    def outcome(self) -> TeamDone | TeamFailed | None:
-        return self._outcome
-
-    @property
-    def stats(self) -> EngineStats:
-        s = self.scheduler.stats
-        return EngineStats(
-            runs=s.dispatched,  # retries are dispatched again, so already in here
-            hedges=s.hedged,
-            cancels=s.cancelled,
-            retries=s.retried,
-            duplicates=s.duplicates,
-        )
-
-    def is_done(self, step_id: str) -> bool:
-        return self.scheduler.status(step_id) == "done"
-
-
-def make_engine(
-    mode: Mode,
-    plan: Plan,
-    agents: Sequence[str],
-    config: EngineConfig | None = None,
-    estimates: Mapping[str, float] | None = None,
-) -> CentralEngine | ClaimEngine | SynodEngine:
-    """The engine for `mode`. `estimates` rank steps in synod mode only (the others ignore time)."""
-    if mode == "central":
-        return CentralEngine(plan, agents, config)
-    if mode == "claim":
-        return ClaimEngine(plan, agents, config)
-    if mode == "synod":
-        return SynodEngine(plan, agents, config, estimates)
-    raise ConfigError(f"unknown mode '{mode}'; expected one of {', '.join(MODES)}")

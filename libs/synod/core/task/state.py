@@ -16,6 +16,7 @@ from synod.core.plan.teampolicy import SharedList, TeamLabelError, TeamMode, tea
 from synod.core.task.actions import Action, Publish
 from synod.core.task.phase import Phase
 from synod.core.workspace import Sibling
+from synod.errors import ConfigError
 from synod.wire import (
     AnswerVerified,
     Decision,
@@ -54,7 +55,20 @@ class TaskConfig:
     hedge_quantile: float = 0.95
     hedge_min_samples: int = 5
     tail_hedge_quantile: float | None = 0.25
-    max_hedges: int = 2
+    max_hedges: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_step_attempts < 1:
+            raise ConfigError(f"max_step_attempts must be >= 1, got {self.max_step_attempts}")
+        if not 0.0 < self.hedge_quantile <= 1.0:
+            raise ConfigError(f"hedge_quantile must be in (0, 1], got {self.hedge_quantile}")
+        if self.hedge_min_samples < 1:
+            raise ConfigError(f"hedge_min_samples must be >= 1, got {self.hedge_min_samples}")
+        tail = self.tail_hedge_quantile
+        if tail is not None and not 0.0 < tail <= 1.0:
+            raise ConfigError(f"tail_hedge_quantile must be in (0, 1], got {tail}")
+        if self.max_hedges < 1:
+            raise ConfigError(f"max_hedges must be >= 1, got {self.max_hedges}")
 
 
 @dataclass

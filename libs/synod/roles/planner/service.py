@@ -139,6 +139,9 @@ class Planner:
         self.config = config or PlannerSettings().task_config()
         self.codec = Codec()
         self.tasks: OrderedDict[str, TaskMachine] = OrderedDict()
+        # One input at a time per task: the sweep and the consumer both step a
+        # machine, and a ready() carried out twice at once would log twice.
+        self.locks: dict[str, asyncio.Lock] = {}
         self.partition_of: dict[str, int] = {}  # task -> its partition of synod.task-events
         self.consumer: KeyOrderedConsumer | None = None
         self.quarantine = notices.QuarantineBook()  # fed by notices.follow
@@ -147,8 +150,10 @@ class Planner:
         machine = self.tasks.get(task_id)
         if machine is None:
             machine = self.tasks[task_id] = TaskMachine(task_id, self.config)
+            self.locks[task_id] = asyncio.Lock()
             while len(self.tasks) > MAX_TASKS_IN_MEMORY:
-                self.tasks.popitem(last=False)  # the oldest; its log can rebuild it
+                oldest, _ = self.tasks.popitem(last=False)  # its log can rebuild it
+                self.locks.pop(oldest, None)
         self.tasks.move_to_end(task_id)
         return machine
 
@@ -165,11 +170,12 @@ class Planner:
             return
         machine = self.machine(envelope.task_id)
         self.partition_of[envelope.task_id] = msg.record.partition
-        machine.step(Quarantined(self.quarantine.active(utc_now())))
-        # React even to an event folded before (during a rebuild): the actions
-        # are a function of the state, and repeats carry the same ids.
-        machine.step(Logged(envelope))
-        await self.run(machine)
+        async with self.locks[envelope.task_id]:
+            machine.step(Quarantined(self.quarantine.active(utc_now())))
+            # React even to an event folded before (during a rebuild): the actions
+            # are a function of the state, and repeats carry the same ids.
+            machine.step(Logged(envelope))
+            await self.run(machine)
 
     async def run(self, machine: TaskMachine) -> None:
         """Carry out what the machine says, until it says nothing new."""
@@ -351,9 +357,10 @@ class Planner:
             for task_id, machine in list(self.tasks.items()):
                 if self.partition_of.get(task_id) not in owned:
                     continue
-                machine.step(Quarantined(self.quarantine.active(now)))
-                machine.step(Tick(now))
-                await self.run(machine)
+                async with self.locks[task_id]:
+                    machine.step(Quarantined(self.quarantine.active(now)))
+                    machine.step(Tick(now))
+                    await self.run(machine)
 
     # ------------------------------------------------------------ rebuild
 

@@ -1,4 +1,4 @@
-"""The three team modes as engines, on small hand-made plans."""
+"""The paper's two team modes as engines on hand-made plans (synod: tests/unit/core/teamsim)."""
 
 from __future__ import annotations
 
@@ -8,21 +8,16 @@ from synod.core.plan import Plan
 from synod.core.plan.modes import (
     AttemptFailed,
     AttemptFinished,
-    AttemptStarted,
-    Cancel,
     CentralEngine,
     ClaimAttempted,
     ClaimEngine,
     ClaimGranted,
     ClaimLost,
-    Hedge,
     Run,
-    SynodEngine,
     TeamDone,
     TeamFailed,
     Tick,
     list_order,
-    make_engine,
 )
 from synod.errors import ConfigError
 
@@ -107,34 +102,6 @@ def test_claim_rejects_claims_from_strangers_and_double_claims() -> None:
         ClaimEngine(CHAIN, ["p"]).handle([ClaimAttempted("p", "nope", 0.0)])
 
 
-def test_synod_dispatches_only_ready_steps_critical_path_first() -> None:
-    e = SynodEngine(CHAIN, ["p", "q"])
-    out = e.handle([Tick(0)])
-    assert out == (Run("a", 1, None), Run("x", 1, None))
-    assert all(isinstance(o, Run) and o.step_id not in ("b", "c") for o in out)
-
-
-def test_synod_hedges_a_straggler_and_cancels_the_loser_output_once() -> None:
-    p = make_plan(*[(f"s{i}", []) for i in range(6)])
-    e = SynodEngine(p, ["p", "q"])
-    e.handle([Tick(0)])  # s0, s1 out
-    now = 0.0
-    # s0 finishes quickly five times over (five samples); s1 straggles.
-    e.handle([AttemptStarted("s0", 1, "p", 0.0), AttemptStarted("s1", 1, "q", 0.0)])
-    for i in (0, 2, 3, 4, 5):
-        now += 1.0
-        out = e.handle([AttemptFinished(f"s{i}", 1, "p", now)])
-    # Everything but s1 is done; a free agent and s1 past the p95 (1.0): hedge.
-    assert Hedge("s1", 2, 1) in out
-    out = e.handle([AttemptFinished("s1", 2, "p", now + 0.5)])
-    assert Cancel("s1", 1, "q") in out
-    assert isinstance(out[-1], TeamDone)
-    # The loser reporting anyway changes nothing: no second completion, no action.
-    assert e.handle([AttemptFinished("s1", 1, "q", now + 0.6)]) == ()
-    assert e.stats.hedges == 1
-    assert e.stats.cancels == 1
-
-
 def test_agent_bound_modes_retry_on_the_same_agent_then_fail() -> None:
     e = CentralEngine(make_plan(("a", [])), ["p"])
     e.handle([Tick(0)])
@@ -158,7 +125,5 @@ def test_bad_team_settings_are_rejected() -> None:
         CentralEngine(CHAIN, [])
     with pytest.raises(ConfigError, match="unique"):
         ClaimEngine(CHAIN, ["p", "p"])
-    with pytest.raises(ConfigError, match="unknown mode"):
-        make_engine("chaos", CHAIN, ["p"])  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="takes no claims"):
         CentralEngine(CHAIN, ["p"]).handle([ClaimAttempted("p", "a", 0.0)])

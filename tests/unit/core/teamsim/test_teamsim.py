@@ -11,7 +11,7 @@ import pytest
 
 from synod.core.plan import Plan, load_project
 from synod.core.plan.modes import MODES, EngineConfig
-from synod.core.plan.teamsim import (
+from synod.core.teamsim import (
     BOARD,
     Ack,
     SimConfig,
@@ -219,7 +219,7 @@ def test_the_straggler_gap_is_per_wave_of_n_steps_in_start_order() -> None:
 
 
 def test_estimates_come_from_the_project_when_it_has_them() -> None:
-    from synod.core.plan.teamsim import load_estimates
+    from synod.core.teamsim import load_estimates
 
     tasks = [{"id": "a", "estimate_s": 4}, {"id": "b"}]
     assert load_estimates({"tasks": tasks}) == {"a": 4.0}

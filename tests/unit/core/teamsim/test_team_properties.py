@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from synod.core.plan import Plan
 from synod.core.plan.modes import CentralEngine, EngineConfig
-from synod.core.plan.teamsim import SimConfig, simulate_team
+from synod.core.teamsim import SimConfig, simulate_team
 
 
 @st.composite
