@@ -21,7 +21,7 @@ def dispatch(s: TaskState) -> list[Publish]:
     actions: list[Publish] = []
     # Critical path first: the pool takes requests roughly in the order they are
     # logged, so the log order is the priority.
-    rank = s.dag.critical_path_rank(s.estimates)
+    rank = s.rank()
     ready = sorted(s.dag.ready(frozenset(s.completed)), key=rank.__getitem__)
     left = room(s)
     for step_id in ready:

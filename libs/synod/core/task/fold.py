@@ -46,7 +46,7 @@ def settle_phase(s: TaskState) -> None:
         submitted=s.submitted is not None,
         planned=s.plan is not None,
         outcome=s.outcome is not None,
-        steps_left=dag is None or len(s.completed) < len(dag.ids),
+        steps_left=dag is None or len(s.completed) < len(dag),
         merging=workspace.merging(s),
     )
 

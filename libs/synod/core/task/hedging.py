@@ -40,9 +40,8 @@ def _applies(s: TaskState) -> bool:
 
 def in_tail(s: TaskState) -> bool:
     """Every unfinished step of the plan has an attempt out: nothing waits or is ready."""
-    assert s.dag is not None
     return all(
-        x in s.completed or (x in s.requested and attempt_due(s, x) is None) for x in s.dag.ids
+        x in s.completed or (x in s.requested and attempt_due(s, x) is None) for x in s.rank()
     )
 
 
@@ -63,7 +62,7 @@ def _rule(s: TaskState) -> tuple[float, int, bool] | None:
 def _candidates(s: TaskState, copies: int, tail: bool) -> list[tuple[str, int, datetime]]:
     """(step, newest attempt, the time it is measured from), critical path first."""
     assert s.dag is not None
-    rank = s.dag.critical_path_rank(s.estimates)
+    rank = s.rank()
     found = []
     for step_id in sorted(s.requested_at, key=lambda x: rank.get(x, len(rank))):
         if step_id not in rank or step_id in s.completed:

@@ -114,6 +114,8 @@ class TaskState:
     parked: dict[str, tuple[int, datetime]] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
     dag: Plan | None = None
+    ranks: dict[str, int] | None = None  # the dag's critical-path ranks, once known
+    team_labels: tuple[TeamMode, int | None] | None = None  # the labels' team, once read
     # Workspace (workspace.py): what each request was told to build on, leases
     # granted, and the merge steps of eventual consistency.
     ws_bases: dict[tuple[str, int], dict[str, dict[str, int]]] = field(default_factory=dict)
@@ -133,13 +135,22 @@ class TaskState:
     outbox: list[Action] = field(default_factory=list)
     done: set[str] = field(default_factory=set)
 
+    def rank(self) -> dict[str, int]:
+        """Dispatch rank of each plan step (0 first): critical path first."""
+        if self.ranks is None:
+            assert self.dag is not None
+            self.ranks = self.dag.critical_path_rank(self.estimates)
+        return self.ranks
+
     def team(self) -> tuple[TeamMode, int | None]:
         """(mode, slots) from the task's labels; bad labels run as synod (see team_error)."""
         assert self.submitted is not None
-        try:
-            return team_of(self.submitted.body.labels)
-        except TeamLabelError:
-            return "synod", None
+        if self.team_labels is None:
+            try:
+                self.team_labels = team_of(self.submitted.body.labels)
+            except TeamLabelError:
+                self.team_labels = ("synod", None)
+        return self.team_labels
 
     def team_error(self) -> str | None:
         assert self.submitted is not None
