@@ -7,6 +7,7 @@ return records to publish. Only `machine.py` puts the two together.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -145,12 +146,13 @@ class TaskState:
     def team(self) -> tuple[TeamMode, int | None]:
         """(mode, slots) from the task's labels; bad labels run as synod (see team_error)."""
         assert self.submitted is not None
-        if self.team_labels is None:
-            try:
-                self.team_labels = team_of(self.submitted.body.labels)
-            except TeamLabelError:
-                self.team_labels = ("synod", None)
-        return self.team_labels
+        if self.team_labels is not None:
+            return self.team_labels
+        team: tuple[TeamMode, int | None] = ("synod", None)
+        with contextlib.suppress(TeamLabelError):
+            team = team_of(self.submitted.body.labels)
+        self.team_labels = team
+        return team
 
     def team_error(self) -> str | None:
         assert self.submitted is not None
