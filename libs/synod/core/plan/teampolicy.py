@@ -13,7 +13,7 @@ modes (label `team.mode`, team size `team.agents` = N slots):
   dependencies are unfinished is a *blocked claim*: the slot holds it and
   waits. The planner is the list, so claims never race (no concurrent claims
   over Kafka, unlike the simulator's agents).
-- `synod`: ready steps only, critical path first, hedged (the TaskMachine's
+- `synod`: ready steps only, critical path first, hedged (the task core's
   own dispatch; nothing here).
 
 The order and the dealing are `synod.core.plan.modes`'s (the simulator's engines),
@@ -129,7 +129,7 @@ class SharedList:
     """The claim team's shared list, folded: claims in the order they were made.
 
     `start` when the plan is known; `finished` on each step's first completion.
-    Both are called in log order by `TaskMachine.apply`, so the claims are a
+    Both are called in log order by the task core's fold, so the claims are a
     function of the log.
     """
 
