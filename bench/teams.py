@@ -11,10 +11,11 @@ the project's p, the graph bound, the clairvoyant list schedule) are computed
 from those same durations.
 
 Modes: `central` (pre-assigned, the paper's first team), `claim` (agents
-claim from a shared list, the paper's second), `synod` (ready steps only,
-critical path first, straggler hedging), and `synod-p95`, the same without
-the tail rule (hedging only past the observed p95), to show what the tail
-rule buys.
+claim from a shared list, the paper's second), `synod` (the planner
+service's own task core, `synod.core.task`, in virtual time: ready steps
+only, critical path first, straggler hedging, with the service's settings),
+and `synod-p95`, the same core without the tail rule (hedging only past the
+observed p95), to show what the tail rule buys.
 
 Targets, reported per cell as PASS/MISS and never asserted:
 

@@ -101,6 +101,7 @@ class SynodEngine:
         self._agent: dict[tuple[str, int], str] = {}
         self._outcome: TeamDone | TeamFailed | None = None
         self._stats = EngineStats()
+        self._wake: datetime | None = None  # the last ready()'s wake-up
 
     def _at(self, now: float) -> datetime:
         return EPOCH + timedelta(seconds=now)
@@ -187,6 +188,7 @@ class SynodEngine:
             if self.machine.phase in (Phase.VOTING, Phase.MERGING, Phase.DONE):
                 return [*out, self._end()]
             if not published:
+                self._wake = ready.wake_at  # nothing changed since it was said
                 return out
         raise RuntimeError(f"the task core kept publishing for {_MAX_ROUNDS} rounds")
 
@@ -229,7 +231,7 @@ class SynodEngine:
         """When a hedge could fire next (the task's own deadline is not a sim event)."""
         if self._outcome is not None:
             return None
-        wake = self.machine.ready().wake_at
+        wake = self._wake
         submitted = self.machine.submitted
         if wake is None or submitted is None:
             return None
