@@ -357,7 +357,10 @@ class Planner:
             for task_id, machine in list(self.tasks.items()):
                 if self.partition_of.get(task_id) not in owned:
                     continue
-                async with self.locks[task_id]:
+                lock = self.locks[task_id]
+                if lock.locked():
+                    continue  # busy with an input (a plan call, say): next sweep
+                async with lock:
                     machine.step(Quarantined(self.quarantine.active(now)))
                     machine.step(Tick(now))
                     await self.run(machine)
