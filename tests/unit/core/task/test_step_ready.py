@@ -330,3 +330,21 @@ def test_a_restarted_machine_folding_the_same_log_says_the_same() -> None:
     assert again.ready() == first.ready()
     assert any(isinstance(a, Publish) and isinstance(a.body, StepRequested) for a in want), want
     assert rebuilt.outcome is None
+
+
+def test_every_step_request_carries_the_tasks_model_routing() -> None:
+    plan = [PlanStep(step_id=f"s{i}") for i in range(6)]
+    labels = {"model.coder": "fast", "team.agents": "6", "other": "x"}
+    machine = TaskMachine("t1")
+    log = Log(machine)
+    log.deliver(submitted(plan=plan, labels=labels))
+    log.run()
+    requests = [a for a in log.run() if isinstance(a, Publish)]
+    log.now = 1.0
+    for i in range(5):
+        log.complete(f"s{i}")
+    machine.step(Tick(at(5.0)))
+    hedges = [a for a in log.run() if isinstance(a, Publish)]
+    assert len(requests) == 6
+    assert [h.body.prompt_variant for h in hedges] == ["hedge"]
+    assert all(a.body.labels == {"model.coder": "fast"} for a in [*requests, *hedges])
