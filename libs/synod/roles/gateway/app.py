@@ -5,6 +5,7 @@
     GET  /v1/tasks/{id}/events   text/event-stream: the task's events so far, then live,
                                  until its outcome
     GET  /healthz /readyz /metrics
+    the web console at / and /console, and its /v1 endpoints: see `console`
 
 `create_app` takes what it talks to (a publisher, the task feed, a readiness
 check) as parameters, so the API runs in tests without Kafka. `server.Gateway`
@@ -21,7 +22,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -35,8 +36,17 @@ from synod.service.health import HEALTH_PATHS, ReadyCheck, add_health_routes, al
 from synod.transport.topics import TASKS, topic_name
 from synod.wire import Codec, ContentType, Envelope, Sender, TaskSubmitted, TraceContext
 
+from .operations import Operations
 from .projects import project_handler
+from .responses import error_response
 from .view import TaskFeed
+from .webconsole import (
+    RawPublisher,
+    WorkspaceReader,
+    add_console_routes,
+    is_console_path,
+    same_origin_actions,
+)
 
 log = logging.getLogger("synod.gateway")
 
@@ -71,6 +81,19 @@ _SCHEMA = TaskSubmitted.model_json_schema()
 MAX_BODY_BYTES = 1_048_576
 
 
+class _NoRawPublisher:
+    """Without a raw publisher (tests of other endpoints), a replay is refused."""
+
+    async def publish_raw(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Any:
+        raise SynodError("this gateway cannot republish records (no publisher)")
+
+
 class EnvelopePublisher(Protocol):
     """What the gateway needs of `synod.transport.Publisher`."""
 
@@ -91,11 +114,20 @@ def create_app(
     publish_timeout_s: float = 10.0,
     outcome_grace_s: float = 5.0,
     codec: Codec | None = None,
+    operations: Operations | None = None,
+    raw_publisher: RawPublisher | None = None,
+    workspace: WorkspaceReader | None = None,
+    trace_url: str = "",
+    clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """The gateway's aiohttp application.
 
     `tokens`: accepted bearer tokens; empty means no authentication. The health
-    endpoints are always open.
+    endpoints and the console's static files are always open (the files hold
+    no data; the console reads everything from the token-protected /v1).
+    `operations`, `raw_publisher`, `workspace`: what the console's agents,
+    dead-letter and workspace pages read and act through; `trace_url`: a link
+    to a trace UI with `{trace_id}` in it, shown on a task's page.
     """
     api = _Api(
         publisher=publisher,
@@ -108,13 +140,31 @@ def create_app(
         codec=codec or Codec(),
     )
     app = web.Application(
-        middlewares=[_metrics_middleware, _errors_middleware, _auth_middleware(tokens)],
+        middlewares=[
+            _metrics_middleware,
+            _errors_middleware,
+            _auth_middleware(tokens),
+            same_origin_actions,
+        ],
         client_max_size=MAX_BODY_BYTES,
     )
     app.router.add_post("/v1/tasks", api.submit)
     app.router.add_get("/v1/tasks/{task_id}", api.status)
     app.router.add_get("/v1/tasks/{task_id}/events", api.events)
     app.router.add_post("/v1/projects", project_handler(api.submit))
+    add_console_routes(
+        app,
+        feed,
+        operations or Operations(),
+        publisher=raw_publisher or _NoRawPublisher(),
+        topic_prefix=topic_prefix,
+        instance=instance,
+        auth_required=any(tokens),
+        workspace=workspace,
+        trace_url=trace_url,
+        keepalive_s=keepalive_s,
+        clock=clock,
+    )
     add_health_routes(app, ready)
 
     async def end_streams(app: web.Application) -> None:
@@ -122,18 +172,6 @@ def create_app(
 
     app.on_shutdown.append(end_streams)
     return app
-
-
-def error_response(
-    status: int,
-    code: str,
-    message: str,
-    details: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> web.Response:
-    """CONVENTIONS: `{"error": {"code", "message", "details"}}`."""
-    body = {"error": {"code": code, "message": message, "details": details or {}}}
-    return web.json_response(body, status=status, headers=headers)
 
 
 def task_urls(task_id: str) -> dict[str, str]:
@@ -200,7 +238,7 @@ def _auth_middleware(tokens: Sequence[str]) -> Any:
 
     @web.middleware
     async def auth(request: web.Request, handler: Any) -> web.StreamResponse:
-        if not accepted or request.path in HEALTH_PATHS:
+        if not accepted or request.path in HEALTH_PATHS or is_console_path(request.path):
             response: web.StreamResponse = await handler(request)
             return response
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")

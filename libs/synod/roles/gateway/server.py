@@ -20,15 +20,28 @@ from aiohttp import web
 from aiokafka.errors import KafkaError
 
 from synod.core.taskview import TaskIndex
+from synod.core.workspace.records import Materialised
 from synod.errors import BrokerError
 from synod.settings import KafkaSettings
 from synod.transport import Publisher
-from synod.transport.topics import HEARTBEATS, RESULTS, TASK_EVENTS, TopicSpec, topic_name
+from synod.transport.topics import (
+    DLQ,
+    DLQ_REPLAYS,
+    HEARTBEATS,
+    RESULTS,
+    SUPERVISOR,
+    TASK_EVENTS,
+    VOTES,
+    TopicSpec,
+    topic_name,
+)
+from synod.transport.workspace import materialise
 from synod.wire import ContentType, Envelope, Heartbeat, Sender
 
 from .app import create_app
+from .operations import Operations
 from .settings import GatewaySettings
-from .view import TaskFeed, ViewConsumer
+from .view import SideHandler, TaskFeed, ViewConsumer
 
 log = logging.getLogger("synod.gateway")
 
@@ -49,6 +62,17 @@ class _Link:
             raise BrokerError("not connected to Kafka yet")
         return await self.publisher.publish(topic, envelope, content_type)
 
+    async def publish_raw(
+        self,
+        topic: str,
+        value: bytes,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Any:
+        if self.publisher is None:
+            raise BrokerError("not connected to Kafka yet")
+        return await self.publisher.publish_raw(topic, value, key, headers)
+
 
 class Gateway:
     def __init__(self, settings: GatewaySettings, kafka: KafkaSettings) -> None:
@@ -56,6 +80,7 @@ class Gateway:
         self.kafka = kafka
         self.sender = Sender(role="gateway", instance=settings.instance)
         self.feed = TaskFeed(TaskIndex(settings.gateway_index_capacity))
+        self.operations = Operations()
         self.link = _Link()
         self.view: ViewConsumer | None = None
         self.port: int | None = None
@@ -84,6 +109,10 @@ class Gateway:
             keepalive_s=s.gateway_keepalive_s,
             publish_timeout_s=s.gateway_publish_timeout_s,
             outcome_grace_s=s.gateway_outcome_grace_s,
+            operations=self.operations,
+            raw_publisher=self.link,
+            workspace=self.workspace,
+            trace_url=s.console_trace_url,
         )
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=s.drain_timeout_s)
         await self._runner.setup()
@@ -104,6 +133,8 @@ class Gateway:
                 self.feed,
                 task_events_topic=self.topic(TASK_EVENTS),
                 results_topic=self.topic(RESULTS),
+                votes_topic=self.topic(VOTES),
+                side_topics=self._side_topics(),
                 client_id=self.settings.instance,
             )
             try:
@@ -123,6 +154,22 @@ class Gateway:
             log.info("connected to kafka", extra={"bootstrap": self.kafka.bootstrap})
             self._beats = asyncio.create_task(self._heartbeats(), name="synod-gateway-beats")
             return
+
+    def _side_topics(self) -> dict[str, SideHandler]:
+        """The console's agents and dead letters, read by the view consumer."""
+        ops = self.operations
+        return {
+            self.topic(HEARTBEATS): lambda p, o, k, v: ops.heartbeat_record(v),
+            self.topic(SUPERVISOR): lambda p, o, k, v: ops.supervisor_record(v),
+            self.topic(DLQ): lambda p, o, k, v: ops.dead_letter_record(v, p, o),
+            self.topic(DLQ_REPLAYS): lambda p, o, k, v: ops.replay_record(k, v),
+        }
+
+    async def workspace(self, task_id: str, winners: dict[str, str]) -> Materialised:
+        """The task's files as synod.workspace holds them now (the console's files tab)."""
+        if self.view is None:
+            raise BrokerError("not connected to Kafka yet")
+        return await materialise(self.kafka.bootstrap, self.kafka.topic_prefix, task_id, winners)
 
     async def _heartbeats(self) -> None:
         seq = 0

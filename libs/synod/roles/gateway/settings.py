@@ -38,6 +38,10 @@ class GatewaySettings(BaseSettings):
         description="how long a stream holds an outcome read from synod.results for its copy "
         "in synod.task-events, so events stay in log order",
     )
+    console_trace_url: str = Field(
+        default="",
+        description="a trace UI's URL with {trace_id} in it; the console links each task's trace",
+    )
     heartbeat_interval_s: float = Field(default=1.0, gt=0)
     drain_timeout_s: float = Field(
         default=10.0, gt=0, description="bound on finishing in-flight requests at shutdown"
@@ -66,6 +70,7 @@ ENV_VARS: tuple[tuple[str, str], ...] = (
     ("SYNOD_GATEWAY_KEEPALIVE_S", "SSE keep-alive interval in seconds (default 15)"),
     ("SYNOD_GATEWAY_PUBLISH_TIMEOUT_S", "bound on publishing a task (default 10)"),
     ("SYNOD_GATEWAY_OUTCOME_GRACE_S", "hold an outcome for its task-log copy (default 5)"),
+    ("SYNOD_CONSOLE_TRACE_URL", "trace UI link for the console, with {trace_id} (default none)"),
     ("SYNOD_HEARTBEAT_INTERVAL_S", "heartbeat period on synod.heartbeats (default 1)"),
     ("SYNOD_DRAIN_TIMEOUT_S", "bound on draining requests at shutdown (default 10)"),
     ("SYNOD_LOG_LEVEL", "log level (default INFO)"),

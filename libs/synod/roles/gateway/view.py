@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ from prometheus_client import Counter, Gauge
 from synod.core.taskview import TaskIndex, TaskView
 from synod.errors import DecodeError
 from synod.transport.clients import kafka_consumer
-from synod.wire import Codec, Envelope
+from synod.wire import Codec, Envelope, Vote
 
 log = logging.getLogger("synod.gateway")
 
@@ -34,20 +35,59 @@ VIEW_TASKS = Gauge("synod_gateway_view_tasks", "Tasks held in the gateway's view
 
 
 class TaskFeed:
-    """A `TaskIndex` that wakes whoever watches a task when the task changes."""
+    """A `TaskIndex` that wakes whoever watches a task when the task changes.
+
+    It also keeps each task's votes, read from `synod.votes` (they are not in
+    the task's log, so not in its `TaskView`), for the console's ballots.
+    """
 
     def __init__(self, index: TaskIndex | None = None) -> None:
         self.index = index if index is not None else TaskIndex()
         self.closing = False
         self._watchers: dict[str, set[asyncio.Event]] = {}
+        self._all_watchers: set[asyncio.Event] = set()
+        # task id -> message id -> vote; bounded like the index (oldest task first).
+        self._votes: OrderedDict[str, dict[str, Envelope[Any]]] = OrderedDict()
 
     def apply(self, envelope: Envelope[Any], log_offset: int | None = None) -> TaskView | None:
         view = self.index.apply(envelope, log_offset)
         if view is not None:
-            for event in self._watchers.get(view.task_id, ()):
-                event.set()
+            self._wake(view.task_id)
         VIEW_TASKS.set(len(self.index))
         return view
+
+    def add_vote(self, envelope: Envelope[Any]) -> bool:
+        """Keep a vote (a `Vote` envelope of synod.votes); False for a duplicate."""
+        if envelope.task_id is None or not isinstance(envelope.body, Vote):
+            return False
+        votes = self._votes.setdefault(envelope.task_id, {})
+        if envelope.message_id in votes:
+            return False
+        votes[envelope.message_id] = envelope
+        self._votes.move_to_end(envelope.task_id)
+        while len(self._votes) > self.index.capacity:
+            self._votes.popitem(last=False)
+        self._wake(envelope.task_id)
+        return True
+
+    def votes(self, task_id: str) -> list[Envelope[Any]]:
+        return list(self._votes.get(task_id, {}).values())
+
+    def _wake(self, task_id: str) -> None:
+        for event in self._watchers.get(task_id, ()):
+            event.set()
+        for event in self._all_watchers:
+            event.set()
+
+    @contextlib.contextmanager
+    def watch_all(self) -> Iterator[asyncio.Event]:
+        """An event set whenever any task changes (the console's live task list)."""
+        event = asyncio.Event()
+        self._all_watchers.add(event)
+        try:
+            yield event
+        finally:
+            self._all_watchers.discard(event)
 
     @contextlib.contextmanager
     def watch(self, task_id: str) -> Iterator[asyncio.Event]:
@@ -70,7 +110,7 @@ class TaskFeed:
     def close(self) -> None:
         """Shutting down: wake every watcher so streams can end."""
         self.closing = True
-        for watchers in self._watchers.values():
+        for watchers in [*self._watchers.values(), self._all_watchers]:
             for event in watchers:
                 event.set()
 
@@ -84,8 +124,17 @@ class ViewStats:
     untasked: int = 0
 
 
+# A side topic's records go to a handler of (partition, offset, key, value).
+SideHandler = Callable[[int, int, bytes | None, bytes | None], None]
+
+
 class ViewConsumer:
-    """Folds `synod.task-events` and `synod.results` into a feed, from the beginning."""
+    """Folds `synod.task-events` and `synod.results` into a feed, from the beginning.
+
+    `votes_topic`: votes are kept in the feed for the console's ballots.
+    `side_topics`: other topics read the same way, each record handed to its
+    handler (the console's agents and dead letters, `operations.Operations`).
+    """
 
     def __init__(
         self,
@@ -94,12 +143,16 @@ class ViewConsumer:
         *,
         task_events_topic: str,
         results_topic: str,
+        votes_topic: str | None = None,
+        side_topics: Mapping[str, SideHandler] | None = None,
         codec: Codec | None = None,
         client_id: str = "synod-gateway",
     ) -> None:
         self.feed = feed
         self.task_events_topic = task_events_topic
         self.results_topic = results_topic
+        self.votes_topic = votes_topic
+        self.side_topics = dict(side_topics or {})
         self.codec = codec or Codec()
         self.stats = ViewStats()
         self.caught_up = False
@@ -128,7 +181,10 @@ class ViewConsumer:
     async def start(self) -> None:
         await self._consumer.start()
         # Without a group, a subscription is assigned every partition of the topics.
-        self._consumer.subscribe([self.task_events_topic, self.results_topic])
+        topics = [self.task_events_topic, self.results_topic, *self.side_topics]
+        if self.votes_topic:
+            topics.append(self.votes_topic)
+        self._consumer.subscribe(topics)
         self._task = asyncio.create_task(self._run(), name="synod-gateway-view")
 
     async def stop(self) -> None:
@@ -157,11 +213,37 @@ class ViewConsumer:
                     await asyncio.wait_for(self._stopping.wait(), 0.5)
                 continue
             for tp, records in batch.items():
+                side = self.side_topics.get(tp.topic)
+                if side is not None:
+                    for record in records:
+                        try:
+                            side(tp.partition, record.offset, record.key, record.value)
+                        except Exception:
+                            # One record the console cannot fold must not stop the view.
+                            VIEW_RECORDS.labels(outcome="unfoldable").inc()
+                            log.exception(
+                                "a console record failed to fold",
+                                extra={"topic": tp.topic, "offset": record.offset},
+                            )
+                    continue
+                if tp.topic == self.votes_topic:
+                    for record in records:
+                        self._vote(record.value)
+                    continue
                 logged = tp.topic == self.task_events_topic
                 for record in records:
                     self._ingest(record.value, record.offset if logged else None)
             if not self.caught_up:
                 await self._check_caught_up()
+
+    def _vote(self, value: bytes | None) -> None:
+        try:
+            envelope = self.codec.decode(value if value is not None else b"")
+        except DecodeError:
+            VIEW_RECORDS.labels(outcome="undecodable").inc()
+            return  # the consensus service dead-letters it; the view only shows votes
+        if isinstance(envelope.body, Vote):
+            self.feed.add_vote(envelope)
 
     def _ingest(self, value: bytes | None, log_offset: int | None) -> None:
         self.stats.records += 1

@@ -1,0 +1,1 @@
+"""Static files of the web console (HTML, ES modules, CSS), served by the gateway; no Python."""
