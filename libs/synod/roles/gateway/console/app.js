@@ -335,18 +335,20 @@ function timelineView(detail) {
         h("span", { class: "meta muted" }, `${e.log_offset == null ? "not in log yet" : `offset ${e.log_offset}`} · lamport ${e.lamport}${clock}`));
     }));
   };
+  const showing = h("strong", { id: "timeline-order" }, "log order");
   const toggle = h("button", {
     type: "button", class: "link", "aria-pressed": "false",
     onclick: () => {
       causal = !causal;
       toggle.setAttribute("aria-pressed", String(causal));
       toggle.textContent = causal ? "Show log order" : "Show causal order";
+      showing.textContent = causal ? "causal order" : "log order";
       render();
     },
   }, "Show causal order");
   render();
-  return h("div", {}, h("p", { class: "muted" },
-    causal ? "" : `Log order (the task's partition of synod.task-events). Causal order sorts each event after its causes${t.vclocks ? " and every event with a smaller vector clock" : " (these envelopes carry no vector clocks)"}. `,
+  return h("div", {}, h("p", { class: "muted" }, "Showing ", showing, ". ",
+    `Log order is the task's partition of synod.task-events; causal order puts each event after its causes${t.vclocks ? " and after every event with a smaller vector clock" : " (these envelopes carry no vector clocks yet)"}. `,
     toggle), list);
 }
 
