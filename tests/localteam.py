@@ -132,3 +132,17 @@ async def send_goals(run: LocalRun, goals: Mapping[str, str], **fields: Any) -> 
         run,
         [(t, json.dumps({"task_id": t, "goal": g, **fields}).encode()) for t, g in goals.items()],
     )
+
+
+async def assert_log_checks(run: LocalRun, *, task_id: str | None = None) -> dict[str, Any]:
+    """End of every e2e and chaos test: `synod check` over the run's whole log must pass.
+
+    Runs the same code as the command (read every topic, check every invariant)
+    and fails with the report's text, which names each violating record.
+    """
+    from synod.cli.check import run_check
+
+    doc = await run_check(run.bootstrap, run.prefix, task_id)
+    assert doc["ok"], doc["text"]
+    assert doc["tasks"] > 0, "synod check found no task on the log: wrong prefix?"
+    return doc

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.localteam import local_team, outcomes_by_task, read_topic, send_raw
+from tests.localteam import assert_log_checks, local_team, outcomes_by_task, read_topic, send_raw
 
 from synod.dev.localrun import LocalRun
 from synod.transport.topics import DLQ, RESULTS, TASK_EVENTS, TASKS, topic_name
@@ -96,6 +96,7 @@ async def test_tasks_from_the_gateway_and_from_raw_kafka_all_complete_in_causal_
     # The outcome is written to the task's log before synod.results: read up to it.
     log = await read_topic(team, TASK_EVENTS, lambda rs: set(outcomes_by_task(rs)) >= everyone, 60)
     _assert_causal(log, everyone)
+    await assert_log_checks(team)
 
 
 async def test_malformed_tasks_go_to_the_dead_letter_topic_with_their_bytes(
