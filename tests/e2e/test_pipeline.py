@@ -116,6 +116,7 @@ async def test_malformed_tasks_go_to_the_dead_letter_topic_with_their_bytes(
     await send_raw(team, [("ok-1", b'{"task_id": "ok-1", "goal": "still working?"}')])
     results = await read_topic(team, RESULTS, lambda rs: "ok-1" in outcomes_by_task(rs), 60)
     assert outcomes_by_task(results)["ok-1"]
+    await assert_log_checks(team)
 
 
 async def test_sigkill_of_the_planner_mid_run_loses_no_task_and_ends_each_once(
@@ -137,3 +138,4 @@ async def test_sigkill_of_the_planner_mid_run_loses_no_task_and_ends_each_once(
     for task in tasks:
         assert len(outcomes[task]) == 1, f"{task} ended {len(outcomes[task])} times"
         assert next(iter(outcomes[task]))[1] == "TaskCompleted"
+    await assert_log_checks(team)
