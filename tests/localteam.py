@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import time
 import uuid
 from collections import defaultdict
@@ -143,6 +144,12 @@ async def assert_log_checks(run: LocalRun, *, task_id: str | None = None) -> dic
     from synod.cli.check import run_check
 
     doc = await run_check(run.bootstrap, run.prefix, task_id)
+    print(
+        f"synod check: {doc['records']} records, {doc['tasks']} tasks, "
+        f"{doc['checked']['cause_links']} cause links; read {doc['read_s']} s, "
+        f"checked {doc['check_s']} s; ok={doc['ok']}",
+        file=sys.stderr,
+    )
     assert doc["ok"], doc["text"]
     assert doc["tasks"] > 0, "synod check found no task on the log: wrong prefix?"
     return doc
