@@ -57,6 +57,9 @@ class ServiceSettings(BaseSettings):
     health_host: str = "127.0.0.1"
     health_port: int = Field(default=0, ge=-1, description="0: any free port; -1: off")
     log_level: str = "INFO"
+    causal_clocks: bool = Field(
+        default=True, description="stamp and merge clocks (off only to measure what they cost)"
+    )
     max_clock_skew_ms: int = Field(
         default=60_000, gt=0, description="received clocks further ahead are clamped"
     )
@@ -74,7 +77,11 @@ class ServiceContext:
         # Every envelope this service sends is stamped here, and every one it
         # handles merged (synod.transport.causal): clocks in one place for all roles.
         self.stamper = Stamper(self.instance, max_skew_ms=service.max_clock_skew_ms)
-        self.publisher = Publisher(kafka.bootstrap, client_id=self.instance, stamper=self.stamper)
+        self.publisher = Publisher(
+            kafka.bootstrap,
+            client_id=self.instance,
+            stamper=self.stamper if service.causal_clocks else None,
+        )
         self.consumers: list[KeyOrderedConsumer] = []
         self.in_flight: dict[str, str] = {}  # message id -> "task/step" being worked on
         self.last_progress_at: datetime | None = None
@@ -100,7 +107,8 @@ class ServiceContext:
         async def tracked(msg: Received) -> None:
             label = in_flight_label(msg.envelope)
             self.in_flight[msg.envelope.message_id] = label
-            self.stamper.observe(msg.record.topic, msg.envelope)
+            if self.service.causal_clocks:
+                self.stamper.observe(msg.record.topic, msg.envelope)
             # What the handler sends now names this message among its causes.
             handling = HANDLING.set(msg.envelope)
             try:
