@@ -59,10 +59,6 @@ async def test_check_passes_an_honest_task_and_names_a_forged_decision(bootstrap
     assert code == 0, out + err
     assert "ok: no violation" in out
 
-    code, out, _ = await synod("check", *common)
-    assert code == 1
-    assert env.message_id in out
-
     code, _, err = await synod("check", *common, "--since", "last tuesday")
     assert code == 2
     assert "ISO 8601" in err
