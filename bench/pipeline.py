@@ -9,7 +9,11 @@ Two runs with the simulated model:
 Tasks are submitted as raw JSON on synod.tasks, all at once. Prints a table,
 or with --json one JSON document. Asserts nothing about time.
 
-    .venv/bin/python bench/pipeline.py [--json] [--tasks N]
+`--clocks on,off` runs both with causal clocks stamped and merged (the
+default) and without (SYNOD_CAUSAL_CLOCKS=false), on one broker, to show
+what vector clocks, Lamport and HLC cost a hop (docs/ordering.md).
+
+    .venv/bin/python bench/pipeline.py [--json] [--tasks N] [--clocks on,off]
 """
 
 from __future__ import annotations
@@ -43,9 +47,12 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def one_run(bootstrap: str, latency: str, n: int, run_dir: Path) -> dict[str, Any]:
+async def one_run(
+    bootstrap: str, latency: str, n: int, run_dir: Path, clocks: bool = True
+) -> dict[str, Any]:
     os.environ["SYNOD_LLM_BACKEND"] = "sim"
     os.environ["SYNOD_LLM_SIM_LATENCY"] = latency
+    os.environ["SYNOD_CAUSAL_CLOCKS"] = "true" if clocks else "false"
     run = LocalRun(
         bootstrap=bootstrap,
         prefix=f"bench{uuid.uuid4().hex[:6]}.",
@@ -114,16 +121,39 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--tasks", type=int, default=100)
+    parser.add_argument("--clocks", default="on", help="on, off or on,off (both, one run)")
     args = parser.parse_args()
+    settings = [c.strip() for c in args.clocks.split(",") if c.strip()]
+    if not settings or any(c not in ("on", "off") for c in settings):
+        parser.error("--clocks takes on, off or on,off")
     with tempfile.TemporaryDirectory(prefix="synod-bench-") as tmp:
         info = localkafka.start(Path(tmp) / "kafka")
         try:
-            _log("run 1: default sim latency (lognormal mean 0.3 s)")
-            default = asyncio.run(
-                one_run(info.bootstrap, "lognormal:0.3:0.5", args.tasks, Path(tmp) / "r1")
-            )
-            _log("run 2: sim latency 0")
-            zero = asyncio.run(one_run(info.bootstrap, "fixed:0", args.tasks * 2, Path(tmp) / "r2"))
+            runs = []
+            for setting in settings:
+                clocks = setting == "on"
+                _log(f"clocks {setting}: default sim latency (lognormal mean 0.3 s)")
+                row = asyncio.run(
+                    one_run(
+                        info.bootstrap,
+                        "lognormal:0.3:0.5",
+                        args.tasks,
+                        Path(tmp) / f"r1-{setting}",
+                        clocks,
+                    )
+                )
+                runs.append({"clocks": setting, **row})
+                _log(f"clocks {setting}: sim latency 0")
+                row = asyncio.run(
+                    one_run(
+                        info.bootstrap,
+                        "fixed:0",
+                        args.tasks * 2,
+                        Path(tmp) / f"r2-{setting}",
+                        clocks,
+                    )
+                )
+                runs.append({"clocks": setting, **row})
         finally:
             localkafka.stop(Path(tmp) / "kafka")
     doc = {
@@ -133,8 +163,7 @@ def main() -> int:
             "kafka": info.version,
         },
         "services": "consensus 1, planner 1, researcher 1, coder 2, reviewer 3 (processes)",
-        "default_latency": default,
-        "zero_latency": zero,
+        "runs": runs,
     }
     if args.json:
         print(json.dumps(doc, indent=2))
@@ -144,12 +173,13 @@ def main() -> int:
         f"Kafka {info.version}; {doc['services']}"
     )
     print(
-        f"{'sim latency':<22}{'tasks':>6}{'done':>6}{'failed':>7}{'p50 s':>8}{'p99 s':>8}"
-        f"{'tasks/s':>9}"
+        f"{'clocks':<7}{'sim latency':<22}{'tasks':>6}{'done':>6}{'failed':>7}{'p50 s':>8}"
+        f"{'p99 s':>8}{'tasks/s':>9}"
     )
-    for row in (default, zero):
+    for row in runs:
         print(
-            f"{row['sim_latency']:<22}{row['tasks']:>6}{row['completed']:>6}{row['failed']:>7}"
+            f"{row['clocks']:<7}{row['sim_latency']:<22}{row['tasks']:>6}{row['completed']:>6}"
+            f"{row['failed']:>7}"
             f"{row['p50_s']!s:>8}{row['p99_s']!s:>8}{row['tasks_per_s']:>9}"
         )
     return 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import time
 import uuid
 from collections import defaultdict
@@ -132,3 +133,23 @@ async def send_goals(run: LocalRun, goals: Mapping[str, str], **fields: Any) -> 
         run,
         [(t, json.dumps({"task_id": t, "goal": g, **fields}).encode()) for t, g in goals.items()],
     )
+
+
+async def assert_log_checks(run: LocalRun, *, task_id: str | None = None) -> dict[str, Any]:
+    """End of every e2e and chaos test: `synod check` over the run's whole log must pass.
+
+    Runs the same code as the command (read every topic, check every invariant)
+    and fails with the report's text, which names each violating record.
+    """
+    from synod.cli.check import run_check
+
+    doc = await run_check(run.bootstrap, run.prefix, task_id)
+    print(
+        f"synod check: {doc['records']} records, {doc['tasks']} tasks, "
+        f"{doc['checked']['cause_links']} cause links; read {doc['read_s']} s, "
+        f"checked {doc['check_s']} s; ok={doc['ok']}",
+        file=sys.stderr,
+    )
+    assert doc["ok"], doc["text"]
+    assert doc["tasks"] > 0, "synod check found no task on the log: wrong prefix?"
+    return doc

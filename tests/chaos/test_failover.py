@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.localteam import environment, outcomes_by_task, read_topic, send_goals
+from tests.localteam import assert_log_checks, environment, outcomes_by_task, read_topic, send_goals
 
 from synod.dev.localkafka import free_port
 from synod.dev.localrun import LocalRun
@@ -133,3 +133,4 @@ async def test_sigkill_of_a_researcher_moves_its_partitions_and_every_task_compl
     )
     long_done = [k for k in redone if min(t for who, t in when[k] if who == "researcher-0") < -1.0]
     assert not long_done, f"committed steps were run again: {[(k, when[k]) for k in long_done]}"
+    await assert_log_checks(team)

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from tests.localteam import environment, outcomes_by_task, read_topic, send_goals
+from tests.localteam import assert_log_checks, environment, outcomes_by_task, read_topic, send_goals
 
 from synod.dev.localkafka import free_port
 from synod.dev.localrun import LocalRun
@@ -221,3 +221,4 @@ async def test_hostile_profile_every_task_ends_once_and_every_failure_is_account
     assert sum(failures.values()) + sum(parked.values()) > TASKS_N * 0.1
     # Most tasks still succeed (the failures are the profile's, each with a reason).
     assert kinds["TaskCompleted"] > TASKS_N * 0.5, dict(why)
+    await assert_log_checks(run)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.localteam import local_team, outcomes_by_task, read_topic, send_raw
+from tests.localteam import assert_log_checks, local_team, outcomes_by_task, read_topic, send_raw
 
 from synod.dev.localrun import LocalRun
 from synod.transport.topics import DLQ, RESULTS, TASK_EVENTS, TASKS, topic_name
@@ -96,6 +96,7 @@ async def test_tasks_from_the_gateway_and_from_raw_kafka_all_complete_in_causal_
     # The outcome is written to the task's log before synod.results: read up to it.
     log = await read_topic(team, TASK_EVENTS, lambda rs: set(outcomes_by_task(rs)) >= everyone, 60)
     _assert_causal(log, everyone)
+    await assert_log_checks(team)
 
 
 async def test_malformed_tasks_go_to_the_dead_letter_topic_with_their_bytes(
@@ -115,6 +116,7 @@ async def test_malformed_tasks_go_to_the_dead_letter_topic_with_their_bytes(
     await send_raw(team, [("ok-1", b'{"task_id": "ok-1", "goal": "still working?"}')])
     results = await read_topic(team, RESULTS, lambda rs: "ok-1" in outcomes_by_task(rs), 60)
     assert outcomes_by_task(results)["ok-1"]
+    await assert_log_checks(team)
 
 
 async def test_sigkill_of_the_planner_mid_run_loses_no_task_and_ends_each_once(
@@ -136,3 +138,4 @@ async def test_sigkill_of_the_planner_mid_run_loses_no_task_and_ends_each_once(
     for task in tasks:
         assert len(outcomes[task]) == 1, f"{task} ended {len(outcomes[task])} times"
         assert next(iter(outcomes[task]))[1] == "TaskCompleted"
+    await assert_log_checks(team)

@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
-from tests.localteam import local_team, outcomes_by_task, read_topic, send_goals
+from tests.localteam import assert_log_checks, local_team, outcomes_by_task, read_topic, send_goals
 
 from synod.cli.dlq import read_dead_letters
 from synod.core.deadletters import POISON_REASONS
@@ -244,3 +244,4 @@ async def test_a_poison_flood_is_dead_lettered_while_valid_tasks_complete(
     assert all(c.restarts == 0 for c in team.children)
     assert len(completed) == TASKS_N, f"not completed: {sorted(set(tasks) - set(completed))}"
     assert dead_letters_total == letters.index.stored
+    await assert_log_checks(team)

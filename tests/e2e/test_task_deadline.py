@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.localteam import local_team, outcomes_by_task, read_topic, send_goals
+from tests.localteam import assert_log_checks, local_team, outcomes_by_task, read_topic, send_goals
 
 from synod.transport.topics import RESULTS
 from synod.wire import Codec, TaskFailed
@@ -19,6 +19,7 @@ async def test_a_task_with_no_worker_for_its_steps_fails_at_its_deadline(
     async with local_team(kafka.bootstrap, tmp_path, "deadline", replicas) as run:
         await send_goals(run, {"stranded": "nobody will do this"}, deadline_s=3)
         records = await read_topic(run, RESULTS, lambda rs: "stranded" in outcomes_by_task(rs), 60)
+        await assert_log_checks(run)
     outcome = Codec().decode(records[-1].value).body
     assert isinstance(outcome, TaskFailed), outcome
     assert outcome.error_class == "budget"

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.localteam import local_team
+from tests.localteam import assert_log_checks, local_team
 
 from synod.cli.teamrun import TeamError, run_once
 from synod.core.plan.dag import load_project
@@ -146,6 +146,7 @@ async def test_a_paper_project_runs_on_three_coders_every_step_once(team: LocalR
     assert {"makespan_s", "amdahl_speedup", "graph_bound_s", "clairvoyant_makespan_s"} <= set(
         lines[0]
     )
+    await assert_log_checks(team)
 
 
 async def test_each_mode_runs_the_chain_project_on_three_coders(kafka: Any, tmp_path: Path) -> None:
@@ -221,6 +222,7 @@ async def test_each_mode_runs_the_chain_project_on_three_coders(kafka: Any, tmp_
         [line] = [json.loads(x) for x in done.stdout.splitlines() if x.strip()]
         assert line["mode"] == "claim"
         assert line["blocked_claims"] > 0
+        await assert_log_checks(team)
 
 
 def _assert_one_step_per_slot(seen: list[Envelope[Any]], n: int) -> None:
@@ -311,6 +313,7 @@ async def test_a_hedged_straggler_is_cancelled_and_its_output_appears_once(
         assert everything.superseded == ()
         assert everything.stats.conflicts_opened == 0
         assert everything.lost == ()
+        await assert_log_checks(team)
 
 
 def _json_lines(run_dir: Path, pattern: str) -> list[dict[str, Any]]:

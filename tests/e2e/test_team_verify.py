@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.localteam import CODEC, local_team, read_topic
+from tests.localteam import CODEC, assert_log_checks, local_team, read_topic
 
 from synod.cli.teamrun import run_once
 from synod.core.plan.dag import Plan, load_project
@@ -157,3 +157,4 @@ async def test_reviewers_run_the_project_s_tests_and_the_outcome_carries_the_ver
         f"verify e2e: {len(runs)} test runs over {len(ballots)} answers of the failing run, "
         f"each {took[0]:.2f}..{took[-1]:.2f} s (materialise + pytest)"
     )
+    await assert_log_checks(team)

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
-from tests.localteam import local_team
+from tests.localteam import assert_log_checks, local_team
 
 from synod.cli.follow import RunLog
 from synod.cli.teamrun import submission
@@ -151,6 +151,7 @@ async def test_strong_a_zombie_write_is_fenced_and_the_file_holds_the_newest_wri
         assert space.conflicts == ()
         assert space.lost == ()
         assert set(space.files) == {"a.py", "f3.py", "f4.py", "f5.py", "f6.py"}
+    await assert_log_checks(team)
 
 
 async def test_eventual_a_zombie_write_is_a_conflict_the_planner_merges_before_the_vote(
@@ -190,3 +191,4 @@ async def test_eventual_a_zombie_write_is_a_conflict_the_planner_merges_before_t
     assert space.stats.conflicts_resolved == 1
     assert space.lost == ()
     assert space.rejected == ()
+    await assert_log_checks(team)

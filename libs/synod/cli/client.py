@@ -39,6 +39,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from synod.cli.output import BootstrapOption, JsonOption, emit, fail
+from synod.core.ordering.timeline import timeline
 from synod.core.taskview import TaskIndex, TaskView
 from synod.errors import BrokerError, DecodeError, SynodError
 from synod.settings import KafkaSettings
@@ -415,6 +416,12 @@ def status_command(
     task_id: Annotated[str, typer.Argument(help="the task's id")],
     as_json: JsonOption = False,
     bootstrap: BootstrapOption = None,
+    timeline: Annotated[
+        bool,
+        typer.Option(
+            "--timeline", help="also show the events in causal order, concurrent branches marked"
+        ),
+    ] = False,
 ) -> None:
     """Print a task's status, read from synod.task-events and synod.results."""
     settings = KafkaSettings()
@@ -430,9 +437,64 @@ def status_command(
             as_json,
         )
     if as_json:
-        emit(view.to_json())
+        doc = view.to_json()
+        if timeline:
+            doc["timeline"] = causal_timeline(view)
+        emit(doc)
         return
     _print_status(Console(), view)
+    if timeline:
+        _print_timeline(Console(), view)
+
+
+def causal_timeline(view: TaskView) -> list[dict[str, Any]]:
+    """The task's events in causal order: depth, what each directly follows, what it is
+    concurrent with (message ids), and its clocks."""
+    events = view.events()
+    out = []
+    for row in timeline(events):
+        e = events[row.index]
+        out.append(
+            {
+                "message_id": e.message_id,
+                "type": e.type,
+                "sender": e.sender.instance,
+                "depth": row.depth,
+                "after": [events[i].message_id for i in row.after],
+                "concurrent_with": [events[i].message_id for i in row.concurrent],
+                "vclock": e.vclock,
+                "lamport": e.lamport,
+                "hlc": e.hlc,
+                "causes": e.causes,
+                "causal_gap": e.causal_gap,
+            }
+        )
+    return out
+
+
+def _print_timeline(console: Console, view: TaskView) -> None:
+    rows = causal_timeline(view)
+    number = {r["message_id"]: i + 1 for i, r in enumerate(rows)}
+    per_depth: dict[int, int] = {}
+    for r in rows:
+        per_depth[r["depth"]] = per_depth.get(r["depth"], 0) + 1
+    console.print("causal timeline ([bold]||[/bold]: concurrent with the rows of its depth)")
+    table = Table(box=None, pad_edge=False)
+    for column in ("#", "DEPTH", "EVENT", "SENDER", "AFTER", "VCLOCK"):
+        table.add_column(column)
+    for i, r in enumerate(rows):
+        branch = "||" if per_depth[r["depth"]] > 1 else ""
+        clock = ",".join(f"{k}:{v}" for k, v in sorted(r["vclock"].items()))
+        gap = f" [red]causal_gap {len(r['causal_gap'])}[/red]" if r["causal_gap"] else ""
+        table.add_row(
+            str(i + 1),
+            f"{r['depth']} {branch}",
+            escape(r["type"]) + gap,
+            escape(r["sender"]),
+            ",".join(str(number[m]) for m in r["after"] if m in number) or "-",
+            escape(clock or "-"),
+        )
+    console.print(table)
 
 
 async def _read_task(bootstrap: str, prefix: str, task_id: str) -> TaskView | None:

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from synod import __version__
-from synod.cli import client, dlq, team
+from synod.cli import check, client, dlq, team
 from synod.cli.output import BootstrapOption, JsonOption, emit, fail
 from synod.errors import ConfigError, SynodError
 from synod.settings import KafkaSettings
@@ -36,6 +36,7 @@ app = typer.Typer(
 topics_app = typer.Typer(help="Kafka topics of the catalogue.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(client.app)  # submit, status, watch
+app.add_typer(check.app)  # check
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(team.app, name="team")
 

@@ -75,6 +75,13 @@ class EventRef(_Status):
     sender: Sender
     created_at: datetime
     log_offset: int | None = None
+    # Causal order (docs/ordering.md): what the event names as its causes, its clocks,
+    # and the causes it was shown without (after the causal buffer's time bound).
+    causes: list[str] = []
+    vclock: dict[str, int] = {}
+    lamport: int = 0
+    hlc: int = 0
+    causal_gap: list[str] = []
 
 
 class StepStatus(_Status):
@@ -158,6 +165,7 @@ class _Entry:
     envelope: Envelope[Any]
     log_offset: int | None
     arrival: int
+    causal_gap: frozenset[str] = frozenset()
 
     def key(self) -> _SortKey:
         if self.log_offset is not None:
@@ -479,9 +487,21 @@ class TaskView:
                 sender=e.envelope.sender,
                 created_at=e.envelope.created_at,
                 log_offset=e.log_offset,
+                causes=list(e.envelope.causes),
+                vclock=dict(e.envelope.vclock),
+                lamport=e.envelope.lamport,
+                hlc=e.envelope.hlc,
+                causal_gap=sorted(e.causal_gap),
             )
             for e in self._entries
         ]
+
+    def mark_gap(self, message_id: str, missing: frozenset[str]) -> None:
+        """Note that an event was shown before some of its causes (a causal_gap)."""
+        entry = self._by_id.get(message_id)
+        if entry is not None and missing:
+            entry.causal_gap = entry.causal_gap | missing
+            self.version += 1
 
     def status(self) -> TaskStatus:
         f = self._fold

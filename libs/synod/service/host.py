@@ -37,6 +37,7 @@ from synod.transport import (
     Publisher,
     Received,
 )
+from synod.transport.causal import HANDLING, Stamper
 from synod.transport.topics import DLQ, HEARTBEATS, TopicSpec, topic_name
 from synod.wire import Envelope, Heartbeat, Sender
 from synod.wire.messages import Role, utc_now
@@ -56,6 +57,12 @@ class ServiceSettings(BaseSettings):
     health_host: str = "127.0.0.1"
     health_port: int = Field(default=0, ge=-1, description="0: any free port; -1: off")
     log_level: str = "INFO"
+    causal_clocks: bool = Field(
+        default=True, description="stamp and merge clocks (off only to measure what they cost)"
+    )
+    max_clock_skew_ms: int = Field(
+        default=60_000, gt=0, description="received clocks further ahead are clamped"
+    )
 
 
 class ServiceContext:
@@ -67,7 +74,14 @@ class ServiceContext:
         self.service = service
         self.instance = service.instance or f"{role}-{socket.gethostname()}-{os.getpid()}"
         self.sender = Sender(role=role, instance=self.instance)
-        self.publisher = Publisher(kafka.bootstrap, client_id=self.instance)
+        # Every envelope this service sends is stamped here, and every one it
+        # handles merged (synod.transport.causal): clocks in one place for all roles.
+        self.stamper = Stamper(self.instance, max_skew_ms=service.max_clock_skew_ms)
+        self.publisher = Publisher(
+            kafka.bootstrap,
+            client_id=self.instance,
+            stamper=self.stamper if service.causal_clocks else None,
+        )
         self.consumers: list[KeyOrderedConsumer] = []
         self.in_flight: dict[str, str] = {}  # message id -> "task/step" being worked on
         self.last_progress_at: datetime | None = None
@@ -93,10 +107,15 @@ class ServiceContext:
         async def tracked(msg: Received) -> None:
             label = in_flight_label(msg.envelope)
             self.in_flight[msg.envelope.message_id] = label
+            if self.service.causal_clocks:
+                self.stamper.observe(msg.record.topic, msg.envelope)
+            # What the handler sends now names this message among its causes.
+            handling = HANDLING.set(msg.envelope)
             try:
                 await handler(msg)
                 self.last_progress_at = utc_now()
             finally:
+                HANDLING.reset(handling)
                 self.in_flight.pop(msg.envelope.message_id, None)
 
         consumer = KeyOrderedConsumer(

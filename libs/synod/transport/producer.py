@@ -17,6 +17,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from synod.observability import publish_span
+from synod.transport.causal import Stamper
 from synod.transport.partitioner import partition_for
 from synod.transport.security import client_security
 from synod.wire import Codec, ContentType, Envelope
@@ -46,9 +47,12 @@ class Publisher:
         codec: Codec | None = None,
         client_id: str = "synod",
         linger_ms: int = 0,
+        stamper: Stamper | None = None,
         **producer_options: Any,
     ) -> None:
         self.codec = codec or Codec()
+        # Set by the service host: stamps every envelope's clocks on its way out.
+        self.stamper = stamper
         self._producer = AIOKafkaProducer(
             **client_security(),
             bootstrap_servers=bootstrap,
@@ -91,6 +95,8 @@ class Publisher:
         must still share one order (a task's workspace writes on a compacted
         topic) go where that key would.
         """
+        if self.stamper is not None:
+            envelope = self.stamper.stamp(topic, envelope)
         with publish_span(topic, envelope, key) as hop:  # the producer span (observability)
             metadata = await self._send(topic, hop.envelope, content_type, key, partition_key)
             hop.sent(metadata)

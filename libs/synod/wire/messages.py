@@ -602,6 +602,12 @@ class Envelope(WireModel, Generic[B]):
     causes: list[str] = Field(default_factory=list)
     vclock: dict[str, int] = Field(default_factory=dict)
     lamport: int = Field(default=0, ge=0)
+    # Hybrid logical clock, `wall_ms << 16 | logical` (synod.core.ordering.hlc); 0: unstamped.
+    hlc: int = Field(default=0, ge=0)
+    # Where each cause was seen (message id -> topic), so a consumer that reads that
+    # topic knows to wait for it (synod.core.ordering.buffer); causes not named here
+    # travel on topics the sender could not tell.
+    cause_topics: dict[str, str] = Field(default_factory=dict)
     attempt: int = Field(default=0, ge=0)
     created_at: datetime = Field(default_factory=utc_now)
     trace: TraceContext = Field(default_factory=TraceContext)

@@ -341,7 +341,25 @@ def test_the_status_is_json() -> None:
         "sender": {"role": "gateway", "instance": "gateway-0"},
         "created_at": "2026-11-28T12:00:00Z",
         "log_offset": 0,
+        "causes": [],
+        "vclock": {},
+        "lamport": 0,
+        "hlc": 0,
+        "causal_gap": [],
     }
+
+
+def test_each_event_carries_its_clocks_and_a_gap_mark() -> None:
+    log = [
+        e.model_copy(update={"vclock": {"p": i + 1}, "lamport": i + 1})
+        for i, e in enumerate(lifecycle())
+    ]
+    view = fold(log, list(range(len(log))))
+    view.mark_gap(log[1].message_id, frozenset({"lost-cause"}))
+    events = view.to_json()["events"]
+    assert [e["vclock"] for e in events] == [{"p": i + 1} for i in range(len(log))]
+    assert events[1]["causal_gap"] == ["lost-cause"]
+    assert events[0]["causal_gap"] == []
 
 
 # ---------------------------------------------------------------- index

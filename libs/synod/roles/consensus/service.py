@@ -228,6 +228,9 @@ class ConsensusService:
                     "undecodable record skipped", extra={"offset": record.offset, "error": str(exc)}
                 )
             return FoldResult()
+        # This loop reads its own consumer, not the host's: merge the clocks here, so
+        # what the batch makes us publish happens-after every record folded into it.
+        self.ctx.stamper.observe(self.topic, envelope)
         result = part.fold.apply(envelope)
         if result.decided is not None:
             part.marked = {m for m in part.marked if m[0] != result.decided.proposal_id}

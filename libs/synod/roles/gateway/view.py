@@ -4,6 +4,12 @@
 from the beginning, without a consumer group (each gateway replica holds the
 whole view; there is nothing to share or commit), and folds the envelopes
 into a `TaskFeed`. HTTP handlers read the feed and wait on it for changes.
+
+The two topics are two partitions' worth of one task: a result can be read
+before the events that caused it. A causal buffer (synod.core.ordering) holds
+an envelope until the causes it names on these two topics are in the view,
+for at most `causal_timeout_s`; then it is applied with its gap marked on the
+event (`causal_gap`) and counted, never reordered silently.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -19,8 +26,10 @@ from typing import Any
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
+from synod.core.ordering import CausalBuffer, Release
 from synod.core.taskview import TaskIndex, TaskView
 from synod.errors import DecodeError
+from synod.transport.causal import record_releases
 from synod.transport.clients import kafka_consumer
 from synod.wire import Codec, Envelope, Vote
 
@@ -49,8 +58,17 @@ class TaskFeed:
         # task id -> message id -> vote; bounded like the index (oldest task first).
         self._votes: OrderedDict[str, dict[str, Envelope[Any]]] = OrderedDict()
 
-    def apply(self, envelope: Envelope[Any], log_offset: int | None = None) -> TaskView | None:
+    def apply(
+        self,
+        envelope: Envelope[Any],
+        log_offset: int | None = None,
+        causal_gap: frozenset[str] = frozenset(),
+    ) -> TaskView | None:
         view = self.index.apply(envelope, log_offset)
+        if causal_gap and envelope.task_id is not None:
+            known = self.index.get(envelope.task_id)
+            if known is not None:
+                known.mark_gap(envelope.message_id, causal_gap)
         if view is not None:
             self._wake(view.task_id)
         VIEW_TASKS.set(len(self.index))
@@ -122,6 +140,8 @@ class ViewStats:
     duplicates: int = 0
     undecodable: int = 0
     untasked: int = 0
+    causal_waits: int = 0  # applied only once a cause read later was in the view
+    causal_gaps: int = 0  # applied without a cause, after the buffer's time bound
 
 
 # A side topic's records go to a handler of (partition, offset, key, value).
@@ -147,8 +167,14 @@ class ViewConsumer:
         side_topics: Mapping[str, SideHandler] | None = None,
         codec: Codec | None = None,
         client_id: str = "synod-gateway",
+        causal_timeout_s: float | None = 5.0,
+        causal_capacity: int = 10_000,
     ) -> None:
         self.feed = feed
+        # None: apply in arrival order (no causal buffer).
+        self.causal: CausalBuffer[tuple[Envelope[Any], int | None]] | None = (
+            CausalBuffer(causal_capacity, causal_timeout_s) if causal_timeout_s else None
+        )
         self.task_events_topic = task_events_topic
         self.results_topic = results_topic
         self.votes_topic = votes_topic
@@ -233,6 +259,8 @@ class ViewConsumer:
                 logged = tp.topic == self.task_events_topic
                 for record in records:
                     self._ingest(record.value, record.offset if logged else None)
+            if self.causal is not None and len(self.causal):
+                self._deliver(self.causal.expire(time.monotonic()))
             if not self.caught_up:
                 await self._check_caught_up()
 
@@ -260,7 +288,36 @@ class ViewConsumer:
             self.stats.untasked += 1
             VIEW_RECORDS.labels(outcome="untasked").inc()
             return
-        if self.feed.apply(envelope, log_offset) is None:
+        buffer = self.causal
+        if buffer is None or buffer.delivered(envelope.message_id):
+            self._apply(envelope, log_offset)  # a second copy: the view places it
+            return
+        if buffer.holding(envelope.message_id):
+            self._apply(envelope, log_offset)
+            return
+        topics = (self.task_events_topic, self.results_topic)
+        expected = [c for c in envelope.causes if envelope.cause_topics.get(c) in topics]
+        now = time.monotonic()
+        self._deliver(buffer.offer(envelope.message_id, (envelope, log_offset), expected, now))
+
+    def _deliver(self, releases: list[Release[tuple[Envelope[Any], int | None]]]) -> None:
+        for release in releases:
+            envelope, log_offset = release.item
+            if release.gap:
+                self.stats.causal_gaps += 1
+            elif release.held_s > 0:
+                self.stats.causal_waits += 1
+            self._apply(envelope, log_offset, release.missing)
+        if releases:
+            record_releases("gateway-view", releases, len(self.causal or ()))
+
+    def _apply(
+        self,
+        envelope: Envelope[Any],
+        log_offset: int | None,
+        causal_gap: frozenset[str] = frozenset(),
+    ) -> None:
+        if self.feed.apply(envelope, log_offset, causal_gap) is None:
             self.stats.duplicates += 1
             VIEW_RECORDS.labels(outcome="duplicate").inc()
         else:
@@ -290,6 +347,8 @@ class ViewConsumer:
             "view_tasks": len(self.feed.index),
             "view_records": self.stats.records,
             "view_undecodable": self.stats.undecodable,
+            "view_causal_held": len(self.causal or ()),
+            "view_causal_gaps": self.stats.causal_gaps,
         }
 
 

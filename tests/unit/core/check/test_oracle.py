@@ -1,0 +1,156 @@
+"""The oracle fails, naming the record, on logs doctored with each kind of violation.
+
+Every forgery is built as services would build it (stamped by the real Stamper),
+then written and read back with the real codec, so the oracle sees what the
+broker would hand it; an honest log of the same task passes."""
+
+from __future__ import annotations
+
+from tests.logs import Log, honest
+
+from synod.core.check import KINDS, LogRecord, check
+from synod.wire import Envelope, Sender
+from synod.wire.messages import Decision, StepCompleted, TaskCompleted, TaskFailed, Vote
+
+TASK = "t-1"
+EVENTS, VOTES, WORKSPACE = "synod.task-events", "synod.votes", "synod.workspace"
+
+
+def kinds(log: Log) -> list[str]:
+    return [v.kind for v in check(log.records).violations]
+
+
+def test_an_honest_log_passes() -> None:
+    log, _ = honest()
+    report = check(log.records)
+    assert report.ok, report.text()
+    assert report.tasks == 1
+    assert report.terminal == 1
+    assert report.decisions == 1
+    assert report.writes == 1
+    assert report.causes >= 8
+
+
+def test_a_decision_with_no_votes_behind_it_fails_naming_the_decision() -> None:
+    log, m = honest()
+    forged = Decision(decision_id="p2/decision", proposal_id="p1", ballot=2, outcome="c1", quorum=2)
+    env = log.send("consensus-0", EVENTS, forged, because=m["ask"])
+    report = check(log.records)
+    assert [v.kind for v in report.violations] == ["decision_without_quorum"]
+    assert report.violations[0].message_id == env.message_id
+    assert report.violations[0].where.startswith("synod.task-events[0]@")
+    assert "0 agreeing" in report.text()
+
+
+def test_votes_from_outside_the_electorate_do_not_make_a_quorum() -> None:
+    log, m = honest()
+    for who in ("reviewer-x0", "reviewer-x1"):
+        log.send(
+            who, VOTES, Vote(proposal_id="p1", ballot=3, voter=who, choice="c9"), because=m["ask"]
+        )
+    log.send(
+        "consensus-0",
+        EVENTS,
+        Decision(decision_id="p1/d3", proposal_id="p1", ballot=3, outcome="c9", quorum=2),
+        because=m["ask"],
+    )
+    assert sorted(kinds(log)) == ["decided_two_ways", "decision_without_quorum"]
+
+
+def test_an_effect_whose_clock_does_not_dominate_its_cause_fails() -> None:
+    log, m = honest()
+    # A completion that names the request but never saw it: a fresh clock of its own.
+    stale = Envelope.new(
+        StepCompleted(step_id="s1", output="y"),
+        sender=Sender(role="coder", instance="coder-9"),
+        task_id=TASK,
+        causes=[m["req"].message_id],
+        vclock={"coder-9": 1},
+        lamport=1,
+        hlc=m["req"].hlc - 1,
+    )
+    env = log.append(EVENTS, stale)
+    report = check(log.records)
+    assert [v.kind for v in report.violations] == ["cause_not_before"]
+    (v,) = report.violations
+    assert v.message_id == env.message_id
+    assert "concurrent" in v.detail
+    assert "lamport" in v.detail
+    assert "hlc" in v.detail
+
+
+def test_a_task_completed_twice_fails_naming_the_second() -> None:
+    log, m = honest()
+    again = log.send("planner-0", EVENTS, TaskCompleted(result="y", plan_id="p"), because=m["dec"])
+    report = check(log.records)
+    assert [v.kind for v in report.violations] == ["terminal_twice"]
+    assert report.violations[0].message_id == again.message_id
+    # The copy on synod.results has the same id: one event, not two.
+    log2, m2 = honest()
+    log2.append("synod.results", m2["end"])
+    assert check(log2.records).ok
+
+
+def test_completed_and_failed_fails() -> None:
+    log, m = honest()
+    log.send("planner-0", EVENTS, TaskFailed(reason="deadline", error="late"), because=m["dec"])
+    assert kinds(log) == ["completed_and_failed"]
+
+
+def test_a_missing_cause_fails() -> None:
+    log, m = honest()
+    orphan = log.send(
+        "planner-0",
+        EVENTS,
+        StepCompleted(step_id="s2"),
+        causes=["never-on-the-log"],
+        because=m["sub"],
+    )
+    report = check(log.records)
+    assert [v.kind for v in report.violations] == ["missing_cause"]
+    assert report.violations[0].message_id == orphan.message_id
+
+
+def test_an_effect_logged_before_its_cause_fails_and_a_split_task_too() -> None:
+    log, m = honest()
+    # Put the request's log copy after its completion (a reordered log).
+    records = [
+        r
+        for r in log.records
+        if not (r.topic == EVENTS and r.envelope.message_id == m["req"].message_id)
+    ]
+    records.append(LogRecord(EVENTS, 0, 99, m["req"]))
+    assert "effect_before_cause" in [v.kind for v in check(records).violations]
+    split = [
+        *log.records,
+        LogRecord(EVENTS, 3, 0, m["done"].model_copy(update={"message_id": "x"})),
+    ]
+    assert "task_split" in [v.kind for v in check(split).violations]
+
+
+def test_a_completed_step_whose_write_is_missing_is_a_lost_write() -> None:
+    log, _ = honest()
+    records = [r for r in log.records if r.topic != WORKSPACE]
+    report = check(records)
+    kinds_found = [v.kind for v in report.violations]
+    assert "lost_write" in kinds_found
+    assert "a.py" in report.text()
+
+
+def test_every_kind_has_a_description_and_filters_choose_tasks() -> None:
+    assert set(KINDS) >= {
+        "terminal_twice",
+        "completed_and_failed",
+        "decision_without_quorum",
+        "decided_two_ways",
+        "missing_cause",
+        "cause_not_before",
+        "task_split",
+        "effect_before_cause",
+        "lost_write",
+    }
+    log, _ = honest()
+    assert check(log.records, task_id="other").tasks == 0
+    doc = check(log.records).to_json()
+    assert doc["ok"] is True
+    assert doc["violations"] == []
