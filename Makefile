@@ -54,10 +54,11 @@ schemas: venv ## regenerate schemas/ from the wire models
 kafka-fetch: venv ## fetch the Kafka broker jars from Maven Central
 	$(KAFKA) fetch
 
-kafka-up: venv ## start the local Kafka broker (reuses a running one); prints SYNOD_BOOTSTRAP=
-	@$(KAFKA) up
+BROKERS ?= 1
+kafka-up: venv ## start the local Kafka broker (BROKERS=3: a 3-node KRaft cluster); prints SYNOD_BOOTSTRAP=
+	@$(KAFKA) up --brokers $(BROKERS)
 
-kafka-down: venv ## stop the local Kafka broker
+kafka-down: venv ## stop the local Kafka broker and cluster
 	@$(KAFKA) down
 
 kafka-clean: venv ## stop the local broker and delete its data

@@ -24,8 +24,12 @@ class TopicSpec:
     retention_ms: int | None  # None: keep forever (compacted state)
     purpose: str
 
-    def config(self) -> dict[str, str]:
+    def config(self, replication_factor: int = 1) -> dict[str, str]:
         config: dict[str, str] = {"cleanup.policy": self.cleanup_policy}
+        if replication_factor >= 3:
+            # acks=all then means two copies: one broker may die (or restart)
+            # with no acknowledged record lost and writes going on.
+            config["min.insync.replicas"] = "2"
         if self.retention_ms is not None:
             config["retention.ms"] = str(self.retention_ms)
         if "compact" in self.cleanup_policy:
