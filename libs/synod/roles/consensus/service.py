@@ -441,10 +441,12 @@ class ConsensusService:
             committed = {tp: await consumer.committed(tp) for tp in mine}
             restored: dict[int, tuple[PartitionFold, RestorePoint]] = {}
             if self.settings.snapshots:
-                for tp in mine:
-                    if tp.partition in self._parked:
-                        continue
-                    found = await self._restore(tp.partition, starts[tp], ends[tp])
+                # Read at once: each load is a round trip or two to the snapshot topic.
+                wanted = [tp for tp in mine if tp.partition not in self._parked]
+                loads = await asyncio.gather(
+                    *(self._restore(tp.partition, starts[tp], ends[tp]) for tp in wanted)
+                )
+                for tp, found in zip(wanted, loads, strict=True):
                     if found is not None:
                         restored[tp.partition] = found
             # No await from here on: the seeks and the epoch bump are one step, so

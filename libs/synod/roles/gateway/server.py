@@ -105,6 +105,7 @@ class Gateway:
                 task_events_topic=self.topic(TASK_EVENTS),
                 results_topic=self.topic(RESULTS),
                 client_id=self.settings.instance,
+                window_s=self.settings.gateway_view_window_s or None,
             )
             try:
                 await publisher.start()

@@ -1,9 +1,15 @@
 """The gateway's read model: every task's log, folded, and a way to wait for changes.
 
 `ViewConsumer` reads all partitions of `synod.task-events` and `synod.results`
-from the beginning, without a consumer group (each gateway replica holds the
-whole view; there is nothing to share or commit), and folds the envelopes
-into a `TaskFeed`. HTTP handlers read the feed and wait on it for changes.
+without a consumer group (each gateway replica holds the whole view; there is
+nothing to share or commit), and folds the envelopes into a `TaskFeed`. HTTP
+handlers read the feed and wait on it for changes.
+
+Where it starts: `window_s` back in time (the first offset of each partition
+with a timestamp at or after now - window_s, by the broker's time index), so
+start-up reads a bounded recent window, not the topics' whole retention; the
+view is an LRU of `capacity` tasks anyway, so older history would only be
+read to be evicted. Without a window it reads from the beginning.
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -96,8 +103,13 @@ class ViewConsumer:
         results_topic: str,
         codec: Codec | None = None,
         client_id: str = "synod-gateway",
+        window_s: float | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.feed = feed
+        self.window_s = window_s
+        self.clock = clock
+        self._positioned: set[Any] = set()
         self.task_events_topic = task_events_topic
         self.results_topic = results_topic
         self.codec = codec or Codec()
@@ -147,9 +159,35 @@ class ViewConsumer:
             return False
         return True
 
+    async def _seek_window(self) -> None:
+        """Start newly assigned partitions at the window's first record."""
+        new = set(self._consumer.assignment()) - self._positioned
+        if not new or self.window_s is None:
+            self._positioned |= new
+            return
+        since_ms = int((self.clock() - self.window_s) * 1000)
+        found = await self._consumer.offsets_for_times({tp: since_ms for tp in new})
+        ends = await self._consumer.end_offsets(list(new))
+        starts = {}
+        for tp in new:
+            at = found.get(tp)
+            # None: no record that recent; start at the end (nothing in the window).
+            starts[tp] = at.offset if at is not None else ends[tp]
+            self._consumer.seek(tp, starts[tp])
+        self._positioned |= new
+        log.info(
+            "view window",
+            extra={
+                "window_s": self.window_s,
+                "starts": {f"{tp.topic}/{tp.partition}": o for tp, o in sorted(starts.items())},
+            },
+        )
+
     async def _run(self) -> None:
         while not self._stopping.is_set():
             try:
+                await self._seek_window()
+                positioned = set(self._positioned)
                 batch = await self._consumer.getmany(timeout_ms=200, max_records=1_000)
             except KafkaError as exc:
                 log.warning("view fetch failed; retrying", extra={"error": repr(exc)})
@@ -157,6 +195,10 @@ class ViewConsumer:
                     await asyncio.wait_for(self._stopping.wait(), 0.5)
                 continue
             for tp, records in batch.items():
+                if self.window_s is not None and tp not in positioned:
+                    # Assigned during this fetch, so read from the beginning before
+                    # its window seek: dropped here, read again from the window.
+                    continue
                 logged = tp.topic == self.task_events_topic
                 for record in records:
                     self._ingest(record.value, record.offset if logged else None)
