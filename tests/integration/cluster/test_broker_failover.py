@@ -2,7 +2,7 @@
 leads a partition Synod writes, mid-run; no acknowledged record is lost, the consensus
 service goes on deciding as the log says, and the killed broker rejoins the ISR.
 
-Heavy (three JVMs): run alone, `pytest tests/integration/cluster`.
+Heavy (three JVMs, ~2 min on 2 cores): `make test-cluster`, not part of `make test`.
 """
 
 from __future__ import annotations
