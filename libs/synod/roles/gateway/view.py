@@ -110,6 +110,8 @@ class ViewConsumer:
         self.window_s = window_s
         self.clock = clock
         self._positioned: set[Any] = set()
+        # The window's start, fixed at start-up: records older than it are skipped.
+        self._since_ms: int | None = None
         self.task_events_topic = task_events_topic
         self.results_topic = results_topic
         self.codec = codec or Codec()
@@ -138,6 +140,8 @@ class ViewConsumer:
         return bool(self._consumer.assignment())
 
     async def start(self) -> None:
+        if self.window_s is not None:
+            self._since_ms = int((self.clock() - self.window_s) * 1000)
         await self._consumer.start()
         # Without a group, a subscription is assigned every partition of the topics.
         self._consumer.subscribe([self.task_events_topic, self.results_topic])
@@ -194,15 +198,22 @@ class ViewConsumer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), 0.5)
                 continue
+            raced = False
             for tp, records in batch.items():
                 if self.window_s is not None and tp not in positioned:
                     # Assigned during this fetch, so read from the beginning before
                     # its window seek: dropped here, read again from the window.
+                    raced = True
                     continue
                 logged = tp.topic == self.task_events_topic
+                since = self._since_ms
                 for record in records:
+                    if since is not None and record.timestamp < since:
+                        # Older than the window: a fetch that raced the seek, or a
+                        # producer-set timestamp from before the window.
+                        continue
                     self._ingest(record.value, record.offset if logged else None)
-            if not self.caught_up:
+            if not self.caught_up and not raced:  # a raced position is about to move back
                 await self._check_caught_up()
 
     def _ingest(self, value: bytes | None, log_offset: int | None) -> None:
