@@ -170,8 +170,11 @@ class ViewConsumer:
             self._positioned |= new
             return
         since_ms = int((self.clock() - self.window_s) * 1000)
-        found = await self._consumer.offsets_for_times({tp: since_ms for tp in new})
+        # The ends first: a partition with no record in the window at lookup time
+        # starts at the end it had before the lookup, so a record written in
+        # between (newer than the window's start, so not None) is never skipped.
         ends = await self._consumer.end_offsets(list(new))
+        found = await self._consumer.offsets_for_times({tp: since_ms for tp in new})
         starts = {}
         for tp in new:
             at = found.get(tp)
