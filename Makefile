@@ -14,7 +14,7 @@ KAFKA := $(PY) -m synod.dev.localkafka
 KAFKA4_VERSION ?= 4.1.2
 
 .PHONY: help prereqs venv lint fmt schemas test test-fast test-unit test-integration test-e2e test-chaos \
-        test-kafka4 kafka-up kafka-down kafka-clean kafka-fetch demo clean
+        test-kafka4 test-cluster kafka-up kafka-down kafka-clean kafka-fetch demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -54,10 +54,11 @@ schemas: venv ## regenerate schemas/ from the wire models
 kafka-fetch: venv ## fetch the Kafka broker jars from Maven Central
 	$(KAFKA) fetch
 
-kafka-up: venv ## start the local Kafka broker (reuses a running one); prints SYNOD_BOOTSTRAP=
-	@$(KAFKA) up
+BROKERS ?= 1
+kafka-up: venv ## start the local Kafka broker (BROKERS=3: a 3-node KRaft cluster); prints SYNOD_BOOTSTRAP=
+	@$(KAFKA) up --brokers $(BROKERS)
 
-kafka-down: venv ## stop the local Kafka broker
+kafka-down: venv ## stop the local Kafka broker and cluster
 	@$(KAFKA) down
 
 kafka-clean: venv ## stop the local broker and delete its data
@@ -69,7 +70,11 @@ test-unit: venv
 	$(VENV)/bin/pytest tests/unit
 
 test-integration: venv kafka-fetch ## integration tests on a real broker (own broker unless SYNOD_BOOTSTRAP)
-	$(VENV)/bin/pytest tests/integration
+	$(VENV)/bin/pytest tests/integration --ignore=tests/integration/cluster
+
+# Three JVMs and a broker SIGKILLed: ~2 min on 2 cores, so not part of `make test`.
+test-cluster: venv kafka-fetch ## a 3-broker KRaft cluster: kill a partition leader mid-run, lose nothing
+	$(VENV)/bin/pytest tests/integration/cluster -s
 
 test-e2e: venv kafka-fetch ## every service as a process on a real broker
 	$(VENV)/bin/pytest tests/e2e
@@ -78,7 +83,7 @@ test-chaos: venv kafka-fetch ## faults (kill -9, hostile models) on the real ser
 	$(VENV)/bin/pytest tests/chaos
 
 test: lint venv kafka-fetch tools ## lint, then every suite (chart checks included) on a real broker
-	$(VENV)/bin/pytest tests --ignore=tests/k8s
+	$(VENV)/bin/pytest tests --ignore=tests/k8s --ignore=tests/integration/cluster
 
 test-kafka4: venv ## the integration tests against Kafka $(KAFKA4_VERSION)
 	SYNOD_KAFKA_VERSION=$(KAFKA4_VERSION) $(KAFKA) fetch

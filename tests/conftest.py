@@ -58,6 +58,42 @@ def kafka() -> Iterator[KafkaUnderTest]:
             localkafka.stop(run_dir)
 
 
+@dataclass(frozen=True)
+class ClusterUnderTest:
+    """A 3-node KRaft cluster of this test session: node ids 1..3, kill and restart them."""
+
+    info: localkafka.ClusterInfo
+    run_dir: Path
+
+    @property
+    def bootstrap(self) -> str:
+        return self.info.bootstrap
+
+    def kill(self, node_id: int) -> None:
+        localkafka.kill_node(self.run_dir, node_id)
+
+    def restart(self, node_id: int) -> None:
+        localkafka.restart_node(self.run_dir, node_id)
+
+    def pids(self) -> list[int]:
+        current = localkafka.read_cluster(self.run_dir)
+        return current.pids if current is not None else []
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster() -> Iterator[ClusterUnderTest]:
+    """Three brokers (three JVMs, a controller quorum of three), started only for the
+    tests that ask for it: it costs ~15 s and ~0.6 GiB, so keep such tests few."""
+    version = os.environ.get("SYNOD_KAFKA_VERSION", localkafka.DEFAULT_VERSION)
+    with tempfile.TemporaryDirectory(prefix="synod-test-cluster-") as tmp:
+        run_dir = Path(tmp)
+        info = localkafka.start_cluster(run_dir, brokers=3, version=version)
+        try:
+            yield ClusterUnderTest(info, run_dir)
+        finally:
+            localkafka.stop_cluster(run_dir)
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if _broker is None:
         terminalreporter.write_line("kafka broker: not used by this run")

@@ -87,8 +87,9 @@ def topics_create(
         int | None, typer.Option(min=1, help="override every topic's partition count")
     ] = None,
     replication_factor: Annotated[
-        int, typer.Option(min=1, help="replicas per partition (3 on a production cluster)")
-    ] = 1,
+        int | None,
+        typer.Option(min=1, help="replicas per partition (default: 3 on 3+ brokers, else 1)"),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create the catalogue's topics that do not exist yet; safe to run again."""
@@ -138,6 +139,10 @@ def up(
         bool,
         typer.Option(help="also run Jaeger (.tools/jaeger, `make jaeger`) and trace into it"),
     ] = False,
+    brokers: Annotated[
+        int,
+        typer.Option(min=1, max=5, help="local Kafka nodes: 1, or 3 (KRaft quorum, RF 3)"),
+    ] = 1,
 ) -> None:
     """Run a local broker (unless --bootstrap) and every service as a child process."""
     from synod.dev.localrun import LocalRun, parse_replicas
@@ -158,6 +163,7 @@ def up(
         replicas=counts,
         prefix=KafkaSettings().topic_prefix,
         gateway_port=gateway_port,
+        brokers=brokers,
     )
     if run_dir is not None:
         run.run_dir = run_dir

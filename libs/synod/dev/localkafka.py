@@ -196,11 +196,18 @@ def _server_properties(
     controller_port: int,
     sasl_port: int | None = None,
     scram_mechanism: str = "SCRAM-SHA-512",
+    *,
+    node_id: int = 1,
+    voters: str | None = None,
+    replication: int = 1,
 ) -> str:
+    """One node's configuration. A cluster passes every node's `voters` and its
+    `replication` (3 for three nodes: internal topics replicated, min ISR 2)."""
+    min_isr = str(min(2, replication))
     props = {
         "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@127.0.0.1:{controller_port}",
+        "node.id": str(node_id),
+        "controller.quorum.voters": voters or f"{node_id}@127.0.0.1:{controller_port}",
         "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
         "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
         "controller.listener.names": "CONTROLLER",
@@ -208,14 +215,16 @@ def _server_properties(
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "log.dirs": str(data_dir),
         # One node: internal topics must not ask for replicas that cannot exist,
-        # or transactions and group commits fail.
-        "offsets.topic.replication.factor": "1",
+        # or transactions and group commits fail. Three nodes: every partition on
+        # all three, and a write acknowledged (acks=all) only once two have it,
+        # so one broker can die without losing an acknowledged record.
+        "offsets.topic.replication.factor": str(replication),
         "offsets.topic.num.partitions": "10",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.replication.factor": str(replication),
+        "transaction.state.log.min.isr": min_isr,
         "transaction.state.log.num.partitions": "10",
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
+        "default.replication.factor": str(replication),
+        "min.insync.replicas": min_isr,
         "num.partitions": "3",
         # Topics come from the catalogue (`synod topics create`), as on a
         # production cluster where auto-creation is usually off.
@@ -231,6 +240,13 @@ def _server_properties(
         "log.segment.bytes": str(64 * 1024 * 1024),
         "log.cleaner.dedupe.buffer.size": str(16 * 1024 * 1024),
     }
+    if replication > 1:
+        # A killed broker is fenced (its partitions led elsewhere, it leaves the
+        # ISR) after the session timeout; 9 s by default stalls acks=all writes
+        # that long. Locally a broker that misses 3 s of heartbeats is gone.
+        props["broker.session.timeout.ms"] = "3000"
+        props["broker.heartbeat.interval.ms"] = "500"
+        props["replica.lag.time.max.ms"] = "10000"
     if sasl_port is not None:
         props["listeners"] += f",SASL_PLAINTEXT://127.0.0.1:{sasl_port}"
         props["advertised.listeners"] += f",SASL_PLAINTEXT://127.0.0.1:{sasl_port}"
@@ -276,7 +292,9 @@ def _java() -> str:
     return java
 
 
-def _java_cmd(libs: Path, version: str, run_dir: Path, main: str, *args: str) -> list[str]:
+def _java_cmd(
+    libs: Path, version: str, run_dir: Path, main: str, *args: str, heap: list[str] | None = None
+) -> list[str]:
     log_file = run_dir / "server.log"
     if version.startswith("3."):
         log_cfg = run_dir / "log4j.properties"
@@ -289,6 +307,7 @@ def _java_cmd(libs: Path, version: str, run_dir: Path, main: str, *args: str) ->
     return [
         _java(),
         *_JVM_OPTS,
+        *(heap or []),  # after the defaults: the JVM takes the last -Xms/-Xmx
         log_opt,
         f"-Dkafka.logs.dir={run_dir}",
         "-cp",
@@ -526,6 +545,269 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- clusters
+
+# Three nodes share a 2-core machine with every Synod service: each JVM gets a
+# small heap (a local cluster holds a few hundred partitions at most).
+_CLUSTER_HEAP = ["-Xms128m", "-Xmx512m"]
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    node_id: int
+    pid: int
+    port: int
+    controller_port: int
+    run_dir: str
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """A local multi-node KRaft cluster: written to `<run dir>/cluster.json`."""
+
+    nodes: tuple[NodeInfo, ...]
+    version: str
+    cluster_id: str
+    run_dir: str
+    started_in_s: float
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(n.bootstrap for n in self.nodes)
+
+    @property
+    def pids(self) -> list[int]:
+        return [n.pid for n in self.nodes]
+
+    def node(self, node_id: int) -> NodeInfo:
+        for n in self.nodes:
+            if n.node_id == node_id:
+                return n
+        raise BrokerError(f"no node {node_id} in the cluster at {self.run_dir}")
+
+
+def _write_cluster(info: ClusterInfo) -> None:
+    doc = asdict(info)
+    (Path(info.run_dir) / "cluster.json").write_text(json.dumps(doc, indent=2))
+
+
+def read_cluster(run_dir: Path) -> ClusterInfo | None:
+    path = run_dir / "cluster.json"
+    if not path.exists():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+        nodes = tuple(NodeInfo(**n) for n in doc.pop("nodes"))
+        return ClusterInfo(nodes=nodes, **doc)
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def running_cluster(run_dir: Path) -> ClusterInfo | None:
+    """The cluster recorded in run_dir, if every node's process is alive."""
+    info = read_cluster(run_dir)
+    if info is not None and all(_pid_alive(pid) for pid in info.pids):
+        return info
+    return None
+
+
+def _spawn_node(
+    libs: Path, version: str, node_dir: Path, *, fmt_cluster_id: str | None = None
+) -> int:
+    """Start one node from its server.properties (formatting its storage first if asked)."""
+    props = node_dir / "server.properties"
+    if fmt_cluster_id is not None:
+        fmt = _java_cmd(
+            libs,
+            version,
+            node_dir,
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={fmt_cluster_id}",
+            f"--config={props}",
+        )
+        proc = subprocess.run(fmt, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise BrokerError(f"formatting KRaft storage failed: {proc.stdout}{proc.stderr}")
+    console = open(node_dir / "console.log", "ab")  # noqa: SIM115 - handed to the child
+    cmd = _java_cmd(libs, version, node_dir, "kafka.Kafka", str(props), heap=_CLUSTER_HEAP)
+    child = subprocess.Popen(
+        cmd,
+        stdout=console,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    console.close()
+    return child.pid
+
+
+async def _cluster_brokers(bootstrap: str) -> int:
+    from aiokafka.client import AIOKafkaClient
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+    try:
+        await asyncio.wait_for(client.bootstrap(), timeout=3.0)
+        return len(client.cluster.brokers())
+    except Exception:
+        return 0
+    finally:
+        await client.close()
+
+
+def wait_cluster_ready(info: ClusterInfo, timeout_s: float = 90.0) -> None:
+    """Until the metadata names every node (the quorum formed, every broker registered)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        dead = [n.node_id for n in info.nodes if not _pid_alive(n.pid)]
+        if dead:
+            raise BrokerError(f"node(s) {dead} exited during start-up")
+        if asyncio.run(_cluster_brokers(info.bootstrap)) >= len(info.nodes):
+            return
+        time.sleep(0.3)
+    raise BrokerError(
+        f"the cluster at {info.bootstrap} did not register {len(info.nodes)} brokers "
+        f"within {timeout_s:.0f}s"
+    )
+
+
+def start_cluster(
+    run_dir: Path,
+    brokers: int = 3,
+    version: str = DEFAULT_VERSION,
+    home: Path | None = None,
+    timeout_s: float = 120.0,
+) -> ClusterInfo:
+    """Start `brokers` combined broker+controller nodes (a controller quorum of all of
+    them) whose state lives in run_dir, or return the cluster already running there."""
+    if brokers < 2:
+        raise BrokerError("a cluster has at least 2 nodes; use start() for one broker")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    existing = running_cluster(run_dir)
+    if existing is not None:
+        wait_cluster_ready(existing, timeout_s)
+        _log(f"reusing the running {len(existing.nodes)}-node cluster at {existing.bootstrap}")
+        return existing
+    stop_cluster(run_dir)  # a partly dead cluster: stop what is left, keep the data
+    libs = ensure_jars(version, home)
+    version = installed_version(libs)
+    previous = read_cluster(run_dir)
+    taken: set[int] = set()
+
+    def port() -> int:
+        p = free_port()
+        while p in taken:
+            p = free_port()
+        taken.add(p)
+        return p
+
+    ids = list(range(1, brokers + 1))
+    ports = {i: port() for i in ids}
+    controllers = {i: port() for i in ids}
+    voters = ",".join(f"{i}@127.0.0.1:{controllers[i]}" for i in ids)
+    replication = min(3, brokers)
+    cluster_id = previous.cluster_id if previous is not None else _new_cluster_id()
+    started = time.monotonic()
+    nodes = []
+    for i in ids:
+        node_dir = run_dir / f"node-{i}"
+        node_dir.mkdir(parents=True, exist_ok=True)
+        data_dir = node_dir / "data"
+        (node_dir / "server.properties").write_text(
+            _server_properties(
+                data_dir,
+                ports[i],
+                controllers[i],
+                node_id=i,
+                voters=voters,
+                replication=replication,
+            )
+        )
+        formatted = (data_dir / "meta.properties").exists()
+        pid = _spawn_node(libs, version, node_dir, fmt_cluster_id=None if formatted else cluster_id)
+        nodes.append(NodeInfo(i, pid, ports[i], controllers[i], str(node_dir)))
+    info = ClusterInfo(tuple(nodes), version, cluster_id, str(run_dir), 0.0)
+    _write_cluster(info)
+    try:
+        wait_cluster_ready(info, timeout_s)
+    except BrokerError as exc:
+        stop_cluster(run_dir)
+        tails = "\n".join(
+            f"node {n.node_id}: {_tail(Path(n.run_dir) / 'server.log', 8)}" for n in nodes
+        )
+        raise BrokerError(f"{exc}; last log lines:\n{tails}") from exc
+    info = ClusterInfo(
+        info.nodes, version, cluster_id, str(run_dir), round(time.monotonic() - started, 2)
+    )
+    _write_cluster(info)
+    return info
+
+
+def _stop_pid(pid: int, sig: signal.Signals, timeout_s: float) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, sig)
+    deadline = time.monotonic() + timeout_s
+    while _pid_alive(pid) and time.monotonic() < deadline:
+        _reap(pid)
+        time.sleep(0.05)
+    if _pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        while _pid_alive(pid):
+            _reap(pid)
+            time.sleep(0.05)
+    _reap(pid)
+
+
+def stop_cluster(run_dir: Path, timeout_s: float = 30.0) -> bool:
+    """Stop every node of run_dir's cluster (SIGTERM, then SIGKILL); True if one ran."""
+    info = read_cluster(run_dir)
+    if info is None:
+        return False
+    alive = [n for n in info.nodes if _pid_alive(n.pid)]
+    for n in alive:  # all at once: a node alone waits for a quorum that is shutting down
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(n.pid, signal.SIGTERM)
+    for n in alive:
+        _stop_pid(n.pid, signal.SIGTERM, timeout_s)
+    return bool(alive)
+
+
+def kill_node(run_dir: Path, node_id: int) -> None:
+    """SIGKILL one node (its process group), as a crashed machine: no clean shutdown."""
+    info = read_cluster(run_dir)
+    if info is None:
+        raise BrokerError(f"no cluster in {run_dir}")
+    _stop_pid(info.node(node_id).pid, signal.SIGKILL, 10.0)
+
+
+def restart_node(run_dir: Path, node_id: int, timeout_s: float = 90.0) -> ClusterInfo:
+    """Start a stopped node again on its old ports and data; it rejoins and catches up."""
+    info = read_cluster(run_dir)
+    if info is None:
+        raise BrokerError(f"no cluster in {run_dir}")
+    old = info.node(node_id)
+    if _pid_alive(old.pid):
+        raise BrokerError(f"node {node_id} is still running (pid {old.pid})")
+    libs = ensure_jars(info.version)
+    pid = _spawn_node(libs, info.version, Path(old.run_dir))
+    nodes = tuple(
+        NodeInfo(n.node_id, pid, n.port, n.controller_port, n.run_dir)
+        if n.node_id == node_id
+        else n
+        for n in info.nodes
+    )
+    info = ClusterInfo(nodes, info.version, info.cluster_id, info.run_dir, info.started_in_s)
+    _write_cluster(info)
+    wait_cluster_ready(info, timeout_s)
+    return info
+
+
 # ---------------------------------------------------------------- CLI
 
 
@@ -537,9 +819,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["up", "down", "clean", "status", "fetch"])
     parser.add_argument("--version", default=os.environ.get("SYNOD_KAFKA_VERSION", DEFAULT_VERSION))
     parser.add_argument("--run-dir", type=Path, default=None, help="broker state (default: cache)")
+    parser.add_argument(
+        "--brokers", type=int, default=int(os.environ.get("BROKERS") or 1), help="1, or 3 (KRaft)"
+    )
     args = parser.parse_args(argv)
+    if args.brokers < 1:
+        parser.error("--brokers must be at least 1")
     run_dir = args.run_dir or default_home() / "run"
+    cluster_dir = args.run_dir or default_home() / "cluster"
     try:
+        if args.brokers > 1:
+            return _cluster_command(args.command, cluster_dir, args.brokers, args.version)
+        if args.command in ("down", "clean") and read_cluster(cluster_dir) is not None:
+            _cluster_command(args.command, cluster_dir, 3, args.version)  # and the broker too
         if args.command == "fetch":
             libs = ensure_jars(args.version)
             print(f"kafka {installed_version(libs)} jars in {libs}")
@@ -573,6 +865,39 @@ def main(argv: list[str] | None = None) -> int:
     except BrokerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _cluster_command(command: str, run_dir: Path, brokers: int, version: str) -> int:
+    if command == "fetch":
+        libs = ensure_jars(version)
+        print(f"kafka {installed_version(libs)} jars in {libs}")
+    elif command == "up":
+        info = start_cluster(run_dir, brokers=brokers, version=version)
+        rss = sum(rss_bytes(pid) for pid in info.pids) / 2**20
+        _log(
+            f"Apache Kafka {info.version}: {len(info.nodes)} KRaft nodes "
+            f"(pids {' '.join(map(str, info.pids))}) ready; start-up {info.started_in_s}s, "
+            f"RSS {rss:.0f} MiB in all, logs {run_dir}/node-*/server.log"
+        )
+        print(f"SYNOD_BOOTSTRAP={info.bootstrap}")
+    elif command in ("down", "clean"):
+        if stop_cluster(run_dir):
+            _log("stopped the cluster")
+        else:
+            _log("no cluster was running")
+        if command == "clean" and run_dir.exists():
+            shutil.rmtree(run_dir)
+            _log(f"removed {run_dir}")
+    elif command == "status":
+        live = running_cluster(run_dir)
+        if live is None:
+            print("not running")
+            return 1
+        print(
+            f"running nodes={len(live.nodes)} version={live.version} "
+            f"SYNOD_BOOTSTRAP={live.bootstrap}"
+        )
     return 0
 
 

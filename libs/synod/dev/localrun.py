@@ -101,11 +101,13 @@ class LocalRun:
     prefix: str = ""
     run_dir: Path = field(default_factory=lambda: localkafka.default_home().parent / "up")
     gateway_port: int = 8080
+    brokers: int = 1  # local Kafka nodes when no bootstrap is given (3: a KRaft cluster)
     children: list[Child] = field(default_factory=list)
     # False: a child that exits stays down until the supervisor asks for it
     # (a restart request file), as when testing that the supervisor notices.
     respawn_exited: bool = True
     _broker_dir: Path | None = None
+    _cluster_dir: Path | None = None
 
     def _env(self, role: str, instance: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -132,7 +134,14 @@ class LocalRun:
 
     async def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if self.bootstrap is None:
+        if self.bootstrap is None and self.brokers > 1:
+            self._cluster_dir = self.run_dir / "kafka-cluster"
+            cluster = await asyncio.to_thread(
+                localkafka.start_cluster, self._cluster_dir, self.brokers
+            )
+            self.bootstrap = cluster.bootstrap
+            _say(f"started {self.brokers} Apache Kafka {cluster.version} nodes at {self.bootstrap}")
+        elif self.bootstrap is None:
             self._broker_dir = self.run_dir / "kafka"
             info = await asyncio.to_thread(localkafka.start, self._broker_dir)
             self.bootstrap = info.bootstrap
@@ -251,6 +260,9 @@ class LocalRun:
         if self._broker_dir is not None:
             localkafka.stop(self._broker_dir)
             _say("stopped the broker")
+        if self._cluster_dir is not None:
+            localkafka.stop_cluster(self._cluster_dir)
+            _say("stopped the cluster")
         (self.run_dir / "processes.json").unlink(missing_ok=True)
 
     @property

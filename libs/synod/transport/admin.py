@@ -29,13 +29,15 @@ async def ensure_topics(
     specs: tuple[TopicSpec, ...] = CATALOGUE,
     prefix: str = "",
     partitions: int | None = None,
-    replication_factor: int = 1,
+    replication_factor: int | None = None,
 ) -> list[TopicReport]:
     """Create the topics that are missing; report on each. Safe to run any number of times.
 
     `partitions` overrides the catalogue's partition count of every topic
-    (small local installs); existing topics are never changed. Production
-    clusters want `replication_factor=3`.
+    (small local installs); existing topics are never changed. The replication
+    factor defaults to `default_replication(brokers)`: 3 on a cluster of three
+    or more (with min.insync.replicas=2, so an acks=all write survives one
+    broker's death and one broker may be down without stopping writes), else 1.
     """
     admin = AIOKafkaAdminClient(
         **client_security(), bootstrap_servers=bootstrap, request_timeout_ms=15_000
@@ -45,6 +47,9 @@ async def ensure_topics(
     except Exception as exc:
         raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}{security_hint()}") from exc
     try:
+        if replication_factor is None:
+            cluster = await admin.describe_cluster()
+            replication_factor = default_replication(len(cluster["brokers"]))
         existing = set(await admin.list_topics())
         wanted = {topic_name(s, prefix): s for s in specs}
         missing = [name for name in wanted if name not in existing]
@@ -56,7 +61,7 @@ async def ensure_topics(
                         name,
                         num_partitions=partitions or wanted[name].partitions,
                         replication_factor=replication_factor,
-                        topic_configs=wanted[name].config(),
+                        topic_configs=wanted[name].config(replication_factor),
                     )
                     for name in missing
                 ]
@@ -79,6 +84,11 @@ async def ensure_topics(
         return [reports[name] for name in wanted]
     finally:
         await admin.close()
+
+
+def default_replication(brokers: int) -> int:
+    """Replicas per partition on a cluster of `brokers`: 3 when it can, else all of them."""
+    return max(1, min(3, brokers))
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:

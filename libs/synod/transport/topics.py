@@ -23,15 +23,21 @@ class TopicSpec:
     cleanup_policy: Cleanup
     retention_ms: int | None  # None: keep forever (compacted state)
     purpose: str
+    extra: tuple[tuple[str, str], ...] = ()  # further topic configs, as Kafka names them
 
-    def config(self) -> dict[str, str]:
+    def config(self, replication_factor: int = 1) -> dict[str, str]:
         config: dict[str, str] = {"cleanup.policy": self.cleanup_policy}
+        if replication_factor >= 3:
+            # acks=all then means two copies: one broker may die (or restart)
+            # with no acknowledged record lost and writes going on.
+            config["min.insync.replicas"] = "2"
         if self.retention_ms is not None:
             config["retention.ms"] = str(self.retention_ms)
         if "compact" in self.cleanup_policy:
             # State topics: compact soon so a restarted service replays little.
             config["min.cleanable.dirty.ratio"] = "0.1"
             config["segment.ms"] = str(HOUR_MS)
+        config.update(self.extra)
         return config
 
 
@@ -64,6 +70,24 @@ WORKSPACE = TopicSpec(
 )
 CONSENSUS_STATE = TopicSpec(
     "synod.consensus-state", TASK_PARTITIONS, "compact", None, "consensus tallies (changelog)"
+)
+# Snapshots of what stateful services fold from a partition (the consensus
+# fold, the gateway's view, the planner's tasks), keyed by owner and source
+# partition: a restart restores the latest and folds only the tail. Compacted
+# (one live record per key); a snapshot may be megabytes, and short segments
+# let compaction drop the superseded ones within minutes.
+SNAPSHOTS = TopicSpec(
+    "synod.snapshots",
+    TASK_PARTITIONS,
+    "compact",
+    None,
+    "state snapshots (owner|topic|partition -> state up to an offset)",
+    extra=(
+        ("max.message.bytes", str(8 * 1024 * 1024 + 64 * 1024)),
+        ("segment.ms", str(10 * 60 * 1000)),
+        ("segment.bytes", str(64 * 1024 * 1024)),
+        ("delete.retention.ms", str(HOUR_MS)),
+    ),
 )
 HEARTBEATS = TopicSpec("synod.heartbeats", 3, "delete", HOUR_MS, "liveness of every instance")
 DLQ = TopicSpec("synod.dlq", 3, "delete", 30 * DAY_MS, "dead letters with reasons")
@@ -113,6 +137,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     DECISIONS,
     WORKSPACE,
     CONSENSUS_STATE,
+    SNAPSHOTS,
     HEARTBEATS,
     DLQ,
     SUPERVISOR,

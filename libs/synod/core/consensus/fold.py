@@ -20,10 +20,22 @@ Outputs: a round request (VoteRequested to synod.votes) per `RequestVotes`,
 and a Decision (to synod.task-events) when the proposal is decided. A decided
 proposal answers later records with nothing: its decision was published when
 the record that decided it was folded.
+
+Snapshots (`to_snapshot` / `from_snapshot`): the state is the records of the open
+proposals plus the ids of the decided and invalid ones, so a snapshot is those
+records and ids, and restoring folds the records again into a fresh fold. No
+machine internals are serialised: a restored fold is the fold of the same
+records, and decides as a full replay would. Decided ids are forgotten
+`decided_horizon_s` of log time after their decision (deterministically, in
+every fold of the same log), and an opening older than the horizon is ignored,
+so a fold's memory and its snapshot are bounded by the work of the horizon.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +54,22 @@ from synod.core.consensus import (
 )
 from synod.ids import derived_id
 from synod.transport.topics import TASK_EVENTS, VOTES, TopicSpec
-from synod.wire import BallotDeadline, Envelope, Sender, Vote, VoteRequested
+from synod.wire import BallotDeadline, Codec, Envelope, Sender, Vote, VoteRequested
+
+_codec: Codec | None = None
+
+
+def _snapshot_codec() -> Codec:
+    # Building a codec parses every schema (a third of a second): once per process.
+    global _codec
+    if _codec is None:
+        _codec = Codec()
+    return _codec
+
+
+# A day of log time: far beyond any proposal's ballots, small enough to bound memory.
+DECIDED_HORIZON_S = 86_400.0
+_SNAPSHOT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -70,6 +97,7 @@ class _Open:
     opening: VoteRequested
     task_id: str
     seen: set[str] = field(default_factory=set)  # message ids folded for this proposal
+    records: list[Envelope[Any]] = field(default_factory=list)  # what a snapshot keeps
 
 
 @dataclass(frozen=True)
@@ -92,12 +120,16 @@ def decision_message_id(decision_id: str) -> str:
 
 
 class PartitionFold:
-    def __init__(self, sender: Sender) -> None:
+    def __init__(self, sender: Sender, *, decided_horizon_s: float = DECIDED_HORIZON_S) -> None:
         # Outputs name their sender; nothing else about them depends on who folds.
         self.sender = sender
+        self.decided_horizon_s = decided_horizon_s
         self._open: dict[str, _Open] = {}
-        self._decided: dict[str, Decision] = {}
-        self._invalid: set[str] = set()
+        # Proposal id -> log time of its decision (or rejection), oldest first.
+        self._decided: OrderedDict[str, float] = OrderedDict()
+        self._decisions: dict[str, Decision] = {}
+        self._invalid: OrderedDict[str, float] = OrderedDict()
+        self._log_time = 0.0  # the latest created_at folded: the log's own clock
 
     @property
     def open_proposals(self) -> tuple[str, ...]:
@@ -105,7 +137,54 @@ class PartitionFold:
 
     @property
     def decisions(self) -> dict[str, Decision]:
-        return dict(self._decided)
+        """The decisions taken within the horizon, in decision order."""
+        return {pid: self._decisions[pid] for pid in self._decided}
+
+    # Snapshots
+
+    def to_snapshot(self) -> bytes:
+        """The fold's state as bytes: open proposals' records, decided and invalid ids."""
+        codec = _snapshot_codec()
+        doc = {
+            "version": _SNAPSHOT_VERSION,
+            "log_time": self._log_time,
+            "decided": [
+                [pid, at, _decision_doc(self._decisions[pid])] for pid, at in self._decided.items()
+            ],
+            "invalid": list(self._invalid.items()),
+            "open": [
+                [base64.b64encode(codec.encode(r, "avro")).decode() for r in entry.records]
+                for entry in self._open.values()
+            ],
+        }
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_snapshot(
+        cls, sender: Sender, data: bytes, *, decided_horizon_s: float = DECIDED_HORIZON_S
+    ) -> PartitionFold:
+        """A fold equal to the one `to_snapshot` saw; ValueError if `data` is not one."""
+        codec = _snapshot_codec()
+        try:
+            doc = json.loads(data)
+            if doc.get("version") != _SNAPSHOT_VERSION:
+                raise ValueError(f"consensus snapshot version {doc.get('version')!r}")
+            # No horizon while refolding: the records are put back one proposal
+            # after another, so log time jumps around; the snapshot's own
+            # log time is restored at the end.
+            fold = cls(sender, decided_horizon_s=float("inf"))
+            for pid, at, decision in doc["decided"]:
+                fold._decided[str(pid)] = float(at)
+                fold._decisions[str(pid)] = _decision_from_doc(decision)
+            fold._invalid = OrderedDict((str(k), float(t)) for k, t in doc["invalid"])
+            for records in doc["open"]:
+                for encoded in records:
+                    fold.apply(codec.decode(base64.b64decode(encoded)))
+            fold._log_time = max(fold._log_time, float(doc["log_time"]))
+            fold.decided_horizon_s = decided_horizon_s
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise ValueError(f"not a consensus snapshot: {exc!r}") from exc
+        return fold
 
     def machine(self, proposal_id: str) -> ProposalMachine | None:
         entry = self._open.get(proposal_id)
@@ -122,6 +201,7 @@ class PartitionFold:
         return found
 
     def apply(self, envelope: Envelope[Any]) -> FoldResult:
+        self._advance_log_time(wiremap.epoch_seconds(envelope.created_at))
         body = envelope.body
         role = envelope.sender.role
         if isinstance(body, VoteRequested) and role == "planner":
@@ -132,12 +212,25 @@ class PartitionFold:
             return self._on_marker(envelope, body)
         return FoldResult()
 
+    def _advance_log_time(self, at: float) -> None:
+        if at <= self._log_time:
+            return
+        self._log_time = at
+        horizon = at - self.decided_horizon_s
+        for ids in (self._decided, self._invalid):
+            while ids and next(iter(ids.values())) < horizon:
+                pid, _ = ids.popitem(last=False)
+                self._decisions.pop(pid, None)
+
     # Inputs
 
     def _on_open(self, envelope: Envelope[Any], body: VoteRequested) -> FoldResult:
         pid = body.proposal_id
         if pid in self._decided or pid in self._open or pid in self._invalid:
             return FoldResult()  # the first opening wins; a re-delivery changes nothing
+        if wiremap.epoch_seconds(envelope.created_at) < self._log_time - self.decided_horizon_s:
+            # Older than the horizon: it may have been decided and forgotten.
+            return FoldResult()
         task_id = envelope.task_id or ""
         try:
             proposal = wiremap.proposal_from_wire(
@@ -145,10 +238,10 @@ class PartitionFold:
             )
         except ValueError as exc:
             # Remembered, so a later copy with the same id is not retried differently.
-            self._invalid.add(pid)
+            self._invalid[pid] = self._log_time
             return FoldResult(invalid=str(exc))
         machine, outputs = ProposalMachine.open(proposal)
-        entry = _Open(machine, body, task_id, {envelope.message_id})
+        entry = _Open(machine, body, task_id, {envelope.message_id}, [envelope])
         self._open[pid] = entry
         return self._outputs(entry, envelope, outputs)
 
@@ -157,6 +250,7 @@ class PartitionFold:
         if entry is None or envelope.message_id in entry.seen:
             return FoldResult()
         entry.seen.add(envelope.message_id)
+        entry.records.append(envelope)
         outputs = entry.machine.step(VoteReceived(wiremap.vote_from_wire(body)))
         return self._outputs(entry, envelope, outputs)
 
@@ -166,6 +260,7 @@ class PartitionFold:
         if entry is None or envelope.message_id in entry.seen:
             return FoldResult()
         entry.seen.add(envelope.message_id)
+        entry.records.append(envelope)
         if entry.machine.ballot != ballot:
             return FoldResult()  # that ballot ended already (a late or second marker)
         now = wiremap.epoch_seconds(envelope.created_at)
@@ -214,7 +309,8 @@ class PartitionFold:
                 result.new_ballots.append(output)
         if result.decided is not None:
             del self._open[result.decided.proposal_id]
-            self._decided[result.decided.proposal_id] = result.decided
+            self._decided[result.decided.proposal_id] = self._log_time
+            self._decisions[result.decided.proposal_id] = result.decided
         return result
 
     def _envelope(
@@ -229,3 +325,33 @@ class PartitionFold:
             created_at=cause.created_at,
             trace=cause.trace,
         )
+
+
+def _decision_doc(decision: Decision) -> dict[str, Any]:
+    return {
+        "decision_id": decision.decision_id,
+        "proposal_id": decision.proposal_id,
+        "task_id": decision.task_id,
+        "ballot": decision.ballot,
+        "outcome": decision.outcome,
+        "tally": [list(t) for t in decision.tally],
+        "quorum": decision.quorum,
+        "votes_counted": decision.votes_counted,
+        "provisional": decision.provisional,
+        "excluded": list(decision.excluded),
+    }
+
+
+def _decision_from_doc(doc: dict[str, Any]) -> Decision:
+    return Decision(
+        decision_id=str(doc["decision_id"]),
+        proposal_id=str(doc["proposal_id"]),
+        task_id=str(doc["task_id"]),
+        ballot=int(doc["ballot"]),
+        outcome=str(doc["outcome"]),
+        tally=tuple((str(o), float(w)) for o, w in doc["tally"]),
+        quorum=int(doc["quorum"]),
+        votes_counted=int(doc["votes_counted"]),
+        provisional=bool(doc["provisional"]),
+        excluded=tuple(str(v) for v in doc["excluded"]),
+    )

@@ -10,6 +10,15 @@ crash at any point republishes at most outputs that are identical, under the
 same ids, to the ones already out. A partition is folded by one task at a time,
 in offset order (the concurrency of one per partition that the fold needs).
 
+Snapshots: every `snapshot_interval_s`, a partition that folded at least
+`snapshot_min_records` since its last snapshot writes its fold
+(`PartitionFold.to_snapshot`, at the position whose outputs are all out) to
+synod.snapshots. On assignment the latest snapshot is restored and only the
+tail from its offset is folded, so failover takes time in proportion to the
+work in flight, not to the partition's history. A missing, corrupt or stale
+snapshot means a full replay from the first record (logged, and counted in
+`synod_snapshot_restores_total`), which decides the same way, only slower.
+
 Time: a ticker compares each open ballot's deadline with the wall clock and,
 once it has passed, appends a deadline marker to the task's partition. The
 ballot ends when the fold reaches the marker, never on the clock directly, so
@@ -36,12 +45,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from synod.core.consensus import wiremap
 from synod.core.consensus.fold import FoldResult, PartitionFold, Publish
+from synod.core.snapshot import SnapshotError
 from synod.errors import DecodeError
 from synod.observability import record_consumer_lag
 from synod.service.host import ServiceContext
 from synod.transport import DeadLetterPublisher, RawRecord
 from synod.transport.clients import AIOKafkaConsumer, kafka_consumer
-from synod.transport.topics import DLQ, VOTES
+from synod.transport.snapshots import RESTORES, RestorePoint, SnapshotStore
+from synod.transport.topics import DLQ, SNAPSHOTS, VOTES
 from synod.wire import Codec, Envelope
 
 log = logging.getLogger("synod.core.consensus.service")
@@ -78,6 +89,9 @@ class ConsensusSettings(BaseSettings):
     tick_interval_s: float = Field(default=0.2, gt=0, description="how often deadlines are checked")
     commit_interval_s: float = Field(default=0.5, gt=0)
     fetch_max_records: int = Field(default=500, ge=1)
+    snapshots: bool = Field(default=True, description="write and restore fold snapshots")
+    snapshot_interval_s: float = Field(default=30.0, gt=0)
+    snapshot_min_records: int = Field(default=1_000, ge=1)
 
 
 @dataclass
@@ -86,6 +100,8 @@ class _Partition:
     live_from: int  # records at or after this offset are folded live (outputs published)
     position: int  # next offset to fold
     committed: int  # last offset committed to the group
+    snapshot_at: int = 0  # offset of the last snapshot written or restored
+    snapshot_time: float = 0.0  # monotonic time it was written
     marked: set[tuple[str, int]] = field(default_factory=set)  # (proposal, ballot) with a marker
 
     @property
@@ -126,7 +142,18 @@ class ConsensusService:
         self._epoch = 0
         self._lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
-        self.stats = {"folded": 0, "rebuilt": 0, "published": 0, "markers": 0, "rebalances": 0}
+        self.snapshots = SnapshotStore(
+            ctx.kafka.bootstrap, ctx.topic(SNAPSHOTS), self.group, client_id=ctx.instance
+        )
+        self.stats = {
+            "folded": 0,
+            "rebuilt": 0,
+            "published": 0,
+            "markers": 0,
+            "rebalances": 0,
+            "snapshots": 0,
+            "restored": 0,
+        }
 
     # ------------------------------------------------------------ lifecycle
 
@@ -145,6 +172,8 @@ class ConsensusService:
             group_instance_id=self.ctx.instance if kafka.static_membership else None,
         )
         self._consumer = consumer
+        if self.settings.snapshots:
+            await self.snapshots.start()
         consumer.subscribe([self.topic], listener=_Listener(self))
         await consumer.start()
         ticker = asyncio.create_task(self._tick_loop(), name="consensus-ticker")
@@ -162,6 +191,7 @@ class ConsensusService:
                 async with self._lock:
                     await self._commit(list(self._partitions))
             await consumer.stop()
+            await self.snapshots.stop()
             log.info("consensus stopped", extra=dict(self.stats))
 
     # ------------------------------------------------------------ folding
@@ -329,6 +359,8 @@ class ConsensusService:
             async with self._lock:
                 await self._commit(list(self._partitions))
                 self._record_lag()
+            if self.settings.snapshots:
+                await self._snapshot_due()
 
     def _record_lag(self) -> None:
         """synod_consumer_lag_messages for the vote log: its end minus the fold's position."""
@@ -338,6 +370,33 @@ class ConsensusService:
             end = self._consumer.last_stable_offset(tp) or self._consumer.highwater(tp)
             if end is not None:
                 record_consumer_lag(self.group, self.topic, partition, end - part.position)
+
+    async def _snapshot_due(self, force: bool = False) -> None:
+        """Write the snapshots that are due. Under the lock the fold and its position
+        agree (a batch is folded and published whole), so the state is taken there;
+        the write happens outside it."""
+        now = time.monotonic()
+        due: list[tuple[_Partition, int, int, bytes]] = []
+        async with self._lock:
+            for partition, part in self._partitions.items():
+                if part.rebuilding or part.position <= part.snapshot_at:
+                    continue
+                enough = part.position - part.snapshot_at >= self.settings.snapshot_min_records
+                if force or (
+                    enough and now - part.snapshot_time >= self.settings.snapshot_interval_s
+                ):
+                    due.append((part, partition, part.position, part.fold.to_snapshot()))
+        for part, partition, offset, payload in due:
+            try:
+                await self.snapshots.save(self.topic, partition, offset, payload)
+            except (KafkaError, SnapshotError) as exc:
+                log.warning(
+                    "snapshot not written", extra={"partition": partition, "error": repr(exc)}
+                )
+                continue
+            part.snapshot_at = max(part.snapshot_at, offset)
+            part.snapshot_time = now
+            self.stats["snapshots"] += 1
 
     async def _commit(self, partitions: list[int]) -> None:
         assert self._consumer is not None
@@ -381,7 +440,18 @@ class ConsensusService:
                 (tp for tp in assigned if tp.topic == self.topic), key=lambda t: t.partition
             )
             starts = await consumer.beginning_offsets(mine) if mine else {}
+            ends = await consumer.end_offsets(mine) if mine else {}
             committed = {tp: await consumer.committed(tp) for tp in mine}
+            restored: dict[int, tuple[PartitionFold, RestorePoint]] = {}
+            if self.settings.snapshots:
+                # Read at once: each load is a round trip or two to the snapshot topic.
+                wanted = [tp for tp in mine if tp.partition not in self._parked]
+                loads = await asyncio.gather(
+                    *(self._restore(tp.partition, starts[tp], ends[tp]) for tp in wanted)
+                )
+                for tp, found in zip(wanted, loads, strict=True):
+                    if found is not None:
+                        restored[tp.partition] = found
             # No await from here on: the seeks and the epoch bump are one step, so
             # a fetch either precedes them (and is refetched) or follows them.
             reused = []
@@ -395,11 +465,20 @@ class ConsensusService:
                     continue
                 start = starts[tp]
                 live_from = committed[tp] if committed[tp] is not None else start
+                fold = PartitionFold(self.ctx.sender)
+                snapshot_at = 0
+                if tp.partition in restored:
+                    # Outputs of the records below the snapshot's offset were out
+                    # before it was written: fold silently only up to the commit.
+                    fold, point = restored[tp.partition]
+                    start = snapshot_at = point.offset
                 self._partitions[tp.partition] = _Partition(
-                    fold=PartitionFold(self.ctx.sender),
+                    fold=fold,
                     live_from=live_from,
                     position=start,
                     committed=live_from,
+                    snapshot_at=snapshot_at,
+                    snapshot_time=time.monotonic(),
                 )
                 consumer.seek(tp, start)
             self._parked.clear()
@@ -409,11 +488,38 @@ class ConsensusService:
                 extra={
                     "partitions": [tp.partition for tp in mine],
                     "reused": reused,
+                    "restored": {p: point.offset for p, (_, point) in restored.items()},
                     "live_from": {
                         tp.partition: self._partitions[tp.partition].live_from for tp in mine
                     },
                 },
             )
+
+    async def _restore(
+        self, partition: int, log_start: int, log_end: int
+    ) -> tuple[PartitionFold, RestorePoint] | None:
+        """The partition's fold from its latest snapshot, or None: replay from the start."""
+        try:
+            snapshot = await self.snapshots.load(self.topic, partition)
+        except KafkaError as exc:
+            log.warning("snapshot not read; replaying", extra={"error": repr(exc)})
+            return None
+        if snapshot is None:
+            return None
+        point = self.snapshots.check(snapshot, log_start, log_end)
+        if point is None:
+            return None
+        try:
+            fold = PartitionFold.from_snapshot(self.ctx.sender, snapshot.payload)
+        except ValueError as exc:
+            RESTORES.labels(self.group, "undecodable").inc()
+            log.warning(
+                "snapshot unusable; replaying the partition from its beginning",
+                extra={"partition": partition, "reason": "undecodable", "error": str(exc)},
+            )
+            return None
+        self.stats["restored"] += 1
+        return fold, point
 
 
 async def _retry(send: Callable[[], Awaitable[Any]]) -> None:

@@ -136,6 +136,7 @@ class Gateway:
                 votes_topic=self.topic(VOTES),
                 side_topics=self._side_topics(),
                 client_id=self.settings.instance,
+                window_s=self.settings.gateway_view_window_s or None,
             )
             try:
                 await publisher.start()

@@ -26,6 +26,12 @@ class GatewaySettings(BaseSettings):
     gateway_index_capacity: int = Field(
         default=DEFAULT_CAPACITY, ge=1, description="tasks kept in the view (LRU)"
     )
+    gateway_view_window_s: float = Field(
+        default=86_400.0,
+        ge=0,
+        description="the view starts this far back in the logs, not at their beginning "
+        "(start-up bounded by a day of traffic, not by retention); 0: from the beginning",
+    )
     gateway_keepalive_s: float = Field(
         default=15.0, gt=0, description="SSE keep-alive comment interval"
     )

@@ -1,7 +1,7 @@
 """The gateway's read model: every task's log, folded, and a way to wait for changes.
 
 `ViewConsumer` reads all partitions of `synod.task-events` and `synod.results`
-from the beginning, without a consumer group (each gateway replica holds the
+without a consumer group (each gateway replica holds the
 whole view; there is nothing to share or commit), and folds the envelopes
 into a `TaskFeed`. HTTP handlers read the feed and wait on it for changes.
 
@@ -10,6 +10,12 @@ before the events that caused it. A causal buffer (synod.core.ordering) holds
 an envelope until the causes it names on these two topics are in the view,
 for at most `causal_timeout_s`; then it is applied with its gap marked on the
 event (`causal_gap`) and counted, never reordered silently.
+
+Where it starts: `window_s` back in time (the first offset of each partition
+with a timestamp at or after now - window_s, by the broker's time index), so
+start-up reads a bounded recent window, not the topics' whole retention; the
+view is an LRU of `capacity` tasks anyway, so older history would only be
+read to be evicted. Without a window it reads from the beginning.
 """
 
 from __future__ import annotations
@@ -169,12 +175,19 @@ class ViewConsumer:
         client_id: str = "synod-gateway",
         causal_timeout_s: float | None = 5.0,
         causal_capacity: int = 10_000,
+        window_s: float | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.feed = feed
         # None: apply in arrival order (no causal buffer).
         self.causal: CausalBuffer[tuple[Envelope[Any], int | None]] | None = (
             CausalBuffer(causal_capacity, causal_timeout_s) if causal_timeout_s else None
         )
+        self.window_s = window_s
+        self.clock = clock
+        self._positioned: set[Any] = set()
+        # The window's start, fixed at start-up: records older than it are skipped.
+        self._since_ms: int | None = None
         self.task_events_topic = task_events_topic
         self.results_topic = results_topic
         self.votes_topic = votes_topic
@@ -205,6 +218,8 @@ class ViewConsumer:
         return bool(self._consumer.assignment())
 
     async def start(self) -> None:
+        if self.window_s is not None:
+            self._since_ms = int((self.clock() - self.window_s) * 1000)
         await self._consumer.start()
         # Without a group, a subscription is assigned every partition of the topics.
         topics = [self.task_events_topic, self.results_topic, *self.side_topics]
@@ -229,16 +244,51 @@ class ViewConsumer:
             return False
         return True
 
+    async def _seek_window(self) -> None:
+        """Start newly assigned partitions at the window's first record."""
+        new = set(self._consumer.assignment()) - self._positioned
+        if not new or self.window_s is None:
+            self._positioned |= new
+            return
+        since_ms = int((self.clock() - self.window_s) * 1000)
+        # The ends first: a partition with no record in the window at lookup time
+        # starts at the end it had before the lookup, so a record written in
+        # between (newer than the window's start, so not None) is never skipped.
+        ends = await self._consumer.end_offsets(list(new))
+        found = await self._consumer.offsets_for_times({tp: since_ms for tp in new})
+        starts = {}
+        for tp in new:
+            at = found.get(tp)
+            # None: no record that recent; start at the end (nothing in the window).
+            starts[tp] = at.offset if at is not None else ends[tp]
+            self._consumer.seek(tp, starts[tp])
+        self._positioned |= new
+        log.info(
+            "view window",
+            extra={
+                "window_s": self.window_s,
+                "starts": {f"{tp.topic}/{tp.partition}": o for tp, o in sorted(starts.items())},
+            },
+        )
+
     async def _run(self) -> None:
         while not self._stopping.is_set():
             try:
+                await self._seek_window()
+                positioned = set(self._positioned)
                 batch = await self._consumer.getmany(timeout_ms=200, max_records=1_000)
             except KafkaError as exc:
                 log.warning("view fetch failed; retrying", extra={"error": repr(exc)})
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), 0.5)
                 continue
+            raced = False
             for tp, records in batch.items():
+                if self.window_s is not None and tp not in positioned:
+                    # Assigned during this fetch, so read from the beginning before
+                    # its window seek: dropped here, read again from the window.
+                    raced = True
+                    continue
                 side = self.side_topics.get(tp.topic)
                 if side is not None:
                     for record in records:
@@ -257,11 +307,16 @@ class ViewConsumer:
                         self._vote(record.value)
                     continue
                 logged = tp.topic == self.task_events_topic
+                since = self._since_ms
                 for record in records:
+                    if since is not None and record.timestamp < since:
+                        # Older than the window: a fetch that raced the seek, or a
+                        # producer-set timestamp from before the window.
+                        continue
                     self._ingest(record.value, record.offset if logged else None)
             if self.causal is not None and len(self.causal):
                 self._deliver(self.causal.expire(time.monotonic()))
-            if not self.caught_up:
+            if not self.caught_up and not raced:  # a raced position is about to move back
                 await self._check_caught_up()
 
     def _vote(self, value: bytes | None) -> None:

@@ -319,3 +319,50 @@ def test_refolding_from_any_cut_republishes_the_same_outputs(seed: int) -> None:
         for record, expected in zip(log[cut:], outputs[cut:], strict=True):
             assert again.apply(record).publish == expected
         assert again.decisions == fold.decisions
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_fold_restored_from_a_snapshot_at_any_cut_folds_the_tail_like_a_full_replay(
+    seed: int,
+) -> None:
+    rng = random.Random(1000 + seed)
+    codec = Codec()
+    log = [codec.decode(codec.encode(r)) for r in _random_log(rng, proposals=6)]
+    fold, outputs = _fold_all(log)
+    for cut in [*range(0, len(log), 2), len(log)]:  # every other cut: a snapshot costs
+        before = PartitionFold(CONSENSUS)
+        for record in log[:cut]:
+            before.apply(record)
+        restored = PartitionFold.from_snapshot(CONSENSUS, before.to_snapshot())
+        assert restored.open_proposals == before.open_proposals
+        assert restored.decisions == before.decisions
+        for record, expected in zip(log[cut:], outputs[cut:], strict=True):
+            assert restored.apply(record).publish == expected
+        assert restored.decisions == fold.decisions
+
+
+def test_decided_proposals_leave_the_fold_after_the_horizon_and_stale_openings_are_ignored() -> (
+    None
+):
+    fold = PartitionFold(CONSENSUS, decided_horizon_s=100.0)
+    fold.apply(_open("t1"))
+    for voter in VOTERS[:3]:
+        fold.apply(_vote("t1", voter, "a"))
+    assert list(fold.decisions) == ["t1/answer"]
+    # Log time moves on past the horizon (another task's records).
+    later = _open("t2").model_copy(update={"created_at": T0 + timedelta(seconds=500)})
+    fold.apply(later)
+    assert fold.decisions == {}
+    assert fold.open_proposals == ("t2/answer",)
+    # A copy of t1's opening, from before the horizon, opens nothing again.
+    assert fold.apply(_open("t1")).publish == []
+    assert fold.open_proposals == ("t2/answer",)
+    snapshot = fold.to_snapshot()
+    assert b"t1/answer" not in snapshot  # what left memory is not in the snapshot either
+
+
+def test_a_damaged_snapshot_is_refused() -> None:
+    with pytest.raises(ValueError, match="consensus snapshot"):
+        PartitionFold.from_snapshot(CONSENSUS, b'{"version": 1}')
+    with pytest.raises(ValueError, match="consensus snapshot"):
+        PartitionFold.from_snapshot(CONSENSUS, b"\x00garbage")
