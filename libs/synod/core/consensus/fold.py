@@ -25,7 +25,7 @@ the record that decided it was folded.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from synod.core.consensus import (
     Decided,
@@ -41,13 +41,16 @@ from synod.core.consensus import (
     wiremap,
 )
 from synod.ids import derived_id
-from synod.transport.topics import TASK_EVENTS, VOTES, TopicSpec
 from synod.wire import BallotDeadline, Envelope, Sender, Vote, VoteRequested
+
+# Where an output goes, named by the log it belongs to. The core knows no Kafka
+# topics; the consensus service maps each log to its topic (synod.roles.consensus).
+Log = Literal["votes", "task-events"]
 
 
 @dataclass(frozen=True)
 class Publish:
-    topic: TopicSpec
+    to: Log
     envelope: Envelope[Any]
 
 
@@ -183,7 +186,7 @@ class PartitionFold:
                 body = wiremap.round_request(entry.opening, output, now=now)
                 result.publish.append(
                     Publish(
-                        VOTES,
+                        "votes",
                         self._envelope(
                             body,
                             entry,
@@ -197,7 +200,7 @@ class PartitionFold:
                 result.decided = decision
                 result.publish.append(
                     Publish(
-                        TASK_EVENTS,
+                        "task-events",
                         self._envelope(
                             wiremap.decision_to_wire(decision),
                             entry,

@@ -35,18 +35,21 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from synod.core.consensus import wiremap
-from synod.core.consensus.fold import FoldResult, PartitionFold, Publish
+from synod.core.consensus.fold import FoldResult, Log, PartitionFold, Publish
 from synod.errors import DecodeError
 from synod.observability import record_consumer_lag
 from synod.service.host import ServiceContext
 from synod.transport import DeadLetterPublisher, RawRecord
 from synod.transport.clients import AIOKafkaConsumer, kafka_consumer
-from synod.transport.topics import DLQ, VOTES
+from synod.transport.topics import DLQ, TASK_EVENTS, VOTES, TopicSpec
 from synod.wire import Codec, Envelope
 
 log = logging.getLogger("synod.core.consensus.service")
 
 GROUP = "synod.consensus"
+
+# The fold names the log each output belongs to; these are their topics.
+TOPIC_OF: dict[Log, TopicSpec] = {"votes": VOTES, "task-events": TASK_EVENTS}
 
 EQUIVOCATIONS = Counter(
     "synod_consensus_equivocations_total",
@@ -283,7 +286,7 @@ class ConsensusService:
         self.stats["published"] += len(pending)
 
     async def _publish(self, item: Publish) -> None:
-        await _retry(lambda: self.ctx.publish(item.topic, item.envelope))
+        await _retry(lambda: self.ctx.publish(TOPIC_OF[item.to], item.envelope))
 
     # ------------------------------------------------------------ time
 
@@ -308,10 +311,10 @@ class ConsensusService:
                             task_id=due.task_id,
                             created_at=wiremap.marker_time(now, due.deadline),
                         )
-                        markers.append((part, key, Publish(VOTES, envelope)))
+                        markers.append((part, key, Publish("votes", envelope)))
             for part, key, item in markers:
                 try:
-                    await self.ctx.publish(item.topic, item.envelope)
+                    await self.ctx.publish(TOPIC_OF[item.to], item.envelope)
                     MARKERS.labels(self.ctx.instance).inc()
                     self.stats["markers"] += 1
                 except KafkaError as exc:
