@@ -29,6 +29,7 @@ from aiokafka.structs import TopicPartition
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from synod.core.quarantine import QuarantineBook
 from synod.core.task import (
     RESAMPLE_REASONS,
     Action,
@@ -47,10 +48,10 @@ from synod.core.task import (
     WorkspaceChecked,
 )
 from synod.errors import DecodeError, SynodError
-from synod.llm import LLMBackend, LLMError, LLMRequest, LLMTimeoutError, PlanOutput
+from synod.llm import LLMBackend, LLMError, LLMRequest, LLMTimeoutError, PlanOutput, select_backend
 from synod.observability import record_task_end
 from synod.roles.metrics import PLANNER_ACTIONS
-from synod.roles.supervisor import notices
+from synod.roles.planner import quarantine
 from synod.service.host import ServiceContext
 from synod.transport import KeyOrderedConsumer, Received
 from synod.transport.reader import PartitionReader
@@ -144,7 +145,7 @@ class Planner:
         self.locks: dict[str, asyncio.Lock] = {}
         self.partition_of: dict[str, int] = {}  # task -> its partition of synod.task-events
         self.consumer: KeyOrderedConsumer | None = None
-        self.quarantine = notices.QuarantineBook()  # fed by notices.follow
+        self.quarantine = QuarantineBook()  # fed by quarantine.follow
 
     def machine(self, task_id: str) -> TaskMachine:
         machine = self.tasks.get(task_id)
@@ -391,11 +392,9 @@ class Planner:
 
 
 async def setup_planner(ctx: ServiceContext) -> None:
-    from synod.llm import select_backend
-
     planner = Planner(ctx, select_backend())
     planner.consumer = ctx.consume("synod.planner", [TASKS, TASK_EVENTS], planner.handle)
     planner.consumer.on_assigned = planner.rebuild
     ctx.background.append(planner.sweep_deadlines)
-    bootstrap, topic = ctx.kafka.bootstrap, notices.topic_of(ctx.kafka.topic_prefix)
-    ctx.background.append(lambda: notices.follow(bootstrap, topic, planner.quarantine))
+    bootstrap, topic = ctx.kafka.bootstrap, quarantine.topic_of(ctx.kafka.topic_prefix)
+    ctx.background.append(lambda: quarantine.follow(bootstrap, topic, planner.quarantine))
