@@ -24,6 +24,7 @@ from synod.core.plan.report import RunReport
 from synod.core.plan.teampolicy import TEAM_MODES
 from synod.errors import BrokerError, SynodError
 from synod.ids import derived_id
+from synod.transport import Publisher
 from synod.transport.reader import PartitionReader, Since, decode, read_to_end, topic_partitions
 from synod.transport.topics import HEARTBEATS, TASK_EVENTS, TASKS, topic_name
 from synod.transport.workspace import materialise
@@ -97,8 +98,6 @@ async def run_once(
     tests: dict[str, str] | None = None,
 ) -> tuple[RunReport, RunLog]:
     """Submit the plan as task `task_id`, follow its log to the end, report."""
-    from synod.transport import Publisher
-
     check_mode(mode)
     coders = await running_coders(bootstrap, prefix)
     if len(coders) < agents:
