@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -28,6 +27,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from machine import describe, machine_info  # bench/machine.py; bench/ is not a package
 from synod.dev import localkafka
 from synod.dev.localrun import LocalRun
 from synod.transport.topics import RESULTS, TASKS, topic_name
@@ -87,7 +87,7 @@ async def one_run(bootstrap: str, latency: str, n: int, run_dir: Path) -> dict[s
             for records in (await consumer.getmany(timeout_ms=500)).values():
                 for r in records:
                     env = codec.decode(r.value)
-                    if env.task_id in done:
+                    if env.task_id is None or env.task_id in done:
                         continue
                     if isinstance(env.body, TaskCompleted):
                         done[env.task_id] = time.perf_counter()
@@ -126,12 +126,8 @@ def main() -> int:
             zero = asyncio.run(one_run(info.bootstrap, "fixed:0", args.tasks * 2, Path(tmp) / "r2"))
         finally:
             localkafka.stop(Path(tmp) / "kafka")
-    doc = {
-        "machine": {
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "kafka": info.version,
-        },
+    doc: dict[str, Any] = {
+        "machine": machine_info(kafka=info.version),
         "services": "consensus 1, planner 1, researcher 1, coder 2, reviewer 3 (processes)",
         "default_latency": default,
         "zero_latency": zero,
@@ -139,10 +135,7 @@ def main() -> int:
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
-    print(
-        f"machine: {doc['machine']['cores']} cores, Python {doc['machine']['python']}, "
-        f"Kafka {info.version}; {doc['services']}"
-    )
+    print(f"{describe(doc['machine'])}; {doc['services']}")
     print(
         f"{'sim latency':<22}{'tasks':>6}{'done':>6}{'failed':>7}{'p50 s':>8}{'p99 s':>8}"
         f"{'tasks/s':>9}"
