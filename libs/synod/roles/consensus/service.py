@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from synod.core.consensus import wiremap
 from synod.core.consensus.fold import FoldResult, Log, PartitionFold, Publish
+from synod.core.resilience.backoff import RetryPolicy
 from synod.errors import DecodeError
 from synod.observability import record_consumer_lag
 from synod.service.host import ServiceContext
@@ -47,6 +49,11 @@ from synod.wire import Codec, Envelope
 log = logging.getLogger("synod.core.consensus.service")
 
 GROUP = "synod.consensus"
+
+# An output is retried until the broker takes it (see _retry); the random
+# source only spreads the retries.
+PUBLISH_RETRY = RetryPolicy(base_s=0.1, cap_s=5.0, max_attempts=None)
+_jitter = random.Random()
 
 # The fold names the log each output belongs to; these are their topics.
 TOPIC_OF: dict[Log, TopicSpec] = {"votes": VOTES, "task-events": TASK_EVENTS}
@@ -419,15 +426,17 @@ class ConsensusService:
 async def _retry(send: Callable[[], Awaitable[Any]]) -> None:
     """Send until the broker takes it. Never give up on an output: its record stays
     uncommitted meanwhile, and a successor would have to send the same thing anyway."""
-    delay = 0.1
+    attempt = 0
     while True:
         try:
             await send()
             return
         except KafkaError as exc:
             log.warning("publish failed; retrying", extra={"error": repr(exc)})
+            delay = PUBLISH_RETRY.next_delay(attempt, "transient", _jitter)
+            assert delay is not None  # no attempt limit
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            attempt += 1
 
 
 def _raw(record: Any) -> RawRecord:

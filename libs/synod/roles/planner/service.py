@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections import OrderedDict
 from datetime import timedelta
 from typing import Any
@@ -30,6 +31,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from synod.core.quarantine import QuarantineBook
+from synod.core.resilience.backoff import RetryPolicy
 from synod.core.task import (
     RESAMPLE_REASONS,
     Action,
@@ -92,6 +94,17 @@ MAX_TASKS_IN_MEMORY = 50_000
 PLAN_ATTEMPTS = 3
 WORKSPACE_READ_ATTEMPTS = 3
 MAX_ROUNDS = 4  # ready/advance rounds per input: a plan or a workspace check feeds back
+# The backoffs between those reads and between planning calls (the loops count
+# the attempts); the random source only spreads the retries.
+WORKSPACE_READ_RETRY = RetryPolicy(base_s=0.5, cap_s=2.0, max_attempts=None)
+PLANNING_RETRY = RetryPolicy(base_s=0.2, cap_s=2.0, max_attempts=None)
+_jitter = random.Random()
+
+
+def _delay(policy: RetryPolicy, attempt: int) -> float:
+    delay = policy.next_delay(attempt, "transient", _jitter)
+    assert delay is not None  # no attempt limit
+    return delay
 
 
 def action_kind(envelope: Envelope[Any]) -> tuple[str, str]:
@@ -267,7 +280,7 @@ class Planner:
                     "reading the workspace failed; retrying",
                     extra={"task_id": machine.task_id, "error": repr(exc)},
                 )
-                await asyncio.sleep(0.5 * 2**attempt)
+                await asyncio.sleep(_delay(WORKSPACE_READ_RETRY, attempt))
         if space.conflicted:
             log.info(
                 "workspace conflicts",
@@ -327,7 +340,7 @@ class Planner:
                     # instead of failing a task because the provider blinked.
                     await asyncio.sleep(wait)
                     continue
-                await asyncio.sleep(min(2.0, 0.2 * 2**attempt))
+                await asyncio.sleep(_delay(PLANNING_RETRY, attempt))
                 attempt += 1
                 continue
             plan = response.output(PlanOutput)
