@@ -6,6 +6,15 @@ the steps on the coder pool (`synod.core.plan.teampolicy`): `synod` sends ready
 steps critical path first and hedges stragglers, `central` deals the steps to
 N slots up front, `claim` lets N slots claim steps from a shared list. The
 run's numbers come from the task's own log on synod.task-events (`RunLog`).
+
+Consumes `synod.heartbeats` (which coder instances are alive), the run's task
+log on `synod.task-events`, and the task's records on `synod.workspace` (the
+files as the topic holds them, to count lost and concurrent writes). Produces
+one `TaskSubmitted` with an explicit plan on `synod.tasks`. Guarantees: a run
+is one task (its id names project, mode, agents, the invocation and the run
+number; the submission's message id is derived from it), and the report is
+computed only from what the task's log and workspace records hold, so reading
+them again gives the same numbers.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ runs) on the copy only: PYTHONPATH puts the copy ahead of the editable install.
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shutil
@@ -129,3 +130,14 @@ def test_the_core_contract_forbids_every_folder_but_the_allowed_ones() -> None:
     }
     forbidden = {m.removeprefix("synod.") for m in contract["forbidden_modules"]}
     assert folders - forbidden == {"core", "wire", "errors", "ids"}
+
+
+def test_every_folder_says_what_it_holds_and_what_it_may_import() -> None:
+    # CONVENTIONS: a folder's __init__.py starts with one line saying both.
+    missing = []
+    for init in sorted((ROOT / "libs" / "synod").rglob("__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        first = doc.splitlines()[0] if doc else ""
+        if "import" not in first:
+            missing.append(f"{init.relative_to(ROOT)}: {first!r}")
+    assert missing == []
