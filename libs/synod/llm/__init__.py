@@ -1,4 +1,4 @@
-"""LLM adapter (Claude SDK, simulation, breakers, bulkhead); may import core and below.
+"""LLM adapter (Claude, OpenAI-compatible, simulation, routing, breakers); imports core and below.
 
 Agents call `select_backend()` once, then `await backend.complete(LLMRequest(...))`.
 The anthropic SDK is imported only when the anthropic backend is chosen; import
