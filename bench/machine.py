@@ -1,4 +1,4 @@
-"""What a benchmark ran on: cores, CPU model, memory, Python, Kafka and library versions.
+"""What a benchmark ran on: cores, CPU model, memory, load, Python, Kafka, library versions.
 
 Every bench/*.py puts `machine_info()` in its report under "machine" and
 prints `describe()` above its table, so a number always says where it came
@@ -18,7 +18,15 @@ from typing import Any
 from synod import __version__ as synod_version
 
 # The libraries whose speed a benchmark may measure, by distribution name.
-LIBRARIES = ("aiokafka", "aiohttp", "anthropic", "fastavro", "pydantic")
+LIBRARIES = (
+    "aiokafka",
+    "aiohttp",
+    "anthropic",
+    "openai",
+    "fastavro",
+    "pydantic",
+    "opentelemetry-sdk",
+)
 
 
 def cpu_model() -> str:
@@ -52,6 +60,14 @@ def library_versions() -> dict[str, str | None]:
     return found
 
 
+def load_average() -> float | None:
+    """The 1-minute load average: on a shared machine it says how much else ran."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
 def machine_info(kafka: str | None = None) -> dict[str, Any]:
     """The report's "machine" document; `kafka` is the broker's version, if one ran."""
     return {
@@ -63,6 +79,7 @@ def machine_info(kafka: str | None = None) -> dict[str, Any]:
         "synod": synod_version,
         "kafka": kafka,
         "libraries": library_versions(),
+        "load_avg_1m": load_average(),
     }
 
 
