@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 KAFKA := $(PY) -m synod.dev.localkafka
 KAFKA4_VERSION ?= 4.1.2
 
-.PHONY: help prereqs venv lint fmt schemas test test-fast test-unit test-integration test-e2e test-chaos \
+.PHONY: help prereqs venv lint lint-imports fmt schemas test test-fast test-unit test-integration test-e2e test-chaos \
         test-kafka4 test-cluster kafka-up kafka-down kafka-clean kafka-fetch demo clean
 
 help: ## list the targets
@@ -36,12 +36,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv with the pinned dependencies
 
-lint: venv ## ruff (lint + format check), mypy --strict on libs/, schemas up to date
+lint: venv ## ruff, mypy --strict, import rules (layers, no cycles), schemas up to date
 	$(VENV)/bin/ruff check libs tests bench services setup.py
 	$(VENV)/bin/ruff format --check libs tests bench services setup.py
 	$(VENV)/bin/mypy
+	$(MAKE) --no-print-directory lint-imports
 	$(PY) -m synod.wire.schemagen --check
 	$(PY) -m synod.dev.chartdata --check
+
+# The contracts are [tool.importlinter] in pyproject.toml (docs/architecture.md).
+lint-imports: venv ## the import rules only: layers, independent roles, pure cores, no cycles
+	$(VENV)/bin/lint-imports --no-cache
 
 fmt: venv ## format the code and fix what ruff can
 	$(VENV)/bin/ruff check --fix libs tests bench services

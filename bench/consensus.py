@@ -34,8 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import random
 import sys
 import time
@@ -43,7 +41,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from synod import __version__ as synod_version
+from machine import describe, machine_info  # bench/machine.py; bench/ is not a package
 from synod.core.consensus import (
     Adaptive,
     Candidate,
@@ -199,25 +197,6 @@ def run_cell(
     return cell
 
 
-def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {
-        "cores": os.cpu_count(),
-        "cpu": cpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "synod": synod_version,
-    }
-
-
 def summarize(cells: list[dict[str, Any]]) -> dict[str, Any]:
     def verdict(key: str) -> bool:
         return all(c["targets"][key] for c in cells if c["targets"][key] is not None)
@@ -261,7 +240,7 @@ def print_table(report: dict[str, Any]) -> None:
         f"{len(CANDIDATES)} candidates, Adaptive(threshold={params['threshold']}, "
         f"prior={params['prior']}), correlated rho={params['rho']}"
     )
-    print(f"machine: {m['cores']} cores, {m['cpu']}; Python {m['python']}; {m['platform']}")
+    print(f"{describe(m)}; {m['platform']}")
     print("accuracy in %, calls = LLM calls (votes requested) per decision\n")
     header = (
         f"{'model':<11} {'p':>4} {'N':>3} | {'CJT':>6} | {'single':>6} | {'majority':>6} "

@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -32,6 +31,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from machine import describe, machine_info  # bench/machine.py; bench/ is not a package
 from synod.dev import localkafka
 from synod.dev.localrun import LocalRun
 from synod.transport.topics import RESULTS, TASKS, topic_name
@@ -94,7 +94,7 @@ async def one_run(
             for records in (await consumer.getmany(timeout_ms=500)).values():
                 for r in records:
                     env = codec.decode(r.value)
-                    if env.task_id in done:
+                    if env.task_id is None or env.task_id in done:
                         continue
                     if isinstance(env.body, TaskCompleted):
                         done[env.task_id] = time.perf_counter()
@@ -156,22 +156,15 @@ def main() -> int:
                 runs.append({"clocks": setting, **row})
         finally:
             localkafka.stop(Path(tmp) / "kafka")
-    doc = {
-        "machine": {
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "kafka": info.version,
-        },
+    doc: dict[str, Any] = {
+        "machine": machine_info(kafka=info.version),
         "services": "consensus 1, planner 1, researcher 1, coder 2, reviewer 3 (processes)",
         "runs": runs,
     }
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
-    print(
-        f"machine: {doc['machine']['cores']} cores, Python {doc['machine']['python']}, "
-        f"Kafka {info.version}; {doc['services']}"
-    )
+    print(f"{describe(doc['machine'])}; {doc['services']}")
     print(
         f"{'clocks':<7}{'sim latency':<22}{'tasks':>6}{'done':>6}{'failed':>7}{'p50 s':>8}"
         f"{'p99 s':>8}{'tasks/s':>9}"

@@ -21,13 +21,10 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import platform
 import sys
 import time
-from typing import Any
 
-from synod import __version__ as synod_version
+from machine import describe, machine_info  # bench/machine.py; bench/ is not a package
 from synod.core.resilience.breaker import BreakerConfig, CircuitBreaker
 from synod.core.resilience.registry import BreakerBoard
 from synod.llm import LLMRequest, LLMResponse, LLMTransientError
@@ -50,25 +47,6 @@ class Instant:
 
     async def aclose(self) -> None:
         pass
-
-
-def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {
-        "cores": os.cpu_count(),
-        "cpu": cpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "synod": synod_version,
-    }
 
 
 def bench_breaker(n: int) -> dict[str, float]:
@@ -159,7 +137,7 @@ def main() -> None:
         print()
         return
     m, b, w = result["machine"], result["breaker"], result["wrapper"]
-    print(f"machine: {m['cores']} cores, {m['cpu']}; Python {m['python']}; synod {m['synod']}")
+    print(describe(m))
     print(f"calls per measurement: {args.calls}")
     print(f"{'measure':45s} {'value':>14s}")
     print(f"{'breaker allow+record, closed (pairs/s)':45s} {b['closed_pairs_per_s']:14,.0f}")

@@ -19,24 +19,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from synod import __version__ as synod_version
+from machine import machine_info  # bench/machine.py; bench/ is not a package
 from synod.core.resilience.detector import PhiAccrualDetector
-
-
-def machine_info() -> dict[str, Any]:
-    return {
-        "cores": os.cpu_count(),
-        "cpu": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-        "synod": synod_version,
-    }
 
 
 def arrivals(rng: random.Random, seconds: float, pause_p: float, every: float) -> list[float]:
@@ -50,24 +41,28 @@ def arrivals(rng: random.Random, seconds: float, pause_p: float, every: float) -
     return out
 
 
-def phi_setting(pause_s: float, threshold: float = 8.0) -> Callable[[], Any]:
-    def make() -> Any:
-        return PhiAccrualDetector(acceptable_pause_s=pause_s, min_std_s=0.5)
+@dataclass(frozen=True)
+class PhiSetting:
+    pause_s: float
+    threshold: float = 8.0
 
-    make.label = f"phi>={threshold:g}, pause {pause_s:g} s"  # type: ignore[attr-defined]
-    make.threshold = threshold  # type: ignore[attr-defined]
-    return make
+    @property
+    def label(self) -> str:
+        return f"phi>={self.threshold:g}, pause {self.pause_s:g} s"
+
+    def make(self) -> PhiAccrualDetector:
+        return PhiAccrualDetector(acceptable_pause_s=self.pause_s, min_std_s=0.5)
 
 
-def run_phi(make: Any, beats: list[float], ticks: list[float]) -> list[float]:
+def run_phi(setting: PhiSetting, beats: list[float], ticks: list[float]) -> list[float]:
     """Tick times at which the instance was suspected."""
-    d = make()
+    d = setting.make()
     out, i = [], 0
     for now in ticks:
         while i < len(beats) and beats[i] <= now:
             d.heartbeat("x", beats[i])
             i += 1
-        if d.phi("x", now) >= make.threshold:
+        if d.phi("x", now) >= setting.threshold:
             out.append(now)
     return out
 
@@ -91,10 +86,10 @@ def measure(
     lives = [arrivals(rng, seconds, pause_p, every) for _ in range(instances)]
     settings: list[tuple[str, Callable[[list[float], list[float]], list[float]]]] = []
     for pause in (1.0, 3.0):
-        make = phi_setting(pause)
-        settings.append((make.label, lambda b, t, m=make: run_phi(m, b, t)))
+        phi = PhiSetting(pause)
+        settings.append((phi.label, partial(run_phi, phi)))
     for timeout in (3.0, 5.0, 7.0):
-        settings.append((f"timeout {timeout:g} s", lambda b, t, s=timeout: run_timeout(s, b, t)))
+        settings.append((f"timeout {timeout:g} s", partial(run_timeout, timeout)))
     rows = []
     for label, run in settings:
         false = 0

@@ -34,8 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import statistics
 import sys
 import time
@@ -44,7 +42,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from synod import __version__ as synod_version
+from machine import describe, machine_info  # bench/machine.py; bench/ is not a package
 from synod.core.plan import Plan, load_project, parallel_fraction
 from synod.core.plan.modes import EngineConfig
 from synod.core.plan.report import RunReport
@@ -62,25 +60,6 @@ PAPER: dict[str, dict[float, tuple[float, ...]]] = {
     "claim": {0.9: (1.12, 0.88, 0.89, 0.92), 0.5: (0.92, 0.90, 0.84, 0.80),
               0.2: (0.81, 0.81, 0.66, 0.65)},
 }  # fmt: skip
-
-
-def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {
-        "cores": os.cpu_count(),
-        "cpu": cpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "synod": synod_version,
-    }
 
 
 def sim_config(mode: str, base: SimConfig) -> tuple[str, SimConfig]:
@@ -233,8 +212,7 @@ def fmt(xs: Sequence[float]) -> str:
 
 def print_human(doc: dict[str, Any]) -> None:
     m = doc["machine"]
-    print(f"# bench/teams.py on {m['cores']} cores, {m['cpu']}, ", end="")
-    print(f"Python {m['python']}, synod {m['synod']}")
+    print(f"# bench/teams.py; {describe(m)}")
     print(
         f"# {doc['repeats']} seeded runs per cell, lognormal sigma {doc['sigma']}, "
         f"{doc['consistency']} workspace, {doc['seconds']:.1f}s\n"

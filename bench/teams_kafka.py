@@ -30,7 +30,7 @@ from synod.dev import localkafka
 from synod.dev.localrun import LocalRun
 
 sys.path.insert(0, str(Path(__file__).parent))
-from teams import machine_info  # bench/ is not a package
+from machine import machine_info  # bench/ is not a package
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PROJECTS = [ROOT / "tests/e2e/data/p02.json", ROOT / "tests/e2e/data/p09.json"]
@@ -119,7 +119,7 @@ def main() -> int:
             )
         finally:
             localkafka.stop(Path(tmp) / "kafka")
-    machine = machine_info()
+    machine = machine_info(kafka=info.version)
     if args.json:
         doc = {
             "machine": machine,

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -36,7 +35,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import aiokafka
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -46,6 +44,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 from opentelemetry.version import __version__ as otel_version
 
 import pipeline as services_pipeline  # bench/pipeline.py, beside this file
+from machine import describe, machine_info  # bench/machine.py; bench/ is not a package
 from synod import observability
 from synod.dev import localkafka
 from synod.observability.hops import process_span, publish_span
@@ -259,29 +258,12 @@ async def run(bootstrap: str, endpoint: str, quick: bool, rounds: int) -> dict[s
         summary["throughput_cost"] <= 0.10 and summary["hop_p99_cost"] <= 0.10
     )
     return {
-        "machine": {
-            "cores": os.cpu_count(),
-            "cpu": _cpu(),
-            "python": platform.python_version(),
-            "aiokafka": aiokafka.__version__,
-            "opentelemetry": otel_version,
-            "load_avg_1m": round(os.getloadavg()[0], 2),
-        },
+        "machine": machine_info(),
         "hooks_us_per_hop": hooks,
         "pipeline": summary,
         "rounds": {"throughput": throughput, "latency": latency},
         "settings": {"hops": HOPS, "burst_tasks": burst, "paced_tasks": paced, "paced_rate": 200},
     }
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 OTEL_ON = {
@@ -313,9 +295,8 @@ def services(bootstrap: str, endpoint: str, tasks: int, run_dir: Path) -> dict[s
 def _table(doc: dict[str, Any], kafka_version: str) -> str:
     m, p, h = doc["machine"], doc["pipeline"], doc["hooks_us_per_hop"]
     lines = [
-        f"machine: {m['cores']} cores, {m['cpu']} (load {m['load_avg_1m']}); Python "
-        f"{m['python']}, aiokafka {m['aiokafka']}, OpenTelemetry {m['opentelemetry']}, "
-        f"Kafka {kafka_version}",
+        f"{describe(m)} (load {m['load_avg_1m']}), aiokafka {m['libraries']['aiokafka']}, "
+        f"OpenTelemetry {otel_version}",
         "",
         "                                      tracing off   tracing on (always_on, OTLP/HTTP)",
         f"hooks alone, µs per hop             {h['off']:>12}   {h['on']:>12} (spans discarded)",
@@ -381,6 +362,7 @@ def main() -> int:
     doc["receiver_spans"] = int(err.rsplit(":", 1)[1]) if "spans received" in err else None
     version = info.version if info else "external"
     doc["kafka"] = version
+    doc["machine"]["kafka"] = version
     print(json.dumps(doc, indent=2) if args.json else _table(doc, version))
     return 0
 

@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import resource
 import sys
 import tempfile
@@ -32,11 +31,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import aiokafka
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
 
+from machine import describe, machine_info  # bench/machine.py; bench/ is not a package
 from synod.dev import localkafka
 from synod.transport import ConsumerConfig, KeyOrderedConsumer, Publisher, RawRecord, Received
 from synod.wire import Envelope, Sender, StepCompleted
@@ -268,23 +267,6 @@ async def _wait_assigned(predicate: Any, limit_s: float = 30) -> None:
 # ---------------------------------------------------------------- main
 
 
-def _machine() -> dict[str, Any]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cores": os.cpu_count(),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "aiokafka": aiokafka.__version__,
-    }
-
-
 async def run(bootstrap: str, full: bool) -> dict[str, Any]:
     _log("warm-up: a short run so JIT and connections are warm on a fresh broker")
     await throughput_ours(bootstrap, 400, 200, 0.05, 200)
@@ -299,13 +281,13 @@ async def run(bootstrap: str, full: bool) -> dict[str, Any]:
     for rate in (100, 1_000):
         _log(f"latency at {rate}/s: raw aiokafka, ours, ours with read_committed")
         skip = int(rate * WARMUP_S)
-        runs = {
+        pairs_by_run = {
             "raw": await latency_raw(bootstrap, rate, 6.0),
             "ours": await latency_ours(bootstrap, rate, 6.0, "read_uncommitted"),
             "ours_rc": await latency_ours(bootstrap, rate, 6.0, "read_committed"),
         }
         row: dict[str, Any] = {}
-        for name, pairs in runs.items():
+        for name, pairs in pairs_by_run.items():
             values = [x for i, x in pairs if i >= skip]
             row[f"{name}_p50_ms"] = round(_percentile(values, 0.5) * 1e3, 2)
             row[f"{name}_p99_ms"] = round(_percentile(values, 0.99) * 1e3, 2)
@@ -314,7 +296,6 @@ async def run(bootstrap: str, full: bool) -> dict[str, Any]:
         latency[str(rate)] = row
     ratio = ours["rate_per_s"] / seq["rate_per_s"]
     return {
-        "machine": _machine(),
         "throughput": {
             "ours": ours,
             "sequential": seq,
@@ -332,8 +313,7 @@ def _table(doc: dict[str, Any], kafka_version: str) -> str:
     t = doc["throughput"]
     m = doc["machine"]
     lines = [
-        f"machine: {m['cores']} cores, {m['cpu']}; Python {m['python']}, aiokafka {m['aiokafka']}, "
-        f"Kafka {kafka_version}",
+        f"{describe(m)}, aiokafka {m['libraries']['aiokafka']}",
         "",
         "throughput, 200 ms handlers            msgs/s",
         f"  (a) ours, concurrency 200       {t['ours']['rate_per_s']:>10}   "
@@ -379,6 +359,7 @@ def main() -> int:
                 localkafka.stop(Path(tmp))
     version = info.version if info else "external"
     doc["kafka"] = version
+    doc["machine"] = machine_info(kafka=version)
     print(json.dumps(doc, indent=2) if args.json else _table(doc, version))
     return 0
 

@@ -1,3 +1,6 @@
-"""Synod: teams of LLM agents run as a distributed system over Apache Kafka."""
+"""Synod: teams of LLM agents over Kafka; each folder is a layer, imports flow down.
+
+The layers and their import rules: docs/architecture.md (checked by `make lint`).
+"""
 
 __version__ = "0.1.0"

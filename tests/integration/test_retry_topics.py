@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from synod.core.resilience.retrytopics import RetrySettings
 from synod.llm import LLMRequest, LLMResponse
 from synod.llm.errors import LLMTransientError
 from synod.roles.worker.service import H_OFFSET, H_RETRY, install_worker
+from synod.roles.worker.settings import RetrySettings
 from synod.service.host import ServiceContext, run_service
 from synod.transport import Publisher
 from synod.transport.admin import ensure_topics

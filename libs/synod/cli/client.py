@@ -43,6 +43,7 @@ from synod.core.ordering.timeline import timeline
 from synod.core.taskview import TaskIndex, TaskView
 from synod.errors import BrokerError, DecodeError, SynodError
 from synod.settings import KafkaSettings
+from synod.transport import Publisher
 from synod.transport.dispatcher import RawRecord
 from synod.transport.reader import PartitionReader, topic_partitions
 from synod.transport.topics import RESULTS, TASK_EVENTS, TASKS, topic_name
@@ -329,8 +330,6 @@ async def _submit(
     as_json: bool,
     stderr: Console,
 ) -> int:
-    from synod.transport import Publisher
-
     assert envelope.task_id is not None
     task_id = envelope.task_id
     topic = topic_name(TASKS, prefix)

@@ -51,6 +51,7 @@ from synod.core.deadletters import (
 )
 from synod.errors import BrokerError, ConfigError, DecodeError, SynodError
 from synod.settings import KafkaSettings
+from synod.transport import Publisher
 from synod.transport.reader import read_to_end, topic_partitions
 from synod.transport.topics import DLQ, DLQ_REPLAYS, topic_name
 from synod.wire import Codec
@@ -370,8 +371,6 @@ def replay_command(
 async def _replay(
     bootstrap: str, prefix: str, plan: ReplayPlan, instance: str
 ) -> list[dict[str, Any]]:
-    from synod.transport import Publisher
-
     replays_topic = topic_name(DLQ_REPLAYS, prefix)
     publisher = Publisher(bootstrap, client_id="synod-cli")
     try:

@@ -20,8 +20,12 @@ import typer
 from synod import __version__
 from synod.cli import check, client, dlq, team
 from synod.cli.output import BootstrapOption, JsonOption, emit, fail
+from synod.dev import jaeger as jaeger_dev
+from synod.dev.localrun import LocalRun, parse_replicas, read_state
+from synod.dev.localrun import up as run_up
 from synod.errors import ConfigError, SynodError
 from synod.settings import KafkaSettings
+from synod.transport.admin import ensure_topics
 from synod.transport.reader import Since, decode, read_to_end, topic_partitions
 from synod.transport.topics import HEARTBEATS, topic_name
 from synod.wire import Heartbeat
@@ -54,6 +58,8 @@ def version(as_json: JsonOption = False) -> None:
 def config(as_json: JsonOption = False) -> None:
     """Print the effective settings (from SYNOD_* variables and defaults), secrets masked,
     and the model routing in force (which provider and model serves each role)."""
+    # Deferred: only `synod config` needs the LLM layer; every other command
+    # starts without loading synod.llm.
     from synod.llm.selection import routing_in_force
     from synod.llm.settings import load_settings
 
@@ -93,8 +99,6 @@ def topics_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create the catalogue's topics that do not exist yet; safe to run again."""
-    from synod.transport.admin import ensure_topics
-
     settings = KafkaSettings()
     address = bootstrap or settings.bootstrap
     topic_prefix = settings.topic_prefix if prefix is None else prefix
@@ -145,9 +149,6 @@ def up(
     ] = 1,
 ) -> None:
     """Run a local broker (unless --bootstrap) and every service as a child process."""
-    from synod.dev.localrun import LocalRun, parse_replicas
-    from synod.dev.localrun import up as run_up
-
     if backend not in (None, "sim", "anthropic"):
         print("error: --backend is sim or anthropic", file=sys.stderr)
         raise typer.Exit(code=2)
@@ -178,8 +179,6 @@ def up(
 
 def _start_jaeger(run_dir: Path) -> Any:
     """Jaeger on its usual ports; the children trace into it (they inherit OTEL_*)."""
-    from synod.dev import jaeger as jaeger_dev
-
     try:
         traces = jaeger_dev.start(run_dir, jaeger_dev.DEFAULT_PORTS)
     except ConfigError as exc:
@@ -204,8 +203,6 @@ def ps(
     run_dir: Annotated[Path | None, typer.Option(help="the run dir `synod up` used")] = None,
 ) -> None:
     """List the instances `synod up` runs, with their last heartbeat."""
-    from synod.dev.localrun import read_state
-
     state = read_state(run_dir)
     if state is None:
         raise fail("no `synod up` is running here", as_json)

@@ -14,10 +14,13 @@ from typing import Annotated
 
 import typer
 
+from synod.cli.teamrun import TeamError, check_mode, run_sync
 from synod.core.plan.dag import PlanError, load_project
 from synod.core.plan.report import RunReport
+from synod.dev.localrun import read_state
 from synod.errors import SynodError
 from synod.settings import KafkaSettings
+from synod.wire.messages import check_tests
 
 app = typer.Typer(help="Teams of coder agents on a project (issue 8).", no_args_is_help=True)
 
@@ -44,8 +47,6 @@ def project_tests(path: Path) -> dict[str, str] | None:
         isinstance(k, str) and isinstance(v, str) for k, v in tests.items()
     ):
         raise ValueError(f"{path}: 'tests' must map file paths to their contents")
-    from synod.wire.messages import check_tests
-
     try:
         return check_tests(dict(tests))
     except ValueError as exc:
@@ -63,8 +64,6 @@ def run_command(
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per run")] = False,
 ) -> None:
     """Run PROJECT on N running coder instances and print each run's report."""
-    from synod.cli.teamrun import TeamError, check_mode, run_sync
-
     try:
         check_mode(mode)
         plan = load_project(project)
@@ -83,8 +82,6 @@ def run_command(
     address, prefix = bootstrap or settings.bootstrap, settings.topic_prefix
     if bootstrap is None and "SYNOD_BOOTSTRAP" not in os.environ:
         # Nothing said where: the cluster a local `synod up` runs, if there is one.
-        from synod.dev.localrun import read_state
-
         state = read_state()
         if state is not None:
             address, prefix = state["bootstrap"], state["prefix"]

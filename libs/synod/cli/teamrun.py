@@ -6,6 +6,15 @@ the steps on the coder pool (`synod.core.plan.teampolicy`): `synod` sends ready
 steps critical path first and hedges stragglers, `central` deals the steps to
 N slots up front, `claim` lets N slots claim steps from a shared list. The
 run's numbers come from the task's own log on synod.task-events (`RunLog`).
+
+Consumes `synod.heartbeats` (which coder instances are alive), the run's task
+log on `synod.task-events`, and the task's records on `synod.workspace` (the
+files as the topic holds them, to count lost and concurrent writes). Produces
+one `TaskSubmitted` with an explicit plan on `synod.tasks`. Guarantees: a run
+is one task (its id names project, mode, agents, the invocation and the run
+number; the submission's message id is derived from it), and the report is
+computed only from what the task's log and workspace records hold, so reading
+them again gives the same numbers.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from synod.core.plan.report import RunReport
 from synod.core.plan.teampolicy import TEAM_MODES
 from synod.errors import BrokerError, SynodError
 from synod.ids import derived_id
+from synod.transport import Publisher
 from synod.transport.reader import PartitionReader, Since, decode, read_to_end, topic_partitions
 from synod.transport.topics import HEARTBEATS, TASK_EVENTS, TASKS, topic_name
 from synod.transport.workspace import materialise
@@ -97,8 +107,6 @@ async def run_once(
     tests: dict[str, str] | None = None,
 ) -> tuple[RunReport, RunLog]:
     """Submit the plan as task `task_id`, follow its log to the end, report."""
-    from synod.transport import Publisher
-
     check_mode(mode)
     coders = await running_coders(bootstrap, prefix)
     if len(coders) < agents:

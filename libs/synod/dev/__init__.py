@@ -1,0 +1,1 @@
+"""Local dev tools (broker, `synod up`, demo, reload, chart data); may import roles and below."""

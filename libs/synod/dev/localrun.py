@@ -25,9 +25,11 @@ from typing import Any
 
 from synod.dev import localkafka
 from synod.errors import ConfigError
+from synod.runtimes import request_path
 from synod.transport.admin import ensure_topics
 from synod.transport.reader import PartitionReader, topic_partitions
 from synod.transport.topics import HEARTBEATS, topic_name
+from synod.wire import Codec
 
 # The order children start in; each role's default replica count.
 ROLES: dict[str, int] = {
@@ -181,8 +183,6 @@ class LocalRun:
 
     async def wait_ready(self, timeout_s: float = 90.0) -> None:
         """Until every instance has sent a heartbeat."""
-        from synod.wire import Codec
-
         assert self.bootstrap is not None
         wanted = {c.instance for c in self.children}
         seen: set[str] = set()
@@ -222,8 +222,6 @@ class LocalRun:
 
     def _restart_requested(self) -> None:
         """Answer the supervisor's restart requests (synod.runtimes)."""
-        from synod.runtimes import request_path
-
         for child in self.children:
             request = request_path(self.run_dir, child.instance)
             try:

@@ -1,4 +1,4 @@
-"""LLM backends: Claude through the official SDK, and a deterministic simulation.
+"""LLM adapter (Claude, OpenAI-compatible, simulation, routing, breakers); imports core and below.
 
 Agents call `select_backend()` once, then `await backend.complete(LLMRequest(...))`.
 The anthropic SDK is imported only when the anthropic backend is chosen; import

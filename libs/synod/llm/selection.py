@@ -12,7 +12,7 @@ from typing import Literal
 from synod.core.resilience.breaker import BreakerConfig
 from synod.errors import ConfigError
 from synod.llm.faults import Latency, load_profile
-from synod.llm.pricing import PRICE_TABLE_VERSION
+from synod.llm.pricing import PRICE_TABLE_VERSION, merged
 from synod.llm.resilient import ResilientBackend, Route
 from synod.llm.routing import RoutingTable
 from synod.llm.settings import LLMSettings, load_settings
@@ -81,9 +81,8 @@ def build_sim(
 
 
 def build_anthropic(settings: LLMSettings, model: str) -> LLMBackend:
-    # Imported here so that a simulation-only process never loads the SDK.
+    # Deferred: a process that never calls Claude never loads the anthropic SDK (seconds).
     from synod.llm.anthropic_backend import AnthropicBackend
-    from synod.llm.pricing import merged
 
     if settings.anthropic_api_key is None:
         raise ConfigError("the anthropic backend needs ANTHROPIC_API_KEY to be set")
@@ -102,8 +101,8 @@ def build_anthropic(settings: LLMSettings, model: str) -> LLMBackend:
 
 
 def build_openai(settings: LLMSettings, model: str) -> LLMBackend:
+    # Deferred: a process that never calls an OpenAI-compatible server never loads the SDK.
     from synod.llm.openai_backend import OpenAIBackend
-    from synod.llm.pricing import merged
 
     if not settings.has_openai:
         raise ConfigError(

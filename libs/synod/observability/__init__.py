@@ -1,4 +1,4 @@
-"""OpenTelemetry traces and the operator's Prometheus metrics, as an adapter of its own.
+"""Traces (OpenTelemetry) and Prometheus metrics for the adapters; may import core and below.
 
 May import synod.core, synod.wire, synod.errors and synod.settings only;
 synod.transport, synod.llm and synod.service import it (never the reverse).

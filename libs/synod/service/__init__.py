@@ -1,1 +1,1 @@
-"""What every Synod service process shares: wiring, heartbeats, health, logs."""
+"""The one service host (wiring, heartbeats, health, logs); may import adapters and below."""

@@ -189,6 +189,7 @@ async def _heartbeats(ctx: ServiceContext, stop: asyncio.Event) -> None:
 async def _health_server(ctx: ServiceContext) -> Any:
     if ctx.service.health_port < 0:
         return None
+    # Deferred: aiohttp is loaded only by a service that serves health endpoints.
     from aiohttp import web
 
     from synod.service.health import health_app

@@ -1,4 +1,4 @@
-"""Kafka transport: publishing, key-ordered concurrent consuming, topics, dead letters.
+"""Kafka adapter (publish, key-ordered consume, topics, dead letters); imports core and below.
 
 `KeyOrderedConsumer` and `Publisher` talk to a real broker; `MemoryBroker`,
 `MemoryPublisher` and `MemoryConsumer` offer the same interface in memory for

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 
+from synod.core.resilience.backoff import RetryPolicy
 from synod.observability import record_consumer_lag
 from synod.transport.dispatcher import (
     DeadLetterSink,
@@ -44,6 +46,11 @@ from synod.transport.security import client_security
 from synod.wire import Codec
 
 log = logging.getLogger("synod.transport")
+
+# Reading the group's committed metadata after a rebalance: 4 retries, then go
+# on without the skip list. The random source only spreads the retries.
+METADATA_READ_RETRY = RetryPolicy(base_s=0.2, cap_s=1.0, max_attempts=4)
+_jitter = random.Random()
 
 # Called with newly assigned partitions before any of their records is handled.
 AssignedHook = Callable[[list[TopicPartition]], Awaitable[None]]
@@ -330,7 +337,8 @@ class KeyOrderedConsumer:
         very rebalance that called us; without it we only lose the skip list."""
         if not assigned:
             return {}
-        for attempt in range(5):
+        attempt = 0
+        while True:
             try:
                 found: dict[
                     TopicPartition, OffsetAndMetadata
@@ -343,8 +351,11 @@ class KeyOrderedConsumer:
                     "reading committed metadata failed",
                     extra={"attempt": attempt + 1, "error": repr(exc)},
                 )
-                await asyncio.sleep(0.2 * (attempt + 1))
-        return {}
+                delay = METADATA_READ_RETRY.next_delay(attempt, "transient", _jitter)
+                if delay is None:
+                    return {}
+                await asyncio.sleep(delay)
+                attempt += 1
 
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
         self.assigned -= revoked

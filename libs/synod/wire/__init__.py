@@ -1,4 +1,4 @@
-"""The wire format: envelope and message models, Avro and JSON codecs."""
+"""The wire format: envelope, message models, Avro and JSON codecs; may import errors and ids."""
 
 from synod.wire.codec import Codec, ContentType
 from synod.wire.messages import (

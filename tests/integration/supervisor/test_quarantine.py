@@ -19,6 +19,7 @@ from synod.core.task import TaskConfig
 from synod.llm.faults import FaultProfile, Latency
 from synod.llm.sim import SimBackend
 from synod.roles.consensus.service import install as install_consensus
+from synod.roles.planner import quarantine
 from synod.roles.planner.service import Planner
 from synod.roles.reviewer.service import Reviewer
 from synod.roles.supervisor.service import SupervisorSettings
@@ -50,9 +51,7 @@ async def test_a_reviewer_voting_against_the_team_is_left_out_of_later_electorat
         planners.append(p)
         ctx.consume("synod.planner", [TASKS, TASK_EVENTS], p.handle).on_assigned = p.rebuild
         bootstrap, topic = ctx.kafka.bootstrap, f"{ctx.kafka.topic_prefix}synod.supervisor"
-        from synod.roles.supervisor import notices
-
-        ctx.background.append(lambda: notices.follow(bootstrap, topic, p.quarantine))
+        ctx.background.append(lambda: quarantine.follow(bootstrap, topic, p.quarantine))
 
     def coder(ctx: ServiceContext) -> None:
         w = Worker(ctx, "coder", honest)

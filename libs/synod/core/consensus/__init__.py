@@ -1,4 +1,4 @@
-"""The consensus core: quorum voting with ballots as a pure state machine.
+"""The consensus core: quorum voting with ballots; may import cores, wire, errors, ids.
 
 Events and time go in, decisions come out; no I/O, no clock, no global random.
 The consensus service wraps `Consensus` with Kafka; tests and offline checks

@@ -37,7 +37,7 @@ import base64
 import json
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from synod.core.consensus import (
     Decided,
@@ -53,7 +53,6 @@ from synod.core.consensus import (
     wiremap,
 )
 from synod.ids import derived_id
-from synod.transport.topics import TASK_EVENTS, VOTES, TopicSpec
 from synod.wire import BallotDeadline, Codec, Envelope, Sender, Vote, VoteRequested
 
 _codec: Codec | None = None
@@ -71,10 +70,14 @@ def _snapshot_codec() -> Codec:
 DECIDED_HORIZON_S = 86_400.0
 _SNAPSHOT_VERSION = 1
 
+# Where an output goes, named by the log it belongs to. The core knows no Kafka
+# topics; the consensus service maps each log to its topic (synod.roles.consensus).
+Log = Literal["votes", "task-events"]
+
 
 @dataclass(frozen=True)
 class Publish:
-    topic: TopicSpec
+    to: Log
     envelope: Envelope[Any]
 
 
@@ -278,7 +281,7 @@ class PartitionFold:
                 body = wiremap.round_request(entry.opening, output, now=now)
                 result.publish.append(
                     Publish(
-                        VOTES,
+                        "votes",
                         self._envelope(
                             body,
                             entry,
@@ -292,7 +295,7 @@ class PartitionFold:
                 result.decided = decision
                 result.publish.append(
                     Publish(
-                        TASK_EVENTS,
+                        "task-events",
                         self._envelope(
                             wiremap.decision_to_wire(decision),
                             entry,

@@ -1,4 +1,6 @@
-"""The plan DAG, its scheduling bounds and the paper's team policies (pure cores).
+"""The plan DAG, scheduling bounds, the team policies; may import cores, wire, errors, ids.
+
+Pure cores.
 
 - `dag`: `Plan` (validated, immutable) and `load_project` for the paper's format.
 - `bounds`: parallel fraction, Amdahl's bound, the graph bound, the clairvoyant

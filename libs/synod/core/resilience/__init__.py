@@ -1,1 +1,1 @@
-"""Sans-I/O fault-tolerance cores: circuit breaker, retry backoff, failure detector."""
+"""Fault-tolerance cores: breaker, backoff, detector, retry tiers; imports cores, wire, errors."""

@@ -1,4 +1,4 @@
-"""The task core: one task's life as one sans-I/O state machine (events in, actions out).
+"""The task core: one task's life as one state machine; may import cores, wire, errors, ids.
 
 May import the other cores (`synod.core.plan`, `synod.core.workspace`), the
 wire models, `synod.ids` and `synod.errors`; never an adapter (transport,

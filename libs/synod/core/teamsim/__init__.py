@@ -1,4 +1,6 @@
-"""Teams of agents running a plan in virtual time (seeded), every mode, with a real workspace.
+"""Teams of agents running a plan in virtual time (seeded); may import cores, wire, errors.
+
+Every mode, with a real workspace.
 
 May import the pure cores (`synod.core.plan`, `synod.core.task`,
 `synod.core.workspace`), the wire models and `synod.errors`; nothing with I/O.

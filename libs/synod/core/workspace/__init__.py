@@ -1,4 +1,4 @@
-"""The shared workspace as events (pure core): file writes, leases, version vectors.
+"""The shared workspace as events (writes, leases, versions); imports cores, wire, errors, ids.
 
 - `versions`: `VersionVector`, what a version of a file has seen.
 - `leases`: `LeaseTable`, per-file single-writer leases with fencing tokens.

@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -44,7 +45,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from synod.core.consensus import wiremap
-from synod.core.consensus.fold import FoldResult, PartitionFold, Publish
+from synod.core.consensus.fold import FoldResult, Log, PartitionFold, Publish
+from synod.core.resilience.backoff import RetryPolicy
 from synod.core.snapshot import SnapshotError
 from synod.errors import DecodeError
 from synod.observability import record_consumer_lag
@@ -52,12 +54,20 @@ from synod.service.host import ServiceContext
 from synod.transport import DeadLetterPublisher, RawRecord
 from synod.transport.clients import AIOKafkaConsumer, kafka_consumer
 from synod.transport.snapshots import RESTORES, RestorePoint, SnapshotStore
-from synod.transport.topics import DLQ, SNAPSHOTS, VOTES
+from synod.transport.topics import DLQ, SNAPSHOTS, TASK_EVENTS, VOTES, TopicSpec
 from synod.wire import Codec, Envelope
 
 log = logging.getLogger("synod.core.consensus.service")
 
 GROUP = "synod.consensus"
+
+# An output is retried until the broker takes it (see _retry); the random
+# source only spreads the retries.
+PUBLISH_RETRY = RetryPolicy(base_s=0.1, cap_s=5.0, max_attempts=None)
+_jitter = random.Random()
+
+# The fold names the log each output belongs to; these are their topics.
+TOPIC_OF: dict[Log, TopicSpec] = {"votes": VOTES, "task-events": TASK_EVENTS}
 
 EQUIVOCATIONS = Counter(
     "synod_consensus_equivocations_total",
@@ -316,7 +326,7 @@ class ConsensusService:
         self.stats["published"] += len(pending)
 
     async def _publish(self, item: Publish) -> None:
-        await _retry(lambda: self.ctx.publish(item.topic, item.envelope))
+        await _retry(lambda: self.ctx.publish(TOPIC_OF[item.to], item.envelope))
 
     # ------------------------------------------------------------ time
 
@@ -341,10 +351,10 @@ class ConsensusService:
                             task_id=due.task_id,
                             created_at=wiremap.marker_time(now, due.deadline),
                         )
-                        markers.append((part, key, Publish(VOTES, envelope)))
+                        markers.append((part, key, Publish("votes", envelope)))
             for part, key, item in markers:
                 try:
-                    await self.ctx.publish(item.topic, item.envelope)
+                    await self.ctx.publish(TOPIC_OF[item.to], item.envelope)
                     MARKERS.labels(self.ctx.instance).inc()
                     self.stats["markers"] += 1
                 except KafkaError as exc:
@@ -525,15 +535,17 @@ class ConsensusService:
 async def _retry(send: Callable[[], Awaitable[Any]]) -> None:
     """Send until the broker takes it. Never give up on an output: its record stays
     uncommitted meanwhile, and a successor would have to send the same thing anyway."""
-    delay = 0.1
+    attempt = 0
     while True:
         try:
             await send()
             return
         except KafkaError as exc:
             log.warning("publish failed; retrying", extra={"error": repr(exc)})
+            delay = PUBLISH_RETRY.next_delay(attempt, "transient", _jitter)
+            assert delay is not None  # no attempt limit
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            attempt += 1
 
 
 def _raw(record: Any) -> RawRecord:

@@ -1,0 +1,1 @@
+"""The HTTP gateway service; may import service and below, no other role."""

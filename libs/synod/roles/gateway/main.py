@@ -9,7 +9,9 @@ import sys
 
 from pydantic import ValidationError
 
+from synod import observability
 from synod.roles.gateway.settings import ENV_VARS, GatewaySettings
+from synod.service import logs
 from synod.settings import KafkaSettings
 
 DESCRIPTION = (
@@ -34,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run(settings: GatewaySettings, kafka: KafkaSettings) -> int:
+    # Deferred: the server loads aiohttp and the transport; `--help` and a bad
+    # setting should answer without that wait.
     from synod.roles.gateway.server import Gateway
 
     stop = asyncio.Event()
@@ -62,9 +66,6 @@ def run(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"error: invalid settings: {exc}", file=sys.stderr)
         return 2
-    from synod import observability
-    from synod.service import logs
-
     logs.configure("gateway", settings.instance, settings.log_level)
     observability.configure_from_env("gateway", settings.instance, install_global=True)
     try:

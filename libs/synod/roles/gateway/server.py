@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from typing import Any
 
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
+from synod.core.resilience.backoff import RetryPolicy
 from synod.core.taskview import TaskIndex
 from synod.core.workspace.records import Materialised
 from synod.errors import BrokerError
@@ -45,8 +47,10 @@ from .view import SideHandler, TaskFeed, ViewConsumer
 
 log = logging.getLogger("synod.gateway")
 
-_RETRY_FIRST_S = 0.5
-_RETRY_MAX_S = 10.0
+# Connecting to Kafka is retried until it works or the gateway stops; the
+# random source only spreads the retries.
+CONNECT_RETRY = RetryPolicy(base_s=0.5, cap_s=10.0, max_attempts=None)
+_jitter = random.Random()
 
 
 class _Link:
@@ -125,7 +129,7 @@ class Gateway:
 
     async def _connect(self) -> None:
         """Connect the publisher and the view, retrying with backoff until stopped."""
-        delay = _RETRY_FIRST_S
+        attempt = 0
         while not self._stopping.is_set():
             publisher = Publisher(self.kafka.bootstrap, client_id=self.settings.instance)
             view = ViewConsumer(
@@ -147,9 +151,11 @@ class Gateway:
                         await part.stop()
                 self.last_error = f"cannot reach Kafka at {self.kafka.bootstrap}: {exc!r}"
                 log.warning("kafka not reachable; retrying", extra={"error": repr(exc)})
+                delay = CONNECT_RETRY.next_delay(attempt, "transient", _jitter)
+                assert delay is not None  # no attempt limit: until connected or stopped
+                attempt += 1
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), delay)
-                delay = min(delay * 2, _RETRY_MAX_S)
                 continue
             self.link.publisher, self.view, self.last_error = publisher, view, None
             log.info("connected to kafka", extra={"bootstrap": self.kafka.bootstrap})

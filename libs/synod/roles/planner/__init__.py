@@ -1,0 +1,1 @@
+"""The planner service, each task's orchestrator; may import service and below, no other role."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections import OrderedDict
 from datetime import timedelta
 from typing import Any
@@ -29,6 +30,8 @@ from aiokafka.structs import TopicPartition
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from synod.core.quarantine import QuarantineBook
+from synod.core.resilience.backoff import RetryPolicy
 from synod.core.task import (
     RESAMPLE_REASONS,
     Action,
@@ -47,10 +50,10 @@ from synod.core.task import (
     WorkspaceChecked,
 )
 from synod.errors import DecodeError, SynodError
-from synod.llm import LLMBackend, LLMError, LLMRequest, LLMTimeoutError, PlanOutput
+from synod.llm import LLMBackend, LLMError, LLMRequest, LLMTimeoutError, PlanOutput, select_backend
 from synod.observability import record_task_end
 from synod.roles.metrics import PLANNER_ACTIONS
-from synod.roles.supervisor import notices
+from synod.roles.planner import quarantine
 from synod.service.host import ServiceContext
 from synod.transport import KeyOrderedConsumer, Received
 from synod.transport.reader import PartitionReader
@@ -91,6 +94,17 @@ MAX_TASKS_IN_MEMORY = 50_000
 PLAN_ATTEMPTS = 3
 WORKSPACE_READ_ATTEMPTS = 3
 MAX_ROUNDS = 4  # ready/advance rounds per input: a plan or a workspace check feeds back
+# The backoffs between those reads and between planning calls (the loops count
+# the attempts); the random source only spreads the retries.
+WORKSPACE_READ_RETRY = RetryPolicy(base_s=0.5, cap_s=2.0, max_attempts=None)
+PLANNING_RETRY = RetryPolicy(base_s=0.2, cap_s=2.0, max_attempts=None)
+_jitter = random.Random()
+
+
+def _delay(policy: RetryPolicy, attempt: int) -> float:
+    delay = policy.next_delay(attempt, "transient", _jitter)
+    assert delay is not None  # no attempt limit
+    return delay
 
 
 def action_kind(envelope: Envelope[Any]) -> tuple[str, str]:
@@ -144,7 +158,7 @@ class Planner:
         self.locks: dict[str, asyncio.Lock] = {}
         self.partition_of: dict[str, int] = {}  # task -> its partition of synod.task-events
         self.consumer: KeyOrderedConsumer | None = None
-        self.quarantine = notices.QuarantineBook()  # fed by notices.follow
+        self.quarantine = QuarantineBook()  # fed by quarantine.follow
 
     def machine(self, task_id: str) -> TaskMachine:
         machine = self.tasks.get(task_id)
@@ -266,7 +280,7 @@ class Planner:
                     "reading the workspace failed; retrying",
                     extra={"task_id": machine.task_id, "error": repr(exc)},
                 )
-                await asyncio.sleep(0.5 * 2**attempt)
+                await asyncio.sleep(_delay(WORKSPACE_READ_RETRY, attempt))
         if space.conflicted:
             log.info(
                 "workspace conflicts",
@@ -326,7 +340,7 @@ class Planner:
                     # instead of failing a task because the provider blinked.
                     await asyncio.sleep(wait)
                     continue
-                await asyncio.sleep(min(2.0, 0.2 * 2**attempt))
+                await asyncio.sleep(_delay(PLANNING_RETRY, attempt))
                 attempt += 1
                 continue
             plan = response.output(PlanOutput)
@@ -391,11 +405,9 @@ class Planner:
 
 
 async def setup_planner(ctx: ServiceContext) -> None:
-    from synod.llm import select_backend
-
     planner = Planner(ctx, select_backend())
     planner.consumer = ctx.consume("synod.planner", [TASKS, TASK_EVENTS], planner.handle)
     planner.consumer.on_assigned = planner.rebuild
     ctx.background.append(planner.sweep_deadlines)
-    bootstrap, topic = ctx.kafka.bootstrap, notices.topic_of(ctx.kafka.topic_prefix)
-    ctx.background.append(lambda: notices.follow(bootstrap, topic, planner.quarantine))
+    bootstrap, topic = ctx.kafka.bootstrap, quarantine.topic_of(ctx.kafka.topic_prefix)
+    ctx.background.append(lambda: quarantine.follow(bootstrap, topic, planner.quarantine))

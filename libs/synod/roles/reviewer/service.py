@@ -24,12 +24,13 @@ from synod.core.resilience.backoff import RetryPolicy
 from synod.core.task import RESAMPLE_REASONS
 from synod.errors import ErrorClass
 from synod.ids import derived_id
-from synod.llm import LLMBackend, LLMError, LLMRequest, ReviewVerdict
+from synod.llm import LLMBackend, LLMError, LLMRequest, ReviewVerdict, select_backend
 from synod.roles.metrics import JUROR_ATTEMPTS, VOTES_CAST
 from synod.roles.reviewer.answer_tests import AnswerTests, SuiteRun
 from synod.service.host import ServiceContext
 from synod.transport import Received
 from synod.transport.topics import TASK_EVENTS, VOTES
+from synod.transport.workspace import materialise
 from synod.wire import AnswerVerified, Envelope, Vote, VoteRequested
 from synod.wire.messages import VoteKind
 
@@ -62,8 +63,6 @@ class Reviewer:
         self.tests = tests or AnswerTests(self.read_workspace)
 
     async def read_workspace(self, task_id: str, winners: dict[str, str]) -> dict[str, str]:
-        from synod.transport.workspace import materialise
-
         kafka = self.ctx.kafka
         return (await materialise(kafka.bootstrap, kafka.topic_prefix, task_id, winners)).files
 
@@ -232,8 +231,6 @@ JUDGE_RETRY = RetryPolicy(base_s=0.1, cap_s=2.0, max_attempts=4)
 
 
 async def setup_reviewer(ctx: ServiceContext) -> None:
-    from synod.llm import select_backend
-
     reviewer = Reviewer(ctx, select_backend())
     # A group per replica: every juror must see every ballot.
     ctx.consume(f"synod.reviewer.{ctx.instance}", [VOTES], reviewer.handle)

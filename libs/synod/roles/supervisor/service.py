@@ -9,7 +9,7 @@ core's actions:
 - Reassign -> a `StepReassigned` appended to the task's log, with an id derived
   from (task, step, attempt judged), so a repeat is a duplicate.
 - Quarantine / Release -> a `QuarantineNotice` on the compacted
-  `synod.supervisor`, keyed by instance; planners read it (synod.roles.supervisor.notices).
+  `synod.supervisor`, keyed by instance; planners read it (synod.roles.planner.quarantine).
 
 A ticker feeds the core the time every `tick_interval_s`.
 """

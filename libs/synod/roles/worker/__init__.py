@@ -1,0 +1,1 @@
+"""The researcher and coder services; may import service and below, no other role."""

@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from synod.core.resilience.retrytopics import Park, RetrySettings, RetryTiers
+from synod.core.resilience.retrytopics import Park, RetryTiers
 from synod.core.workspace import writes_for
 from synod.errors import SynodError
 from synod.ids import derived_id
-from synod.llm import OUTPUT_MODELS, LLMBackend, LLMError, LLMRequest
+from synod.llm import OUTPUT_MODELS, LLMBackend, LLMError, LLMRequest, select_backend
 from synod.llm.errors import LLMTransientError
 from synod.llm.routing import step_kind
 from synod.roles.metrics import (
@@ -44,6 +44,7 @@ from synod.roles.metrics import (
     STEP_RETRIES,
     STEP_RETRIES_EXHAUSTED,
 )
+from synod.roles.worker.settings import RetrySettings
 from synod.service.host import ServiceContext
 from synod.transport import DeadLetterPublisher, Received
 from synod.transport.dispatcher import RawRecord
@@ -514,8 +515,6 @@ def install_worker(
 
 def setup_worker(role: WorkerRole) -> Any:
     async def setup(ctx: ServiceContext) -> None:
-        from synod.llm import select_backend
-
         install_worker(ctx, role, select_backend(), RetrySettings().tiers(RETRY_TIERS))
 
     return setup

@@ -15,6 +15,8 @@ BENCH = Path(__file__).resolve().parents[4] / "bench" / "consensus.py"
 def test_quick_benchmark_prints_one_json_document_with_every_cell(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # As when run as a script: bench/ first on sys.path, for bench/machine.py.
+    monkeypatch.syspath_prepend(str(BENCH.parent))
     spec = importlib.util.spec_from_file_location("synod_bench_consensus", BENCH)
     assert spec is not None
     assert spec.loader is not None
@@ -27,7 +29,7 @@ def test_quick_benchmark_prints_one_json_document_with_every_cell(
     report = json.loads(capsys.readouterr().out)
 
     assert report["params"]["proposals"] == 100
-    assert {"cores", "cpu", "python"} <= report["machine"].keys()
+    assert {"cores", "cpu", "memory_gb", "python", "synod", "libraries"} <= report["machine"].keys()
     cells = {(c["model"], c["p"], c["n"]) for c in report["cells"]}
     assert cells == {
         (model, p, n)

@@ -11,7 +11,6 @@ import pytest
 
 from synod.core.consensus import Decision, Event, Tick, VoteReceived, replay, wiremap
 from synod.core.consensus.fold import PartitionFold, decision_message_id
-from synod.transport.topics import TASK_EVENTS, VOTES
 from synod.wire import (
     BallotDeadline,
     Candidate,
@@ -77,7 +76,7 @@ def test_open_asks_the_electorate_and_votes_decide_once() -> None:
     fold = PartitionFold(CONSENSUS)
     opened = fold.apply(_open("t1"))
     [ask] = opened.publish
-    assert ask.topic is VOTES
+    assert ask.to == "votes"
     assert ask.envelope.sender.role == "consensus"
     assert ask.envelope.body.electorate == VOTERS
     assert ask.envelope.body.ballot == 1
@@ -88,7 +87,7 @@ def test_open_asks_the_electorate_and_votes_decide_once() -> None:
     deciding = _vote("t1", "r4", "a", at=2.5)
     result = fold.apply(deciding)
     [out] = result.publish
-    assert out.topic is TASK_EVENTS
+    assert out.to == "task-events"
     body = out.envelope.body
     assert isinstance(body, WireDecision)
     assert (body.decision_id, body.outcome, body.quorum, body.votes_counted) == (
@@ -310,7 +309,7 @@ def test_refolding_from_any_cut_republishes_the_same_outputs(seed: int) -> None:
         for item in published:
             # One id, one message: whatever produced it.
             assert by_id.setdefault(item.envelope.message_id, item.envelope) == item.envelope
-    decisions = [p for out in outputs for p in out if p.topic is TASK_EVENTS]
+    decisions = [p for out in outputs for p in out if p.to == "task-events"]
     assert len(decisions) == len(fold.decisions)  # once each in a single fold
     for cut in range(len(log) + 1):
         again = PartitionFold(CONSENSUS)

@@ -40,3 +40,20 @@ def test_mean_grows_then_saturates() -> None:
     assert means[0] < means[2] < means[4]
     assert abs(means[6] - 2.5) < 0.2
     assert abs(means[7] - 2.5) < 0.2
+
+
+@given(st.integers(0, 10_000), st.integers(0, 2**32))
+def test_without_a_limit_it_never_gives_up_and_stays_under_the_cap(attempt: int, seed: int) -> None:
+    forever = RetryPolicy(base_s=0.1, cap_s=5.0, max_attempts=None)
+    d = forever.next_delay(attempt, "transient", random.Random(seed))
+    assert d is not None
+    assert 0.0 <= d <= min(5.0, 0.1 * 2 ** min(attempt, 64))
+    assert forever.next_delay(attempt, "permanent", random.Random(seed)) is None
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"base_s": 0.0}, {"base_s": 2.0, "cap_s": 1.0}, {"max_attempts": -1}]
+)
+def test_bad_policies_are_refused(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="need"):
+        RetryPolicy(**kwargs)  # type: ignore[arg-type]

@@ -8,15 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from synod.core.resilience.retrytopics import (
-    Exhausted,
-    Park,
-    RetrySettings,
-    RetryTiers,
-    parse_delays,
-    parse_limits,
-)
-from synod.errors import ConfigError
+from synod.core.resilience.retrytopics import Exhausted, Park, RetryTiers
 
 TIERS = RetryTiers(delays_s=(1.0, 5.0, 20.0), base_s=2.0)
 delays = st.lists(st.floats(0.001, 1000.0), min_size=1, max_size=6).map(lambda d: tuple(sorted(d)))
@@ -146,35 +138,3 @@ def test_same_seed_same_delays() -> None:
     assert [park(TIERS, n, 42).delay_s for n in range(3)] == [
         park(TIERS, n, 42).delay_s for n in range(3)
     ]
-
-
-@pytest.mark.parametrize(
-    ("text", "why"),
-    [
-        ("1,x", "expected seconds separated by commas"),
-        ("5,1", "must not decrease"),
-        ("0,1", "must all be > 0"),
-    ],
-)
-def test_bad_delays_name_the_setting_and_the_fix(text: str, why: str) -> None:
-    with pytest.raises(ConfigError, match=why):
-        parse_delays(text)
-
-
-def test_settings_parse_and_bound_the_tiers(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SYNOD_RETRY_DELAYS_S", "0.2, 0.5")
-    monkeypatch.setenv("SYNOD_RETRY_LIMITS", "deadline=1")
-    tiers = RetrySettings().tiers(3)
-    assert tiers is not None
-    assert (tiers.delays_s, dict(tiers.limits)) == ((0.2, 0.5), {"deadline": 1})
-    monkeypatch.setenv("SYNOD_RETRY_DELAYS_S", "1,2,3,4")
-    with pytest.raises(ConfigError, match="3 retry topics per role"):
-        RetrySettings().tiers(3)
-    monkeypatch.setenv("SYNOD_RETRY_DELAYS_S", "")
-    assert RetrySettings().tiers(3) is None  # retry topics off
-
-
-def test_bad_limits_say_the_expected_form() -> None:
-    assert parse_limits(" deadline=1 , rate_limited=2 ") == {"deadline": 1, "rate_limited": 2}
-    with pytest.raises(ConfigError, match="REASON=N"):
-        parse_limits("deadline")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from synod.roles.supervisor.notices import QuarantineBook
+from synod.core.quarantine import QuarantineBook
 from synod.wire import Envelope, Heartbeat, Sender
 from synod.wire.messages import QuarantineNotice
 
