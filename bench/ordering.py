@@ -126,7 +126,7 @@ def oracle_run(tasks: int) -> dict[str, Any]:
             stampers: dict[str, Stamper] = stampers,
         ) -> Any:
             role = who.split("-")[0]
-            sender = Sender(role=role, instance=who)  # type: ignore[arg-type]
+            sender = Sender(role=role, instance=who)
             env = Envelope.new(body, sender=sender, task_id=tid)
             token = HANDLING.set(because)
             env = stampers[who].stamp(topic, env)
@@ -145,7 +145,7 @@ def oracle_run(tasks: int) -> dict[str, Any]:
             "synod.task-events",
             VoteRequested(
                 proposal_id=f"p{t}",
-                candidates=[{"candidate_id": "c1", "content": "x"}],  # type: ignore[list-item]
+                candidates=[{"candidate_id": "c1", "content": "x"}],
                 electorate=["coder-1"],
             ),
             done,
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     scale = 1 if args.quick else 10
     started = time.perf_counter()
-    report = {
+    report: dict[str, Any] = {
         "benchmark": "ordering",
         "machine": machine_info(),
         "envelope_bytes": [envelope_bytes(n) for n in (0, 5, 20, 100)],
