@@ -1,4 +1,4 @@
-"""The oracle behind `synod check`: the invariants a user is promised, over a whole log.
+"""The oracle behind `synod check` over a whole log; may import cores, wire, errors.
 
 Pure: it takes records already read (topic, partition, offset, envelope) and
 returns a report; imports synod.wire and other synod.core modules only. The

@@ -1,4 +1,4 @@
-"""Causal order, sans-I/O: vector clocks, a hybrid logical clock, a causal-delivery buffer.
+"""Causal order (vector clocks, hybrid logical clock, causal buffer); may import wire, errors.
 
 Imports only the standard library (and nothing above synod.core): time is an
 input, every function is pure or a small state machine. The adapters that put
