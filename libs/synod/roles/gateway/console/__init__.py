@@ -1,1 +1,1 @@
-"""Static files of the web console (HTML, ES modules, CSS) served by the gateway; imports nothing."""
+"""Static files of the web console, served by the gateway; imports nothing."""
