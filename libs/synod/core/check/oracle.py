@@ -321,10 +321,21 @@ class _TaskCheck:
 
 
 def _earlier_stamp(a: LogRecord, b: LogRecord) -> bool:
-    """Whether copy `a` should stand for the message instead of `b`."""
+    """Whether copy `a` should stand for the message instead of `b`.
+
+    A stamped copy beats an unstamped one (a client's task, stamped when the
+    planner logs it). Among stamped copies the first on the task's log stands:
+    consumers drop later copies by message id, so the first is what every effect
+    saw; a copy republished after a restart may carry other clocks.
+    """
     sa, sb = a.envelope.lamport, b.envelope.lamport
     if (sa > 0) != (sb > 0):
-        return sa > 0  # a stamped copy beats an unstamped one (a client's task)
+        return sa > 0
+    on_log_a, on_log_b = a.topic == LOG_TOPIC, b.topic == LOG_TOPIC
+    if on_log_a and on_log_b:
+        return a.offset < b.offset
+    if on_log_a != on_log_b:
+        return on_log_a
     return sa < sb
 
 

@@ -398,6 +398,11 @@ class Planner:
                     except DecodeError:
                         continue  # the consumer dead-letters it when it gets there
                     if envelope.task_id is not None:
+                        # The clocks of what this planner (or its predecessor) logged:
+                        # without them a restarted planner would stamp its next records
+                        # with clocks that do not dominate their causes.
+                        if self.ctx.service.causal_clocks:
+                            self.ctx.stamper.observe(r.topic, envelope)
                         self.machine(envelope.task_id).step(Logged(envelope, replayed=True))
                         self.partition_of[envelope.task_id] = r.partition
                         folded += 1
