@@ -2,11 +2,13 @@
 
 Pure cores.
 
-- `dag`: `Plan` (validated, immutable) and `load_project` for the paper's format.
+- `dag`: `Plan` (validated, immutable) and `load_project` for the paper's format;
+  `dagcheck`: the checks a plan passes before it exists (`Problem`, `PlanError`).
 - `bounds`: parallel fraction, Amdahl's bound, the graph bound, the clairvoyant
   list schedule.
-- `modes`: the team vocabulary and the paper's `central` and `claim` teams as
-  engines; `teampolicy`: the same two policies over a task's log.
+- `modes`: the paper's `central` and `claim` teams as engines; `teamvocab`: the
+  vocabulary every mode speaks (re-exported by `modes`); `teampolicy`: the same
+  two policies over a task's log.
 - `report`, `verdicts`: a team run's report, the jurors' test verdicts.
 
 Synod mode's scheduler is the task core (`synod.core.task`); the simulator
