@@ -61,6 +61,9 @@ Behaviour = Literal[
 
 # ---------------------------------------------------------------- the service
 
+# What may differ between two copies of one decision (see check_decided_once).
+COPY_FIELDS = {"sender", "vclock", "lamport", "hlc"}
+
 
 class ServiceProcess:
     """`python -m synod_services.consensus` as a child process, its log in a file."""
@@ -542,13 +545,18 @@ def check_decided_once(
             f"{pid}: service decided {first.body}, the log says {offline}"
         )
         for copy, encoded in zip(copies[1:], outcome.encoded[pid][1:], strict=True):
-            # Same id, same message: only the sender may differ (who re-emitted it).
+            # Same id, same message: only who re-emitted it may differ, and the clocks
+            # that instance stamped on its copy (synod.transport.causal stamps every
+            # publish; consumers keep the first copy by message id).
             assert copy.message_id == first.message_id
-            assert copy.model_dump(exclude={"sender"}) == first.model_dump(exclude={"sender"})
-            if copy.sender == first.sender:
+            a, b = copy.model_dump(exclude=COPY_FIELDS), first.model_dump(exclude=COPY_FIELDS)
+            assert a == b, {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)}
+            same_stamp = copy.lamport == first.lamport and copy.hlc == first.hlc
+            if copy.sender == first.sender and same_stamp:
                 assert encoded == outcome.encoded[pid][0], f"{pid}: a copy differs in bytes"
     for pid, copies in outcome.requests.items():
         for copy in copies[1:]:
-            assert copy.model_dump(exclude={"sender"}) == copies[0].model_dump(
-                exclude={"sender"}
-            ), f"round request {pid} re-emitted differently"
+            a, b = copy.model_dump(exclude=COPY_FIELDS), copies[0].model_dump(exclude=COPY_FIELDS)
+            assert a == b, f"round request {pid} re-emitted differently: " + str(
+                {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)}
+            )
