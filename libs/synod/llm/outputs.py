@@ -60,11 +60,20 @@ class PlanOutput(RoleOutput):
         return self
 
 
+class FactClaim(RoleOutput):
+    """One fact for the task's blackboard: `key` holds `value`, this sure (docs/blackboard.md)."""
+
+    key: str = Field(min_length=1, max_length=200)
+    value: str = Field(max_length=2_000)
+    confidence: float = Field(default=1.0, ge=0.0, le=1.0)
+
+
 class ResearchNotes(RoleOutput):
-    """A researcher's notes."""
+    """A researcher's notes, and the facts it publishes to the task's blackboard."""
 
     summary: str = Field(min_length=1)
     findings: list[str] = Field(default_factory=list)
+    facts: list[FactClaim] = Field(default_factory=list, max_length=20)
 
 
 class CodeFile(RoleOutput):

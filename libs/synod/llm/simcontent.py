@@ -20,9 +20,11 @@ import re
 
 from pydantic import BaseModel
 
+from synod.core.blackboard import ParsedFact, parse
 from synod.llm.outputs import (
     CodeFile,
     CodeOutput,
+    FactClaim,
     PlannedStep,
     PlanOutput,
     ResearchNotes,
@@ -101,6 +103,46 @@ def plan(request: LLMRequest, rng: random.Random, *, wrong: bool) -> PlanOutput:
     )
 
 
+STALE_MARKER = "sim:stale-source"  # in a researcher step's instructions: it reads an old source
+SHARED_FACT = "approach"  # the key every simulated researcher writes: concurrent ones conflict
+
+
+def true_fact(task_id: str, key: str) -> str:
+    """The right value of a blackboard key for a task (the simulation's ground truth)."""
+    return f"{key}-{stable_seed('fact', task_id, key) % 1_000}"
+
+
+def facts(request: LLMRequest, rng: random.Random, *, wrong: bool) -> list[FactClaim]:
+    """A simulated researcher's facts: the shared key (right, unless the step reads a
+    stale source or the answer is wrong, and then less sure) and one of its own.
+
+    It reads the blackboard it was given like a careful model: a key already held
+    with more confidence than its own it leaves alone; a reconcile step publishes,
+    for each key in conflict, the best supported value it read."""
+    board = parse(request.prompt)
+    if request.step_id.startswith("reconcile:"):
+        by_key: dict[str, list[ParsedFact]] = {}
+        for fact in board:
+            by_key.setdefault(fact.key, []).append(fact)
+        out = []
+        for key, held in sorted(by_key.items()):
+            if len({f.value for f in held}) > 1:
+                best = sorted(held, key=lambda f: (-f.confidence, f.fact_id))[0]
+                out.append(FactClaim(key=key, value=best.value, confidence=best.confidence))
+        return out
+    stale = wrong or STALE_MARKER in request.prompt
+    truth = true_fact(request.task_id, SHARED_FACT)
+    value = f"{truth}-old" if stale else truth
+    confidence = round(rng.uniform(0.3, 0.6) if stale else rng.uniform(0.75, 0.99), 3)
+    claims = []
+    confidences = [f.confidence for f in board if f.key == SHARED_FACT]
+    if not confidences or max(confidences) < confidence:
+        claims.append(FactClaim(key=SHARED_FACT, value=value, confidence=confidence))
+    own = f"{request.step_id}.finding"
+    claims.append(FactClaim(key=own, value=true_fact(request.task_id, own), confidence=0.9))
+    return claims
+
+
 def notes(request: LLMRequest, rng: random.Random, *, wrong: bool) -> ResearchNotes:
     about = topic(request.prompt)
     findings = [f.format(topic=about) for f in rng.sample(_FINDINGS, rng.randint(2, 4))]
@@ -110,7 +152,9 @@ def notes(request: LLMRequest, rng: random.Random, *, wrong: bool) -> ResearchNo
     else:
         findings.append(f"The reference value is {answer}.")
     return ResearchNotes(
-        summary=f"Notes on {about} (draft {rng.randint(1, 999)}).", findings=findings
+        summary=f"Notes on {about} (draft {rng.randint(1, 999)}).",
+        findings=findings,
+        facts=facts(request, random.Random(rng.random()), wrong=wrong),
     )
 
 

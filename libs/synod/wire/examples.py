@@ -17,6 +17,7 @@ from synod.wire.messages import (
     DeadLetter,
     Decision,
     Envelope,
+    FactPublished,
     FileWritten,
     Header,
     Heartbeat,
@@ -197,6 +198,14 @@ def example_bodies() -> list[Body]:
             reason="undecodable",
             message="neither Avro (no C3 01 marker) nor JSON: Expecting value",
             first_failed_at=_T0,
+        ),
+        FactPublished(
+            fact_id="f-3c1d",
+            step_id="s1",
+            key="fizzbuzz.order",
+            value="check 15 before 3 and 5",
+            confidence=0.9,
+            author="researcher-0",
         ),
     ]
 

@@ -226,6 +226,10 @@ class StepRequested(Body):
     # The task's routing labels (`routing_labels`): the model per role and step
     # kind this task asks for, over the services' own routing settings.
     labels: dict[str, str] = Field(default_factory=dict)
+    # The blackboard facts (FactPublished ids) the step was given in
+    # inputs["blackboard"]: what it read, so `synod check` can hold a `strong`
+    # step to having read only decided facts (docs/blackboard.md).
+    facts: list[str] = Field(default_factory=list)
 
 
 class StepCompleted(Body):
@@ -502,6 +506,10 @@ class TaskCompleted(Body):
     # task had no tests, or no reviewer could run them).
     tests_passed: bool | None = None
     tests_summary: str = Field(default="", max_length=1_000)
+    # The task's consistency, and the blackboard the answer stands on (key ->
+    # value, after reconciling in `eventual`): docs/blackboard.md.
+    consistency: Consistency = "strong"
+    blackboard: dict[str, str] = Field(default_factory=dict)
 
 
 class TaskFailed(Body):
@@ -514,6 +522,30 @@ class TaskFailed(Body):
     duration_s: float = Field(default=0.0, ge=0)
     tests_passed: bool | None = None
     tests_summary: str = Field(default="", max_length=1_000)
+    consistency: Consistency = "strong"
+
+
+class FactPublished(Body):
+    """A fact a step adds to its task's blackboard, on synod.task-events (keyed by task).
+
+    A worker publishes its step's facts before its StepCompleted, so the one
+    order of the task's log has every fact of a step before the step is done.
+    `fact_id` is the fact's tag in the observed-remove map
+    (`synod.core.blackboard`), derived from the request and the key;
+    `observed` names the facts of the same key the writer had read, which this
+    fact replaces. Concurrent facts of one key (neither observed the other) are
+    both kept: a conflict that `eventual` tasks reconcile (docs/blackboard.md).
+    """
+
+    TYPE: ClassVar[str] = "FactPublished"
+
+    fact_id: str = Field(min_length=1, max_length=200)
+    step_id: str = Field(min_length=1)
+    key: str = Field(min_length=1, max_length=200)
+    value: str = Field(default="", max_length=2_000)
+    confidence: float = Field(default=1.0, ge=0.0, le=1.0)
+    author: str = Field(default="", max_length=200)
+    observed: list[str] = Field(default_factory=list, max_length=200)
 
 
 class DeadLetter(Body):
@@ -572,6 +604,7 @@ BODY_TYPES: dict[str, type[Body]] = {
         TaskCompleted,
         TaskFailed,
         DeadLetter,
+        FactPublished,
     )
 }
 

@@ -14,7 +14,10 @@ What is checked (per task; `KINDS` lists the names used in reports):
 - per-task order: a task's records on synod.task-events are in one partition,
   and a cause logged there comes before its effect;
 - no lost write: every file a completed coding step was asked to write is on
-  synod.workspace (its write id, derived from the request, is there).
+  synod.workspace (its write id, derived from the request, is there);
+- facts read were written: every blackboard fact a step request names is a
+  FactPublished logged before the request; in a `strong` task it is also
+  decided then (its attempt's StepCompleted is logged before the request).
 
 Copies of one message (a task logged from synod.tasks, a request forwarded to
 a work topic) share a message id; the stamped copy with the smallest Lamport
@@ -34,11 +37,13 @@ from synod.core.workspace import write_id_for
 from synod.wire.messages import (
     Decision,
     Envelope,
+    FactPublished,
     FileWritten,
     StepCompleted,
     StepRequested,
     TaskCompleted,
     TaskFailed,
+    TaskSubmitted,
     Vote,
     VoteRequested,
 )
@@ -58,6 +63,8 @@ KINDS = {
     "task_split": "a task's log spans more than one partition",
     "effect_before_cause": "an effect is logged before its cause",
     "lost_write": "a completed step's file write is not on the workspace topic",
+    "unwritten_fact_read": "a step was handed a fact not on the task's log before it",
+    "undecided_fact_read": "a strong task's step was handed a fact not yet decided",
 }
 
 
@@ -101,6 +108,7 @@ class Report:
     decisions: int = 0
     causes: int = 0
     writes: int = 0
+    facts_read: int = 0
     violations: list[Violation] = field(default_factory=list)
 
     @property
@@ -123,6 +131,7 @@ class Report:
                 "decisions": self.decisions,
                 "cause_links": self.causes,
                 "acknowledged_writes": self.writes,
+                "facts_read": self.facts_read,
             },
             "violations": [v.to_json() for v in self.violations],
             "violation_counts": self.counts(),
@@ -190,6 +199,7 @@ class _TaskCheck:
         self.causes()
         self.order()
         self.writes()
+        self.facts()
 
     # ------------------------------------------------------------ invariants
 
@@ -318,6 +328,51 @@ class _TaskCheck:
                             f"step {done.envelope.body.step_id} completed, but its write of "
                             f"{path!r} ({write_id}) is not on {WORKSPACE_TOPIC}",
                         )
+
+    def facts(self) -> None:
+        """Every fact a request names was logged before it; decided too, in `strong`."""
+        submitted = next(
+            (
+                r.envelope.body
+                for r in self.logged.values()
+                if isinstance(r.envelope.body, TaskSubmitted)
+            ),
+            None,
+        )
+        strong = submitted is not None and submitted.consistency == "strong"
+        # (step, attempt) -> offset of its first StepCompleted on the task's log
+        done_at: dict[tuple[str, int], int] = {}
+        for r in self.logged.values():
+            if isinstance(r.envelope.body, StepCompleted):
+                key = (r.envelope.body.step_id, r.envelope.attempt)
+                done_at[key] = min(r.offset, done_at.get(key, r.offset))
+        for request in self.logged.values():
+            body = request.envelope.body
+            if not isinstance(body, StepRequested):
+                continue
+            for fact_id in body.facts:
+                self.report.facts_read += 1
+                fact = self.logged.get(fact_id)
+                if fact is None or not isinstance(fact.envelope.body, FactPublished):
+                    where = "not on the log" if fact is None else "not a FactPublished"
+                    self.flag("unwritten_fact_read", request, f"fact {fact_id} is {where}")
+                    continue
+                if fact.offset > request.offset:
+                    self.flag(
+                        "unwritten_fact_read",
+                        request,
+                        f"fact {fact_id} is logged later, at {fact.where}",
+                    )
+                    continue
+                step, attempt = fact.envelope.body.step_id, fact.envelope.attempt
+                done = done_at.get((step, attempt))
+                if strong and (done is None or done > request.offset):
+                    self.flag(
+                        "undecided_fact_read",
+                        request,
+                        f"step {body.step_id} was handed fact {fact_id} of step {step} "
+                        f"attempt {attempt}, which had not completed",
+                    )
 
 
 def _earlier_stamp(a: LogRecord, b: LogRecord) -> bool:

@@ -10,6 +10,8 @@ no notion of rounds.
 
 from __future__ import annotations
 
+from synod.core.blackboard import resolved_values
+from synod.core.task import knowledge
 from synod.core.task.actions import Publish
 from synod.core.task.records import fail, publish, step_body, tests_verdict, usage
 from synod.core.task.state import ANSWER, TaskState, revision_round, round_of
@@ -51,8 +53,11 @@ def answer_steps(s: TaskState) -> list[str]:
 
 
 def _answer(s: TaskState) -> tuple[str, str]:
+    """The answer's text (with the blackboard it stands on, if any) and its authors."""
     last = answer_steps(s)
-    return "\n\n".join(s.completed[x].output for x in last), ",".join(last)
+    parts = [s.completed[x].output for x in last]
+    board = knowledge.answer_section(s)
+    return "\n\n".join([*parts, board] if board else parts), ",".join(last)
 
 
 def vote(s: TaskState, round_: int) -> Publish:
@@ -120,6 +125,8 @@ def conclude(s: TaskState) -> Publish:
             duration_s=0.0,
             tests_passed=passed,
             tests_summary=summary,
+            consistency=knowledge.consistency(s),
+            blackboard=resolved_values(knowledge.view(s)),
         )
         return publish(s, body, "outcome")
     tests = f"; tests: {summary}" if summary else ""

@@ -7,7 +7,7 @@ machine in virtual time, so the bench measures what the service does.
 
 from __future__ import annotations
 
-from synod.core.task import slots
+from synod.core.task import knowledge, slots
 from synod.core.task.actions import Publish
 from synod.core.task.state import TaskState
 from synod.core.task.steps import attempt_due, room, step_request
@@ -25,6 +25,8 @@ def dispatch(s: TaskState) -> list[Publish]:
     ready = sorted(s.dag.ready(frozenset(s.completed)), key=rank.__getitem__)
     left = room(s)
     for step_id in ready:
+        if not knowledge.knowledge_ready(s, step_id):
+            continue  # strong: the facts it may read are not all decided yet
         attempt = attempt_due(s, step_id)
         if attempt is None:
             continue

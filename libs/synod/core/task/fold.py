@@ -10,7 +10,7 @@ from typing import Any
 
 from synod.core.plan.dag import Plan, PlanError
 from synod.core.plan.teampolicy import SharedList
-from synod.core.task import retries, workspace
+from synod.core.task import knowledge, retries, workspace
 from synod.core.task.phase import settle
 from synod.core.task.state import TaskState, round_of
 from synod.wire import (
@@ -34,7 +34,7 @@ def fold(s: TaskState, envelope: Envelope[Any]) -> bool:
     if envelope.message_id in s.seen:
         return False
     s.seen.add(envelope.message_id)
-    if not workspace.fold(s, envelope):
+    if not workspace.fold(s, envelope) and not knowledge.fold(s, envelope):
         _fold_body(s, envelope)
     settle_phase(s)
     return True

@@ -23,7 +23,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from synod.core.task import answer, dispatch, hedging, workspace
+from synod.core.task import answer, dispatch, hedging, knowledge, workspace
 from synod.core.task.actions import (
     Action,
     CheckWorkspace,
@@ -183,7 +183,10 @@ class TaskMachine(TaskState):
 
     def _vote(self) -> list[Action]:
         """The answer's next step; a vote of an `eventual` task waits for the
-        workspace check, and becomes merge steps while files are in conflict."""
+        workspace check, and becomes merge steps while files are in conflict,
+        and for the reconcile step while its blackboard needs one."""
+        if knowledge.needs_reconcile(self):
+            return self._reconcile()
         out: list[Action] = []
         for action in answer.decide(self):
             if isinstance(action.body, VoteRequested) and workspace.needs_check(self):
@@ -197,6 +200,20 @@ class TaskMachine(TaskState):
                     continue
             out.append(action)
         return out
+
+    def _reconcile(self) -> list[Action]:
+        """The reconcile step's next attempt, nothing while one is out, the task's
+        failure once its attempts ran out (an eventual answer is never voted on
+        with its conflicts unreconciled)."""
+        if self.reconcile_requested > self.reconcile_finished:
+            return []
+        attempt = self.reconcile_requested + 1
+        if attempt >= self.config.max_step_attempts:
+            last = self.reconcile_failures[-1].error if self.reconcile_failures else ""
+            why = f"{knowledge.RECONCILE_STEP} failed {attempt} times; last: {last}"
+            return [fail(self, why, "permanent", knowledge.RECONCILE_STEP)]
+        body = knowledge.reconcile_body(self)
+        return [publish(self, body, f"reconcile/{attempt}", attempt)]
 
     def _deadline(self) -> datetime | None:
         if self.submitted is None:

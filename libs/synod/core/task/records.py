@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from synod.core.plan.verdicts import verdict_of_runs
+from synod.core.task import knowledge
 from synod.core.task.actions import Publish
 from synod.core.task.state import TaskState
 from synod.ids import derived_id
@@ -60,6 +61,7 @@ def fail(s: TaskState, reason: str, error_class: Any, step_id: str | None = None
         usage=usage(s),
         tests_passed=passed,
         tests_summary=summary,
+        consistency=knowledge.consistency(s),
     )
     return publish(s, body, "outcome")
 
@@ -68,7 +70,7 @@ def step_body(s: TaskState, step_id: str, agent: int | None = None) -> StepReque
     """The plain request for a step: its plan entry and its dependencies' outputs."""
     assert s.dag is not None
     step = s.dag.step(step_id)
-    return StepRequested(
+    body = StepRequested(
         step_id=step_id,
         plan_id=s.plan.plan_id if s.plan else "",
         role="coder" if step.role == "coder" else "researcher",
@@ -79,3 +81,4 @@ def step_body(s: TaskState, step_id: str, agent: int | None = None) -> StepReque
         files=list(step.files),
         agent=agent,
     )
+    return knowledge.with_board(s, body)

@@ -7,6 +7,7 @@ simulator's central and claim engines use.
 from __future__ import annotations
 
 from synod.core.plan.teampolicy import TeamMode, central_lists, central_next
+from synod.core.task import knowledge
 from synod.core.task.actions import Publish
 from synod.core.task.records import publish
 from synod.core.task.state import TaskState
@@ -31,6 +32,8 @@ def dispatch_to_slots(s: TaskState, mode: TeamMode, n: int) -> list[Publish]:
                 actions.append(publish(s, body, f"claim/{claim.step_id}"))
         picks = s.shared_list.runnable(s.completed)
     for slot, step_id in picks:
+        if not knowledge.knowledge_ready(s, step_id):
+            continue  # strong: the slot waits until the facts it may read are decided
         attempt = attempt_due(s, step_id)
         if attempt is not None:
             actions.append(step_request(s, step_id, attempt, slot))

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from synod.core.blackboard import Blackboard, Fact
 from synod.core.plan.dag import Plan
 from synod.core.plan.teampolicy import SharedList, TeamLabelError, TeamMode, team_of
 from synod.core.task.actions import Action, Publish
@@ -128,6 +129,19 @@ class TaskState:
     ws_handed: dict[str, dict[str, int]] = field(default_factory=dict)  # not yet folded back
     # The adapter's answer to the last CheckWorkspace: (winners it read, conflicts).
     ws_check: tuple[tuple[tuple[str, str], ...], dict[str, tuple[Sibling, ...]]] | None = None
+    # The blackboard (knowledge.py): the CRDT of the task's FactPublished records
+    # and the operations in log order; the facts each request was handed; where
+    # requests and completions fell in the log (stale reads); the reconcile step.
+    board: Blackboard = field(default_factory=Blackboard)
+    fact_ops: list[tuple[Fact, tuple[str, ...]]] = field(default_factory=list)
+    read_facts: dict[tuple[str, int], frozenset[str]] = field(default_factory=dict)
+    seq: int = 0
+    requested_seq: dict[tuple[str, int], int] = field(default_factory=dict)
+    done_seq: dict[tuple[str, int], int] = field(default_factory=dict)
+    reconcile_requested: int = -1
+    reconcile_finished: int = -1
+    reconciled: StepCompleted | None = None
+    reconcile_failures: list[StepFailed] = field(default_factory=list)
     # Inputs from outside the log: the latest time, the plan the model made.
     now: datetime | None = None
     made_plan: Publish | None = None

@@ -30,12 +30,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from synod.core.blackboard import parse
 from synod.core.resilience.retrytopics import Park, RetryTiers
 from synod.core.workspace import writes_for
 from synod.errors import SynodError
 from synod.ids import derived_id
 from synod.llm import OUTPUT_MODELS, LLMBackend, LLMError, LLMRequest, select_backend
 from synod.llm.errors import LLMTransientError
+from synod.llm.outputs import ResearchNotes
 from synod.llm.routing import step_kind
 from synod.roles.metrics import (
     STEP_ATTEMPTS,
@@ -62,7 +64,7 @@ from synod.transport.topics import (
 )
 from synod.transport.workspace import publish_record
 from synod.wire import Envelope, StepCompleted, StepFailed, StepRequested, Usage
-from synod.wire.messages import ModelRoute, StepCancelled, StepRetrying
+from synod.wire.messages import FactPublished, ModelRoute, StepCancelled, StepRetrying
 
 log = logging.getLogger("synod.agents")
 
@@ -92,6 +94,30 @@ RETRY_HEADERS = (H_RETRY, H_DUE_MS, H_TOPIC, H_PARTITION, H_OFFSET, H_FIRST_FAIL
 def render_prompt(step: StepRequested) -> str:
     inputs = "\n\n".join(f"## Input from step {k}\n{v}" for k, v in sorted(step.inputs.items()))
     return f"# {step.title}\n\n{step.instructions}\n\n{inputs}".strip()
+
+
+def facts_to_publish(
+    request_id: str, author: str, step: StepRequested, output: str
+) -> list[FactPublished]:
+    """The FactPublished records of a researcher's output (none if it has no facts);
+    ids derive from the request and the key, so a rerun of the request repeats them."""
+    try:
+        notes = ResearchNotes.model_validate_json(output)
+    except ValueError:
+        return []
+    read = parse(step.inputs.get("blackboard", ""))
+    out: dict[str, FactPublished] = {}
+    for claim in notes.facts:
+        out[claim.key] = FactPublished(
+            fact_id=derived_id(request_id, "fact", claim.key),
+            step_id=step.step_id,
+            key=claim.key,
+            value=claim.value,
+            confidence=claim.confidence,
+            author=author,
+            observed=sorted({f.fact_id for f in read if f.key == claim.key}),
+        )
+    return list(out.values())
 
 
 def output_text(parsed: Any, text: str) -> str:
@@ -275,6 +301,8 @@ class Worker:
                 await self._park(msg, step, body, state, decision)
                 return
             await self._give_up(msg, body, state)
+        if isinstance(body, StepCompleted) and self.role == "researcher":
+            await self._publish_facts(msg, step, body)
         if isinstance(body, StepCompleted) and step.files:
             await self._write_files(msg, step, body)
         outcome = Envelope.new(
@@ -450,6 +478,24 @@ class Worker:
             first_failed_at=_utc(state.first_failed_ms),
         )
         STEP_RETRIES_EXHAUSTED.labels(self.role, reason).inc()
+
+    async def _publish_facts(self, msg: Received, step: StepRequested, done: StepCompleted) -> None:
+        """The step's facts on the task's log, before its StepCompleted (so the log has
+        a step's facts before it is done). Each fact replaces the facts of its key
+        the step was handed: what it observed (docs/blackboard.md)."""
+        for fact in facts_to_publish(
+            msg.envelope.message_id, self.ctx.sender.instance, step, done.output
+        ):
+            envelope = Envelope.new(
+                fact,
+                sender=self.ctx.sender,
+                task_id=msg.envelope.task_id,
+                message_id=fact.fact_id,
+                causes=[msg.envelope.message_id],
+                attempt=msg.envelope.attempt,
+                trace=msg.envelope.trace,
+            )
+            await self.ctx.publish(TASK_EVENTS, envelope)
 
     async def _write_files(self, msg: Received, step: StepRequested, done: StepCompleted) -> None:
         """The step's files on synod.workspace, before its StepCompleted: a completed
