@@ -507,6 +507,14 @@ def _print_status(console: Console, view: TaskView) -> None:
     colour = {"completed": "green", "failed": "red"}.get(s.state, "yellow")
     console.print(f"[bold]{escape(s.task_id)}[/bold]  [{colour}]{s.state}[/{colour}]")
     console.print(f"goal: {escape(_short(s.goal, 200))}")
+    console.print(f"consistency: {s.consistency}")
+    board = s.blackboard
+    if board is not None:
+        how = ", reconciled" if board.reconciled else ""
+        left = f", in conflict: {escape(', '.join(board.conflicts))}" if board.conflicts else ""
+        console.print(f"blackboard: {board.facts} facts ({board.published} published{how}{left})")
+        for key, value in board.values.items():
+            console.print(f"  {escape(key)} = {escape(_short(value, 100))}")
     if s.steps:
         table = Table(box=None, pad_edge=False)
         for column in ("STEP", "ROLE", "STATUS", "TRIES", "SECONDS", "OUTPUT"):

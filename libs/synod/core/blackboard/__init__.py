@@ -11,6 +11,7 @@ No I/O, no clock; see docs/blackboard.md.
 
 from synod.core.blackboard.crdt import Blackboard, Fact, resolve_key
 from synod.core.blackboard.records import (
+    RECONCILE_STEP,
     ParsedFact,
     apply_record,
     fact_of,
@@ -20,6 +21,7 @@ from synod.core.blackboard.records import (
 )
 
 __all__ = [
+    "RECONCILE_STEP",
     "Blackboard",
     "Fact",
     "ParsedFact",

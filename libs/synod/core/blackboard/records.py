@@ -17,6 +17,8 @@ from synod.core.blackboard.crdt import Blackboard, Fact
 from synod.wire import Envelope
 from synod.wire.messages import FactPublished
 
+# The step an `eventual` task runs before its vote to settle its board's conflicts.
+RECONCILE_STEP = "reconcile:blackboard"
 LINE_PREFIX = "- fact "
 HEADER = "Facts on the task's blackboard (key, value, the writer's confidence):"
 

@@ -27,12 +27,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from synod.core.blackboard import Blackboard, Fact, fact_of, render, resolved_values
+from synod.core.blackboard import (
+    RECONCILE_STEP,
+    Blackboard,
+    Fact,
+    fact_of,
+    render,
+    resolved_values,
+)
 from synod.core.task.state import TaskState
 from synod.wire import Envelope, StepCompleted, StepFailed, StepRequested
 from synod.wire.messages import Consistency
 
-RECONCILE_STEP = "reconcile:blackboard"
 BOARD_INPUT = "blackboard"  # the key of StepRequested.inputs a step reads the board in
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from synod.core.blackboard import RECONCILE_STEP
 from synod.core.task import answer, dispatch, hedging, knowledge, workspace
 from synod.core.task.actions import (
     Action,
@@ -210,8 +211,8 @@ class TaskMachine(TaskState):
         attempt = self.reconcile_requested + 1
         if attempt >= self.config.max_step_attempts:
             last = self.reconcile_failures[-1].error if self.reconcile_failures else ""
-            why = f"{knowledge.RECONCILE_STEP} failed {attempt} times; last: {last}"
-            return [fail(self, why, "permanent", knowledge.RECONCILE_STEP)]
+            why = f"{RECONCILE_STEP} failed {attempt} times; last: {last}"
+            return [fail(self, why, "permanent", RECONCILE_STEP)]
         body = knowledge.reconcile_body(self)
         return [publish(self, body, f"reconcile/{attempt}", attempt)]
 

@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from synod.core.blackboard import RECONCILE_STEP, Blackboard, apply_record, resolved_values
 from synod.core.taskview.status import (
     TERMINAL_STATES,
+    BlackboardStatus,
     DecisionStatus,
     FailureStatus,
     StepState,
@@ -18,6 +20,7 @@ from synod.errors import ErrorClass
 from synod.wire.messages import (
     Decision,
     Envelope,
+    FactPublished,
     PlanProposed,
     PlanStep,
     StepCompleted,
@@ -125,6 +128,9 @@ class _Fold:
     final_usage: Usage | None = None
     finished_at: datetime | None = None
     duration_s: float | None = None
+    board: Blackboard = field(default_factory=Blackboard)
+    facts_published: int = 0
+    reconciled: bool = False
 
     @property
     def terminal(self) -> bool:
@@ -154,7 +160,10 @@ class _Fold:
         if self.updated_at is None or at > self.updated_at:
             self.updated_at = at
         body = env.body
-        if isinstance(body, TaskSubmitted):
+        if isinstance(body, FactPublished):
+            self.board = apply_record(self.board, env)
+            self.facts_published += 1
+        elif isinstance(body, TaskSubmitted):
             self._submitted(body, at, logged=entry.log_offset is not None)
         elif isinstance(body, PlanProposed):
             self.plans[body.plan_id] = list(body.steps)
@@ -235,7 +244,21 @@ class _Fold:
             self.plan_id = body.plan_id  # the plan being executed, whatever was proposed last
         self.phase("running")
 
+    def blackboard(self) -> BlackboardStatus | None:
+        if not self.facts_published:
+            return None
+        return BlackboardStatus(
+            consistency=self.request.consistency if self.request else "strong",
+            facts=len(self.board),
+            published=self.facts_published,
+            conflicts=sorted(self.board.conflicts()),
+            reconciled=self.reconciled,
+            values=resolved_values(self.board),
+        )
+
     def _step_completed(self, body: StepCompleted, at: datetime) -> None:
+        if body.step_id == RECONCILE_STEP:
+            self.reconciled = True
         step = self.step(body.step_id)
         self.step_usage = add_usage(self.step_usage, body.usage)
         step.usage = add_usage(step.usage, body.usage)

@@ -88,6 +88,17 @@ class FailureStatus(_Status):
     failed_step: str | None = None
 
 
+class BlackboardStatus(_Status):
+    """The task's blackboard of facts (docs/blackboard.md): how consistent, what it holds."""
+
+    consistency: str = "strong"
+    facts: int = 0  # live facts (added and not replaced)
+    published: int = 0  # FactPublished records folded
+    conflicts: list[str] = Field(default_factory=list)  # keys with concurrent values
+    reconciled: bool = False  # an eventual task's reconcile step completed
+    values: dict[str, str] = Field(default_factory=dict)  # key -> the resolved value
+
+
 class TaskStatus(_Status):
     """What `GET /v1/tasks/{id}` and `synod status --json` return."""
 
@@ -107,3 +118,6 @@ class TaskStatus(_Status):
     finished_at: datetime | None = None
     duration_s: float | None = None
     events: list[EventRef] = Field(default_factory=list)
+    # `strong` or `eventual` (the request's), and its blackboard of facts.
+    consistency: str = "strong"
+    blackboard: BlackboardStatus | None = None

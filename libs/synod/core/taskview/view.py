@@ -160,6 +160,8 @@ class TaskView:
             finished_at=f.finished_at,
             duration_s=f.duration_s,
             events=self.events(),
+            consistency=f.request.consistency if f.request else "strong",
+            blackboard=f.blackboard(),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -6,9 +6,9 @@ from typing import Any
 
 from tests.taskcore import decided, fold
 
-from synod.core.blackboard import parse
+from synod.core.blackboard import RECONCILE_STEP, parse
 from synod.core.task import ANSWER, Publish, TaskMachine
-from synod.core.task.knowledge import RECONCILE_STEP, stale_steps
+from synod.core.task.knowledge import stale_steps
 from synod.wire import (
     Body,
     Decision,
@@ -95,7 +95,8 @@ def test_strong_serialises_researchers_and_hands_only_decided_facts() -> None:
     assert sorted(requests(m)) == []  # f1 is published but not decided: nothing new yet
     complete(m, "r1")
     (r2,) = requests(m).values()
-    assert r2.step_id == "r2" and r2.facts == ["f1"]
+    assert r2.step_id == "r2"
+    assert r2.facts == ["f1"]
     assert [f.fact_id for f in parse(r2.inputs["blackboard"])] == ["f1"]
     feed(m, decided(m))
     publish_fact(m, "r2", "f2", "A", 0.9, ["f1"])  # r2 read f1: its fact replaces it
@@ -109,7 +110,8 @@ def test_strong_serialises_researchers_and_hands_only_decided_facts() -> None:
     vote = vote_and_decide(m)
     assert "## Blackboard (strong)\n- approach = A" in vote.candidates[0].content
     done = outcome(m)
-    assert done.consistency == "strong" and done.blackboard == {"approach": "A"}
+    assert done.consistency == "strong"
+    assert done.blackboard == {"approach": "A"}
 
 
 def test_eventual_reads_the_board_as_it_is_then_reconciles_before_the_vote() -> None:
@@ -127,8 +129,10 @@ def test_eventual_reads_the_board_as_it_is_then_reconciles_before_the_vote() -> 
     assert m.board.conflicts().keys() == {"approach"}
     assert stale_steps(m) == ["c", "r1", "r2"]  # each worked without a concurrent fact
     (rec,) = requests(m).values()
-    assert rec.step_id == RECONCILE_STEP and rec.role == "researcher"
-    assert rec.facts == ["f1", "f2"] and "approach" in rec.instructions
+    assert rec.step_id == RECONCILE_STEP
+    assert rec.role == "researcher"
+    assert rec.facts == ["f1", "f2"]
+    assert "approach" in rec.instructions
     assert not [a for a in decided(m) if isinstance(a.body, VoteRequested)]  # waits for it
     feed(m, decided(m))
     publish_fact(m, RECONCILE_STEP, "f3", "A", 0.9, ["f1", "f2"])
@@ -139,7 +143,8 @@ def test_eventual_reads_the_board_as_it_is_then_reconciles_before_the_vote() -> 
     assert f"## Blackboard (eventual, reconciled by {RECONCILE_STEP})" in content
     assert "- approach = A\n" in content + "\n"
     done = outcome(m)
-    assert done.consistency == "eventual" and done.blackboard == {"approach": "A"}
+    assert done.consistency == "eventual"
+    assert done.blackboard == {"approach": "A"}
 
 
 def test_eventual_without_conflict_or_stale_read_needs_no_reconcile() -> None:
@@ -168,10 +173,12 @@ def test_a_failing_reconcile_step_is_retried_then_fails_the_task() -> None:
 
     for attempt in range(3):
         (rec,) = decided(m)
-        assert rec.body.step_id == RECONCILE_STEP and rec.attempt == attempt
+        assert rec.body.step_id == RECONCILE_STEP
+        assert rec.attempt == attempt
         feed(m, [rec])
         failed = StepFailed(step_id=RECONCILE_STEP, error_class="transient", error="boom")
         fold(m, env(failed, RESEARCHER, message_id=f"fail-{attempt}", attempt=attempt))
     (end,) = decided(m)
-    assert type(end.body).__name__ == "TaskFailed" and RECONCILE_STEP in end.body.reason
+    assert type(end.body).__name__ == "TaskFailed"
+    assert RECONCILE_STEP in end.body.reason
     assert end.body.consistency == "eventual"
