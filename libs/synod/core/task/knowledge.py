@@ -119,6 +119,16 @@ def knowledge_ready(s: TaskState, step_id: str) -> bool:
     return True
 
 
+def read_view(s: TaskState, step_id: str, attempt: int) -> Blackboard:
+    """The board an attempt of a step was handed: the facts its request named."""
+    given = s.read_facts.get((step_id, attempt), frozenset())
+    board = Blackboard()
+    for fact, observed in s.fact_ops:
+        if fact.fact_id in given:
+            board = board.add(fact, observed)
+    return board
+
+
 def stale_steps(s: TaskState) -> list[str]:
     """Completed plan steps that worked without a fact another step was writing at the
     same time: a fact not their own, not in what they were handed, whose attempt was
@@ -130,8 +140,7 @@ def stale_steps(s: TaskState) -> list[str]:
         if step_id not in s.completed or done_at is None:
             continue
         given = s.read_facts.get((step_id, attempt), frozenset())
-        # What the facts it read had replaced, it knew of too.
-        known = given | {t for f, observed in s.fact_ops if f.fact_id in given for t in observed}
+        known = _replaced_by(s, given)
         for fact, _ in s.fact_ops:
             if fact.step_id in (step_id, RECONCILE_STEP) or fact.fact_id in known:
                 continue
@@ -140,6 +149,19 @@ def stale_steps(s: TaskState) -> list[str]:
                 out.append(step_id)
                 break
     return out
+
+
+def _replaced_by(s: TaskState, given: frozenset[str]) -> set[str]:
+    """`given` and every fact they replaced, transitively: a reader of a fact knew of
+    what its writer had read."""
+    observed_by = {f.fact_id: observed for f, observed in s.fact_ops}
+    known, todo = set(given), list(given)
+    while todo:
+        for tag in observed_by.get(todo.pop(), ()):
+            if tag not in known:
+                known.add(tag)
+                todo.append(tag)
+    return known
 
 
 def needs_reconcile(s: TaskState) -> bool:
