@@ -20,6 +20,7 @@ from synod.settings import KafkaSettings
 from synod.transport import Received
 from synod.transport.dispatcher import RawRecord
 from synod.wire import Envelope, Sender, StepCompleted, StepFailed, StepRequested
+from synod.wire.messages import FactPublished
 
 
 def step(task: str, deadline_s: float) -> Received:
@@ -48,8 +49,9 @@ async def test_a_hung_step_fails_transiently_at_its_deadline(fault: str, tmp_pat
     tasks_before = len(asyncio.all_tasks())
     await Worker(ctx, "researcher", llm).handle(step("task-1", 0.2))
     assert len(asyncio.all_tasks()) == tasks_before  # the hung call did not outlive the step
-    [outcome] = published
+    *facts, outcome = published  # a completed researcher's facts come first
     if fault == "hang":
+        assert facts == []
         assert isinstance(outcome.body, StepFailed)
         assert outcome.body.error_class == "transient"
         assert outcome.body.reason in ("deadline", "timeout")
@@ -57,4 +59,6 @@ async def test_a_hung_step_fails_transiently_at_its_deadline(fault: str, tmp_pat
         assert BREAKERS.breaker("sim/sim", llm.breaker_config).window(time.monotonic()) == (1, 1)
     else:
         assert isinstance(outcome.body, StepCompleted)
+        assert facts
+        assert all(isinstance(f.body, FactPublished) for f in facts)
     BREAKERS.clear()
