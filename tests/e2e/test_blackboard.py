@@ -67,14 +67,9 @@ PLAN = [
 @pytest.fixture
 async def team(kafka: Any, tmp_path: Path) -> AsyncIterator[LocalRun]:
     env = {"SYNOD_LLM_SIM_LATENCY": "fixed:0.2", "SYNOD_LLM_SIM_SLOW_STEPS": "r2=2.5"}
-    replicas = {
-        "consensus": 1,
-        "planner": 1,
-        "researcher": 2,
-        "coder": 1,
-        "reviewer": 3,
-        "gateway": 1,
-    }
+    # One researcher runs r1 and r2 at once (a lane per step); one juror keeps it short.
+    replicas = {"consensus": 1, "planner": 1, "researcher": 1, "coder": 1, "reviewer": 1}
+    replicas |= {"gateway": 1}
     async with local_team(kafka.bootstrap, tmp_path, "bb", replicas, env) as run:
         yield run
 
@@ -114,7 +109,9 @@ def _shown_as(team: LocalRun, task_id: str, mode: str, truth: str) -> None:
 async def test_strong_waits_for_decided_facts_and_eventual_reconciles(team: LocalRun) -> None:
     tasks = {m: f"bb-{m}-{uuid.uuid4().hex[:6]}" for m in ("strong", "eventual")}
     for mode, task_id in tasks.items():
-        await send_goals(team, {task_id: "Pick an approach"}, plan=PLAN, consistency=mode)
+        await send_goals(
+            team, {task_id: "Pick an approach"}, plan=PLAN, consistency=mode, reviewers=1
+        )
     results = await read_topic(
         team, RESULTS, lambda rs: set(outcomes_by_task(rs)) >= set(tasks.values()), 180
     )
