@@ -37,6 +37,7 @@ from synod.transport import (
     Publisher,
     Received,
 )
+from synod.transport.authorship import Authorship
 from synod.transport.causal import HANDLING, Stamper
 from synod.transport.topics import DLQ, HEARTBEATS, TopicSpec, topic_name
 from synod.wire import Envelope, Heartbeat, Sender
@@ -77,10 +78,14 @@ class ServiceContext:
         # Every envelope this service sends is stamped here, and every one it
         # handles merged (synod.transport.causal): clocks in one place for all roles.
         self.stamper = Stamper(self.instance, max_skew_ms=service.max_clock_skew_ms)
+        # Signs what this process sends and checks who wrote what it handles
+        # (synod.transport.authorship): authorship in one place for all roles.
+        self.authorship = Authorship.from_environment(self.instance)
         self.publisher = Publisher(
             kafka.bootstrap,
             client_id=self.instance,
             stamper=self.stamper if service.causal_clocks else None,
+            signer=self.authorship.signer,
         )
         self.consumers: list[KeyOrderedConsumer] = []
         self.in_flight: dict[str, str] = {}  # message id -> "task/step" being worked on
@@ -105,6 +110,8 @@ class ServiceContext:
         """Register a consumer; it starts with the service and stops gracefully with it."""
 
         async def tracked(msg: Received) -> None:
+            if not self.authorship.check(msg.record.topic, msg.envelope, self.role, self.instance):
+                return  # forged or unsigned: never reaches role logic
             label = in_flight_label(msg.envelope)
             self.in_flight[msg.envelope.message_id] = label
             if self.service.causal_clocks:

@@ -17,6 +17,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from synod.observability import publish_span
+from synod.transport.authorship import Signer
 from synod.transport.causal import Stamper
 from synod.transport.partitioner import partition_for
 from synod.transport.security import client_security
@@ -48,11 +49,15 @@ class Publisher:
         client_id: str = "synod",
         linger_ms: int = 0,
         stamper: Stamper | None = None,
+        signer: Signer | None = None,
         **producer_options: Any,
     ) -> None:
         self.codec = codec or Codec()
         # Set by the service host: stamps every envelope's clocks on its way out.
         self.stamper = stamper
+        # Set by the service host when the process has a key: signs every
+        # envelope it authors (a copy sent on keeps its author's signature).
+        self.signer = signer
         self._producer = AIOKafkaProducer(
             **client_security(),
             bootstrap_servers=bootstrap,
@@ -97,6 +102,8 @@ class Publisher:
         """
         if self.stamper is not None:
             envelope = self.stamper.stamp(topic, envelope)
+        if self.signer is not None:
+            envelope = self.signer.sign(envelope)
         with publish_span(topic, envelope, key) as hop:  # the producer span (observability)
             metadata = await self._send(topic, hop.envelope, content_type, key, partition_key)
             hop.sent(metadata)

@@ -645,6 +645,11 @@ class Envelope(WireModel, Generic[B]):
     created_at: datetime = Field(default_factory=utc_now)
     trace: TraceContext = Field(default_factory=TraceContext)
     body: B
+    # Authorship (synod.transport.authorship, ADR 0014): the principal whose key
+    # signed this message, and its Ed25519 signature (base64) over the message's
+    # id, task, type, sender and body. Empty: unsigned (a client, or no keyring).
+    signer: str = Field(default="", max_length=200)
+    signature: str = Field(default="", max_length=200)
 
     @field_validator("created_at")
     @classmethod

@@ -268,6 +268,11 @@ class ConsensusService:
                     "undecodable record skipped", extra={"offset": record.offset, "error": str(exc)}
                 )
             return FoldResult()
+        # Not through the host either: check who wrote it here. The verdict depends
+        # on the record and the keyring only, so every fold of the log skips the same.
+        ctx = self.ctx
+        if not ctx.authorship.check(self.topic, envelope, ctx.role, ctx.instance, report=live):
+            return FoldResult()
         # This loop reads its own consumer, not the host's: merge the clocks here, so
         # what the batch makes us publish happens-after every record folded into it.
         self.ctx.stamper.observe(self.topic, envelope)

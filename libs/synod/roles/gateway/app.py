@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import difflib
-import hmac
 import json
 import logging
 import re
@@ -39,6 +38,7 @@ from synod.wire import Codec, ContentType, Envelope, Sender, TaskSubmitted, Trac
 from .operations import Operations
 from .projects import project_handler
 from .responses import error_response
+from .tokens import PRINCIPAL_KEY, RateLimiter, TokenBook, retry_after_header
 from .view import TaskFeed
 from .webconsole import (
     RawPublisher,
@@ -59,6 +59,9 @@ REQUEST_DURATION = Histogram(
     "synod_gateway_request_duration_seconds",
     "Time to answer an API request (event streams are counted, not timed)",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+RATE_LIMITED = Counter(
+    "synod_gateway_rate_limited_total", "Requests refused with 429: a token over its rate"
 )
 OPEN_STREAMS = Gauge("synod_gateway_open_streams", "Event streams open now")
 
@@ -119,6 +122,10 @@ def create_app(
     workspace: WorkspaceReader | None = None,
     trace_url: str = "",
     clock: Callable[[], float] = time.time,
+    rate_per_s: float = 0.0,
+    rate_burst: float = 20.0,
+    request_timeout_s: float = 30.0,
+    cors_origins: Sequence[str] = (),
 ) -> web.Application:
     """The gateway's aiohttp application.
 
@@ -128,7 +135,14 @@ def create_app(
     `operations`, `raw_publisher`, `workspace`: what the console's agents,
     dead-letter and workspace pages read and act through; `trace_url`: a link
     to a trace UI with `{trace_id}` in it, shown on a task's page.
+    `tokens` are `synod.roles.gateway.tokens` entries (hashes or tokens, each
+    with its principal); `rate_per_s` / `rate_burst`: a token bucket per
+    principal (0: unlimited), over it 429 with Retry-After; `request_timeout_s`
+    bounds every answer but an event stream; `cors_origins`: origins allowed to
+    call /v1 from a browser (none by default: no CORS header at all).
     """
+    book = TokenBook.from_settings(tokens)
+    limiter = RateLimiter(rate_per_s, rate_burst, time.monotonic)
     api = _Api(
         publisher=publisher,
         feed=feed,
@@ -143,7 +157,9 @@ def create_app(
         middlewares=[
             _metrics_middleware,
             _errors_middleware,
-            _auth_middleware(tokens),
+            _security_headers(tuple(cors_origins)),
+            _auth_middleware(book, limiter),
+            _time_limit(request_timeout_s),
             same_origin_actions,
         ],
         client_max_size=MAX_BODY_BYTES,
@@ -159,7 +175,7 @@ def create_app(
         publisher=raw_publisher or _NoRawPublisher(),
         topic_prefix=topic_prefix,
         instance=instance,
-        auth_required=any(tokens),
+        auth_required=book.required,
         workspace=workspace,
         trace_url=trace_url,
         keepalive_s=keepalive_s,
@@ -233,12 +249,11 @@ async def _errors_middleware(request: web.Request, handler: Any) -> web.StreamRe
         return error_response(500, "internal", "the gateway failed to answer; see its logs")
 
 
-def _auth_middleware(tokens: Sequence[str]) -> Any:
-    accepted = [t.encode() for t in tokens if t]
-
+def _auth_middleware(book: TokenBook, limiter: RateLimiter) -> Any:
     @web.middleware
     async def auth(request: web.Request, handler: Any) -> web.StreamResponse:
-        if not accepted or request.path in HEALTH_PATHS or is_console_path(request.path):
+        open_path = request.path in HEALTH_PATHS or is_console_path(request.path)
+        if not book.required or open_path or request.method == "OPTIONS":
             response: web.StreamResponse = await handler(request)
             return response
         scheme, _, given = request.headers.get("Authorization", "").partition(" ")
@@ -249,20 +264,93 @@ def _auth_middleware(tokens: Sequence[str]) -> Any:
                 "this gateway needs a bearer token: send `Authorization: Bearer <token>`",
                 headers={"WWW-Authenticate": 'Bearer realm="synod"'},
             )
-        token = given.strip().encode()
-        # Compare against every token, so timing tells nothing about which matched.
-        matches = [hmac.compare_digest(token, t) for t in accepted]
-        if not any(matches):
+        principal = book.principal_for(given.strip())
+        if principal is None:
             return error_response(
                 401,
                 "invalid_token",
                 "the bearer token is not one of this gateway's tokens (SYNOD_API_TOKENS)",
                 headers={"WWW-Authenticate": 'Bearer realm="synod", error="invalid_token"'},
             )
+        wait_s = limiter.admit(principal)
+        if wait_s > 0:
+            RATE_LIMITED.inc()
+            return error_response(
+                429,
+                "rate_limited",
+                f"more than {limiter.rate_per_s:g} requests per second for this token; "
+                "retry after the Retry-After seconds",
+                {"rate_per_s": limiter.rate_per_s, "burst": limiter.burst},
+                headers={"Retry-After": retry_after_header(wait_s)},
+            )
+        request[PRINCIPAL_KEY] = principal
         response = await handler(request)
         return response
 
     return auth
+
+
+def _time_limit(timeout_s: float) -> Any:
+    """Bound every answer; an event stream is long-lived by design and bounded by its client."""
+
+    @web.middleware
+    async def limit(request: web.Request, handler: Any) -> web.StreamResponse:
+        if timeout_s <= 0 or request.path.endswith("/events") or request.path in HEALTH_PATHS:
+            response: web.StreamResponse = await handler(request)
+            return response
+        try:
+            async with asyncio.timeout(timeout_s):
+                response = await handler(request)
+                return response
+        except TimeoutError:
+            return error_response(
+                503,
+                "timeout",
+                f"the gateway could not answer within {timeout_s:g} s; try again",
+                {"timeout_s": timeout_s},
+            )
+
+    return limit
+
+
+# Pages of the console: no framing by other sites, no sniffing, scripts and
+# styles from the gateway only, no referrer leaking task ids to other sites.
+CONSOLE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+def _security_headers(cors_origins: tuple[str, ...]) -> Any:
+    """Security headers on every answer; CORS headers only for configured origins."""
+
+    @web.middleware
+    async def headers(request: web.Request, handler: Any) -> web.StreamResponse:
+        origin = request.headers.get("Origin", "")
+        allowed = origin in cors_origins
+        if request.method == "OPTIONS" and allowed:
+            response: web.StreamResponse = web.Response(status=204)
+        else:
+            response = await handler(request)
+        if not response.prepared:  # a stream's headers are already out
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+            if is_console_path(request.path):
+                for name, value in CONSOLE_HEADERS.items():
+                    response.headers.setdefault(name, value)
+            if allowed:
+                response.headers["Access-Control-Allow-Origin"] = origin
+                response.headers["Vary"] = "Origin"
+                response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+                response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+        return response
+
+    return headers
 
 
 # ---------------------------------------------------------------- handlers

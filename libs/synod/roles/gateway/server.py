@@ -117,6 +117,10 @@ class Gateway:
             raw_publisher=self.link,
             workspace=self.workspace,
             trace_url=s.console_trace_url,
+            rate_per_s=s.gateway_rate_per_s,
+            rate_burst=s.gateway_rate_burst,
+            request_timeout_s=s.gateway_request_timeout_s,
+            cors_origins=s.gateway_cors_origins,
         )
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=s.drain_timeout_s)
         await self._runner.setup()

@@ -20,7 +20,19 @@ class GatewaySettings(BaseSettings):
     # NoDecode: a comma-separated list, not the JSON pydantic-settings expects by default.
     api_tokens: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
-        description="comma-separated bearer tokens; unset or empty: no authentication",
+        description="comma-separated bearer tokens (principal=sha256:<hex>, principal=token "
+        "or token; synod.roles.gateway.tokens); unset or empty: no authentication",
+    )
+    gateway_rate_per_s: float = Field(
+        default=50.0, ge=0, description="requests per second per token (0: unlimited)"
+    )
+    gateway_rate_burst: float = Field(default=100.0, ge=1, description="requests at once")
+    gateway_request_timeout_s: float = Field(
+        default=30.0, ge=0, description="bound on every answer but an event stream (0: none)"
+    )
+    gateway_cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated origins allowed to call /v1 from a browser; unset: no CORS",
     )
     instance: str = Field(default="gateway-0", min_length=1, description="instance id")
     gateway_index_capacity: int = Field(
@@ -54,7 +66,7 @@ class GatewaySettings(BaseSettings):
     )
     log_level: str = "INFO"
 
-    @field_validator("api_tokens", mode="before")
+    @field_validator("api_tokens", "gateway_cors_origins", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -71,6 +83,10 @@ ENV_VARS: tuple[tuple[str, str], ...] = (
     ("SYNOD_GATEWAY_HOST", "address to listen on (default 127.0.0.1)"),
     ("SYNOD_GATEWAY_PORT", "port to listen on (default 8080; 0: any free port)"),
     ("SYNOD_API_TOKENS", "comma-separated bearer tokens; unset: no authentication"),
+    ("SYNOD_GATEWAY_RATE_PER_S", "requests per second per token (default 50; 0: unlimited)"),
+    ("SYNOD_GATEWAY_RATE_BURST", "requests per token at once (default 100)"),
+    ("SYNOD_GATEWAY_REQUEST_TIMEOUT_S", "bound on every answer but a stream (default 30)"),
+    ("SYNOD_GATEWAY_CORS_ORIGINS", "origins allowed to call /v1 from a browser (default none)"),
     ("SYNOD_INSTANCE", "instance id, the sender of submitted tasks (default gateway-0)"),
     ("SYNOD_GATEWAY_INDEX_CAPACITY", "tasks kept in the in-memory view (default 10000)"),
     ("SYNOD_GATEWAY_KEEPALIVE_S", "SSE keep-alive interval in seconds (default 15)"),

@@ -397,6 +397,11 @@ class Planner:
                         envelope = self.codec.decode(r.value)
                     except DecodeError:
                         continue  # the consumer dead-letters it when it gets there
+                    ctx = self.ctx
+                    if not ctx.authorship.check(
+                        r.topic, envelope, ctx.role, ctx.instance, report=False
+                    ):
+                        continue  # forged: the live consumer reported it when it came
                     if envelope.task_id is not None:
                         # The clocks of what this planner (or its predecessor) logged:
                         # without them a restarted planner would stamp its next records
