@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from synod.transport.authorship import RIGHTS, acls_for
 from synod.transport.topics import CATALOGUE
 
 from .conftest import CHART, render
@@ -88,7 +89,18 @@ def test_each_role_logs_in_as_its_own_kafka_user_with_least_privilege() -> None:
     assert ("prod.synod.steps.researcher", "Read") not in grants("coder")
     assert not any(op == "Write" and t == "prod.synod.results" for t, op in grants("coder"))
     assert ("prod.synod.votes", "Write") in grants("reviewer")
-    assert ("prod.synod.task-events", "Write") not in grants("reviewer")
+    # A reviewer logs AnswerVerified on the task's log; signatures, not ACLs,
+    # keep it from authoring anything else there (synod.transport.authorship).
+    assert ("prod.synod.task-events", "Write") in grants("reviewer")
+    for worker in ("researcher", "coder"):
+        for topic in ("votes", "results", "decisions", "tasks"):
+            assert (f"prod.synod.{topic}", "Write") not in grants(worker)
+    # The chart's users are the rights table, not a second copy of it.
+    for role in RIGHTS:
+        expected = {
+            (f"prod.{acl.name}", op) for acl in acls_for(role) for op in acl.operations
+        }
+        assert grants(role) == expected, role
 
 
 def test_only_the_supervisor_gets_a_kubernetes_api_token() -> None:
