@@ -97,9 +97,7 @@ def test_each_role_logs_in_as_its_own_kafka_user_with_least_privilege() -> None:
             assert (f"prod.synod.{topic}", "Write") not in grants(worker)
     # The chart's users are the rights table, not a second copy of it.
     for role in RIGHTS:
-        expected = {
-            (f"prod.{acl.name}", op) for acl in acls_for(role) for op in acl.operations
-        }
+        expected = {(f"prod.{acl.name}", op) for acl in acls_for(role) for op in acl.operations}
         assert grants(role) == expected, role
 
 

@@ -147,6 +147,13 @@ def up(
         int,
         typer.Option(min=1, max=5, help="local Kafka nodes: 1, or 3 (KRaft quorum, RF 3)"),
     ] = 1,
+    secure: Annotated[
+        bool,
+        typer.Option(
+            help="secure the local broker: SCRAM user per role, ACLs, TLS, signed messages; "
+            "credentials in <run dir>/credentials.json"
+        ),
+    ] = False,
 ) -> None:
     """Run a local broker (unless --bootstrap) and every service as a child process."""
     if backend not in (None, "sim", "anthropic"):
@@ -165,6 +172,7 @@ def up(
         prefix=KafkaSettings().topic_prefix,
         gateway_port=gateway_port,
         brokers=brokers,
+        secure=secure,
     )
     if run_dir is not None:
         run.run_dir = run_dir

@@ -86,6 +86,11 @@ class BrokerInfo:
     # testing authentication; the PLAINTEXT one stays for the broker itself.
     sasl_port: int | None = None
     scram_mechanism: str | None = None
+    # Secured (start(..., secure=...)): a SASL_SSL listener, and the authorizer on
+    # with deny by default (synod.dev.securekafka); the PLAINTEXT listener is then
+    # the operator's door (a super user), never a service's.
+    tls_port: int | None = None
+    secured: bool = False
 
     @property
     def bootstrap(self) -> str:
@@ -95,6 +100,10 @@ class BrokerInfo:
     def sasl_bootstrap(self) -> str | None:
         return f"127.0.0.1:{self.sasl_port}" if self.sasl_port else None
 
+    @property
+    def tls_bootstrap(self) -> str | None:
+        return f"localhost:{self.tls_port}" if self.tls_port else None
+
 
 @dataclass(frozen=True)
 class ScramUser:
@@ -103,6 +112,15 @@ class ScramUser:
     username: str
     password: str
     mechanism: str = "SCRAM-SHA-512"
+
+
+@dataclass(frozen=True)
+class Secured:
+    """What a secured broker needs (synod.dev.securekafka makes it): the users,
+    and the PEM file with the TLS listener's key and certificate chain."""
+
+    users: tuple[ScramUser, ...]
+    keystore_pem: Path
 
 
 def free_port() -> int:
@@ -200,6 +218,8 @@ def _server_properties(
     node_id: int = 1,
     voters: str | None = None,
     replication: int = 1,
+    tls_port: int | None = None,
+    keystore_pem: Path | None = None,
 ) -> str:
     """One node's configuration. A cluster passes every node's `voters` and its
     `replication` (3 for three nodes: internal topics replicated, min ISR 2)."""
@@ -254,6 +274,22 @@ def _server_properties(
         props["sasl.enabled.mechanisms"] = scram_mechanism
         jaas = f"listener.name.sasl_plaintext.{scram_mechanism.lower()}.sasl.jaas.config"
         props[jaas] = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+    if tls_port is not None and keystore_pem is not None:
+        # "localhost": the name in the broker's certificate, checked by clients.
+        props["listeners"] += f",SASL_SSL://127.0.0.1:{tls_port}"
+        props["advertised.listeners"] += f",SASL_SSL://localhost:{tls_port}"
+        props["listener.security.protocol.map"] += ",SASL_SSL:SASL_SSL"
+        props["sasl.enabled.mechanisms"] = scram_mechanism
+        jaas = f"listener.name.sasl_ssl.{scram_mechanism.lower()}.sasl.jaas.config"
+        props[jaas] = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        props["listener.name.sasl_ssl.ssl.keystore.type"] = "PEM"
+        props["listener.name.sasl_ssl.ssl.keystore.location"] = str(keystore_pem)
+        # Deny by default: a principal does what an ACL allows and nothing else.
+        # ANONYMOUS is the PLAINTEXT and controller listeners' principal: the
+        # broker itself and the operator (topic creation, ACLs), on 127.0.0.1.
+        props["authorizer.class.name"] = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+        props["allow.everyone.if.no.acl.found"] = "false"
+        props["super.users"] = "User:ANONYMOUS"
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
@@ -392,6 +428,7 @@ def start(
     home: Path | None = None,
     timeout_s: float = 90.0,
     scram: ScramUser | None = None,
+    secure: Secured | None = None,
 ) -> BrokerInfo:
     """Start a broker whose state lives in run_dir, or return the one already running there."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -408,7 +445,9 @@ def start(
     attempts = 1 if port else 3
     for attempt in range(1, attempts + 1):
         try:
-            return _start_once(run_dir, libs, version, port or free_port(), timeout_s, scram)
+            return _start_once(
+                run_dir, libs, version, port or free_port(), timeout_s, scram, secure
+            )
         except BrokerError as exc:
             if attempt == attempts or "exited during start-up" not in str(exc):
                 raise
@@ -423,6 +462,7 @@ def _start_once(
     port: int,
     timeout_s: float,
     scram: ScramUser | None = None,
+    secure: Secured | None = None,
 ) -> BrokerInfo:
     data_dir = run_dir / "data"
     taken = {port}
@@ -435,9 +475,27 @@ def _start_once(
         sasl_port = free_port()
         while sasl_port in taken:
             sasl_port = free_port()
+        taken.add(sasl_port)
+    tls_port = None
+    users = [scram] if scram else []
+    if secure is not None:
+        users += secure.users
+        tls_port = free_port()
+        while tls_port in taken:
+            tls_port = free_port()
     props = run_dir / "server.properties"
-    mechanism = scram.mechanism if scram else "SCRAM-SHA-512"
-    props.write_text(_server_properties(data_dir, port, controller_port, sasl_port, mechanism))
+    mechanism = users[0].mechanism if users else "SCRAM-SHA-512"
+    props.write_text(
+        _server_properties(
+            data_dir,
+            port,
+            controller_port,
+            sasl_port,
+            mechanism,
+            tls_port=tls_port,
+            keystore_pem=secure.keystore_pem if secure else None,
+        )
+    )
 
     # The data dir records its cluster id; keep it so a restart keeps the data.
     meta = data_dir / "meta.properties"
@@ -458,9 +516,8 @@ def _start_once(
             # SCRAM credentials of a KRaft cluster are records in its metadata
             # log: the format step writes them before the broker first starts.
             *(
-                [f"--add-scram={scram.mechanism}=[name={scram.username},password={scram.password}]"]
-                if scram
-                else []
+                f"--add-scram={u.mechanism}=[name={u.username},password={u.password}]"
+                for u in users
             ),
         )
         proc = subprocess.run(fmt, capture_output=True, text=True, check=False)
@@ -488,6 +545,8 @@ def _start_once(
         started_in_s=0.0,
         sasl_port=sasl_port,
         scram_mechanism=scram.mechanism if scram else None,
+        tls_port=tls_port,
+        secured=secure is not None,
     )
     try:
         wait_ready(info.bootstrap, timeout_s=timeout_s, pid=child.pid)

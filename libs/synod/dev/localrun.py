@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synod.dev import localkafka
+from synod.dev import localkafka, securekafka
 from synod.errors import ConfigError
 from synod.runtimes import request_path
 from synod.transport.admin import ensure_topics
@@ -108,6 +108,11 @@ class LocalRun:
     # False: a child that exits stays down until the supervisor asks for it
     # (a restart request file), as when testing that the supervisor notices.
     respawn_exited: bool = True
+    # The broker secured (synod.dev.securekafka): services log in over SASL_SSL
+    # as their role's user, under the rights table's ACLs, and sign what they
+    # send; `bootstrap` stays the operator's PLAINTEXT door for this process.
+    secure: bool = False
+    credentials: dict[str, Any] | None = None
     _broker_dir: Path | None = None
     _cluster_dir: Path | None = None
 
@@ -129,6 +134,8 @@ class LocalRun:
             env["SYNOD_LLM_BACKEND"] = self.backend
         if self.fault_profile:
             env["SYNOD_LLM_FAULT_PROFILE"] = self.fault_profile
+        if self.credentials is not None:
+            env.update(securekafka.env_for(self.credentials, role, instance))
         if role == "supervisor":
             env.setdefault("SYNOD_SUPERVISOR_RUNTIME", "local")
             env["SYNOD_SUPERVISOR_RUN_DIR"] = str(self.run_dir)
@@ -143,11 +150,16 @@ class LocalRun:
             )
             self.bootstrap = cluster.bootstrap
             _say(f"started {self.brokers} Apache Kafka {cluster.version} nodes at {self.bootstrap}")
+        elif self.bootstrap is None and self.secure:
+            await self._start_secured()
         elif self.bootstrap is None:
             self._broker_dir = self.run_dir / "kafka"
             info = await asyncio.to_thread(localkafka.start, self._broker_dir)
             self.bootstrap = info.bootstrap
             _say(f"started Apache Kafka {info.version} at {self.bootstrap}")
+        elif self.secure:
+            raise ConfigError("--secure starts its own broker: leave out --bootstrap")
+        assert self.bootstrap is not None
         reports = await ensure_topics(self.bootstrap, prefix=self.prefix)
         created = sum(r.action == "created" for r in reports)
         _say(f"topics: {created} created, {len(reports) - created} already there")
@@ -161,6 +173,27 @@ class LocalRun:
                 self.children.append(child)
         self._write_state()
         _say(f"started {len(self.children)} processes; logs in {self.run_dir}")
+
+    async def _start_secured(self) -> None:
+        if self.brokers > 1:
+            raise ConfigError("--secure runs one broker; leave out --brokers")
+        self._broker_dir = self.run_dir / "kafka"
+        principals = [f"{r}-{i}" for r, n in self.replicas.items() for i in range(n)]
+        prepared = await asyncio.to_thread(securekafka.prepare, self._broker_dir, principals)
+        info = await asyncio.to_thread(localkafka.start, self._broker_dir, secure=prepared.secured)
+        if not info.secured or info.tls_bootstrap is None:
+            raise ConfigError(
+                f"a broker without security already runs in {self._broker_dir}: "
+                "stop it (`synod down`) or use another run dir"
+            )
+        self.bootstrap = info.bootstrap
+        granted = await securekafka.grant(info.bootstrap, prepared.users, self.prefix)
+        path = securekafka.write_credentials(self.run_dir, prepared, info.tls_bootstrap)
+        self.credentials = json.loads(path.read_text())
+        _say(
+            f"started Apache Kafka {info.version}, secured: SASL_SSL at {info.tls_bootstrap}, "
+            f"{len(prepared.users)} users, {granted} ACLs; credentials in {path}"
+        )
 
     def _write_state(self) -> None:
         state = {

@@ -45,7 +45,9 @@ async def ensure_topics(
     try:
         await admin.start()
     except Exception as exc:
-        raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}{security_hint()}") from exc
+        raise BrokerError(
+            f"cannot reach Kafka at {bootstrap}: {exc}{security_hint(bootstrap)}"
+        ) from exc
     try:
         if replication_factor is None:
             cluster = await admin.describe_cluster()

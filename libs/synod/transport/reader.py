@@ -132,7 +132,7 @@ class PartitionReader:
         except (KafkaError, OSError) as exc:
             await consumer.stop()
             raise BrokerError(
-                f"cannot reach Kafka at {self.bootstrap}: {exc}{security_hint()}"
+                f"cannot reach Kafka at {self.bootstrap}: {exc}{security_hint(self.bootstrap)}"
             ) from exc
         # Let aiokafka's group-less coordinator task begin: one cancelled before its
         # first step (a reader stopped with nothing read) makes stop() raise CancelledError.

@@ -10,6 +10,7 @@ not at the first fetch with a broker-side "authentication failed".
 from __future__ import annotations
 
 import functools
+import socket
 import ssl
 from pathlib import Path
 from typing import Any, Literal
@@ -91,13 +92,39 @@ def client_security(security: KafkaSecurity | None = None) -> dict[str, Any]:
     return (security or _from_environment()).client_kwargs()
 
 
-def security_hint() -> str:
+def tls_problem(security: KafkaSecurity, bootstrap: str, timeout_s: float = 5.0) -> str:
+    """Why a TLS handshake with the first bootstrap address fails, or "" (it works, or
+    the address cannot be reached at all): aiokafka reports both as "unable to bootstrap"."""
+    host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
+    try:
+        with (
+            socket.create_connection((host, int(port)), timeout=timeout_s) as raw,
+            security.ssl_context().wrap_socket(raw, server_hostname=host),
+        ):
+            return ""
+    except ssl.SSLCertVerificationError as exc:
+        return (
+            f" (TLS: the broker's certificate is not trusted: {exc.verify_message or exc}; "
+            f"check SYNOD_KAFKA_SSL_CAFILE={security.ssl_cafile or '<system trust store>'}: "
+            "it must be the CA that signed the broker's certificate)"
+        )
+    except ssl.SSLError as exc:
+        return f" (TLS handshake failed: {exc}; check SYNOD_KAFKA_SSL_* and the broker's listener)"
+    except (OSError, ValueError):
+        return ""
+
+
+def security_hint(bootstrap: str | None = None) -> str:
     """What to check when a secured client cannot connect (aiokafka reports a failed
     SASL handshake as "unable to bootstrap")."""
     try:
         security = _from_environment()
     except ConfigError:
         return ""
+    if security.uses_tls and bootstrap:
+        problem = tls_problem(security, bootstrap)
+        if problem:
+            return problem
     if security.security_protocol.startswith("SASL_"):
         return (
             f" (connecting with {security.security_protocol} {security.sasl_mechanism} as "
