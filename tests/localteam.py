@@ -143,7 +143,8 @@ async def assert_log_checks(run: LocalRun, *, task_id: str | None = None) -> dic
     """
     from synod.cli.check import run_check
 
-    doc = await run_check(run.bootstrap, run.prefix, task_id)
+    keyring = run.credentials["keyring_file"] if run.credentials else None
+    doc = await run_check(run.bootstrap, run.prefix, task_id, keyring_file=keyring)
     print(
         f"synod check: {doc['records']} records, {doc['tasks']} tasks, "
         f"{doc['checked']['cause_links']} cause links; read {doc['read_s']} s, "

@@ -11,6 +11,7 @@ import asyncio
 import re
 import sys
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -19,6 +20,7 @@ from synod.cli.output import BootstrapOption, JsonOption, emit, fail
 from synod.core.check import check as check_log
 from synod.errors import SynodError
 from synod.settings import KafkaSettings
+from synod.transport.authorship import AuthorshipSettings, Keyring
 from synod.transport.logread import read_log
 
 app = typer.Typer()
@@ -43,14 +45,25 @@ def parse_since(text: str, now: datetime) -> datetime:
 
 
 async def run_check(
-    bootstrap: str, prefix: str, task_id: str | None = None, since: datetime | None = None
+    bootstrap: str,
+    prefix: str,
+    task_id: str | None = None,
+    since: datetime | None = None,
+    keyring_file: str | None = None,
 ) -> dict[str, Any]:
-    """Read and check; the report as one JSON-ready dict (what --json prints)."""
-    read = await read_log(bootstrap, prefix)
+    """Read and check; the report as one JSON-ready dict (what --json prints).
+
+    With a keyring (`keyring_file`, else SYNOD_KEYRING_FILE), records no service
+    would act on (synod.transport.authorship) are counted as forged and left out.
+    """
+    path = keyring_file if keyring_file is not None else AuthorshipSettings().keyring_file
+    keyring = Keyring.load(Path(path)) if path else None
+    read = await read_log(bootstrap, prefix, keyring=keyring)
     started = datetime.now(UTC)
     report = check_log(read.records, task_id=task_id, since=since)
     doc = report.to_json()
     doc["undecodable"] = dict(read.undecodable)
+    doc["forged"] = dict(read.forged)
     doc["read_s"] = round(read.seconds, 3)
     doc["check_s"] = round((datetime.now(UTC) - started).total_seconds(), 3)
     doc["text"] = report.text()

@@ -229,10 +229,13 @@ class Signer:
 
     principal: str
     key: Ed25519PrivateKey = field(repr=False)
+    role: str = ""  # "": any sender; else only what this role authors is signed
 
     def sign(self, envelope: Envelope[Any]) -> Envelope[Any]:
         if envelope.signature:
             return envelope  # a copy sent on keeps its author's signature
+        if self.role and envelope.sender.role != self.role:
+            return envelope  # another's message sent on (a client's task): not ours to sign
         named = envelope.model_copy(update={"signer": self.principal})
         signature = self.key.sign(signed_bytes(named))
         return named.model_copy(update={"signature": base64.b64encode(signature).decode()})
@@ -327,11 +330,14 @@ class Authorship:
         keyring = Keyring.load(Path(s.keyring_file)) if s.keyring_file else None
         signer = None
         if s.signing_key_file:
-            signer = Signer(s.principal or instance, load_private_key(Path(s.signing_key_file)))
-        if keyring is not None and signer is not None and signer.principal not in keyring.entries:
-            raise ConfigError(
-                f"SYNOD_PRINCIPAL={signer.principal} is not in SYNOD_KEYRING_FILE={s.keyring_file}"
-            )
+            principal = s.principal or instance
+            entry = keyring.entries.get(principal) if keyring is not None else None
+            if keyring is not None and entry is None:
+                raise ConfigError(
+                    f"SYNOD_PRINCIPAL={principal} is not in SYNOD_KEYRING_FILE={s.keyring_file}"
+                )
+            key = load_private_key(Path(s.signing_key_file))
+            signer = Signer(principal, key, entry.role if entry is not None else "")
         return cls(signer, keyring)
 
     def check(

@@ -18,6 +18,7 @@ from aiokafka.structs import TopicPartition
 from synod.core.check import LogRecord
 from synod.errors import DecodeError, SynodError
 from synod.transport.admin import partition_counts
+from synod.transport.authorship import Keyring, verdict
 from synod.transport.security import client_security
 from synod.transport.topics import CATALOGUE, CONSENSUS_STATE, HEARTBEATS, topic_name
 from synod.wire import Codec
@@ -29,6 +30,9 @@ CHECKED_TOPICS = tuple(t.name for t in CATALOGUE if t not in (CONSENSUS_STATE, H
 class LogRead:
     records: list[LogRecord] = field(default_factory=list)
     undecodable: Counter[str] = field(default_factory=Counter)  # topic -> records skipped
+    # topic -> records whose author may not have sent them (with a keyring): no
+    # service acted on them, so the check leaves them out too.
+    forged: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
 
@@ -38,6 +42,7 @@ async def read_log(
     *,
     topics: tuple[str, ...] = CHECKED_TOPICS,
     timeout_s: float = 120.0,
+    keyring: Keyring | None = None,
 ) -> LogRead:
     """Every record of `topics` (catalogue names) up to their current ends, decoded."""
     started = time.monotonic()
@@ -73,6 +78,9 @@ async def read_log(
                         envelope = codec.decode(r.value or b"")
                     except DecodeError:
                         out.undecodable[names[tp.topic]] += 1
+                        continue
+                    if keyring is not None and verdict(keyring, envelope) is not None:
+                        out.forged[names[tp.topic]] += 1
                         continue
                     out.records.append(LogRecord(names[tp.topic], tp.partition, r.offset, envelope))
             for tp in list(pending):

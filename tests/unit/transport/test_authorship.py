@@ -120,11 +120,11 @@ def test_tasks_from_any_client_need_no_signature_but_outcomes_do(
         verdict(keyring, Envelope.new(TaskSubmitted(goal="g"), sender=client, task_id="t")) is None
     )
     planner = Sender(role="planner", instance="planner-0")
-    done = Envelope.new(TaskCompleted(answer="a"), sender=planner, task_id="t")
+    done = Envelope.new(TaskCompleted(result="a"), sender=planner, task_id="t")
     assert verdict(keyring, done) == "unsigned"
     assert verdict(keyring, signers["planner-0"].sign(done)) is None
     worker = Sender(role="coder", instance="coder-0")
-    claimed = Envelope.new(TaskCompleted(answer="a"), sender=worker, task_id="t")
+    claimed = Envelope.new(TaskCompleted(result="a"), sender=worker, task_id="t")
     assert verdict(keyring, signers["coder-0"].sign(claimed)) == "not_author"
 
 
@@ -174,3 +174,19 @@ def test_the_rights_table_keeps_workers_off_the_deciding_topics() -> None:
     assert {r for r in a.RIGHTS if a.may_author(r, "Decision")} == {"consensus"}
     assert {r for r in a.RIGHTS if a.may_author(r, "Vote")} == {"reviewer"}
     assert {r for r in a.RIGHTS if a.may_author(r, "TaskCompleted")} == {"planner"}
+
+
+def test_a_role_does_not_sign_another_roles_message_it_sends_on(
+    keys: tuple[Keyring, dict[str, Signer]],
+) -> None:
+    keyring, signers = keys
+    planner = Signer("planner-0", signers["planner-0"].key, "planner")
+    task = Envelope.new(
+        TaskSubmitted(goal="g"), sender=Sender(role="gateway", instance="gateway-0"), task_id="t"
+    )
+    assert planner.sign(task) == task  # the client's task is copied as it came
+    assert verdict(keyring, task) is None
+    own = Envelope.new(
+        TaskSubmitted(goal="sub"), sender=Sender(role="planner", instance="planner-0"), task_id="u"
+    )
+    assert planner.sign(own).signer == "planner-0"
