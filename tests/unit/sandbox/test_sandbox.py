@@ -27,7 +27,7 @@ def test_the_network_is_blocked() -> None:
     tests = {
         "test_net.py": "import socket, pytest\n\n"
         "def test_net():\n"
-        "    with pytest.raises(OSError, match='disabled in the verifier'):\n"
+        "    with pytest.raises(OSError):\n"
         "        socket.create_connection(('127.0.0.1', 9))\n"
     }
     verdict = verify({}, tests, timeout_s=60)
@@ -104,14 +104,19 @@ def test_installed_plugins_do_not_load_unless_the_project_names_them() -> None:
     assert verdict.passed_count == 1
 
 
-def test_internet_sockets_are_blocked_local_ones_are_not() -> None:
+def test_the_weak_guard_blocks_internet_sockets_not_local_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Without bubblewrap (SYNOD_SANDBOX=rlimits) a sitecustomize refuses the sockets;
+    # in bwrap they may be made but reach nothing (test_hostile.py).
+    monkeypatch.setenv("SYNOD_SANDBOX", "rlimits")
     tests = {
         "test_sockets.py": "import asyncio, socket, pytest\n\n\n"
         "def test_inet6():\n"
-        "    with pytest.raises(OSError, match='disabled in the verifier'):\n"
+        "    with pytest.raises(OSError):\n"
         "        socket.socket(socket.AF_INET6, socket.SOCK_STREAM)\n\n\n"
         "def test_default_family():\n"
-        "    with pytest.raises(OSError, match='disabled in the verifier'):\n"
+        "    with pytest.raises(OSError):\n"
         "        socket.socket()\n\n\n"
         "def test_an_event_loop_runs():\n"
         "    a, b = socket.socketpair()\n"
