@@ -208,7 +208,8 @@ async def test_a_secured_team_refuses_forgeries_and_still_completes_its_tasks(
         {**securekafka.env_for(creds, "researcher"), "SYNOD_KAFKA_SSL_CAFILE": str(stranger)}
     ):
         reload_from_environment()
-        with pytest.raises(BrokerError, match="certificate is not trusted.*SYNOD_KAFKA_SSL_CAFILE"):
+        clear = r"certificate is not trusted.*SYNOD_KAFKA_SSL_CAFILE"
+        with pytest.raises(BrokerError, match=clear):
             async with asyncio.timeout(60):
                 await ensure_topics(creds["bootstrap"], prefix="never.")
     reload_from_environment()
@@ -285,7 +286,8 @@ async def test_a_secured_team_refuses_forgeries_and_still_completes_its_tasks(
     env = {**os.environ, **securekafka.env_for(creds, "planner", "planner-0")}
     env.update(ANTHROPIC_API_KEY=API_KEY, SYNOD_API_TOKENS=f"tester={TOKEN}")
     for args in (["config"], ["config", "--json"]):
-        shown = subprocess.run(
+        shown = await asyncio.to_thread(
+            subprocess.run,
             [str(Path(sys.executable).parent / "synod"), *args],
             env=env,
             capture_output=True,
@@ -293,6 +295,7 @@ async def test_a_secured_team_refuses_forgeries_and_still_completes_its_tasks(
             timeout=60,
             check=False,
         )
+        assert shown.returncode == 0, shown.stderr
         for name, secret in secrets.items():
             assert secret not in shown.stdout + shown.stderr, f"`synod {args}` shows the {name}"
 

@@ -3,7 +3,8 @@
 A profile is a probability per call for each fault (at most one fault per call,
 so the rates must sum to at most 1), a latency distribution, and the chance that
 the repair turn after a malformed reply succeeds. Three profiles are built in
-(`none`, `flaky`, `hostile`); others are TOML or JSON files:
+(`none`, `flaky`, `hostile`, and `injection`: every reply a right answer
+whose text carries a prompt injection); others are TOML or JSON files:
 
     name = "lying-reviewers"     # optional; defaults to the file name
     repair_success = 0.5         # optional; default 0.8
@@ -30,7 +31,7 @@ from typing import Any, Literal, get_args
 
 from synod.errors import ConfigError
 
-FaultName = Literal["transient", "timeout", "malformed", "wrong", "loop", "hang", "crash"]
+FaultName = Literal["transient", "timeout", "malformed", "wrong", "loop", "hang", "crash", "inject"]
 FAULTS: tuple[FaultName, ...] = get_args(FaultName)
 LatencyKind = Literal["fixed", "exponential", "lognormal"]
 LATENCY_KINDS: tuple[LatencyKind, ...] = get_args(LatencyKind)
@@ -174,6 +175,12 @@ PROFILES: Mapping[str, FaultProfile] = {
         },
         Latency("lognormal", 0.5, 1.0),
         repair_success=0.5,
+    ),
+    # Model output is data: every reply is right, and its text also holds a
+    # JSON Decision, a TaskCompleted, tool-call lookalikes and "ignore your
+    # instructions" (synod.llm.simcontent.INJECTION). Nothing may act on them.
+    "injection": FaultProfile(
+        "injection", {"inject": 1.0}, Latency("exponential", 0.05), repair_success=1.0
     ),
 }
 

@@ -19,6 +19,9 @@ Faults (at most one per call, drawn with the profile's rates):
   whatever attempt number, as a model stuck in a loop repeats itself.
 - hang: never returns; the caller's deadline must cancel it. Not affected by
   the injected sleep, since no amount of (virtual) time ends a hang.
+- inject: the right output, with a prompt injection in its free text (research
+  findings, the code's comments and explanation, a review's rationale, a plan's
+  rationale): see `synod.llm.simcontent.INJECTION`.
 - crash: calls the `crash` hook, by default `os._exit(137)` (as if SIGKILLed).
   If the hook returns, `SimulatedCrash` is raised: a BaseException, so agent
   code that handles errors cannot mistake it for one. A crash models the
@@ -159,6 +162,8 @@ class SimBackend:
         output = simcontent.nominal(
             request, self._content_rng(request, content_attempt), wrong=fault == "wrong"
         )
+        if fault == "inject":
+            output = simcontent.injected(output, request)
         good = simcontent.render(output, structured=request.output_model is not None)
         spent = [decision.latency_s + slow_s]
 
