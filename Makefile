@@ -14,7 +14,7 @@ KAFKA := $(PY) -m synod.dev.localkafka
 KAFKA4_VERSION ?= 4.1.2
 
 .PHONY: help prereqs venv lint lint-imports fmt schemas test test-fast test-unit test-integration test-e2e test-chaos \
-        test-kafka4 test-cluster kafka-up kafka-down kafka-clean kafka-fetch demo clean
+        test-kafka4 test-cluster test-secure kafka-up kafka-down kafka-clean kafka-fetch demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -88,7 +88,10 @@ test-chaos: venv kafka-fetch ## faults (kill -9, hostile models) on the real ser
 	$(VENV)/bin/pytest tests/chaos
 
 test: lint venv kafka-fetch tools ## lint, then every suite (chart checks included) on a real broker
-	$(VENV)/bin/pytest tests --ignore=tests/k8s --ignore=tests/integration/cluster
+	$(VENV)/bin/pytest tests --ignore=tests/k8s --ignore=tests/integration/cluster --ignore=tests/e2e/secure
+
+test-secure: venv kafka-fetch ## a secured team (synod up --secure): forgeries refused, no secret leaks (~2.5 min)
+	$(VENV)/bin/pytest tests/e2e/secure -s
 
 test-kafka4: venv ## the integration tests against Kafka $(KAFKA4_VERSION)
 	SYNOD_KAFKA_VERSION=$(KAFKA4_VERSION) $(KAFKA) fetch
