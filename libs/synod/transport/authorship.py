@@ -113,7 +113,9 @@ class RoleRights:
 # Every role reports liveness and dead letters.
 _EVERY_ROLE_WRITES = _write(t.HEARTBEATS, t.DLQ)
 _EVERY_ROLE_AUTHORS = frozenset({"Heartbeat", "DeadLetter"})
-_WORKER_AUTHORS = frozenset({"StepCompleted", "StepFailed", "StepRetrying", "FileWritten"})
+_WORKER_AUTHORS = frozenset(
+    {"StepCompleted", "StepFailed", "StepRetrying", "FileWritten", "FactPublished"}
+)
 
 RIGHTS: Mapping[str, RoleRights] = {
     "gateway": RoleRights(
