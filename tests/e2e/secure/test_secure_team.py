@@ -51,6 +51,7 @@ REPLICAS = {
     "researcher": 1,
     "coder": 1,
     "reviewer": 3,
+    "supervisor": 1,
     "gateway": 1,
 }
 
@@ -151,6 +152,8 @@ def rejected(run: LocalRun, role: str) -> dict[str, float]:
             for line in child.log_path.read_text().splitlines()
             if '"health endpoints up"' in line
         ]
+        if not urls:
+            continue  # the gateway serves its own port
         with urllib.request.urlopen(f"{urls[-1]}/metrics", timeout=10) as response:
             text = response.read().decode()
         for family in text_string_to_metric_families(text):
@@ -271,6 +274,10 @@ async def test_a_secured_team_refuses_forgeries_and_still_completes_its_tasks(
         await asyncio.sleep(0.5)
     print("rejected:", rejected(team, "planner"), rejected(team, "consensus"))
     assert await counted()
+    # Nothing legitimate was refused: every service's rejections are the forgeries'.
+    for role in REPLICAS:
+        outcomes = set(rejected(team, role))
+        assert outcomes <= {"sender_mismatch", "voter_mismatch"}, (role, outcomes)
 
     # 7. No secret anywhere: logs, records, `synod config`.
     secrets = {"api key": API_KEY, "gateway token": TOKEN}

@@ -26,6 +26,7 @@ from synod.core.workspace.records import Materialised
 from synod.errors import BrokerError
 from synod.settings import KafkaSettings
 from synod.transport import Publisher
+from synod.transport.authorship import Authorship
 from synod.transport.topics import (
     DLQ,
     DLQ_REPLAYS,
@@ -135,7 +136,11 @@ class Gateway:
         """Connect the publisher and the view, retrying with backoff until stopped."""
         attempt = 0
         while not self._stopping.is_set():
-            publisher = Publisher(self.kafka.bootstrap, client_id=self.settings.instance)
+            # Signed like every service's sends (its heartbeats reach the supervisor).
+            signer = Authorship.from_environment(self.settings.instance).signer
+            publisher = Publisher(
+                self.kafka.bootstrap, client_id=self.settings.instance, signer=signer
+            )
             view = ViewConsumer(
                 self.kafka.bootstrap,
                 self.feed,
