@@ -27,7 +27,8 @@ CODEC = Codec()
 
 @pytest.fixture
 async def team(kafka: Any, tmp_path: Path) -> AsyncIterator[LocalRun]:
-    replicas = {"consensus": 1, "planner": 1, "researcher": 1, "coder": 1, "reviewer": 3}
+    # One juror is enough here: the point is what the services make of the text.
+    replicas = {"consensus": 1, "planner": 1, "researcher": 1, "coder": 1, "reviewer": 1}
     env = {"SYNOD_LLM_FAULT_PROFILE": "injection"}
     async with local_team(
         kafka.bootstrap, tmp_path, "inject", {**replicas, "gateway": 1}, env
@@ -37,7 +38,7 @@ async def team(kafka: Any, tmp_path: Path) -> AsyncIterator[LocalRun]:
 
 async def test_injected_text_changes_no_state_and_is_shown_as_text(team: LocalRun) -> None:
     tasks = {f"inj-{i}-{uuid.uuid4().hex[:6]}": f"Write helper {i}" for i in range(4)}
-    await send_goals(team, tasks)
+    await send_goals(team, tasks, reviewers=1)
     results = await read_topic(
         team, RESULTS, lambda rs: set(outcomes_by_task(rs)) >= set(tasks), 240
     )
