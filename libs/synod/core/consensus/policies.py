@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from synod.core.bugs import planted
 from synod.core.consensus.posterior import leader_confidence
 
 
@@ -51,6 +52,8 @@ def _top_two(values: tuple[int, ...]) -> tuple[int, int, int]:
 
 
 def _count_winner(view: TallyView, quorum: int) -> str | None:
+    if planted("quorum_minus_one"):
+        quorum -= 1
     for option, count in zip(view.options, view.counts, strict=True):
         if count >= quorum:
             return option

@@ -22,6 +22,7 @@ from dataclasses import replace
 
 from synod.core.resilience.backoff import RetryPolicy
 from synod.core.task import RESAMPLE_REASONS
+from synod.core.work import vote_record
 from synod.errors import ErrorClass
 from synod.ids import derived_id
 from synod.llm import LLMBackend, LLMError, LLMRequest, ReviewVerdict, select_backend
@@ -203,14 +204,7 @@ class Reviewer:
         await self.ctx.publish(TASK_EVENTS, envelope)
 
     async def _cast(self, msg: Received, request: VoteRequested, vote: Vote) -> None:
-        envelope = Envelope.new(
-            vote,
-            sender=self.ctx.sender,
-            task_id=msg.envelope.task_id,
-            message_id=derived_id(msg.envelope.message_id, self.ctx.instance),
-            causes=[msg.envelope.message_id],
-            trace=msg.envelope.trace,
-        )
+        envelope = vote_record(msg.envelope, vote, self.ctx.sender)
         await self.ctx.publish(VOTES, envelope)
         VOTES_CAST.labels(vote.kind).inc()
         log.info(

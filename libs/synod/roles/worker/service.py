@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 from synod.core.blackboard import parse
 from synod.core.resilience.retrytopics import Park, RetryTiers
-from synod.core.workspace import writes_for
+from synod.core.work import step_records
 from synod.errors import SynodError
 from synod.ids import derived_id
 from synod.llm import OUTPUT_MODELS, LLMBackend, LLMError, LLMRequest, select_backend
@@ -303,18 +303,17 @@ class Worker:
             await self._give_up(msg, body, state)
         if isinstance(body, StepCompleted) and self.role == "researcher":
             await self._publish_facts(msg, step, body)
-        if isinstance(body, StepCompleted) and step.files:
-            await self._write_files(msg, step, body)
-        outcome = Envelope.new(
-            body,
-            sender=self.ctx.sender,
-            task_id=msg.envelope.task_id,
-            message_id=derived_id(msg.envelope.message_id, "outcome"),
-            causes=[msg.envelope.message_id],
-            attempt=msg.envelope.attempt,
-            trace=msg.envelope.trace,
-        )
-        await self.ctx.publish(TASK_EVENTS, outcome)
+        # The step's files go out before its StepCompleted (synod.core.work), so a
+        # completed step's files are always there to materialise; each write is
+        # based on the version the planner named and carries the step's lease token.
+        outcome: Envelope[Any] | None = None
+        for log_name, envelope in step_records(msg.envelope, body, self.ctx.sender):
+            if log_name == "workspace":
+                await publish_record(self.ctx.publisher, self.ctx.topic(WORKSPACE), envelope)
+            else:
+                outcome = envelope
+                await self.ctx.publish(TASK_EVENTS, envelope)
+        assert outcome is not None
         log.info(
             "step done",
             extra={
@@ -496,35 +495,6 @@ class Worker:
                 trace=msg.envelope.trace,
             )
             await self.ctx.publish(TASK_EVENTS, envelope)
-
-    async def _write_files(self, msg: Received, step: StepRequested, done: StepCompleted) -> None:
-        """The step's files on synod.workspace, before its StepCompleted: a completed
-        step's files are always there to materialise. Each write is based on the
-        version the planner said the step builds on and carries the step's lease
-        token, so a stale copy of this step is fenced or detected, not applied blindly."""
-        task_id = msg.envelope.task_id or ""
-        writes = writes_for(
-            task_id,
-            step.step_id,
-            msg.envelope.message_id,
-            self.ctx.sender.instance,
-            step.files,
-            step.title,
-            done.output,
-            base_versions=step.base_versions,
-            lease_tokens=step.lease_tokens,
-        )
-        for write in writes:
-            envelope = Envelope.new(
-                write,
-                sender=self.ctx.sender,
-                task_id=task_id,
-                message_id=write.write_id,
-                causes=[msg.envelope.message_id],
-                attempt=msg.envelope.attempt,
-                trace=msg.envelope.trace,
-            )
-            await publish_record(self.ctx.publisher, self.ctx.topic(WORKSPACE), envelope)
 
 
 def install_worker(

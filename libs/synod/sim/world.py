@@ -1,0 +1,1013 @@
+"""The whole system in one seeded, single-threaded discrete-event loop.
+
+Instances of every role run the logic the services run, over the broker model
+(`synod.sim.kafka`): the planner drives `synod.core.task.TaskMachine` exactly
+as `synod.roles.planner` does (fold on assignment, `step`, `ready`, carry out,
+`advance`; the log is its outbox), the consensus instances fold synod.votes
+with `synod.core.consensus.fold.PartitionFold` (silently up to the committed
+offset, live after it, deadline markers from a ticker), workers and jurors
+build their records with `synod.core.work`, every consumer commits through
+`synod.transport.offsets.PartitionOffsets` and drops duplicates with
+`synod.transport.dedup.DedupWindow`, and every send is stamped by the real
+`synod.transport.causal.Stamper` on the instance's (skewed) virtual clock and
+encoded with the real codec. The models of the LLMs are drawn from the seed.
+
+Determinism: one `random.Random(seed)` makes every choice, in an order fixed
+by the event queue (time, then a sequence number); nothing reads the wall
+clock or depends on hash order, so a seed gives a byte-identical log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from synod.core.check import LogRecord, Report
+from synod.core.check import check as check_log
+from synod.core.consensus import wiremap
+from synod.core.consensus.fold import PartitionFold
+from synod.core.task import (
+    ANSWER,
+    CheckWorkspace,
+    Forward,
+    GrantLease,
+    Logged,
+    Publish,
+    Quarantined,
+    RequestPlan,
+    TaskConfig,
+    TaskMachine,
+    Tick,
+)
+from synod.core.work import step_records, vote_record
+from synod.core.workspace.records import lease_key, partition_key, workspace_key
+from synod.errors import DecodeError, ErrorClass
+from synod.sim.faults import FaultPlan
+from synod.sim.kafka import TP, Broker, Change, Committed, Group, Record
+from synod.transport.causal import HANDLING, Stamper
+from synod.transport.dedup import DedupWindow
+from synod.transport.offsets import PartitionOffsets, decode_finished
+from synod.transport.topics import (
+    RESULTS,
+    STEPS_CODER,
+    STEPS_RESEARCHER,
+    TASK_EVENTS,
+    TASKS,
+    VOTES,
+    WORKSPACE,
+)
+from synod.wire import (
+    Codec,
+    Envelope,
+    PlanStep,
+    Sender,
+    StepCompleted,
+    StepFailed,
+    StepRequested,
+    TaskCompleted,
+    TaskFailed,
+    TaskSubmitted,
+    Vote,
+    VoteRequested,
+)
+from synod.wire.messages import FileWritten
+
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)  # virtual time 0
+TOPICS = (TASKS, TASK_EVENTS, STEPS_CODER, STEPS_RESEARCHER, VOTES, RESULTS, WORKSPACE)
+DESTINATION_TOPIC = {
+    "steps.researcher": STEPS_RESEARCHER.name,
+    "steps.coder": STEPS_CODER.name,
+    "votes": VOTES.name,
+    "results": RESULTS.name,
+}
+SESSION_TIMEOUT_S = 10.0
+COMMIT_INTERVAL_S = 2.0
+PLANNER_SWEEP_S = 2.0
+CONSENSUS_TICK_S = 1.0
+HANDLER_S = 0.005  # what a planner or consensus handler takes (no model call)
+TASK_CONFIG = TaskConfig(step_deadline_s=60.0, vote_deadline_s=30.0)
+TASK_DEADLINE_S = 3_000.0  # far beyond the liveness bound: a task that needs it is stuck
+
+_codec: Codec | None = None
+
+
+def codec() -> Codec:
+    global _codec
+    if _codec is None:
+        _codec = Codec()  # parsing the schemas takes a third of a second: once per process
+    return _codec
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    seed: int
+    tasks: int = 3
+    plan: FaultPlan = field(default_factory=FaultPlan)
+    liveness_s: float = 1_500.0  # after the fault window, every task must be terminal
+    planners: int = 2
+    consensus: int = 2
+    coders: int = 2
+    researchers: int = 2
+    reviewers: int = 3
+
+
+@dataclass(frozen=True)
+class Out:
+    """One record to send: topic, Kafka key, partition key, envelope, encoding."""
+
+    topic: str
+    key: bytes
+    envelope: Envelope[Any]
+    content_type: str = "avro"
+    partition_key: bytes | None = None
+
+
+@dataclass
+class Job:
+    """What an instance is doing: a record being handled (or a tick), then sends."""
+
+    consumer: Consumer | None
+    tp: TP | None
+    offset: int
+    offsets: PartitionOffsets | None
+    cause: Envelope[Any] | None
+    make: Callable[[], list[Out]]
+    dedup_key: str = ""
+    outs: list[Out] | None = None
+    sent: int = 0
+    stalled: bool = False  # its time came while the instance was paused
+
+
+@dataclass
+class Consumer:
+    group: Group
+    generation: int = 0
+    assigned: dict[TP, PartitionOffsets] = field(default_factory=dict)
+    position: dict[TP, int] = field(default_factory=dict)
+    dedup: DedupWindow = field(default_factory=lambda: DedupWindow(100_000))
+    dirty: set[TP] = field(default_factory=set)  # partitions whose commit point may have moved
+
+
+class Instance:
+    role = ""
+    # The host's consumers drop a message id handled before (DedupWindow); the
+    # consensus service reads with a consumer of its own and dedups in its fold.
+    dedups = True
+
+    def __init__(self, world: World, name: str, zone: str, skew_ms: int) -> None:
+        self.world, self.name, self.zone, self.skew_ms = world, name, zone, skew_ms
+        self.incarnation = 0
+        self.alive = True
+        self.paused = False
+        self.expired = False  # dropped from its groups while paused or cut off
+        self.busy: Job | None = None
+        self.consumers: list[Consumer] = []
+        self.reset()
+
+    @property
+    def sender(self) -> Sender:
+        return Sender(role=self.role, instance=self.name)
+
+    def reset(self) -> None:
+        """A fresh process: nothing survives but the name."""
+        self.stamper = Stamper(self.name, clock_ms=self.clock_ms)
+        self.busy = None
+        self.consumers = [Consumer(self.world.broker.group(g, t)) for g, t in self.subscriptions()]
+
+    def clock_ms(self) -> int:
+        return round(self.world.now * 1000) + self.skew_ms
+
+    def at(self) -> datetime:
+        return EPOCH + timedelta(milliseconds=self.clock_ms())
+
+    # ------------------------------------------------------------ role interface
+
+    def subscriptions(self) -> list[tuple[str, tuple[str, ...]]]:
+        return []
+
+    def on_assigned(self, consumer: Consumer, tps: list[TP]) -> None:
+        return None
+
+    def handle(
+        self, consumer: Consumer, record: Record, envelope: Envelope[Any]
+    ) -> tuple[float, Callable[[], list[Out]]] | None:
+        return None
+
+    def tick(self) -> list[Out]:
+        return []
+
+    tick_s: float | None = None
+
+
+# ---------------------------------------------------------------- roles
+
+
+class Planner(Instance):
+    role = "planner"
+    tick_s = PLANNER_SWEEP_S
+
+    def reset(self) -> None:
+        self.machines: dict[str, TaskMachine] = {}
+        self.partition_of: dict[str, TP] = {}
+        super().reset()
+
+    def subscriptions(self) -> list[tuple[str, tuple[str, ...]]]:
+        return [("synod.planner", (TASKS.name, TASK_EVENTS.name))]
+
+    def machine(self, task_id: str) -> TaskMachine:
+        m = self.machines.get(task_id)
+        if m is None:
+            m = self.machines[task_id] = TaskMachine(task_id, TASK_CONFIG)
+        return m
+
+    def on_assigned(self, consumer: Consumer, tps: list[TP]) -> None:
+        # As Planner.rebuild: fold the assigned task-log partitions from the start,
+        # merging their clocks, before handling anything.
+        for tp in tps:
+            if tp[0] != TASK_EVENTS.name:
+                continue
+            for offset in range(self.world.broker.end(tp)):
+                record = self.world.broker.read(tp, offset, self.world.now)
+                if record is None:
+                    break
+                envelope = self.world.decode(record)
+                if envelope is None or envelope.task_id is None:
+                    continue
+                self.stamper.observe(record.topic, envelope)
+                self.machine(envelope.task_id).step(Logged(envelope, replayed=True))
+                self.partition_of[envelope.task_id] = tp
+
+    def handle(
+        self, consumer: Consumer, record: Record, envelope: Envelope[Any]
+    ) -> tuple[float, Callable[[], list[Out]]] | None:
+        if envelope.task_id is None:
+            return None
+        if record.topic == TASKS.name:
+            if not isinstance(envelope.body, TaskSubmitted):
+                return None
+            accepted = [Out(TASK_EVENTS.name, envelope.task_id.encode(), envelope)]
+            return HANDLER_S, lambda: accepted
+        m = self.machine(envelope.task_id)
+        self.partition_of[envelope.task_id] = (record.topic, record.partition)
+        m.step(Quarantined(frozenset()))
+        m.step(Logged(envelope))
+        outs = self.run(m)
+        return HANDLER_S, lambda: outs
+
+    def tick(self) -> list[Out]:
+        owned = {tp for c in self.consumers for tp in c.assigned}
+        outs: list[Out] = []
+        for task_id, m in self.machines.items():
+            if self.partition_of.get(task_id) not in owned:
+                continue
+            m.step(Quarantined(frozenset()))
+            m.step(Tick(self.at()))
+            outs.extend(self.run(m))
+        return outs
+
+    def run(self, m: TaskMachine) -> list[Out]:
+        """One ready/advance round, as Planner.run does when nothing feeds back."""
+        ready = m.ready()
+        outs: list[Out] = []
+        for action in ready.actions:
+            if isinstance(action, RequestPlan | CheckWorkspace):
+                # Simulated tasks carry their plans and are `strong`: neither is asked for.
+                raise AssertionError(f"the simulator does not model {type(action).__name__}")
+            if isinstance(action, GrantLease):
+                lease = Envelope.new(
+                    action.grant,
+                    sender=self.sender,
+                    task_id=m.task_id,
+                    message_id=action.message_id,
+                    causes=list(action.causes),
+                    attempt=action.attempt,
+                    created_at=self.at(),
+                )
+                key = lease_key(m.task_id, action.grant.path, action.grant.token)
+                outs.append(Out(WORKSPACE.name, key, lease, partition_key=partition_key(m.task_id)))
+            elif isinstance(action, Forward):
+                if action.destination == "steps.cancel":
+                    continue  # workers here do not stop a losing hedge
+                content = "json" if action.destination == "results" else "avro"
+                topic = DESTINATION_TOPIC[action.destination]
+                outs.append(Out(topic, action.key.encode(), action.envelope, content))
+            elif isinstance(action, Publish):
+                assert m.submitted is not None
+                envelope = Envelope.new(
+                    action.body,
+                    sender=self.sender,
+                    task_id=m.task_id,
+                    message_id=action.message_id,
+                    causes=list(action.causes),
+                    attempt=action.attempt,
+                    trace=m.submitted.trace,
+                    created_at=self.at(),
+                )
+                outs.append(Out(TASK_EVENTS.name, m.task_id.encode(), envelope))
+        m.advance(ready)
+        return outs
+
+
+class Worker(Instance):
+    tick_s = None
+
+    def __init__(self, world: World, name: str, zone: str, skew_ms: int, role: str) -> None:
+        self.role = role
+        super().__init__(world, name, zone, skew_ms)
+
+    def subscriptions(self) -> list[tuple[str, tuple[str, ...]]]:
+        topic = STEPS_CODER.name if self.role == "coder" else STEPS_RESEARCHER.name
+        return [(f"synod.{self.role}", (topic,))]
+
+    def handle(
+        self, consumer: Consumer, record: Record, envelope: Envelope[Any]
+    ) -> tuple[float, Callable[[], list[Out]]] | None:
+        step = envelope.body
+        if not isinstance(step, StepRequested):
+            return None
+        took, result = self.world.model_step(self.name, step, envelope.attempt)
+
+        def make() -> list[Out]:
+            outs = []
+            for log_name, env in step_records(envelope, result, self.sender, self.at()):
+                if log_name == "workspace":
+                    body = env.body
+                    assert isinstance(body, FileWritten)
+                    key = workspace_key(env.task_id or "", body.path, body.write_id)
+                    outs.append(
+                        Out(
+                            WORKSPACE.name, key, env, partition_key=partition_key(env.task_id or "")
+                        )
+                    )
+                else:
+                    outs.append(Out(TASK_EVENTS.name, (env.task_id or "").encode(), env))
+            return outs
+
+        return took, make
+
+
+class Reviewer(Instance):
+    role = "reviewer"
+
+    def subscriptions(self) -> list[tuple[str, tuple[str, ...]]]:
+        return [(f"synod.reviewer.{self.name}", (VOTES.name,))]
+
+    def handle(
+        self, consumer: Consumer, record: Record, envelope: Envelope[Any]
+    ) -> tuple[float, Callable[[], list[Out]]] | None:
+        request = envelope.body
+        if (
+            not isinstance(request, VoteRequested)
+            or envelope.sender.role != "consensus"
+            or self.name not in request.electorate
+        ):
+            return None
+        took, vote = self.world.model_vote(self.name, request)
+
+        def make() -> list[Out]:
+            env = vote_record(envelope, vote, self.sender, self.at())
+            return [Out(VOTES.name, (env.task_id or "").encode(), env)]
+
+        return took, make
+
+
+class Consensus(Instance):
+    role = "consensus"
+    tick_s = CONSENSUS_TICK_S
+    dedups = False
+
+    def reset(self) -> None:
+        self.folds: dict[TP, PartitionFold] = {}
+        self.marked: dict[TP, set[tuple[str, int]]] = {}
+        super().reset()
+
+    def subscriptions(self) -> list[tuple[str, tuple[str, ...]]]:
+        return [("synod.consensus", (VOTES.name,))]
+
+    def on_assigned(self, consumer: Consumer, tps: list[TP]) -> None:
+        # As ConsensusService._on_assigned (no snapshot): refold silently up to the
+        # group's committed offset, whose outputs were out before it was committed.
+        self.folds = {tp: f for tp, f in self.folds.items() if tp in consumer.assigned}
+        for tp in tps:
+            fold = self.folds[tp] = PartitionFold(self.sender)
+            self.marked[tp] = set()
+            for offset in range(consumer.assigned[tp].start):
+                record = self.world.broker.read(tp, offset, self.world.now)
+                if record is None:
+                    break
+                envelope = self.world.decode(record)
+                if envelope is not None:
+                    self.stamper.observe(record.topic, envelope)
+                    fold.apply(envelope)
+
+    def handle(
+        self, consumer: Consumer, record: Record, envelope: Envelope[Any]
+    ) -> tuple[float, Callable[[], list[Out]]] | None:
+        fold = self.folds.get((record.topic, record.partition))
+        if fold is None:
+            return None
+        result = fold.apply(envelope)
+        outs = [
+            Out(
+                VOTES.name if p.to == "votes" else TASK_EVENTS.name,
+                (p.envelope.task_id or "").encode(),
+                p.envelope,
+            )
+            for p in result.publish
+        ]
+        if not outs:
+            return None
+        return HANDLER_S, lambda: outs
+
+    def tick(self) -> list[Out]:
+        now = wiremap.epoch_seconds(self.at())
+        outs: list[Out] = []
+        for tp, fold in self.folds.items():
+            for due in fold.due(now):
+                key = (due.proposal_id, due.ballot)
+                if key in self.marked[tp]:
+                    continue
+                self.marked[tp].add(key)
+                marker = Envelope.new(
+                    wiremap.deadline_marker(due.proposal_id, due.ballot),
+                    sender=self.sender,
+                    task_id=due.task_id,
+                    message_id=self.world.new_id(),
+                    created_at=wiremap.marker_time(now, due.deadline),
+                )
+                outs.append(Out(VOTES.name, due.task_id.encode(), marker))
+        return outs
+
+
+# ---------------------------------------------------------------- the world
+
+
+@dataclass
+class SimResult:
+    seed: int
+    tasks: int
+    faults: tuple[str, ...]
+    digest: str
+    report: Report
+    stuck: list[str]  # tasks not terminal within the liveness bound
+    virtual_s: float
+    records: int
+    completed: int
+    failed: int
+    events: int
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok and not self.stuck
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "seed": self.seed,
+            "tasks": self.tasks,
+            "faults": list(self.faults),
+            "hash": self.digest,
+            "virtual_s": round(self.virtual_s, 3),
+            "records": self.records,
+            "completed": self.completed,
+            "failed": self.failed,
+            "events": self.events,
+            "stuck": self.stuck,
+            "check": self.report.to_json(),
+        }
+
+
+class World:
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.plan = config.plan
+        self.rng = random.Random(config.seed)
+        self.now = 0.0
+        self.queue: list[tuple[float, int, str, Any]] = []
+        self.seq = 0
+        self.events = 0
+        self.broker = Broker({t.name: t.partitions for t in TOPICS})
+        self.decoded: dict[bytes, Envelope[Any] | None] = {}
+        self.tasks: list[str] = []
+        self.terminal: dict[str, str] = {}
+        self.down: list[tuple[float, float, str | None]] = []  # (from, to, zone or None=all)
+        self.instances: list[Instance] = []
+        zones = ("a", "b", "c")
+
+        def skew() -> int:
+            if not self.plan.on("skew"):
+                return 0
+            return self.rng.randint(-self.plan.skew_max_ms, self.plan.skew_max_ms)
+
+        def add(make: Callable[[str, int], Instance], n: int) -> None:
+            for i in range(n):
+                zone = zones[len(self.instances) % len(zones)]
+                self.instances.append(make(zone, i))
+
+        add(lambda z, i: Planner(self, f"planner-{i}", z, skew()), config.planners)
+        add(lambda z, i: Consensus(self, f"consensus-{i}", z, skew()), config.consensus)
+        add(lambda z, i: Worker(self, f"coder-{i}", z, skew(), "coder"), config.coders)
+        add(
+            lambda z, i: Worker(self, f"researcher-{i}", z, skew(), "researcher"),
+            config.researchers,
+        )
+        add(lambda z, i: Reviewer(self, f"reviewer-{i}", z, skew()), config.reviewers)
+        self.liar = (
+            f"reviewer-{self.rng.randrange(config.reviewers)}" if self.plan.on("liar") else None
+        )
+
+    # ------------------------------------------------------------ plumbing
+
+    def new_id(self) -> str:
+        return f"{self.rng.getrandbits(128):032x}"
+
+    def push(self, t: float, kind: str, payload: Any = None) -> None:
+        self.seq += 1
+        assert t >= self.now, f"{kind} scheduled in the past"
+        heapq.heappush(self.queue, (t, self.seq, kind, payload))
+
+    def decode(self, record: Record) -> Envelope[Any] | None:
+        if record.value not in self.decoded:
+            try:
+                self.decoded[record.value] = codec().decode(record.value)
+            except DecodeError:
+                self.decoded[record.value] = None
+        return self.decoded[record.value]
+
+    def in_window(self) -> bool:
+        return self.now < self.plan.window_s
+
+    def chance(self, fault: str, p: float) -> bool:
+        """Whether `fault` strikes now: only when on, inside the window, with chance p."""
+        return self.in_window() and self.plan.on(fault) and self.rng.random() < p
+
+    def reachable(self, inst: Instance) -> bool:
+        return not any(a <= self.now < b and z in (None, inst.zone) for a, b, z in self.down)
+
+    def reachable_again(self, inst: Instance) -> float:
+        ends = [b for a, b, z in self.down if a <= self.now < b and z in (None, inst.zone)]
+        return max(ends, default=self.now)
+
+    # ------------------------------------------------------------ the run
+
+    def run(self) -> SimResult:
+        for inst in self.instances:
+            self.join(inst)
+            if inst.tick_s is not None:
+                self.push(self.rng.uniform(0, inst.tick_s), "tick", (inst, inst.incarnation))
+            self.push(COMMIT_INTERVAL_S, "commit", (inst, inst.incarnation))
+        self.submit_tasks()
+        self.schedule_faults()
+        end = self.plan.window_s + self.config.liveness_s
+        while self.queue:
+            t, _, kind, payload = heapq.heappop(self.queue)
+            if t > end:
+                break
+            self.now = t
+            self.events += 1
+            getattr(self, f"_on_{kind}")(payload)
+            if len(self.terminal) == len(self.tasks) and self.tasks and t >= self.last_submit:
+                break
+        return self.result()
+
+    def submit_tasks(self) -> None:
+        client = Sender(role="client", instance="sim-client")
+        self.last_submit = 0.0
+        for i in range(self.config.tasks):
+            n = self.rng.randint(1, 4)
+            steps = []
+            for k in range(n):
+                coder = self.rng.random() < 0.6
+                deps = sorted({f"s{d}" for d in range(k) if self.rng.random() < 0.5})
+                steps.append(
+                    PlanStep(
+                        step_id=f"s{k}",
+                        role="coder" if coder else "researcher",
+                        title=f"step {k}",
+                        depends_on=deps,
+                        files=[f"src/s{k}.py"] if coder else [],
+                    )
+                )
+            task_id = f"task-{i}-{self.rng.getrandbits(32):08x}"
+            at = self.rng.uniform(0, 30)
+            self.last_submit = max(self.last_submit, at)
+            body = TaskSubmitted(
+                goal=f"simulated task {i}", plan=steps, reviewers=3, deadline_s=TASK_DEADLINE_S
+            )
+            env = Envelope.new(
+                body,
+                sender=client,
+                task_id=task_id,
+                message_id=self.new_id(),
+                created_at=EPOCH + timedelta(seconds=at),
+            )
+            self.tasks.append(task_id)
+            self.push(at, "submit", env)
+
+    def _on_submit(self, env: Envelope[Any]) -> None:
+        # The client retries until the broker takes it (it is not in any zone).
+        if any(a <= self.now < b and z is None for a, b, z in self.down):
+            self.push(self.reachable_again_all(), "submit", env)
+            return
+        self.append(Out(TASKS.name, (env.task_id or "").encode(), env, "json"), None)
+
+    def reachable_again_all(self) -> float:
+        return max(b for a, b, z in self.down if a <= self.now < b and z is None)
+
+    def append(self, out: Out, inst: Instance | None) -> None:
+        env = out.envelope
+        if inst is not None:
+            env = inst.stamper.stamp(out.topic, env)
+        value = codec().encode(env, out.content_type)  # type: ignore[arg-type]
+        copies = (
+            2
+            if self.in_window() and self.plan.on("retry") and self.rng.random() < self.plan.retry_p
+            else 1
+        )
+        for _ in range(copies):
+            delay = (
+                self.rng.uniform(0, self.plan.delay_max_s)
+                if self.in_window() and self.plan.on("delay")
+                else 0.001
+            )
+            record = self.broker.append(
+                out.topic, out.key, value, self.now, delay, out.partition_key or out.key
+            )
+            self.wake((record.topic, record.partition), record.visible_at)
+        if out.topic == RESULTS.name and isinstance(env.body, TaskCompleted | TaskFailed):
+            self.terminal.setdefault(env.task_id or "", type(env.body).__name__)
+
+    def wake(self, tp: TP, at: float) -> None:
+        for inst in self.instances:
+            if inst.alive and any(tp in c.assigned for c in inst.consumers):
+                self.push(at, "poll", (inst, inst.incarnation))
+
+    # ------------------------------------------------------------ groups
+
+    def join(self, inst: Instance) -> None:
+        for consumer in inst.consumers:
+            self.settle(consumer.group, self.broker.join(consumer.group, inst.name))
+
+    def leave(self, inst: Instance) -> None:
+        for consumer in inst.consumers:
+            consumer.assigned, consumer.position = {}, {}
+            self.settle(consumer.group, self.broker.leave(consumer.group, inst.name))
+
+    def settle(self, group: Group, changes: list[Change]) -> None:
+        """Eager rebalancing: every member gives up all and takes its new assignment
+        from the committed offsets (what it finished is committed first)."""
+        if not changes:
+            return
+        by_name = {i.name: i for i in self.instances}
+        for name in sorted(group.members):
+            inst = by_name[name]
+            consumer = next(c for c in inst.consumers if c.group is group)
+            if inst.alive and not inst.paused and self.reachable(inst):
+                for tp, offs in consumer.assigned.items():
+                    cp = offs.commit_point()
+                    # The commit of the generation being left, as on_partitions_revoked does.
+                    group.committed[tp] = Committed(cp.offset, cp.metadata)
+            consumer.generation = group.generation
+            consumer.assigned, consumer.position = {}, {}
+            tps = list(group.assignment.get(name, []))
+            for tp in tps:
+                committed = self.broker.committed(group, tp)
+                consumer.assigned[tp] = PartitionOffsets(
+                    committed.offset, decode_finished(committed.offset, committed.metadata)
+                )
+                consumer.position[tp] = committed.offset
+            inst.on_assigned(consumer, tps)
+            self.push(self.now, "poll", (inst, inst.incarnation))
+
+    # ------------------------------------------------------------ instances
+
+    def _on_poll(self, payload: tuple[Instance, int]) -> None:
+        inst, incarnation = payload
+        if not inst.alive or inst.incarnation != incarnation or inst.paused or inst.busy:
+            return
+        if not self.reachable(inst):
+            self.push(self.reachable_again(inst), "poll", payload)
+            return
+        while True:
+            ready = [
+                (c, tp)
+                for c in inst.consumers
+                for tp in c.assigned
+                if self.broker.read(tp, c.position[tp], self.now) is not None
+            ]
+            if not ready:
+                # Records already in a partition but not yet readable: come back then.
+                later = [
+                    t
+                    for c in inst.consumers
+                    for tp in c.assigned
+                    if (t := self.broker.next_visible(tp, c.position[tp])) is not None
+                ]
+                if later:
+                    self.push(max(min(later), self.now), "poll", payload)
+                return
+            consumer, tp = ready[self.rng.randrange(len(ready))]
+            record = self.broker.read(tp, consumer.position[tp], self.now)
+            assert record is not None
+            redeliver = (
+                self.in_window() and self.plan.on("dup") and self.rng.random() < self.plan.dup_p
+            )
+            if not redeliver:
+                consumer.position[tp] += 1
+            offsets = consumer.assigned[tp]
+            consumer.dirty.add(tp)
+            if not offsets.receive(record.offset):
+                continue  # a previous owner finished it (commit metadata)
+            envelope = self.decode(record)
+            if envelope is None:
+                offsets.finish(record.offset)
+                continue
+            dedup_key = f"{record.topic}\x00{envelope.message_id}"
+            if inst.dedups and consumer.dedup.seen(dedup_key):
+                offsets.finish(record.offset)
+                continue
+            inst.stamper.observe(record.topic, envelope)
+            token = HANDLING.set(envelope)
+            try:
+                handled = inst.handle(consumer, record, envelope)
+            finally:
+                HANDLING.reset(token)
+            if handled is None:
+                consumer.dedup.add(dedup_key)
+                offsets.finish(record.offset)
+                continue
+            took, make = handled
+            job = Job(consumer, tp, record.offset, offsets, envelope, make, dedup_key)
+            inst.busy = job
+            self.push(self.now + took, "done", (inst, inst.incarnation, job))
+            return
+
+    def _on_done(self, payload: tuple[Instance, int, Job]) -> None:
+        inst, incarnation, job = payload
+        if not inst.alive or inst.incarnation != incarnation or inst.busy is not job:
+            return
+        if inst.paused:
+            job.stalled = True  # carried on by _on_resume
+            return
+        if job.outs is None:
+            job.outs = job.make()
+        while job.sent < len(job.outs):
+            if not self.reachable(inst):
+                self.push(self.reachable_again(inst), "done", payload)
+                return
+            if self.chance("crash", self.plan.crash_mid_publish_p):
+                self.crash(inst)  # mid-publish: some of the job's records are out
+                return
+            token = HANDLING.set(job.cause)
+            try:
+                self.append(job.outs[job.sent], inst)
+            finally:
+                HANDLING.reset(token)
+            job.sent += 1
+        if job.consumer is not None and job.tp is not None and job.offsets is not None:
+            job.consumer.dedup.add(job.dedup_key)
+            if job.consumer.assigned.get(job.tp) is job.offsets:
+                job.offsets.finish(job.offset)
+                job.consumer.dirty.add(job.tp)
+        inst.busy = None
+        self.push(self.now, "poll", (inst, incarnation))
+
+    def _on_tick(self, payload: tuple[Instance, int]) -> None:
+        inst, incarnation = payload
+        if not inst.alive or inst.incarnation != incarnation:
+            return
+        assert inst.tick_s is not None
+        self.push(self.now + inst.tick_s, "tick", payload)
+        if inst.paused or inst.busy or not self.reachable(inst):
+            return
+        outs = inst.tick()
+        if outs:
+            job = inst.busy = Job(None, None, -1, None, None, lambda: outs)
+            self.push(self.now + HANDLER_S, "done", (inst, incarnation, job))
+
+    def _on_commit(self, payload: tuple[Instance, int]) -> None:
+        inst, incarnation = payload
+        if not inst.alive or inst.incarnation != incarnation:
+            return
+        self.push(self.now + COMMIT_INTERVAL_S, "commit", payload)
+        if inst.paused or not self.reachable(inst):
+            return
+        for c in inst.consumers:
+            # Committing an unchanged point again would change nothing: skip it.
+            for tp in sorted(c.dirty):
+                offs = c.assigned.get(tp)
+                if offs is not None:
+                    cp = offs.commit_point()
+                    self.broker.commit(c.group, inst.name, c.generation, tp, cp.offset, cp.metadata)
+            c.dirty.clear()
+
+    # ------------------------------------------------------------ faults
+
+    def schedule_faults(self) -> None:
+        window = self.plan.window_s
+        if self.plan.on("crash"):
+            t = self.rng.expovariate(self.plan.crash_rate_per_s)
+            while t < window:
+                self.push(t, "crash", self.rng.choice(self.instances))
+                t += self.rng.expovariate(self.plan.crash_rate_per_s)
+        if self.plan.on("pause"):
+            t = self.rng.expovariate(self.plan.pause_rate_per_s)
+            while t < window:
+                self.push(t, "pause", (self.rng.choice(self.instances), self.rng.uniform(3, 40)))
+                t += self.rng.expovariate(self.plan.pause_rate_per_s)
+        for name, zone in (("broker", None), ("zone", "zone")):
+            if self.plan.on(name):
+                start = self.rng.uniform(0, window * 0.8)
+                length = self.rng.uniform(5, 45)
+                cut = None if zone is None else self.rng.choice(("a", "b", "c"))
+                self.down.append((start, min(start + length, window), cut))
+                if cut is not None:
+                    self.push(start + SESSION_TIMEOUT_S, "cutoff", (cut, start + length))
+
+    def crash(self, inst: Instance) -> None:
+        inst.alive = False
+        inst.incarnation += 1
+        inst.busy = None
+        # The group notices after the session timeout; then its partitions move.
+        self.push(self.now + SESSION_TIMEOUT_S, "expire", (inst, inst.incarnation))
+        self.push(self.now + self.rng.uniform(2, 30), "restart", (inst, inst.incarnation))
+
+    def _on_crash(self, inst: Instance) -> None:
+        if inst.alive:
+            self.crash(inst)
+
+    def _on_expire(self, payload: tuple[Instance, int]) -> None:
+        inst, incarnation = payload
+        if inst.incarnation == incarnation and (not inst.alive or inst.paused) and not inst.expired:
+            inst.expired = True
+            self.leave(inst)
+
+    def _on_restart(self, payload: tuple[Instance, int]) -> None:
+        inst, incarnation = payload
+        if inst.incarnation != incarnation or inst.alive:
+            return
+        inst.incarnation += 1
+        inst.alive, inst.paused, inst.expired = True, False, False
+        old = inst.consumers
+        for c in old:  # a restart within the session timeout: still a member
+            self.broker.leave(c.group, inst.name)
+        inst.reset()
+        self.join(inst)
+        if inst.tick_s is not None:
+            self.push(self.now + inst.tick_s, "tick", (inst, inst.incarnation))
+        self.push(self.now + COMMIT_INTERVAL_S, "commit", (inst, inst.incarnation))
+
+    def _on_pause(self, payload: tuple[Instance, float]) -> None:
+        inst, length = payload
+        if not inst.alive or inst.paused:
+            return
+        inst.paused = True
+        self.push(self.now + SESSION_TIMEOUT_S, "expire", (inst, inst.incarnation))
+        self.push(self.now + length, "resume", (inst, inst.incarnation))
+
+    def _on_resume(self, payload: tuple[Instance, int]) -> None:
+        inst, incarnation = payload
+        if inst.incarnation != incarnation or not inst.paused:
+            return
+        inst.paused = False
+        job = inst.busy
+        if job is not None and job.stalled:
+            job.stalled = False
+            self.push(self.now, "done", (inst, incarnation, job))  # a zombie carries on
+        if inst.expired:
+            inst.expired = False
+            self.join(inst)
+        self.push(self.now, "poll", payload)
+
+    def _on_cutoff(self, payload: tuple[str, float]) -> None:
+        zone, heal = payload
+        if heal <= self.now:
+            return  # cut for less than the session timeout: nobody noticed
+        for inst in self.instances:
+            if inst.zone == zone and inst.alive and not inst.expired:
+                inst.expired = True
+                self.leave(inst)
+        self.push(heal, "heal", zone)
+
+    def _on_heal(self, zone: str) -> None:
+        for inst in self.instances:
+            if inst.zone == zone and inst.alive and inst.expired and not inst.paused:
+                inst.expired = False
+                self.join(inst)
+
+    # ------------------------------------------------------------ models
+
+    def model_step(
+        self, worker: str, step: StepRequested, attempt: int
+    ) -> tuple[float, StepCompleted | StepFailed]:
+        """How long a worker's model call takes and what it returns, drawn from the seed.
+
+        What the worker service makes of each failure (synod.roles.worker.service.run)
+        is what is reported: a call past the step's deadline is a transient
+        `deadline`, an error keeps its class, output that stayed invalid after the
+        repair turn is a permanent `invalid_output`.
+        """
+        took = self.rng.uniform(1.0, 8.0)
+        if self.chance("llm-slow", self.plan.llm_slow_p):
+            took *= self.rng.uniform(4, 15)
+        if took > step.deadline_s:
+            return step.deadline_s, StepFailed(
+                step_id=step.step_id,
+                error_class="transient",
+                error=f"deadline of {step.deadline_s}s passed",
+                reason="deadline",
+                duration_s=step.deadline_s,
+            )
+        if self.chance("llm-error", self.plan.llm_error_p):
+            error_class: ErrorClass = self.rng.choice(
+                ("transient", "transient", "permanent", "budget")
+            )
+            reason = {"transient": "overloaded", "permanent": "bad_request", "budget": "budget"}
+            return took / 4, StepFailed(
+                step_id=step.step_id,
+                error_class=error_class,
+                error=f"simulated {error_class} model error",
+                reason=reason[error_class],
+                duration_s=round(took / 4, 3),
+            )
+        if self.chance("llm-malformed", self.plan.llm_malformed_p):
+            return took, StepFailed(
+                step_id=step.step_id,
+                error_class="permanent",
+                error="output did not validate after the repair turn",
+                reason="invalid_output",
+                duration_s=round(took, 3),
+            )
+        wrong = self.chance("llm-wrong", self.plan.llm_wrong_p)
+        output = f"{'WRONG ' if wrong else ''}{step.step_id} by {worker} (attempt {attempt})"
+        return took, StepCompleted(step_id=step.step_id, output=output, duration_s=round(took, 3))
+
+    def model_vote(self, juror: str, request: VoteRequested) -> tuple[float, Vote]:
+        """A juror's verdict: honest jurors reject a wrong answer, the liar the right one."""
+        took = self.rng.uniform(0.5, 4.0)
+        fields: dict[str, Any] = {
+            "proposal_id": request.proposal_id,
+            "ballot": request.ballot,
+            "voter": juror,
+        }
+        if self.chance("llm-error", self.plan.llm_error_p):
+            # A juror whose calls keep failing abstains (Reviewer._judged).
+            return took, Vote(kind="abstain", confidence=0.0, rationale="could not judge", **fields)
+        good = not any("WRONG" in c.content for c in request.candidates)
+        if juror == self.liar:
+            good = not good
+        if good:
+            return took, Vote(kind="choice", choice=ANSWER, confidence=0.9, **fields)
+        return took, Vote(kind="reject", confidence=0.9, rationale="the answer is wrong", **fields)
+
+    # ------------------------------------------------------------ result
+
+    def records(self) -> list[LogRecord]:
+        out = []
+        for topic, partitions in self.broker.logs.items():
+            for log in partitions:
+                for r in log:
+                    env = self.decode(r)
+                    if env is not None:
+                        out.append(LogRecord(topic, r.partition, r.offset, env))
+        return out
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for topic, partitions in self.broker.logs.items():
+            for p, log in enumerate(partitions):
+                for r in log:
+                    h.update(f"{topic}/{p}/{r.offset}/{len(r.key)}/{len(r.value)}/".encode())
+                    h.update(r.key)
+                    h.update(r.value)
+        return h.hexdigest()
+
+    def result(self) -> SimResult:
+        report = check_log(self.records())
+        stuck = [t for t in self.tasks if t not in self.terminal]
+        outcomes = list(self.terminal.values())
+        return SimResult(
+            seed=self.config.seed,
+            tasks=len(self.tasks),
+            faults=tuple(sorted(self.plan.faults)),
+            digest=self.digest(),
+            report=report,
+            stuck=stuck,
+            virtual_s=self.now,
+            records=self.broker.produced,
+            completed=outcomes.count("TaskCompleted"),
+            failed=outcomes.count("TaskFailed"),
+            events=self.events,
+        )
+
+
+def simulate(config: SimConfig) -> SimResult:
+    return World(config).run()
+
+
+__all__ = ["SimConfig", "SimResult", "World", "simulate"]
