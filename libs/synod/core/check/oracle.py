@@ -381,7 +381,8 @@ def _earlier_stamp(a: LogRecord, b: LogRecord) -> bool:
     A stamped copy beats an unstamped one (a client's task, stamped when the
     planner logs it). Among stamped copies the first on the task's log stands:
     consumers drop later copies by message id, so the first is what every effect
-    saw; a copy republished after a restart may carry other clocks.
+    saw; a copy republished after a restart may carry other clocks. Off the
+    task's log the same holds within one partition (the first copy is handled).
     """
     sa, sb = a.envelope.lamport, b.envelope.lamport
     if (sa > 0) != (sb > 0):
@@ -391,6 +392,10 @@ def _earlier_stamp(a: LogRecord, b: LogRecord) -> bool:
         return a.offset < b.offset
     if on_log_a != on_log_b:
         return on_log_a
+    if a.topic == b.topic and a.partition == b.partition:
+        # Two copies in one partition (an output republished by the next owner after
+        # a failover, stamped anew): consumers handle the first and drop the other.
+        return a.offset < b.offset
     return sa < sb
 
 

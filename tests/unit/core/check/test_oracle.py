@@ -9,7 +9,7 @@ from __future__ import annotations
 from tests.logs import Log, honest
 
 from synod.core.check import KINDS, LogRecord, check
-from synod.wire import Envelope, Sender
+from synod.wire import Candidate, Envelope, Sender, VoteRequested
 from synod.wire.messages import Decision, StepCompleted, TaskCompleted, TaskFailed, Vote
 
 TASK = "t-1"
@@ -154,3 +154,31 @@ def test_every_kind_has_a_description_and_filters_choose_tasks() -> None:
     doc = check(log.records).to_json()
     assert doc["ok"] is True
     assert doc["violations"] == []
+
+
+def _round_request() -> VoteRequested:
+    return VoteRequested(
+        proposal_id="p1",
+        ballot=2,
+        candidates=[Candidate(candidate_id="c1", content="x")],
+        electorate=["reviewer-2"],
+    )
+
+
+def test_of_two_copies_in_one_partition_the_first_stands_whatever_its_clocks() -> None:
+    # A round request a consensus instance published, then published again under the
+    # same id by the next owner after a failover, stamped anew with a smaller Lamport
+    # time: the jurors handled the first copy and dropped the second (found by the
+    # simulator: `synod sim --seed 1210 --tasks 3 --faults all`).
+    log, m = honest()
+    first = log.send("consensus-1", VOTES, _round_request(), because=m["ask"])
+    again = first.model_copy(update={"vclock": {"consensus-0": 1}, "lamport": 1, "hlc": 1})
+    log.append(VOTES, again)
+    log.send(
+        "reviewer-2",
+        VOTES,
+        Vote(proposal_id="p1", voter="reviewer-2", choice="c1", ballot=2),
+        because=first,
+    )
+    report = check(log.records)
+    assert report.ok, report.text()
