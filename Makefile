@@ -93,6 +93,11 @@ test: lint venv kafka-fetch tools ## lint, then every suite (chart checks includ
 test-secure: venv kafka-fetch ## a secured team (synod up --secure): forgeries refused, no secret leaks (~2.5 min)
 	$(VENV)/bin/pytest tests/e2e/secure -s
 
+# The CI sweep (1,000 seeds) is tests/unit/sim/test_sweep.py; this one is larger.
+SIM_SEEDS ?= 20000
+sim-sweep: venv ## the whole-system simulation over SIM_SEEDS seeds (default 20000), every fault on
+	$(VENV)/bin/synod sim --seed 1000000 --seeds $(SIM_SEEDS) --tasks 3 --faults all --shrink
+
 test-kafka4: venv ## the integration tests against Kafka $(KAFKA4_VERSION)
 	SYNOD_KAFKA_VERSION=$(KAFKA4_VERSION) $(KAFKA) fetch
 	SYNOD_KAFKA_VERSION=$(KAFKA4_VERSION) $(VENV)/bin/pytest tests/integration
@@ -109,7 +114,7 @@ clean: ## remove the venv, caches and broker data
 HELM_VERSION ?= v3.19.0
 TOOLS := $(CURDIR)/.tools
 
-.PHONY: tools chart-test k8s-e2e jaeger
+.PHONY: tools chart-test k8s-e2e jaeger sim-sweep
 
 # Without the version ldflag a go-installed helm reports no version; charts that
 # require a Kubernetes or helm version then misjudge it.

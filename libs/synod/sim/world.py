@@ -44,6 +44,7 @@ from synod.core.task import (
     TaskMachine,
     Tick,
 )
+from synod.core.taskview import TaskView
 from synod.core.work import step_records, vote_record
 from synod.core.workspace.records import lease_key, partition_key, workspace_key
 from synod.errors import DecodeError, ErrorClass
@@ -94,6 +95,7 @@ TASK_CONFIG = TaskConfig(step_deadline_s=60.0, vote_deadline_s=30.0)
 TASK_DEADLINE_S = 3_000.0  # far beyond the liveness bound: a task that needs it is stuck
 
 _codec: Codec | None = None
+_STATE = {"TaskCompleted": "completed", "TaskFailed": "failed"}
 
 
 def codec() -> Codec:
@@ -114,6 +116,7 @@ class SimConfig:
     coders: int = 2
     researchers: int = 2
     reviewers: int = 3
+    gateways: int = 1
 
 
 @dataclass(frozen=True)
@@ -444,6 +447,34 @@ class Consensus(Instance):
         return outs
 
 
+class Gateway(Instance):
+    """The gateway's task view (synod.core.taskview): the log and the results folded
+    into what a client sees; it must agree with the log on every task's outcome."""
+
+    role = "gateway"
+
+    def reset(self) -> None:
+        self.views: dict[str, TaskView] = {}
+        super().reset()
+
+    def subscriptions(self) -> list[tuple[str, tuple[str, ...]]]:
+        return [(f"synod.gateway.{self.name}", (TASK_EVENTS.name, RESULTS.name))]
+
+    def on_assigned(self, consumer: Consumer, tps: list[TP]) -> None:
+        # The view is rebuilt by reading the partitions again (the gateway's window).
+        for tp in tps:
+            consumer.assigned[tp] = PartitionOffsets(0)
+            consumer.position[tp] = 0
+
+    def handle(
+        self, consumer: Consumer, record: Record, envelope: Envelope[Any]
+    ) -> tuple[float, Callable[[], list[Out]]] | None:
+        if envelope.task_id is not None:
+            view = self.views.setdefault(envelope.task_id, TaskView(envelope.task_id))
+            view.apply(envelope, record.offset if record.topic == TASK_EVENTS.name else None)
+        return None
+
+
 # ---------------------------------------------------------------- the world
 
 
@@ -455,6 +486,7 @@ class SimResult:
     digest: str
     report: Report
     stuck: list[str]  # tasks not terminal within the liveness bound
+    views: list[str]  # tasks whose gateway view disagrees with the log's outcome
     virtual_s: float
     records: int
     completed: int
@@ -463,7 +495,7 @@ class SimResult:
 
     @property
     def ok(self) -> bool:
-        return self.report.ok and not self.stuck
+        return self.report.ok and not self.stuck and not self.views
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -478,6 +510,7 @@ class SimResult:
             "failed": self.failed,
             "events": self.events,
             "stuck": self.stuck,
+            "view_disagrees": self.views,
             "check": self.report.to_json(),
         }
 
@@ -517,6 +550,7 @@ class World:
             config.researchers,
         )
         add(lambda z, i: Reviewer(self, f"reviewer-{i}", z, skew()), config.reviewers)
+        add(lambda z, i: Gateway(self, f"gateway-{i}", z, skew()), config.gateways)
         self.liar = (
             f"reviewer-{self.rng.randrange(config.reviewers)}" if self.plan.on("liar") else None
         )
@@ -987,9 +1021,43 @@ class World:
                     h.update(r.value)
         return h.hexdigest()
 
+    def drain_views(self) -> None:
+        """Let each gateway catch up with what is on the log (faults are over: one
+        that is down now comes back first, with a fresh view, as after a restart)."""
+        self.now = max(self.now, max((r.visible_at for r in self._all()), default=0.0))
+        for g in self.instances:
+            if not isinstance(g, Gateway):
+                continue
+            if not g.alive or g.paused or g.expired:
+                g.incarnation += 1
+                g.alive, g.paused, g.expired = True, False, False
+                for c in g.consumers:
+                    self.broker.leave(c.group, g.name)
+                g.reset()
+                self.join(g)
+            for c in g.consumers:
+                for tp in list(c.assigned):
+                    while (record := self.broker.read(tp, c.position[tp], self.now)) is not None:
+                        c.position[tp] += 1
+                        envelope = self.decode(record)
+                        if envelope is not None:
+                            g.handle(c, record, envelope)
+
+    def _all(self) -> list[Record]:
+        return [r for parts in self.broker.logs.values() for log in parts for r in log]
+
     def result(self) -> SimResult:
         report = check_log(self.records())
         stuck = [t for t in self.tasks if t not in self.terminal]
+        ended = self.now
+        self.drain_views()
+        wrong_views = [
+            f"{g.name}:{t}"
+            for g in self.instances
+            if isinstance(g, Gateway)
+            for t, outcome in self.terminal.items()
+            if (view := g.views.get(t)) is None or view.state != _STATE[outcome]
+        ]
         outcomes = list(self.terminal.values())
         return SimResult(
             seed=self.config.seed,
@@ -998,7 +1066,8 @@ class World:
             digest=self.digest(),
             report=report,
             stuck=stuck,
-            virtual_s=self.now,
+            views=wrong_views,
+            virtual_s=ended,
             records=self.broker.produced,
             completed=outcomes.count("TaskCompleted"),
             failed=outcomes.count("TaskFailed"),

@@ -1,0 +1,45 @@
+"""`synod sim`: one JSON document, the hash, exit 1 with a replay command, 2 on bad usage."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from synod.cli.main import app
+
+runner = CliRunner()
+
+
+def test_a_run_prints_one_json_document_with_its_hash_and_replays_identically() -> None:
+    args = ["sim", "--seed", "5", "--tasks", "2", "--faults", "crash,dup,delay", "--json"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    doc = json.loads(first.stdout)
+    assert doc["ok"] is True
+    assert doc["check"]["ok"] is True
+    assert len(doc["hash"]) == 64
+    assert json.loads(runner.invoke(app, args).stdout)["hash"] == doc["hash"]
+
+
+def test_a_failing_seed_exits_1_and_prints_the_command_that_replays_it() -> None:
+    result = runner.invoke(
+        app, ["sim", "--seed", "0", "--tasks", "2", "--bug", "quorum_minus_one", "--shrink"]
+    )
+    assert result.exit_code == 1
+    assert "decision_without_quorum" in result.stdout
+    replay = next(line for line in result.stdout.splitlines() if line.startswith("replay: "))
+    command = replay.removeprefix("replay: synod ").split()
+    assert "--bug" in command
+    # Shrunk, and still failing when run as printed.
+    again = runner.invoke(app, command)
+    assert again.exit_code == 1, again.output
+
+
+def test_bad_usage_exits_2_naming_what_to_fix() -> None:
+    result = runner.invoke(app, ["sim", "--faults", "crash,meteor"])
+    assert result.exit_code == 2
+    assert "meteor" in result.output
+    assert "crash" in result.output
+    bug = runner.invoke(app, ["sim", "--bug", "nonesuch"])
+    assert bug.exit_code == 2
