@@ -11,10 +11,12 @@ import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from synod.core.bugs import plant
 from synod.sim.faults import FaultPlan
 from synod.sim.world import SimConfig, SimResult, simulate
+from synod.wire import Decision, Envelope, StepRequested
 
 
 def replay_command(config: SimConfig, bugs: Iterable[str] = ()) -> str:
@@ -92,3 +94,22 @@ def sweep(
         if stop_on_failure and out.failed:
             break
     return out
+
+
+def schedule(
+    envelopes: Iterable[Envelope[Any]],
+) -> tuple[list[tuple[str, int]], list[tuple[str, str]]]:
+    """A task log's schedule and decisions: (step, attempt) of each first StepRequested
+    and (proposal, outcome) of each first Decision, in log order (copies dropped)."""
+    seen: set[str] = set()
+    steps: list[tuple[str, int]] = []
+    decisions: list[tuple[str, str]] = []
+    for env in envelopes:
+        if env.message_id in seen:
+            continue
+        seen.add(env.message_id)
+        if isinstance(env.body, StepRequested):
+            steps.append((env.body.step_id, env.attempt))
+        elif isinstance(env.body, Decision):
+            decisions.append((env.body.proposal_id, env.body.outcome))
+    return steps, decisions

@@ -117,6 +117,9 @@ class SimConfig:
     researchers: int = 2
     reviewers: int = 3
     gateways: int = 1
+    # Tasks to submit instead of drawn ones (at time 0, in order): a project to
+    # compare with a real run of it.
+    given: tuple[Envelope[TaskSubmitted], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -612,6 +615,11 @@ class World:
     def submit_tasks(self) -> None:
         client = Sender(role="client", instance="sim-client")
         self.last_submit = 0.0
+        for env in self.config.given:
+            self.tasks.append(env.task_id or "")
+            self.push(0.0, "submit", env.model_copy(update={"created_at": EPOCH}))
+        if self.config.given:
+            return
         for i in range(self.config.tasks):
             n = self.rng.randint(1, 4)
             steps = []
