@@ -98,6 +98,11 @@ SIM_SEEDS ?= 20000
 sim-sweep: venv ## the whole-system simulation over SIM_SEEDS seeds (default 20000), every fault on
 	$(VENV)/bin/synod sim --seed 1000000 --seeds $(SIM_SEEDS) --tasks 3 --faults all --shrink
 
+# Against the team `synod up` runs (start it first, in another terminal).
+CHAOS_S ?= 600
+chaos-soak: venv ## kills and pauses under load for CHAOS_S s (default 600) against `synod up`, then synod check
+	$(VENV)/bin/synod chaos mixed --duration $(CHAOS_S) --seed 1 --rate 1
+
 test-kafka4: venv ## the integration tests against Kafka $(KAFKA4_VERSION)
 	SYNOD_KAFKA_VERSION=$(KAFKA4_VERSION) $(KAFKA) fetch
 	SYNOD_KAFKA_VERSION=$(KAFKA4_VERSION) $(VENV)/bin/pytest tests/integration
@@ -114,7 +119,7 @@ clean: ## remove the venv, caches and broker data
 HELM_VERSION ?= v3.19.0
 TOOLS := $(CURDIR)/.tools
 
-.PHONY: tools chart-test k8s-e2e jaeger sim-sweep
+.PHONY: tools chart-test k8s-e2e jaeger sim-sweep chaos-soak
 
 # Without the version ldflag a go-installed helm reports no version; charts that
 # require a Kubernetes or helm version then misjudge it.

@@ -1,0 +1,63 @@
+"""`synod chaos SCENARIO`: real faults and bounded load against a running team, then a report.
+
+Exit 0 when the log passes `synod check` and no task is lost, 1 otherwise, 2 on
+bad usage (an unknown or unbuilt scenario, no running team). What each
+scenario does is in synod.dev.chaos and docs/chaos.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from synod.cli.output import JsonOption, emit
+from synod.dev.chaos import SCENARIOS, ChaosError, run_chaos
+
+app = typer.Typer()
+
+
+@app.command("chaos")
+def chaos(
+    scenario: Annotated[str, typer.Argument(help="one of: " + ", ".join(SCENARIOS))],
+    duration: Annotated[
+        float, typer.Option(min=1, max=3600, help="seconds of load and faults")
+    ] = 60,
+    seed: Annotated[int, typer.Option(help="decides which process, when, how long")] = 0,
+    rate: Annotated[float, typer.Option(min=0.01, max=100, help="tasks submitted per second")] = 1,
+    settle: Annotated[
+        float, typer.Option(min=0, help="seconds to wait for outcomes after the load")
+    ] = 180,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="the team's run directory (default: synod up's)")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Kill and pause the team's processes under load, then check the whole log."""
+    try:
+        report = asyncio.run(run_chaos(scenario, duration, seed, run_dir, rate, settle))
+    except ChaosError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(code=2) from None
+    doc = report.doc
+    text = doc.pop("check_text")
+    if as_json:
+        emit(doc)
+    else:
+        print(
+            f"{doc['scenario']} for {doc['duration_s']:g} s (seed {doc['seed']}): "
+            f"{doc['tasks']} tasks, {doc['completed']} completed, {doc['failed']} failed, "
+            f"{doc['lost']} lost, {doc['duplicated']} duplicated; "
+            f"latency p50 {doc['latency_p50_s']} s, p99 {doc['latency_p99_s']} s"
+        )
+        for f in doc["faults"]:
+            print(
+                f"  {f['at_s']:>6} s {f['kind']:<5} {f['target']:<14} "
+                f"recovered after {f['recovered_after_s']} s"
+            )
+        print(text)
+    if not report.ok:
+        raise typer.Exit(code=1)

@@ -1,0 +1,262 @@
+"""`synod chaos`: bounded load and real faults against a running local team, then the report.
+
+The team is the one `synod up` (or a test's LocalRun) started: its
+processes.json names the bootstrap, the topic prefix and every child's pid.
+For `duration_s` a load generator submits tasks at `rate_per_s` while the
+scenario's faults strike, drawn from the seed (which process, when, how long):
+
+- `kill`: SIGKILL a service process (the run's watcher starts it again);
+- `pause`: SIGSTOP a process for 2-8 s, then SIGCONT (a gray failure);
+- `mixed`: both;
+- `partition`, `slow-link`: TCP faults between a zone and the broker need the
+  proxy API of the CAP work (toxiproxy zones); until it is on main they fail
+  with a clear error at `proxy_fault` instead of faking a partition;
+- `provider`, `broker-restart`: not built yet (a clear error says so).
+
+Then it waits (bounded) for every submitted task's outcome, reads the whole
+log, runs the `synod check` oracle over it and reports: tasks, completed,
+failed, lost (no outcome), duplicated (two different outcome ids), latency
+p50/p99 from submission to outcome, and the time from each fault to the first
+outcome after it (time to recover).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from synod.core.check import check
+from synod.dev.localrun import read_state
+from synod.errors import ConfigError
+from synod.transport.logread import read_log
+from synod.transport.topics import TASKS, topic_name
+from synod.wire import TaskCompleted, TaskFailed
+
+SCENARIOS = {
+    "kill": "SIGKILL service processes",
+    "pause": "SIGSTOP then SIGCONT service processes",
+    "mixed": "kill and pause",
+    "partition": "cut a zone from the broker (needs the CAP proxy API)",
+    "slow-link": "slow a zone's link to the broker (needs the CAP proxy API)",
+    "provider": "the fake Messages API server fails (not built yet)",
+    "broker-restart": "restart the broker (not built yet)",
+}
+BUILT = ("kill", "pause", "mixed")
+# Faults leave the gateway alone: the load goes straight to Kafka, so only the
+# agents' and the consensus' failures are exercised.
+TARGET_ROLES = ("planner", "consensus", "coder", "researcher", "reviewer", "supervisor")
+
+
+class ChaosError(ConfigError):
+    pass
+
+
+def proxy_fault(kind: str, zone: str, duration_s: float) -> None:
+    """The hook for TCP faults: the CAP proxies (toxiproxy zones) are not on main yet."""
+    raise ChaosError(
+        f"scenario {kind!r} needs the zone proxies of the CAP work (toxiproxy between a zone "
+        f"and the broker), which are not on main yet; run kill, pause or mixed"
+    )
+
+
+@dataclass
+class Fault:
+    kind: str
+    target: str
+    at: float  # wall seconds since the start
+    length_s: float = 0.0
+
+
+@dataclass
+class ChaosReport:
+    scenario: str
+    seed: int
+    duration_s: float
+    faults: list[Fault] = field(default_factory=list)
+    submitted: dict[str, float] = field(default_factory=dict)  # task id -> wall time sent
+    doc: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.doc.get("check_ok")) and self.doc.get("lost") == 0
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+def _children(run_dir: Path | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    state = read_state(run_dir)
+    if state is None:
+        raise ChaosError(
+            f"no running team found (no processes.json in {run_dir or 'the synod up dir'}): "
+            "start one with `synod up`, or pass --run-dir"
+        )
+    children = [c for c in state["children"] if c["role"] in TARGET_ROLES and c["pid"]]
+    return state, children
+
+
+async def run_chaos(
+    scenario: str,
+    duration_s: float,
+    seed: int,
+    run_dir: Path | None = None,
+    rate_per_s: float = 1.0,
+    settle_s: float = 120.0,
+    faults_every_s: float = 8.0,
+) -> ChaosReport:
+    if scenario not in SCENARIOS:
+        raise ChaosError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
+    if scenario in ("partition", "slow-link"):
+        proxy_fault(scenario, "a", duration_s)
+    if scenario not in BUILT:
+        raise ChaosError(f"scenario {scenario!r} is not built yet: {SCENARIOS[scenario]}")
+    state, _ = _children(run_dir)
+    bootstrap, prefix = state["bootstrap"], state["prefix"]
+    rng = random.Random(seed)
+    report = ChaosReport(scenario, seed, duration_s)
+    started = time.monotonic()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        load = asyncio.create_task(_load(producer, prefix, seed, rate_per_s, duration_s, report))
+        await _faults(scenario, rng, run_dir, duration_s, faults_every_s, started, report)
+        await load
+    finally:
+        await producer.stop()
+    await _settle(bootstrap, prefix, report, settle_s)
+    read = await read_log(bootstrap, prefix)
+    report.doc = _summarise(report, read.records, started)
+    return report
+
+
+async def _load(
+    producer: AIOKafkaProducer,
+    prefix: str,
+    seed: int,
+    rate_per_s: float,
+    duration_s: float,
+    report: ChaosReport,
+) -> None:
+    topic = topic_name(TASKS, prefix)
+    ends = time.monotonic() + duration_s
+    i = 0
+    while time.monotonic() < ends:
+        task_id = f"chaos-{seed}-{i}-{os.getpid()}"
+        value = json.dumps({"task_id": task_id, "goal": f"chaos task {i}", "deadline_s": 600})
+        await producer.send_and_wait(topic, value.encode(), key=task_id.encode())
+        report.submitted[task_id] = time.time()
+        i += 1
+        await asyncio.sleep(1.0 / rate_per_s)
+
+
+async def _faults(
+    scenario: str,
+    rng: random.Random,
+    run_dir: Path | None,
+    duration_s: float,
+    every_s: float,
+    started: float,
+    report: ChaosReport,
+) -> None:
+    ends = started + duration_s
+    await asyncio.sleep(min(every_s / 2, duration_s / 4))
+    while time.monotonic() < ends:
+        _, children = _children(run_dir)
+        child = rng.choice(children)
+        kind = rng.choice(("kill", "pause")) if scenario == "mixed" else scenario
+        fault = Fault(kind, child["instance"], time.monotonic() - started)
+        if kind == "kill":
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child["pid"], signal.SIGKILL)
+        else:
+            fault.length_s = rng.uniform(2.0, 8.0)
+            try:
+                os.kill(child["pid"], signal.SIGSTOP)
+                await asyncio.sleep(fault.length_s)
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child["pid"], signal.SIGCONT)
+        report.faults.append(fault)
+        await asyncio.sleep(max(0.0, rng.uniform(0.5, 1.5) * every_s - fault.length_s))
+
+
+async def _settle(bootstrap: str, prefix: str, report: ChaosReport, settle_s: float) -> None:
+    """Until every submitted task has an outcome on the log, or the bound."""
+    ends = time.monotonic() + settle_s
+    while time.monotonic() < ends:
+        read = await read_log(bootstrap, prefix)
+        done = {
+            r.envelope.task_id
+            for r in read.records
+            if isinstance(r.envelope.body, TaskCompleted | TaskFailed)
+        }
+        if set(report.submitted) <= done:
+            return
+        await asyncio.sleep(2.0)
+
+
+def _summarise(report: ChaosReport, records: list[Any], started: float) -> dict[str, Any]:
+    outcomes: dict[str, dict[str, Any]] = {}
+    for r in records:
+        body = r.envelope.body
+        if r.envelope.task_id in report.submitted and isinstance(body, TaskCompleted | TaskFailed):
+            seen = outcomes.setdefault(r.envelope.task_id, {})
+            seen.setdefault(r.envelope.message_id, (type(body).__name__, r.envelope.created_at))
+    latencies, ends = [], []
+    completed = failed = duplicated = 0
+    for task_id, sent_at in report.submitted.items():
+        got = outcomes.get(task_id)
+        if not got:
+            continue
+        duplicated += len(got) > 1
+        kind, at = min(got.values(), key=lambda v: v[1])
+        completed += kind == "TaskCompleted"
+        failed += kind == "TaskFailed"
+        latencies.append(at.timestamp() - sent_at)
+        ends.append(at.timestamp())
+    wall_start = time.time() - (time.monotonic() - started)
+    recover = []
+    for f in report.faults:
+        after = [e for e in ends if e >= wall_start + f.at + f.length_s]
+        recover.append(
+            {
+                "kind": f.kind,
+                "target": f.target,
+                "at_s": round(f.at, 1),
+                "length_s": round(f.length_s, 1),
+                "recovered_after_s": round(min(after) - (wall_start + f.at), 2) if after else None,
+            }
+        )
+    checked = check(records, since=None)
+    mine = [v for v in checked.violations if v.task_id in report.submitted]
+    p50, p99 = _percentile(latencies, 0.5), _percentile(latencies, 0.99)
+    return {
+        "scenario": report.scenario,
+        "seed": report.seed,
+        "duration_s": report.duration_s,
+        "tasks": len(report.submitted),
+        "completed": completed,
+        "failed": failed,
+        "lost": len(report.submitted) - len(outcomes),
+        "duplicated": duplicated,
+        "latency_p50_s": round(p50, 2) if p50 is not None else None,
+        "latency_p99_s": round(p99, 2) if p99 is not None else None,
+        "faults": recover,
+        "check_ok": not mine,
+        "violations": [v.to_json() for v in mine],
+        "check_text": checked.text(),
+    }
