@@ -102,6 +102,7 @@ def sim(
         "seeds": done.seeds,
         "failing": failing,
         "wall_s": round(done.wall_s, 2),
+        "cpu_s": round(done.cpu_s, 2),
         "virtual_s": round(done.virtual_s, 1),
         "records": done.records,
         **done.rates(),
@@ -111,7 +112,8 @@ def sim(
     else:
         print(
             f"{done.seeds} seeds in {done.wall_s:.1f} s ({doc['seeds_per_s']} seeds/s, "
-            f"{doc['virtual_s_per_wall_s']} virtual s per wall s): {len(failing)} failing"
+            f"{doc['virtual_s_per_wall_s']} virtual s per wall s; "
+            f"{doc['seeds_per_cpu_s']} seeds per CPU s): {len(failing)} failing"
         )
         for f in failing:
             print(f"  seed {f['seed']}: {f['replay']}")

@@ -53,6 +53,7 @@ class Sweep:
     seeds: int = 0
     failed: list[tuple[SimResult, str]] = field(default_factory=list)  # result, replay
     wall_s: float = 0.0
+    cpu_s: float = 0.0  # this process's CPU time: the rate on a machine of its own
     virtual_s: float = 0.0
     records: int = 0
 
@@ -62,9 +63,12 @@ class Sweep:
 
     def rates(self) -> dict[str, float]:
         wall = max(self.wall_s, 1e-9)
+        cpu = max(self.cpu_s, 1e-9)
         return {
             "seeds_per_s": round(self.seeds / wall, 2),
             "virtual_s_per_wall_s": round(self.virtual_s / wall, 1),
+            "seeds_per_cpu_s": round(self.seeds / cpu, 2),
+            "virtual_s_per_cpu_s": round(self.virtual_s / cpu, 1),
         }
 
 
@@ -79,7 +83,7 @@ def sweep(
 ) -> Sweep:
     names = tuple(bugs)
     out = Sweep()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for seed in range(first, first + count):
         config = SimConfig(seed=seed, tasks=tasks, plan=plan)
         result = run_one(config, names)
@@ -89,6 +93,7 @@ def sweep(
         if not result.ok:
             out.failed.append((result, replay_command(config, names)))
         out.wall_s = time.perf_counter() - started
+        out.cpu_s = time.process_time() - cpu
         if progress is not None:
             progress(seed, out)
         if stop_on_failure and out.failed:

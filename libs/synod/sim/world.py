@@ -532,6 +532,7 @@ class World:
         self.tasks: list[str] = []
         self.terminal: dict[str, str] = {}
         self.down: list[tuple[float, float, str | None]] = []  # (from, to, zone or None=all)
+        self.down_until = 0.0  # the end of the last outage
         self.instances: list[Instance] = []
         zones = ("a", "b", "c")
 
@@ -584,6 +585,8 @@ class World:
         return self.in_window() and self.plan.on(fault) and self.rng.random() < p
 
     def reachable(self, inst: Instance) -> bool:
+        if self.now >= self.down_until:
+            return True
         return not any(a <= self.now < b and z in (None, inst.zone) for a, b, z in self.down)
 
     def reachable_again(self, inst: Instance) -> float:
@@ -736,11 +739,13 @@ class World:
             self.push(self.reachable_again(inst), "poll", payload)
             return
         while True:
+            logs = self.broker.logs
+            now = self.now
             ready = [
                 (c, tp)
                 for c in inst.consumers
-                for tp in c.assigned
-                if self.broker.read(tp, c.position[tp], self.now) is not None
+                for tp, at in c.position.items()
+                if at < len(log := logs[tp[0]][tp[1]]) and log[at].visible_at <= now
             ]
             if not ready:
                 # Records already in a partition but not yet readable: come back then.
@@ -868,6 +873,7 @@ class World:
                 length = self.rng.uniform(5, 45)
                 cut = None if zone is None else self.rng.choice(("a", "b", "c"))
                 self.down.append((start, min(start + length, window), cut))
+                self.down_until = max(self.down_until, min(start + length, window))
                 if cut is not None:
                     self.push(start + SESSION_TIMEOUT_S, "cutoff", (cut, start + length))
 

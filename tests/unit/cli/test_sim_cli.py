@@ -43,3 +43,18 @@ def test_bad_usage_exits_2_naming_what_to_fix() -> None:
     assert "crash" in result.output
     bug = runner.invoke(app, ["sim", "--bug", "nonesuch"])
     assert bug.exit_code == 2
+
+
+def test_a_sweep_reports_its_rates_and_its_failing_seeds() -> None:
+    args = ["sim", "--seed", "0", "--seeds", "3", "--tasks", "1", "--json"]
+    ok = runner.invoke(app, args)
+    assert ok.exit_code == 0, ok.output
+    doc = json.loads(ok.stdout)
+    assert doc["seeds"] == 3
+    assert doc["failing"] == []
+    assert doc["seeds_per_s"] > 0
+    bad = runner.invoke(app, [*args, "--bug", "quorum_minus_one"])
+    assert bad.exit_code == 1
+    failing = json.loads(bad.stdout)["failing"]
+    assert failing
+    assert all("--bug quorum_minus_one" in f["replay"] for f in failing)

@@ -18,7 +18,9 @@ def test_a_thousand_seeds_under_every_fault_keep_every_promise() -> None:
     rates = done.rates()
     print(
         f"\nsim sweep: {done.seeds} seeds in {done.wall_s:.1f} s, {rates['seeds_per_s']} seeds/s, "
-        f"{rates['virtual_s_per_wall_s']} virtual s per wall s, {done.records} records"
+        f"{rates['virtual_s_per_wall_s']} virtual s per wall s; CPU {done.cpu_s:.1f} s: "
+        f"{rates['seeds_per_cpu_s']} seeds/s, {rates['virtual_s_per_cpu_s']} virtual s/s; "
+        f"{done.records} records"
     )
     assert done.seeds == SEEDS
     assert done.ok, [(r.seed, cmd, r.report.counts(), r.stuck) for r, cmd in done.failed[:5]]
