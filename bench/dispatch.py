@@ -264,7 +264,7 @@ def summarise(samples: list[dict[str, float]]) -> dict[str, Any]:
 
 async def in_flight_run(
     bootstrap: str, prefix: str, tasks: int, waves: int, chain_length: int, agents: int
-) -> dict[str, Any]:
+) -> list[dict[str, float]]:
     events_topic = topic_name(TASK_EVENTS, prefix)
     plan = _project(f"chain{chain_length}", chain(chain_length), files=False)
     plans: dict[str, Plan] = {}
@@ -299,7 +299,7 @@ async def in_flight_run(
         await publisher.stop()
     events = await _read(bootstrap, [events_topic], since)
     forwarded = await _read(bootstrap, [topic_name(STEPS_CODER, prefix)], since)
-    return summarise(hop_samples(events, forwarded, plans))
+    return hop_samples(events, forwarded, plans)
 
 
 async def shapes_run(
@@ -356,26 +356,34 @@ async def bench(args: argparse.Namespace, bootstrap: str, run_dir: Path) -> dict
     await _log_append_topics(bootstrap, prefix)
     os.environ["SYNOD_LLM_BACKEND"] = "sim"
     doc: dict[str, Any] = {"in_flight": {}, "shapes": []}
-    if args.in_flight:
-        os.environ["SYNOD_LLM_SIM_LATENCY"] = f"fixed:{args.steps_s}"
-        run = LocalRun(
-            bootstrap=bootstrap,
-            prefix=prefix,
-            run_dir=run_dir / "hops",
-            gateway_port=localkafka.free_port(),
-            replicas={"consensus": 1, "planner": 1, "coder": args.agents, "reviewer": 3},
-        )
-        try:
-            await run.start()
-            await _ready(run)
-            for tasks in args.in_flight:
-                waves = max(1, args.samples // (tasks * (args.chain - 1)))
-                _log(f"hops: {tasks} tasks in flight, {waves} waves")
-                doc["in_flight"][str(tasks)] = await in_flight_run(
-                    bootstrap, prefix, tasks, waves, args.chain, args.agents
-                )
-        finally:
-            run.stop()
+    samples: dict[str, list[dict[str, float]]] = defaultdict(list)
+    # Rounds alternate the outbox modes, so a shared machine's load falls on each alike.
+    for round_ in range(args.rounds):
+        for mode in args.outbox if args.in_flight else []:
+            os.environ["SYNOD_PLANNER_OUTBOX"] = mode
+            os.environ["SYNOD_LLM_SIM_LATENCY"] = f"fixed:{args.steps_s}"
+            run = LocalRun(
+                bootstrap=bootstrap,
+                prefix=prefix,
+                run_dir=run_dir / f"hops-{mode}-{round_}",
+                gateway_port=localkafka.free_port(),
+                replicas={"consensus": 1, "planner": 1, "coder": args.agents, "reviewer": 3},
+            )
+            label = "" if len(args.outbox) == 1 else f" {mode}"
+            try:
+                await run.start()
+                await _ready(run)
+                for tasks in args.in_flight:
+                    per_round = args.samples // args.rounds
+                    waves = max(1, per_round // (tasks * (args.chain - 1)))
+                    _log(f"hops{label}, round {round_}: {tasks} tasks in flight, {waves} waves")
+                    samples[f"{tasks}{label}"] += await in_flight_run(
+                        bootstrap, prefix, tasks, waves, args.chain, args.agents
+                    )
+            finally:
+                run.stop()
+    doc["in_flight"] = {label: summarise(got) for label, got in samples.items()}
+    os.environ["SYNOD_PLANNER_OUTBOX"] = args.outbox[0]
     if args.shapes:
         os.environ["SYNOD_LLM_SIM_LATENCY"] = f"lognormal:{args.shape_step_s}:0.5"
         run = LocalRun(
@@ -447,6 +455,13 @@ def main() -> int:
     parser.add_argument(
         "--in-flight", type=lambda s: [int(x) for x in s.split(",") if x], default=[1, 10, 100]
     )
+    parser.add_argument(
+        "--outbox",
+        type=lambda s: [x for x in s.split(",") if x],
+        default=["ack"],
+        help="the planner outbox modes to run the hops part with: ack, transaction, read-back",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="hops runs per outbox mode")
     parser.add_argument("--samples", type=int, default=300, help="hop samples wanted per level")
     parser.add_argument("--chain", type=int, default=4, help="steps per task in the hops part")
     parser.add_argument("--steps-s", type=float, default=0.05, help="step time, hops part")
