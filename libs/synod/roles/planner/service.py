@@ -175,21 +175,8 @@ class Planner:
         self.partition_of: dict[str, int] = {}  # task -> its partition of synod.task-events
         self.consumer: KeyOrderedConsumer | None = None
         self.quarantine = QuarantineBook()  # fed by quarantine.follow
-        mode = outbox or PlannerSettings().planner_outbox
-        # A transactional id per instance: a restarted instance fences its
-        # predecessor and aborts what it left open.
-        txn_id = f"{ctx.kafka.topic_prefix}synod.planner.{ctx.instance}"
-        self.outbox = (
-            Outbox(
-                ctx.kafka.bootstrap,
-                txn_id if mode == "transaction" else None,
-                codec=self.codec,
-                client_id=ctx.instance,
-                stamper=ctx.publisher.stamper,
-            )
-            if mode != "read-back"
-            else None
-        )
+        self.outbox_mode = outbox or PlannerSettings().planner_outbox
+        self._outbox: Outbox | None = None  # made on first use
         # ack: records this instance forwarded already; read back, they are folded
         # only. One its predecessor logged is forwarded again (same id).
         self.forwarded: OrderedDict[str, None] = OrderedDict()
@@ -235,7 +222,9 @@ class Planner:
             answered = False
             writes: list[Outgoing] = []  # one transaction per round, in the actions' order
             for action in ready.actions:
-                if self.outbox is not None and isinstance(action, Publish | GrantLease | Forward):
+                if self.outbox_mode != "read-back" and isinstance(
+                    action, Publish | GrantLease | Forward
+                ):
                     writes.extend(self.outgoing(machine, action))
                     continue
                 await self.write(writes)  # what came before an answer is written first
@@ -247,15 +236,29 @@ class Planner:
 
     def _forwarded(self, message_id: str) -> bool:
         """Whether a record read back from the log has gone on to its topic already."""
-        if self.outbox is None:
+        if self.outbox_mode == "read-back":
             return False
-        if self.outbox.atomic:
+        if self.outbox_mode == "transaction":
             return True  # in the transaction that logged it, or not at all
         return self.forwarded.pop(message_id, 0) is None
 
+    @property
+    def outbox(self) -> Outbox:
+        if self._outbox is None:
+            # A transactional id per instance: a restarted instance fences its
+            # predecessor and aborts what it left open.
+            txn_id = f"{self.ctx.kafka.topic_prefix}synod.planner.{self.ctx.instance}"
+            self._outbox = Outbox(
+                self.ctx.kafka.bootstrap,
+                txn_id if self.outbox_mode == "transaction" else None,
+                codec=self.codec,
+                client_id=self.ctx.instance,
+                stamper=self.ctx.publisher.stamper,
+            )
+        return self._outbox
+
     async def write(self, writes: list[Outgoing]) -> None:
         if writes:
-            assert self.outbox is not None
             await self.outbox.publish_all(list(writes))
             if not self.outbox.atomic:
                 for w in writes:
