@@ -275,20 +275,21 @@ class Planner:
         its lease grants and its copy on to its topic."""
         if isinstance(action, GrantLease):
             return [self._lease_record(machine, action)]
-        if isinstance(action, Forward):  # logged before the outbox was atomic
+        if isinstance(action, Forward):  # logged by a predecessor, read back: the repair
             return [self._forwarded_record(machine, action)]
         envelope = self._log_envelope(machine, action)
-        out = [Outgoing(self.ctx.topic(TASK_EVENTS), envelope)]
+        grants: list[Outgoing] = []
         copies = []
         for then in forwards_of(envelope):
             if isinstance(then, GrantLease):
-                out.insert(0, self._lease_record(machine, then))  # grants go first
+                grants.append(self._lease_record(machine, then))
             else:
                 copy = self._forwarded_record(machine, then)
                 copies.append((copy.topic, copy.content_type, copy.key))
-        out[-1] = Outgoing(out[-1].topic, envelope, copies=tuple(copies))
         self._count(machine, envelope)
-        return out
+        # The request before its grants: they name it as their cause, so their
+        # clocks come after its. Both are in before the copy goes to a worker.
+        return [Outgoing(self.ctx.topic(TASK_EVENTS), envelope, copies=tuple(copies)), *grants]
 
     def _log_envelope(self, machine: TaskMachine, action: Publish) -> Envelope[Any]:
         assert machine.submitted is not None
