@@ -29,7 +29,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-from synod.observability import publish_span
+from synod.observability.hops import PublishHop, start_publish
 from synod.transport.causal import Stamper
 from synod.transport.clients import kafka_producer
 from synod.transport.partitioner import partition_for
@@ -63,6 +63,7 @@ class _Prepared:
     key: bytes | None
     partition_key: bytes | None
     headers: list[tuple[str, bytes]]
+    hop: PublishHop  # its producer span, ended once the broker has the record
 
 
 class Outbox:
@@ -156,14 +157,15 @@ class Outbox:
     ) -> Envelope[Any]:
         if self.stamper is not None:
             envelope = self.stamper.stamp(topic, envelope)
-        with publish_span(topic, envelope, key) as hop:  # the producer span, as Publisher's
+        hop = start_publish(topic, envelope, key)  # the producer span, as Publisher's
+        try:
             data = self.codec.encode(hop.envelope, content_type)
-            headers = kafka_headers(hop.envelope, content_type)
-        out.append(
-            _Prepared(
-                topic, data, key if key is not None else hop.envelope.key, partition_key, headers
-            )
-        )
+        except BaseException as exc:
+            hop.end(exc)
+            raise
+        headers = kafka_headers(hop.envelope, content_type)
+        routed_key = key if key is not None else hop.envelope.key
+        out.append(_Prepared(topic, data, routed_key, partition_key, headers, hop))
         return hop.envelope
 
     async def _commit_loop(self) -> None:
@@ -191,18 +193,26 @@ class Outbox:
 
     async def _send_all(self, records: list[_Prepared]) -> None:
         """Queued in order (one partition keeps it), then every ack awaited."""
-        sent = []
-        for r in records:
-            partition = None
-            if r.partition_key is not None:
-                count = len(await self._producer.partitions_for(r.topic))
-                partition = partition_for(r.partition_key, count)
-            sent.append(
-                await self._producer.send(
-                    r.topic, r.value, key=r.key, partition=partition, headers=r.headers
+        try:
+            sent = []
+            for r in records:
+                partition = None
+                if r.partition_key is not None:
+                    count = len(await self._producer.partitions_for(r.topic))
+                    partition = partition_for(r.partition_key, count)
+                sent.append(
+                    await self._producer.send(
+                        r.topic, r.value, key=r.key, partition=partition, headers=r.headers
+                    )
                 )
-            )
-        await asyncio.gather(*sent)
+            acks = await asyncio.gather(*sent)
+        except BaseException as exc:
+            for r in records:
+                r.hop.end(exc)
+            raise
+        for r, metadata in zip(records, acks, strict=True):
+            r.hop.sent(metadata)
+            r.hop.end()
 
 
 async def _idle() -> None:
