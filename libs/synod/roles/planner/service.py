@@ -208,8 +208,8 @@ class Planner:
         async with self.locks[envelope.task_id]:
             machine.step(Quarantined(self.quarantine.active(utc_now())))
             # React even to an event folded before (during a rebuild): the actions
-            # are a function of the state, and repeats carry the same ids. With
-            # the atomic outbox the planner's own records come back forwarded.
+            # are a function of the state, and repeats carry the same ids. A record
+            # this instance forwarded already comes back to be folded only.
             machine.step(Logged(envelope, replayed=self._forwarded(envelope.message_id)))
             await self.run(machine)
 
@@ -220,7 +220,7 @@ class Planner:
             if not ready.actions:
                 return
             answered = False
-            writes: list[Outgoing] = []  # one transaction per round, in the actions' order
+            writes: list[Outgoing] = []  # one write per round, in the actions' order
             for action in ready.actions:
                 if self.outbox_mode != "read-back" and isinstance(
                     action, Publish | GrantLease | Forward
@@ -256,6 +256,14 @@ class Planner:
                 stamper=self.ctx.publisher.stamper,
             )
         return self._outbox
+
+    async def close_outbox_on_stop(self) -> None:
+        """A background job: on the service's stop, the outbox's producer closes too."""
+        try:
+            await asyncio.Event().wait()
+        finally:
+            if self._outbox is not None:
+                await self._outbox.stop()
 
     async def write(self, writes: list[Outgoing]) -> None:
         if writes:
@@ -516,5 +524,6 @@ async def setup_planner(ctx: ServiceContext) -> None:
     planner.consumer = ctx.consume("synod.planner", [TASKS, TASK_EVENTS], planner.handle)
     planner.consumer.on_assigned = planner.rebuild
     ctx.background.append(planner.sweep_deadlines)
+    ctx.background.append(planner.close_outbox_on_stop)
     bootstrap, topic = ctx.kafka.bootstrap, quarantine.topic_of(ctx.kafka.topic_prefix)
     ctx.background.append(lambda: quarantine.follow(bootstrap, topic, planner.quarantine))
