@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from synod.observability.hops import PublishHop, start_publish
+from synod.transport.authorship import Signer
 from synod.transport.causal import Stamper
 from synod.transport.clients import kafka_producer
 from synod.transport.partitioner import partition_for
@@ -77,10 +78,12 @@ class Outbox:
         codec: Codec | None = None,
         client_id: str = "synod",
         stamper: Stamper | None = None,
+        signer: Signer | None = None,
         transaction_timeout_ms: int = TRANSACTION_TIMEOUT_MS,
     ) -> None:
         self.codec = codec or Codec()
         self.stamper = stamper
+        self.signer = signer  # as Publisher's: a copy sent on keeps its signature
         self.atomic = transactional_id is not None
         self.transactions = 0  # committed, for tests and benchmarks
         atomic: dict[str, Any] = (
@@ -157,6 +160,8 @@ class Outbox:
     ) -> Envelope[Any]:
         if self.stamper is not None:
             envelope = self.stamper.stamp(topic, envelope)
+        if self.signer is not None:
+            envelope = self.signer.sign(envelope)
         hop = start_publish(topic, envelope, key)  # the producer span, as Publisher's
         try:
             data = self.codec.encode(hop.envelope, content_type)

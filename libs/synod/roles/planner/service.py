@@ -254,6 +254,7 @@ class Planner:
                 codec=self.codec,
                 client_id=self.ctx.instance,
                 stamper=self.ctx.publisher.stamper,
+                signer=self.ctx.publisher.signer,
             )
         return self._outbox
 
