@@ -138,22 +138,25 @@ class PublishHop:
         if offset is not None:
             self.span.set_attribute("messaging.kafka.offset", int(offset))
 
+    def end(self, error: BaseException | None = None) -> None:
+        """End a span from `start_publish` (an error marks it failed)."""
+        if self.span is None:
+            return
+        if error is not None:
+            self.span.record_exception(error)
+            self.span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+        self.span.end()
 
-@contextmanager
-def publish_span(
-    topic: str, envelope: Envelope[Any], key: bytes | None = None
-) -> Iterator[PublishHop]:
-    """A producer span around one send; use `hop.envelope` (it carries the span's context)."""
-    tracer = _tracing.tracer()
-    if tracer is None:
-        yield PublishHop(envelope, None)
-        return
+
+def _producer_span_args(
+    topic: str, envelope: Envelope[Any], key: bytes | None
+) -> tuple[otel_context.Context | None, dict[str, Any]] | None:
+    """(parent, attributes) of a send's producer span; None: the send is not traced."""
     current = trace.get_current_span().get_span_context()
     if not current.is_valid and envelope.task_id is None and not envelope.trace.traceparent:
         # Heartbeats and other messages of no task: tracing them would only make
         # a new one-span trace per second per instance.
-        yield PublishHop(envelope, None)
-        return
+        return None
     parent = None if current.is_valid else _context_of(envelope.trace)
     attributes = _task_attributes(envelope)
     attributes.update(
@@ -167,6 +170,20 @@ def publish_span(
     key_text = _key_text(key if key is not None else envelope.key)
     if key_text is not None:
         attributes["messaging.kafka.message.key"] = key_text
+    return parent, attributes
+
+
+@contextmanager
+def publish_span(
+    topic: str, envelope: Envelope[Any], key: bytes | None = None
+) -> Iterator[PublishHop]:
+    """A producer span around one send; use `hop.envelope` (it carries the span's context)."""
+    tracer = _tracing.tracer()
+    args = None if tracer is None else _producer_span_args(topic, envelope, key)
+    if tracer is None or args is None:
+        yield PublishHop(envelope, None)
+        return
+    parent, attributes = args
     with tracer.start_as_current_span(
         f"send {topic}", context=parent, kind=SpanKind.PRODUCER, attributes=attributes
     ) as span:
@@ -174,6 +191,24 @@ def publish_span(
             update={"trace": _trace_context_of(span, envelope.trace.tracestate)}
         )
         yield PublishHop(traced, span)
+
+
+def start_publish(topic: str, envelope: Envelope[Any], key: bytes | None = None) -> PublishHop:
+    """`publish_span` for a send acked later (a batch, a transaction): the span is
+    not made current, so the sends after it are not its children; the caller
+    calls `hop.sent(metadata)` and `hop.end()`."""
+    tracer = _tracing.tracer()
+    args = None if tracer is None else _producer_span_args(topic, envelope, key)
+    if tracer is None or args is None:
+        return PublishHop(envelope, None)
+    parent, attributes = args
+    span = tracer.start_span(
+        f"send {topic}", context=parent, kind=SpanKind.PRODUCER, attributes=attributes
+    )
+    traced = envelope.model_copy(
+        update={"trace": _trace_context_of(span, envelope.trace.tracestate)}
+    )
+    return PublishHop(traced, span)
 
 
 @contextmanager

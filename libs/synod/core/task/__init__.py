@@ -25,7 +25,7 @@ from synod.core.task.actions import (
     key_of,
 )
 from synod.core.task.answer import electorate
-from synod.core.task.machine import TaskMachine
+from synod.core.task.machine import TaskMachine, forwards_of
 from synod.core.task.phase import Phase
 from synod.core.task.state import (
     ANSWER,
@@ -60,5 +60,6 @@ __all__ = [
     "WorkspaceChecked",
     "electorate",
     "forward_to",
+    "forwards_of",
     "key_of",
 ]

@@ -54,6 +54,37 @@ from synod.wire import Envelope, PlanProposed, StepRequested, Usage, VoteRequest
 from synod.wire.messages import LeaseGranted
 
 
+def forwards_of(envelope: Envelope[Any]) -> list[GrantLease | Forward]:
+    """What a logged record of the planner's entails, in order: a step request's
+    lease grants, then the record on to its topic; nothing for other records."""
+    destination = forward_to(envelope)
+    if destination is None:
+        return []
+    out: list[GrantLease | Forward] = []
+    body = envelope.body
+    if isinstance(body, StepRequested):
+        # Every fold of the workspace must see a grant before any write under
+        # it (and a newer grant fences the writers of older ones).
+        for path, token in sorted(body.lease_tokens.items()):
+            grant = LeaseGranted(
+                path=path,
+                step_id=body.step_id,
+                token=token,
+                base_version=body.base_versions.get(path, {}),
+            )
+            out.append(
+                GrantLease(
+                    grant,
+                    derived_id(envelope.message_id, f"lease/{path}"),
+                    envelope.attempt,
+                    (envelope.message_id,),
+                    envelope.trace,
+                )
+            )
+    out.append(Forward(envelope, destination, key_of(envelope)))
+    return out
+
+
 class TaskMachine(TaskState):
     """`step(event)` for every input, then `ready()`; `advance(ready)` once carried out."""
 
@@ -83,31 +114,11 @@ class TaskMachine(TaskState):
     def _forward(self, envelope: Envelope[Any]) -> None:
         """The log is the outbox: a record the planner logged goes on to its topic
         only once it is in the log (each time it is delivered), so a crash in
-        between redoes the forward instead of losing it."""
-        destination = forward_to(envelope)
-        if destination is None:
-            return
-        body = envelope.body
-        if isinstance(body, StepRequested):
-            # Every fold of the workspace must see a grant before any write under
-            # it (and a newer grant fences the writers of older ones).
-            for path, token in sorted(body.lease_tokens.items()):
-                grant = LeaseGranted(
-                    path=path,
-                    step_id=body.step_id,
-                    token=token,
-                    base_version=body.base_versions.get(path, {}),
-                )
-                self._queue(
-                    GrantLease(
-                        grant,
-                        derived_id(envelope.message_id, f"lease/{path}"),
-                        envelope.attempt,
-                        (envelope.message_id,),
-                        envelope.trace,
-                    )
-                )
-        self._queue(Forward(envelope, destination, key_of(envelope)))
+        between redoes the forward instead of losing it. (A planner that writes
+        the record and its forwards in one transaction folds its own records as
+        replayed: it forwarded them already; ADR 0012.)"""
+        for action in forwards_of(envelope):
+            self._queue(action)
 
     def _queue(self, action: Action) -> None:
         if all(action_id(a) != action_id(action) for a in self.outbox):

@@ -8,8 +8,12 @@
   (`ready`: records with their keys, a plan or workspace request) the
   planner carries out and hands back (`advance`). It decides nothing itself.
 - The log is also the planner's outbox: a step request, vote request or
-  outcome goes on to its topic when the planner handles it from the log, so a
-  crash between the two writes is repaired by handling the record again.
+  outcome goes to the task's log first and on to its topic once the broker
+  has it, without reading it back (ADR 0012, `SYNOD_PLANNER_OUTBOX`): `ack`
+  forwards on the log's ack, and a crash between the two writes is repaired
+  when the record is read back (forwarded again, same id); `transaction`
+  writes both in one Kafka transaction (exactly once); `read-back` forwards
+  only when the planner handles the record from the log.
 - State lives only in the log. When partitions are assigned, the planner folds
   them from the beginning before handling anything, so a restarted or new
   planner instance carries on where the last one stopped. Actions have derived
@@ -23,7 +27,7 @@ import logging
 import random
 from collections import OrderedDict
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
@@ -42,13 +46,16 @@ from synod.core.task import (
     Logged,
     PlanMade,
     PlanningFailed,
+    Publish,
     Quarantined,
     RequestPlan,
     TaskConfig,
     TaskMachine,
     Tick,
     WorkspaceChecked,
+    forwards_of,
 )
+from synod.core.workspace.records import lease_key, partition_key
 from synod.errors import DecodeError, SynodError
 from synod.llm import LLMBackend, LLMError, LLMRequest, LLMTimeoutError, PlanOutput, select_backend
 from synod.observability import record_task_end
@@ -56,6 +63,7 @@ from synod.roles.metrics import PLANNER_ACTIONS
 from synod.roles.planner import quarantine
 from synod.service.host import ServiceContext
 from synod.transport import KeyOrderedConsumer, Received
+from synod.transport.outbox import Outbox, Outgoing
 from synod.transport.reader import PartitionReader
 from synod.transport.topics import (
     RESULTS,
@@ -135,6 +143,10 @@ class PlannerSettings(BaseSettings):
     step_deadline_s: float = Field(default=120.0, gt=0, description="bound on one step attempt")
     vote_deadline_s: float = Field(default=60.0, gt=0, description="bound on one ballot")
     max_step_attempts: int = Field(default=3, ge=1, description="attempts of a step in all")
+    planner_outbox: Literal["ack", "transaction", "read-back"] = Field(
+        default="ack",
+        description="when a logged record goes on to its topic (ADR 0012)",
+    )
 
     def task_config(self) -> TaskConfig:
         return TaskConfig(
@@ -146,7 +158,11 @@ class PlannerSettings(BaseSettings):
 
 class Planner:
     def __init__(
-        self, ctx: ServiceContext, llm: LLMBackend, config: TaskConfig | None = None
+        self,
+        ctx: ServiceContext,
+        llm: LLMBackend,
+        config: TaskConfig | None = None,
+        outbox: Literal["ack", "transaction", "read-back"] | None = None,
     ) -> None:
         self.ctx = ctx
         self.llm = llm
@@ -159,6 +175,11 @@ class Planner:
         self.partition_of: dict[str, int] = {}  # task -> its partition of synod.task-events
         self.consumer: KeyOrderedConsumer | None = None
         self.quarantine = QuarantineBook()  # fed by quarantine.follow
+        self.outbox_mode = outbox or PlannerSettings().planner_outbox
+        self._outbox: Outbox | None = None  # made on first use
+        # ack: records this instance forwarded already; read back, they are folded
+        # only. One its predecessor logged is forwarded again (same id).
+        self.forwarded: OrderedDict[str, None] = OrderedDict()
 
     def machine(self, task_id: str) -> TaskMachine:
         machine = self.tasks.get(task_id)
@@ -187,8 +208,9 @@ class Planner:
         async with self.locks[envelope.task_id]:
             machine.step(Quarantined(self.quarantine.active(utc_now())))
             # React even to an event folded before (during a rebuild): the actions
-            # are a function of the state, and repeats carry the same ids.
-            machine.step(Logged(envelope))
+            # are a function of the state, and repeats carry the same ids. A record
+            # this instance forwarded already comes back to be folded only.
+            machine.step(Logged(envelope, replayed=self._forwarded(envelope.message_id)))
             await self.run(machine)
 
     async def run(self, machine: TaskMachine) -> None:
@@ -198,11 +220,123 @@ class Planner:
             if not ready.actions:
                 return
             answered = False
+            writes: list[Outgoing] = []  # one write per round, in the actions' order
             for action in ready.actions:
+                if self.outbox_mode != "read-back" and isinstance(
+                    action, Publish | GrantLease | Forward
+                ):
+                    writes.extend(self.outgoing(machine, action))
+                    continue
+                await self.write(writes)  # what came before an answer is written first
                 answered |= await self.carry_out(machine, action)
+            await self.write(writes)
             machine.advance(ready)
             if not answered:
                 return  # nothing fed back: the rest follows from the log
+
+    def _forwarded(self, message_id: str) -> bool:
+        """Whether a record read back from the log has gone on to its topic already."""
+        if self.outbox_mode == "read-back":
+            return False
+        if self.outbox_mode == "transaction":
+            return True  # in the transaction that logged it, or not at all
+        return self.forwarded.pop(message_id, 0) is None
+
+    @property
+    def outbox(self) -> Outbox:
+        if self._outbox is None:
+            # A transactional id per instance: a restarted instance fences its
+            # predecessor and aborts what it left open.
+            txn_id = f"{self.ctx.kafka.topic_prefix}synod.planner.{self.ctx.instance}"
+            self._outbox = Outbox(
+                self.ctx.kafka.bootstrap,
+                txn_id if self.outbox_mode == "transaction" else None,
+                codec=self.codec,
+                client_id=self.ctx.instance,
+                stamper=self.ctx.publisher.stamper,
+                signer=self.ctx.publisher.signer,
+            )
+        return self._outbox
+
+    async def close_outbox_on_stop(self) -> None:
+        """A background job: on the service's stop, the outbox's producer closes too."""
+        try:
+            await asyncio.Event().wait()
+        finally:
+            if self._outbox is not None:
+                await self._outbox.stop()
+
+    async def write(self, writes: list[Outgoing]) -> None:
+        if writes:
+            await self.outbox.publish_all(list(writes))
+            if not self.outbox.atomic:
+                for w in writes:
+                    if w.copies:
+                        self.forwarded[w.envelope.message_id] = None
+                while len(self.forwarded) > MAX_TASKS_IN_MEMORY:
+                    self.forwarded.popitem(last=False)
+            writes.clear()
+
+    def outgoing(
+        self, machine: TaskMachine, action: Publish | GrantLease | Forward
+    ) -> list[Outgoing]:
+        """The records of one action, for the atomic outbox: a log record comes with
+        its lease grants and its copy on to its topic."""
+        if isinstance(action, GrantLease):
+            return [self._lease_record(machine, action)]
+        if isinstance(action, Forward):  # logged by a predecessor, read back: the repair
+            return [self._forwarded_record(machine, action)]
+        envelope = self._log_envelope(machine, action)
+        grants: list[Outgoing] = []
+        copies = []
+        for then in forwards_of(envelope):
+            if isinstance(then, GrantLease):
+                grants.append(self._lease_record(machine, then))
+            else:
+                copy = self._forwarded_record(machine, then)
+                copies.append((copy.topic, copy.content_type, copy.key))
+        self._count(machine, envelope)
+        # The request before its grants: they name it as their cause, so their
+        # clocks come after its. Both are in before the copy goes to a worker.
+        return [Outgoing(self.ctx.topic(TASK_EVENTS), envelope, copies=tuple(copies)), *grants]
+
+    def _log_envelope(self, machine: TaskMachine, action: Publish) -> Envelope[Any]:
+        assert machine.submitted is not None
+        return Envelope.new(
+            action.body,
+            sender=self.ctx.sender,
+            task_id=machine.task_id,
+            message_id=action.message_id,
+            causes=list(action.causes),
+            attempt=action.attempt,
+            trace=machine.submitted.trace,
+        )
+
+    def _lease_record(self, machine: TaskMachine, action: GrantLease) -> Outgoing:
+        lease = Envelope.new(
+            action.grant,
+            sender=self.ctx.sender,
+            task_id=machine.task_id,
+            message_id=action.message_id,
+            causes=list(action.causes),
+            attempt=action.attempt,
+            trace=action.trace,
+        )
+        key = lease_key(machine.task_id, action.grant.path, action.grant.token)
+        return Outgoing(
+            self.ctx.topic(WORKSPACE), lease, "avro", key, partition_key(machine.task_id)
+        )
+
+    def _forwarded_record(self, machine: TaskMachine, action: Forward) -> Outgoing:
+        if action.destination == "results":  # end-to-end latency and outcome counts
+            record_task_end(machine.submitted, action.envelope, utc_now())
+        content_type: Any = "json" if action.destination == "results" else "avro"
+        topic = self.ctx.topic(DESTINATIONS[action.destination])
+        return Outgoing(topic, action.envelope, content_type, action.key.encode())
+
+    def _count(self, machine: TaskMachine, envelope: Envelope[Any]) -> None:
+        PLANNER_ACTIONS.labels(*action_kind(envelope)).inc()
+        log.info("published", extra={"task_id": machine.task_id, "type": envelope.type})
 
     async def carry_out(self, machine: TaskMachine, action: Action) -> bool:
         """Do one action; True if it fed an answer back into the machine."""
@@ -213,44 +347,16 @@ class Planner:
             machine.step(await self.check_workspace(machine, action))
             return True
         if isinstance(action, GrantLease):
-            lease = Envelope.new(
-                action.grant,
-                sender=self.ctx.sender,
-                task_id=machine.task_id,
-                message_id=action.message_id,
-                causes=list(action.causes),
-                attempt=action.attempt,
-                trace=action.trace,
-            )
-            await publish_record(self.ctx.publisher, self.ctx.topic(WORKSPACE), lease)
+            lease = self._lease_record(machine, action)
+            await publish_record(self.ctx.publisher, lease.topic, lease.envelope)
             return False
         if isinstance(action, Forward):
-            if action.destination == "results":  # end-to-end latency and outcome counts
-                record_task_end(machine.submitted, action.envelope, utc_now())
-            content_type: Any = "json" if action.destination == "results" else "avro"
-            await self.ctx.publisher.publish(
-                self.ctx.topic(DESTINATIONS[action.destination]),
-                action.envelope,
-                content_type,
-                action.key.encode(),
-            )
+            fwd = self._forwarded_record(machine, action)
+            await self.ctx.publisher.publish(fwd.topic, fwd.envelope, fwd.content_type, fwd.key)
             return False
-        assert machine.submitted is not None
-        envelope = Envelope.new(
-            action.body,
-            sender=self.ctx.sender,
-            task_id=machine.task_id,
-            message_id=action.message_id,
-            causes=list(action.causes),
-            attempt=action.attempt,
-            trace=machine.submitted.trace,
-        )
+        envelope = self._log_envelope(machine, action)
         await self.ctx.publish(TASK_EVENTS, envelope)
-        PLANNER_ACTIONS.labels(*action_kind(envelope)).inc()
-        log.info(
-            "published",
-            extra={"task_id": machine.task_id, "type": envelope.type},
-        )
+        self._count(machine, envelope)
         return False
 
     # ------------------------------------------------------------ workspace
@@ -419,5 +525,6 @@ async def setup_planner(ctx: ServiceContext) -> None:
     planner.consumer = ctx.consume("synod.planner", [TASKS, TASK_EVENTS], planner.handle)
     planner.consumer.on_assigned = planner.rebuild
     ctx.background.append(planner.sweep_deadlines)
+    ctx.background.append(planner.close_outbox_on_stop)
     bootstrap, topic = ctx.kafka.bootstrap, quarantine.topic_of(ctx.kafka.topic_prefix)
     ctx.background.append(lambda: quarantine.follow(bootstrap, topic, planner.quarantine))
