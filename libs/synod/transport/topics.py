@@ -101,6 +101,13 @@ DLQ_REPLAYS = TopicSpec(
     None,
     "dead letters replayed by `synod dlq replay`, keyed by dead-letter id (replay once)",
 )
+ESCALATIONS = TopicSpec(
+    "synod.escalations",
+    TASK_PARTITIONS,
+    "delete",
+    30 * DAY_MS,
+    "escalations to a person and their answers, keyed by task (docs/adr/0011)",
+)
 # Retry tiers: a step that failed transiently waits in synod.retry.<role>.<n>
 # (n = 1..RETRY_TIERS, increasing delays) instead of holding its work topic's
 # partition; SYNOD_RETRY_DELAYS_S may use fewer tiers, never more.
@@ -142,6 +149,7 @@ CATALOGUE: tuple[TopicSpec, ...] = (
     DLQ,
     SUPERVISOR,
     DLQ_REPLAYS,
+    ESCALATIONS,
     *RETRY_RESEARCHER,
     *RETRY_CODER,
 )

@@ -166,6 +166,36 @@ class Header(WireModel):
     value: bytes | None = None
 
 
+OnExhausted = Literal["fail", "escalate", "warn"]
+
+
+class Budget(WireModel):
+    """What a task may spend on model calls; None: no limit of that kind.
+
+    `on_exhausted` says what happens when the next call would not fit: `fail`
+    the task, `escalate` it to a person (who may raise the budget), or `warn`
+    and go on without a limit (docs/adr/0011).
+    """
+
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    max_model_calls: int | None = Field(default=None, ge=1)
+    on_exhausted: OnExhausted = "fail"
+
+
+class Allowance(WireModel):
+    """The part of its task's budget one step attempt (or one juror) may spend.
+
+    Granted by the planner from the fold of the task's log (spent plus what is
+    granted to attempts still out must stay within the budget); a worker makes
+    a model call only if the call's worst case fits what is left of it.
+    """
+
+    tokens: int | None = Field(default=None, ge=0)
+    cost_usd: float | None = Field(default=None, ge=0)
+    calls: int | None = Field(default=None, ge=0)
+
+
 # ---------------------------------------------------------------- bodies
 
 
@@ -185,6 +215,8 @@ class TaskSubmitted(Body):
     # The project's tests (path -> pytest file); reviewers run them on the
     # task's workspace before they judge its answer.
     tests: dict[str, str] | None = None
+    # Token, cost and call limits (None: the planner's SYNOD_BUDGET_* defaults).
+    budget: Budget | None = None
 
     @field_validator("tests")
     @classmethod
@@ -230,6 +262,8 @@ class StepRequested(Body):
     # inputs["blackboard"]: what it read, so `synod check` can hold a `strong`
     # step to having read only decided facts (docs/blackboard.md).
     facts: list[str] = Field(default_factory=list)
+    # The share of the task's budget this attempt may spend (None: unlimited).
+    allowance: Allowance | None = None
 
 
 class StepCompleted(Body):
@@ -310,6 +344,8 @@ class VoteRequested(Body):
     partition_mode: PartitionMode = "cp"
     deadline_s: float = Field(default=60.0, gt=0)
     verify: Verification | None = None
+    # What each juror may spend on this proposal, all ballots (None: unlimited).
+    allowance: Allowance | None = None
 
 
 class Vote(Body):
@@ -510,6 +546,8 @@ class TaskCompleted(Body):
     # value, after reconciling in `eventual`): docs/blackboard.md.
     consistency: Consistency = "strong"
     blackboard: dict[str, str] = Field(default_factory=dict)
+    # Set when a person's answer to an escalation decided the outcome.
+    approved_by: str = ""
 
 
 class TaskFailed(Body):
@@ -580,6 +618,95 @@ class DeadLetter(Body):
     value_size: int = Field(default=0, ge=0)
 
 
+# ---------------------------------------------------------------- budgets and escalation
+
+EscalationKind = Literal["no_quorum", "verification", "budget", "supervisor", "partition"]
+AnswerAction = Literal["approve", "reject", "raise_budget", "cancel"]
+
+
+class UsageReported(Body):
+    """Model usage no other record of the task's log carries, on synod.task-events.
+
+    A juror's calls (per proposal, ballot and voter), the planner's own calls,
+    and the worst case charged for a call cut off by a cancel: with these, the
+    sum of every usage on the log is what the task spent (docs/adr/0011).
+    `request_id` is the record the calls were made for (a StepRequested or
+    VoteRequested id; "" for the planner's).
+    """
+
+    TYPE: ClassVar[str] = "UsageReported"
+
+    request_id: str = ""
+    what: str = Field(default="", max_length=300)  # plan, juror, cancelled
+    voter: str = ""
+    usage: Usage = Field(default_factory=Usage)
+
+
+class EscalationRequested(Body):
+    """A supervisor (or operator) asks the planner to put the task to a person."""
+
+    TYPE: ClassVar[str] = "EscalationRequested"
+
+    reason: str = Field(min_length=1, max_length=1_000)
+
+
+class EscalationRaised(Body):
+    """The planner put the task to a person and parked it (synod.task-events,
+    forwarded to synod.escalations, keyed by task).
+
+    `candidates` are what an approval may pick; `ballot` is the proposal they
+    were voted on in (empty when nothing was put to a vote).
+    """
+
+    TYPE: ClassVar[str] = "EscalationRaised"
+
+    escalation_id: str = Field(min_length=1)
+    kind: EscalationKind
+    reason: str = Field(min_length=1, max_length=10_000)
+    proposal_id: str = ""
+    candidates: list[Candidate] = Field(default_factory=list)
+    timeout_s: float = Field(default=86_400.0, gt=0)
+
+
+class EscalationAnswered(Body):
+    """A person's answer to an escalation: who, when and what.
+
+    Its message id derives from the escalation id, so an escalation has at most
+    one answer on the log: a second one is the same record, dropped as a
+    duplicate. Sent to synod.escalations; the planner appends it to the log.
+    """
+
+    TYPE: ClassVar[str] = "EscalationAnswered"
+
+    escalation_id: str = Field(min_length=1)
+    action: AnswerAction
+    principal: str = Field(min_length=1, max_length=200)
+    answered_at: datetime
+    candidate_id: str | None = None  # approve: which candidate
+    guidance: str = Field(default="", max_length=10_000)  # reject: what to change
+    budget: Budget | None = None  # raise_budget: the new limits
+
+    @model_validator(mode="after")
+    def _fields_match_action(self) -> EscalationAnswered:
+        if self.action == "approve" and not self.candidate_id:
+            raise ValueError("an approval names the candidate it approves (candidate_id)")
+        if self.action == "reject" and not self.guidance.strip():
+            raise ValueError("a rejection says what to change (guidance)")
+        if self.action == "raise_budget" and self.budget is None:
+            raise ValueError("raise_budget carries the new budget (budget)")
+        return self
+
+
+class TaskCancelRequested(Body):
+    """Stop a task: it ends with TaskFailed(cancelled). On synod.tasks; the planner
+    appends it to the task's log."""
+
+    TYPE: ClassVar[str] = "TaskCancelRequested"
+
+    principal: str = Field(min_length=1, max_length=200)
+    reason: str = Field(default="", max_length=1_000)
+
+
 BODY_TYPES: dict[str, type[Body]] = {
     cls.TYPE: cls
     for cls in (
@@ -605,6 +732,11 @@ BODY_TYPES: dict[str, type[Body]] = {
         TaskFailed,
         DeadLetter,
         FactPublished,
+        UsageReported,
+        EscalationRequested,
+        EscalationRaised,
+        EscalationAnswered,
+        TaskCancelRequested,
     )
 }
 
