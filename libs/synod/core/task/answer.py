@@ -11,7 +11,7 @@ no notion of rounds.
 from __future__ import annotations
 
 from synod.core.blackboard import resolved_values
-from synod.core.task import knowledge
+from synod.core.task import escalation, knowledge
 from synod.core.task.actions import Publish
 from synod.core.task.records import fail, publish, step_body, tests_verdict, usage
 from synod.core.task.state import ANSWER, TaskState, revision_round, round_of
@@ -32,13 +32,16 @@ def decide(s: TaskState) -> list[Publish]:
     voted = round_of(s.vote.proposal_id)
     if revision_round(s) > voted:
         return [vote(s, voted + 1)]
+    if s.guidance is not None and s.guidance[1] > revision_round(s):
+        return revise(s, s.guidance[1], s.guidance[0])  # a person's rejection: one round
     if s.decision is None:
         return []
     if s.decision.outcome != ANSWER and voted < s.config.max_answer_rounds:
         if s.decision.outcome == "no_quorum":
             return [vote(s, voted + 1)]  # nobody judged it: ask again
         return revise(s, voted + 1)
-    return [conclude(s)]
+    asked = escalation.undecided(s)
+    return [asked] if asked is not None else [conclude(s)]
 
 
 def answer_steps(s: TaskState) -> list[str]:
@@ -90,9 +93,15 @@ def _verification(s: TaskState) -> Verification | None:
     return Verification(tests=tests, winners=winners(s))
 
 
-def revise(s: TaskState, round_: int) -> list[Publish]:
-    """Run the steps behind a rejected answer again, as round `round_`'s candidates."""
-    assert s.decision is not None
+def revise(s: TaskState, round_: int, guidance: str | None = None) -> list[Publish]:
+    """Run the steps behind a rejected answer again, as round `round_`'s candidates;
+    `guidance`: a person's rejection, what to change."""
+    why = (
+        f"A person reviewing the previous answer rejected it and asks: {guidance}"
+        if guidance is not None or s.decision is None
+        else f"The reviewers did not accept the previous answer (outcome "
+        f"{s.decision.outcome}, tally {dict(s.decision.tally)})."
+    )
     actions: list[Publish] = []
     for step_id in answer_steps(s):
         attempt = s.requested.get(step_id, 0) + 1
@@ -101,9 +110,7 @@ def revise(s: TaskState, round_: int) -> list[Publish]:
         body = step_body(s, step_id)
         body = body.model_copy(
             update={
-                "instructions": f"{body.instructions}\n\nThe reviewers did not accept the "
-                f"previous answer (outcome {s.decision.outcome}, tally "
-                f"{dict(s.decision.tally)}). Revise it.",
+                "instructions": f"{body.instructions}\n\n{why} Revise it.",
                 "prompt_variant": f"revise-{round_}",
             }
         )

@@ -10,7 +10,7 @@ from typing import Any
 
 from synod.core.plan.dag import Plan, PlanError
 from synod.core.plan.teampolicy import SharedList
-from synod.core.task import knowledge, retries, workspace
+from synod.core.task import budget, escalation, knowledge, retries, workspace
 from synod.core.task.phase import settle
 from synod.core.task.state import TaskState, round_of
 from synod.wire import (
@@ -36,6 +36,8 @@ def fold(s: TaskState, envelope: Envelope[Any]) -> bool:
     s.seen.add(envelope.message_id)
     if not workspace.fold(s, envelope) and not knowledge.fold(s, envelope):
         _fold_body(s, envelope)
+        budget.fold(s, envelope)
+        escalation.fold(s, envelope)
     settle_phase(s)
     return True
 

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from synod.core.blackboard import RECONCILE_STEP
-from synod.core.task import answer, dispatch, hedging, knowledge, workspace
+from synod.core.task import answer, budget, dispatch, escalation, hedging, knowledge, workspace
 from synod.core.task.actions import (
     Action,
     CheckWorkspace,
@@ -152,9 +152,36 @@ class TaskMachine(TaskState):
         if self.phase in (Phase.NEW, Phase.DONE):
             return []
         cancels: list[Action] = list(hedging.cancels(self))
+        person = escalation.decide(self)  # a cancel, a parked wait, an approval
+        if person is not None:
+            return [*cancels, *person]
         late = self._overdue()
         if late is not None:
             return [*cancels, late]
+        actions, held = budget.allot(self, self._next())
+        if held or budget.exhausted(self):
+            if not budget.in_flight(self):
+                return [*cancels, self._exhausted()]
+            # What is still out may leave room: request nothing new until it ends.
+            actions = [a for a in actions if not budget.is_request(a)]
+        return [*cancels, *actions]
+
+    def _exhausted(self) -> Publish:
+        """The budget cannot cover the next call: fail, or ask a person (`escalate`)."""
+        b = budget.limit(self)
+        assert b is not None
+        spent = budget.spent(self)
+        why = (
+            f"the budget is spent (max_tokens {b.max_tokens}, max_cost_usd {b.max_cost_usd}, "
+            f"max_model_calls {b.max_model_calls}; used {budget.tokens(spent)} tokens, "
+            f"{spent.cost_usd:g} USD, {spent.calls} calls)"
+        )
+        if b.on_exhausted == "escalate":
+            return escalation.raise_for(self, "budget", why)
+        return fail(self, why, "budget")
+
+    def _next(self) -> list[Action]:
+        cancels: list[Action] = []
         if self.phase is Phase.PLANNING:
             return [*cancels, self._plan()]
         blocked = self._blocked()
@@ -230,7 +257,9 @@ class TaskMachine(TaskState):
     def _deadline(self) -> datetime | None:
         if self.submitted is None:
             return None
-        return self.submitted.created_at + timedelta(seconds=self.submitted.body.deadline_s)
+        # Time parked waiting for a person does not count against the deadline.
+        budget_s = self.submitted.body.deadline_s + self.parked_s
+        return self.submitted.created_at + timedelta(seconds=budget_s)
 
     def _overdue(self) -> Publish | None:
         """TaskFailed once the task's own deadline has passed, else None.
@@ -261,6 +290,8 @@ class TaskMachine(TaskState):
     def _wake_at(self) -> datetime | None:
         if self.phase in (Phase.NEW, Phase.DONE):
             return None
+        if escalation.open_escalation(self) is not None:
+            return escalation.wake_at(self)  # parked: only the escalation's timeout
         times = [t for t in (self._deadline(), hedging.next_hedge_at(self)) if t is not None]
         return min(times, default=None)
 

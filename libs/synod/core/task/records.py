@@ -32,14 +32,22 @@ def request_id(s: TaskState, step_id: str, attempt: int) -> str:
 
 
 def usage(s: TaskState) -> Usage:
-    steps = list(s.completed.values()) + [f for fs in s.failures.values() for f in fs]
+    """Every usage on the task's log: winners, hedge losers, parked runs, cancelled
+    calls, jurors and the planner's own calls (see budget.py)."""
+    total = Usage()
+    for u in s.spent_by.values():
+        total = add_usage(total, u)
+    return total.model_copy(update={"cost_usd": round(total.cost_usd, 6)})
+
+
+def add_usage(a: Usage, b: Usage) -> Usage:
     return Usage(
-        model=steps[0].usage.model if steps else "",
-        calls=sum(x.usage.calls for x in steps),
-        input_tokens=sum(x.usage.input_tokens for x in steps),
-        output_tokens=sum(x.usage.output_tokens for x in steps),
-        cost_usd=round(sum(x.usage.cost_usd for x in steps), 6),
-        unpriced_calls=sum(x.usage.unpriced_calls for x in steps),
+        model=a.model or b.model,
+        calls=a.calls + b.calls,
+        input_tokens=a.input_tokens + b.input_tokens,
+        output_tokens=a.output_tokens + b.output_tokens,
+        cost_usd=a.cost_usd + b.cost_usd,
+        unpriced_calls=a.unpriced_calls + b.unpriced_calls,
     )
 
 

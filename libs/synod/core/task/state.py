@@ -31,7 +31,16 @@ from synod.wire import (
     TaskSubmitted,
     VoteRequested,
 )
-from synod.wire.messages import StepReassigned
+from synod.wire.messages import (
+    Allowance,
+    Budget,
+    EscalationAnswered,
+    EscalationRaised,
+    EscalationRequested,
+    StepReassigned,
+    TaskCancelRequested,
+    Usage,
+)
 
 ANSWER = "answer"  # the candidate id of the team's answer
 # Permanent failures another attempt can still fix: an attempt is a new sample
@@ -58,6 +67,11 @@ class TaskConfig:
     hedge_min_samples: int = 5
     tail_hedge_quantile: float | None = 0.25
     max_hedges: int = 1
+    # Budgets and escalation (docs/adr/0011): the budget of a task that names
+    # none; whether an undecided task goes to a person; how long one waits.
+    default_budget: Budget | None = None
+    escalate: bool = False
+    escalation_timeout_s: float = 86_400.0
 
     def __post_init__(self) -> None:
         if self.max_step_attempts < 1:
@@ -149,6 +163,23 @@ class TaskState:
     # ids of what the adapter carried out (`advance`) and so is not said again.
     outbox: list[Action] = field(default_factory=list)
     done: set[str] = field(default_factory=set)
+    # Budget (budget.py): usage per record, per request; grants (request ->
+    # allowance, jurors, is a step); requests that ended; calls refused.
+    spent_by: dict[str, Usage] = field(default_factory=dict)
+    spent_under: dict[str, Usage] = field(default_factory=dict)
+    grants: dict[str, tuple[Allowance, int, bool]] = field(default_factory=dict)
+    ended: set[str] = field(default_factory=set)
+    budget_refusals: int = 0
+    refusals_at_raise: int = 0
+    raised_budget: Budget | None = None
+    # Escalation (escalation.py): raised and answered (with their log times),
+    # a rejection's guidance and the round it asks for, time parked, a cancel.
+    escalations: dict[str, tuple[EscalationRaised, datetime]] = field(default_factory=dict)
+    answers: dict[str, tuple[EscalationAnswered, datetime]] = field(default_factory=dict)
+    guidance: tuple[str, int] | None = None
+    parked_s: float = 0.0
+    cancel: TaskCancelRequested | None = None
+    escalation_asked: EscalationRequested | None = None
 
     def rank(self) -> dict[str, int]:
         """Dispatch rank of each plan step (0 first): critical path first."""

@@ -45,7 +45,10 @@ def failed_for_good(s: TaskState) -> tuple[str, str] | None:
         if step_id in s.completed:
             continue
         last = failures[-1]
-        if last.error_class != "transient" and last.reason not in RESAMPLE_REASONS:
+        # A call refused for want of budget is the budget's to settle (budget.py):
+        # after a raise the step runs again.
+        retryable = last.reason in RESAMPLE_REASONS or last.reason == "budget_exhausted"
+        if last.error_class != "transient" and not retryable:
             return step_id, f"step {step_id} failed ({last.error_class}): {last.error}"
         if len(failures) >= s.config.max_step_attempts + s.extra_attempts.get(step_id, 0):
             return step_id, (f"step {step_id} failed {len(failures)} times; last: {last.error}")
