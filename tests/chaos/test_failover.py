@@ -37,7 +37,13 @@ from synod.wire import Codec, StepCompleted
 pytestmark = pytest.mark.timeout(600)
 CODEC = Codec()
 TASKS_N = 100
-ENV = {"SYNOD_LLM_BACKEND": "sim", "SYNOD_LLM_SIM_LATENCY": "lognormal:0.3:0.5"}
+# SYNOD_ESCALATE=false: a ballot lost to a kill must end its task, not park it
+# for a person this test does not play.
+ENV = {
+    "SYNOD_LLM_BACKEND": "sim",
+    "SYNOD_LLM_SIM_LATENCY": "lognormal:0.3:0.5",
+    "SYNOD_ESCALATE": "false",
+}
 
 
 @pytest.fixture

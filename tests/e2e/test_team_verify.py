@@ -48,7 +48,9 @@ REVIEWERS = ("reviewer-0", "reviewer-1", "reviewer-2")
 
 @pytest.fixture
 async def team(kafka: Any, tmp_path: Path) -> AsyncIterator[LocalRun]:
-    env = {"SYNOD_LLM_SIM_LATENCY": "exponential:0.05"}
+    # Failing tests after the last revision fail the task here, not escalate it
+    # (tests/e2e/test_escalation.py has that).
+    env = {"SYNOD_LLM_SIM_LATENCY": "exponential:0.05", "SYNOD_ESCALATE": "false"}
     replicas = {"consensus": 1, "planner": 1, "coder": 2, "reviewer": 3}
     async with local_team(kafka.bootstrap, tmp_path, "verify", replicas, env) as run:
         yield run

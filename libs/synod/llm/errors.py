@@ -26,6 +26,7 @@ LLMErrorReason = Literal[
     "invalid_output",  # output still not valid for the output model after one repair
     "spend_limit",  # 402 billing, or a 429 that says a spend limit is reached
     "circuit_open",  # every circuit breaker in the fallback chain is open: wait, then retry
+    "budget_exhausted",  # the call's worst case does not fit the task's budget (llm.budget)
 ]
 
 

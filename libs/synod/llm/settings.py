@@ -61,6 +61,9 @@ class LLMSettings(BaseSettings):
     max_retry_after_s: float = Field(default=DEFAULT_MAX_RETRY_AFTER_S, ge=0)
     stream: bool = False
     sim_seed: int = 0
+    # A JSON-lines file the simulated backend appends every prompt to (tests read
+    # what a model was asked); empty: none.
+    sim_prompt_log: str = ""
     sim_latency: str | None = None
     # step id -> extra seconds its first attempt (attempt 0) sleeps, e.g. "task-3=30":
     # a deterministic straggler for hedging tests; later attempts are not slowed.

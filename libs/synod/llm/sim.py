@@ -35,6 +35,7 @@ Faults (at most one per call, drawn with the profile's rates):
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -88,6 +89,7 @@ class SimBackend:
         crash: CrashHook = exit_process,
         life: int = 0,
         slow_first_attempts: Mapping[str, float] | None = None,
+        prompt_log: str = "",
     ) -> None:
         self.seed = seed
         self.life = life
@@ -99,6 +101,7 @@ class SimBackend:
         self._crash = crash
         # step id -> extra latency of its attempt 0: a straggler on demand.
         self.slow_first_attempts = dict(slow_first_attempts or {})
+        self.prompt_log = prompt_log
 
     def describe(self) -> str:
         return f"fault profile {self.profile.name}, seed {self.seed}, latency {self.latency.spec()}"
@@ -169,6 +172,7 @@ class SimBackend:
 
         async def generate(system: str, turns: Sequence[Turn]) -> RawReply:
             repairing = len(turns) > 1
+            self._log_prompt(request, turns[-1].content)
             if repairing:
                 latency_s = self.latency.draw(rng)
                 spent.append(latency_s)
@@ -178,6 +182,9 @@ class SimBackend:
                 repairing and rng.random() < self.profile.repair_success
             ):
                 text = simcontent.malformed(good, rng)
+            if request.max_tokens is not None and _tokens(len(text)) > request.max_tokens:
+                # A real model stops at max_tokens; so does the simulated one.
+                text = text[: request.max_tokens * 4]
             asked = len(system) + sum(len(t.content) for t in turns)
             usage = Usage(
                 model=model,
@@ -202,6 +209,20 @@ class SimBackend:
             stop_reason=result.stop_reason,
             fault=fault,
         )
+
+    def _log_prompt(self, request: LLMRequest, prompt: str) -> None:
+        if not self.prompt_log:
+            return
+        line = {
+            "role": request.role,
+            "task_id": request.task_id,
+            "step_id": request.step_id,
+            "attempt": request.attempt,
+            "max_tokens": request.max_tokens,
+            "prompt": prompt,
+        }
+        with open(self.prompt_log, "a", encoding="utf-8") as f:
+            f.write(json.dumps(line) + "\n")
 
     async def aclose(self) -> None:
         return None

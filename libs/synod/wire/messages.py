@@ -630,8 +630,8 @@ class UsageReported(Body):
     A juror's calls (per proposal, ballot and voter), the planner's own calls,
     and the worst case charged for a call cut off by a cancel: with these, the
     sum of every usage on the log is what the task spent (docs/adr/0011).
-    `request_id` is the record the calls were made for (a StepRequested or
-    VoteRequested id; "" for the planner's).
+    `request_id` is what the calls were made for: a StepRequested id, the
+    proposal id of a vote, "" for the planner's own.
     """
 
     TYPE: ClassVar[str] = "UsageReported"

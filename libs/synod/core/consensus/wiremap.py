@@ -123,6 +123,7 @@ def round_request(
         partition_mode=opening.partition_mode,
         deadline_s=max(request.deadline - now, MIN_ROUND_DEADLINE_S),
         verify=opening.verify,
+        allowance=opening.allowance,  # each juror's share of the task's budget
     )
 
 

@@ -40,9 +40,11 @@ from synod.wire import (
     TraceContext,
     VoteRequested,
 )
-from synod.wire.messages import LeaseGranted, StepCancelled
+from synod.wire.messages import EscalationRaised, LeaseGranted, StepCancelled
 
-Destination = Literal["steps.researcher", "steps.coder", "steps.cancel", "votes", "results"]
+Destination = Literal[
+    "steps.researcher", "steps.coder", "steps.cancel", "votes", "results", "escalations"
+]
 
 # ---------------------------------------------------------------- events in
 
@@ -183,6 +185,8 @@ def forward_to(envelope: Envelope[Any]) -> Destination | None:
         return "votes"
     if isinstance(body, TaskCompleted | TaskFailed):
         return "results"
+    if isinstance(body, EscalationRaised):
+        return "escalations"  # where people and their tools learn of it
     return None
 
 

@@ -81,7 +81,10 @@ def fold(s: TaskState, envelope: Any) -> None:
     ):
         step = isinstance(body, StepRequested)
         jurors = len(body.electorate) if isinstance(body, VoteRequested) else 1
-        s.grants[envelope.message_id] = (body.allowance, jurors, step)
+        # Jurors see the consensus service's ballots, not this record: they report
+        # under the proposal id.
+        key = body.proposal_id if isinstance(body, VoteRequested) else envelope.message_id
+        s.grants[key] = (body.allowance, jurors, step)
 
 
 def _cause(envelope: Any) -> str:
@@ -189,7 +192,8 @@ def allot(s: TaskState, actions: list[Action]) -> tuple[list[Action], bool]:
         if not isinstance(action, Publish) or not isinstance(body, StepRequested | VoteRequested):
             out.append(action)
             continue
-        if action.message_id in s.grants or action.message_id in s.seen:
+        key = body.proposal_id if isinstance(body, VoteRequested) else action.message_id
+        if key in s.grants or action.message_id in s.seen:
             out.append(action)  # logged already, with the allowance it got then
             continue
         room = free(s, extra)

@@ -55,9 +55,15 @@ from synod.core.task import (
     WorkspaceChecked,
     forwards_of,
 )
+from synod.core.task import budget as task_budget
+from synod.core.task.escalation import answer_id
 from synod.core.workspace.records import lease_key, partition_key
 from synod.errors import DecodeError, SynodError
+from synod.ids import derived_id
 from synod.llm import LLMBackend, LLMError, LLMRequest, LLMTimeoutError, PlanOutput, select_backend
+from synod.llm.budget import fit
+from synod.llm.errors import LLMBudgetError
+from synod.llm.settings import load_settings
 from synod.observability import record_task_end
 from synod.roles.metrics import PLANNER_ACTIONS
 from synod.roles.planner import quarantine
@@ -66,6 +72,7 @@ from synod.transport import KeyOrderedConsumer, Received
 from synod.transport.outbox import Outbox, Outgoing
 from synod.transport.reader import PartitionReader
 from synod.transport.topics import (
+    ESCALATIONS,
     RESULTS,
     STEPS_CANCEL,
     STEPS_CODER,
@@ -87,7 +94,16 @@ from synod.wire import (
     TaskSubmitted,
     VoteRequested,
 )
-from synod.wire.messages import StepCancelled, utc_now
+from synod.wire.messages import (
+    Budget,
+    EscalationAnswered,
+    OnExhausted,
+    StepCancelled,
+    TaskCancelRequested,
+    Usage,
+    UsageReported,
+    utc_now,
+)
 
 log = logging.getLogger("synod.agents")
 
@@ -97,6 +113,7 @@ DESTINATIONS: dict[Destination, TopicSpec] = {
     "steps.cancel": STEPS_CANCEL,
     "votes": VOTES,
     "results": RESULTS,
+    "escalations": ESCALATIONS,
 }
 MAX_TASKS_IN_MEMORY = 50_000
 PLAN_ATTEMPTS = 3
@@ -147,12 +164,37 @@ class PlannerSettings(BaseSettings):
         default="ack",
         description="when a logged record goes on to its topic (ADR 0012)",
     )
+    # Escalation and budgets (docs/adr/0011).
+    escalate: bool = Field(
+        default=True, description="put an undecided task to a person instead of failing it"
+    )
+    escalation_timeout_s: float = Field(
+        default=86_400.0, gt=0, description="how long a parked task waits for its answer"
+    )
+    budget_max_tokens: int | None = Field(default=None, ge=1, description="default budget")
+    budget_max_cost_usd: float | None = Field(default=None, gt=0, description="default budget")
+    budget_max_model_calls: int | None = Field(default=None, ge=1, description="default budget")
+    budget_on_exhausted: OnExhausted = "fail"
 
     def task_config(self) -> TaskConfig:
+        limits = (self.budget_max_tokens, self.budget_max_cost_usd, self.budget_max_model_calls)
+        default_budget = (
+            Budget(
+                max_tokens=self.budget_max_tokens,
+                max_cost_usd=self.budget_max_cost_usd,
+                max_model_calls=self.budget_max_model_calls,
+                on_exhausted=self.budget_on_exhausted,
+            )
+            if any(x is not None for x in limits)
+            else None
+        )
         return TaskConfig(
             max_step_attempts=self.max_step_attempts,
             step_deadline_s=self.step_deadline_s,
             vote_deadline_s=self.vote_deadline_s,
+            default_budget=default_budget,
+            escalate=self.escalate,
+            escalation_timeout_s=self.escalation_timeout_s,
         )
 
 
@@ -180,6 +222,7 @@ class Planner:
         # ack: records this instance forwarded already; read back, they are folded
         # only. One its predecessor logged is forwarded again (same id).
         self.forwarded: OrderedDict[str, None] = OrderedDict()
+        self.default_max_tokens = load_settings().max_tokens
 
     def machine(self, task_id: str) -> TaskMachine:
         machine = self.tasks.get(task_id)
@@ -199,9 +242,17 @@ class Planner:
         if envelope.task_id is None:
             return
         if msg.record.topic == self.ctx.topic(TASKS):
-            if isinstance(envelope.body, TaskSubmitted):
+            if isinstance(envelope.body, TaskSubmitted | TaskCancelRequested):
                 # Accept: the task's history starts in its log, same message id.
                 await self.ctx.publish(TASK_EVENTS, envelope)
+            return
+        if msg.record.topic == self.ctx.topic(ESCALATIONS):
+            body = envelope.body
+            if isinstance(body, EscalationAnswered):
+                # Into the log under the one id an answer to this escalation has:
+                # whoever sent a second answer, the log keeps the first.
+                answer = envelope.model_copy(update={"message_id": answer_id(body.escalation_id)})
+                await self.ctx.publish(TASK_EVENTS, answer)
             return
         machine = self.machine(envelope.task_id)
         self.partition_of[envelope.task_id] = msg.record.partition
@@ -424,11 +475,21 @@ class Planner:
                 output_model=PlanOutput,
                 labels=machine.submitted.body.labels,  # the task's model.planner label
             )
+            room = task_budget.free(machine)
+            allowance = None if room is None else task_budget.grant(room)
             try:
+                if room is not None:
+                    if allowance is None:
+                        raise LLMBudgetError(
+                            "planning: the task's budget has no room left for a call",
+                            reason="budget_exhausted",
+                        )
+                    request = fit(request, allowance, self.default_max_tokens)
                 # A hung call must not hold the task (and its key's lane) forever.
                 response = await asyncio.wait_for(
                     self.llm.complete(request), self.config.step_deadline_s
                 )
+                await self._report_usage(machine, calls, response.usage)
             except TimeoutError:
                 last_error = LLMTimeoutError(
                     f"planning: no reply within {self.config.step_deadline_s:g} s"
@@ -437,6 +498,7 @@ class Planner:
                 continue
             except LLMError as exc:
                 last_error = exc
+                await self._report_usage(machine, calls, exc.usage)
                 if exc.error_class != "transient" and exc.reason not in RESAMPLE_REASONS:
                     break
                 wait = self._circuit_wait(machine, exc)
@@ -463,6 +525,24 @@ class Planner:
             return PlanMade(steps, plan.rationale)
         assert last_error is not None
         return PlanningFailed(str(last_error), last_error.error_class)
+
+    async def _report_usage(self, machine: TaskMachine, call: int, usage: Usage) -> None:
+        """The planner's own call on the task's log, before the plan it leads to, so
+        every fold counts it before granting any step (docs/adr/0011)."""
+        if not usage.calls and not usage.input_tokens:
+            return
+        body = UsageReported(request_id="", what="plan", usage=usage)
+        assert machine.submitted is not None
+        envelope = Envelope.new(
+            body,
+            sender=self.ctx.sender,
+            task_id=machine.task_id,
+            message_id=derived_id(machine.task_id, f"plan-usage/{call}"),
+            causes=[machine.submitted.message_id],
+            trace=machine.submitted.trace,
+        )
+        await self.ctx.publish(TASK_EVENTS, envelope)
+        machine.step(Logged(envelope, replayed=True))  # counted now, not when it is read back
 
     async def sweep_deadlines(self, interval_s: float = 1.0) -> None:
         """Tell the tasks of the partitions held now the time: deadlines, hedges."""
@@ -522,7 +602,9 @@ class Planner:
 
 async def setup_planner(ctx: ServiceContext) -> None:
     planner = Planner(ctx, select_backend())
-    planner.consumer = ctx.consume("synod.planner", [TASKS, TASK_EVENTS], planner.handle)
+    planner.consumer = ctx.consume(
+        "synod.planner", [TASKS, TASK_EVENTS, ESCALATIONS], planner.handle
+    )
     planner.consumer.on_assigned = planner.rebuild
     ctx.background.append(planner.sweep_deadlines)
     ctx.background.append(planner.close_outbox_on_stop)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import OrderedDict
 from dataclasses import replace
 
 from synod.core.resilience.backoff import RetryPolicy
@@ -25,7 +26,18 @@ from synod.core.task import RESAMPLE_REASONS
 from synod.core.work import vote_record
 from synod.errors import ErrorClass
 from synod.ids import derived_id
-from synod.llm import LLMBackend, LLMError, LLMRequest, ReviewVerdict, select_backend
+from synod.llm import (
+    LLMBackend,
+    LLMError,
+    LLMRequest,
+    ReviewVerdict,
+    add_usage,
+    load_settings,
+    select_backend,
+)
+from synod.llm.budget import fit, left_of
+from synod.llm.errors import LLMBudgetError
+from synod.llm.settings import DEFAULT_MAX_TOKENS
 from synod.roles.metrics import JUROR_ATTEMPTS, VOTES_CAST
 from synod.roles.reviewer.answer_tests import AnswerTests, SuiteRun
 from synod.service.host import ServiceContext
@@ -33,9 +45,12 @@ from synod.transport import Received
 from synod.transport.topics import TASK_EVENTS, VOTES
 from synod.transport.workspace import materialise
 from synod.wire import AnswerVerified, Envelope, Vote, VoteRequested
-from synod.wire.messages import VoteKind
+from synod.wire.messages import Allowance, Usage, UsageReported, VoteKind
 
 log = logging.getLogger("synod.agents")
+
+
+MAX_PROPOSALS_REMEMBERED = 10_000
 
 
 def render_ballot(request: VoteRequested) -> str:
@@ -56,30 +71,60 @@ TESTS_SHARE = 0.7
 
 class Reviewer:
     def __init__(
-        self, ctx: ServiceContext, llm: LLMBackend, tests: AnswerTests | None = None
+        self,
+        ctx: ServiceContext,
+        llm: LLMBackend,
+        tests: AnswerTests | None = None,
+        default_max_tokens: int = DEFAULT_MAX_TOKENS,
     ) -> None:
         self.ctx = ctx
         self.llm = llm
         self.rng = random.Random()
         self.tests = tests or AnswerTests(self.read_workspace)
+        # proposal -> what this juror spent on it, all ballots: its allowance covers them.
+        self.spent: OrderedDict[str, Usage] = OrderedDict()
+        self.default_max_tokens = default_max_tokens
 
     async def read_workspace(self, task_id: str, winners: dict[str, str]) -> dict[str, str]:
         kafka = self.ctx.kafka
         return (await materialise(kafka.bootstrap, kafka.topic_prefix, task_id, winners)).files
 
-    async def judge(self, request: LLMRequest, deadline_s: float) -> ReviewVerdict:
+    def _spend(self, proposal_id: str, usage: Usage) -> None:
+        self.spent[proposal_id] = add_usage(self.spent.get(proposal_id, Usage()), usage)
+        self.spent.move_to_end(proposal_id)
+        while len(self.spent) > MAX_PROPOSALS_REMEMBERED:
+            self.spent.popitem(last=False)
+
+    async def judge(
+        self,
+        request: LLMRequest,
+        deadline_s: float,
+        allowance: Allowance | None = None,
+        proposal_id: str = "",
+    ) -> ReviewVerdict:
         loop = asyncio.get_running_loop()
         ends = loop.time() + deadline_s
         attempt = 0
         while True:
             remaining = ends - loop.time()
             try:
-                response = await asyncio.wait_for(
-                    self.llm.complete(replace(request, attempt=attempt)),
-                    min(remaining, max(deadline_s / 2, 0.5)),
-                )
+                left = None
+                if allowance is not None:
+                    left = left_of(allowance, self.spent.get(proposal_id, Usage()))
+                call = fit(replace(request, attempt=attempt), left, self.default_max_tokens)
+                try:
+                    response = await asyncio.wait_for(
+                        self.llm.complete(call), min(remaining, max(deadline_s / 2, 0.5))
+                    )
+                except LLMError as exc:
+                    self._spend(proposal_id, exc.usage)
+                    raise
+                self._spend(proposal_id, response.usage)
                 JUROR_ATTEMPTS.labels("ok").inc()
                 return response.output(ReviewVerdict)
+            except LLMBudgetError:
+                JUROR_ATTEMPTS.labels("gave_up").inc()
+                raise
             except (LLMError, TimeoutError) as exc:
                 error_class: ErrorClass = (
                     "transient" if isinstance(exc, TimeoutError) else exc.error_class
@@ -124,7 +169,9 @@ class Reviewer:
         if tested is not None and tested.passed is False:
             vote = self._vote(request, "reject", 1.0, f"the tests fail: {tested.summary}")
         else:
+            before = self.spent.get(request.proposal_id, Usage())
             vote = await self._judged(task_id, request, ends - loop.time())
+            await self._report_usage(msg, request, before)
             if tested is not None:
                 note = "tests pass" if tested.passed else "tests could not be run"
                 vote = vote.model_copy(
@@ -163,7 +210,9 @@ class Reviewer:
             timeout_s=request.deadline_s,
         )
         try:
-            verdict = await self.judge(llm_request, max(budget_s, 0.5))
+            verdict = await self.judge(
+                llm_request, max(budget_s, 0.5), request.allowance, request.proposal_id
+            )
         except (LLMError, TimeoutError) as exc:
             # A juror that cannot judge abstains: silence would hold the ballot to
             # its deadline, an invented verdict would be a lie.
@@ -203,6 +252,32 @@ class Reviewer:
         )
         await self.ctx.publish(TASK_EVENTS, envelope)
 
+    async def _report_usage(self, msg: Received, request: VoteRequested, before: Usage) -> None:
+        """This ballot's calls on the task's log, so the task's usage has every call."""
+        now = self.spent.get(request.proposal_id, Usage())
+        if now.calls == before.calls and now.input_tokens == before.input_tokens:
+            return  # no call made (or none that cost anything)
+        ballot = Usage(
+            model=now.model,
+            calls=now.calls - before.calls,
+            input_tokens=now.input_tokens - before.input_tokens,
+            output_tokens=now.output_tokens - before.output_tokens,
+            cost_usd=round(max(0.0, now.cost_usd - before.cost_usd), 9),
+            unpriced_calls=max(0, now.unpriced_calls - before.unpriced_calls),
+        )
+        body = UsageReported(
+            request_id=request.proposal_id, what="juror", voter=self.ctx.instance, usage=ballot
+        )
+        envelope = Envelope.new(
+            body,
+            sender=self.ctx.sender,
+            task_id=msg.envelope.task_id,
+            message_id=derived_id(msg.envelope.message_id, self.ctx.instance, "usage"),
+            causes=[msg.envelope.message_id],
+            trace=msg.envelope.trace,
+        )
+        await self.ctx.publish(TASK_EVENTS, envelope)
+
     async def _cast(self, msg: Received, request: VoteRequested, vote: Vote) -> None:
         envelope = vote_record(msg.envelope, vote, self.ctx.sender)
         await self.ctx.publish(VOTES, envelope)
@@ -225,6 +300,6 @@ JUDGE_RETRY = RetryPolicy(base_s=0.1, cap_s=2.0, max_attempts=4)
 
 
 async def setup_reviewer(ctx: ServiceContext) -> None:
-    reviewer = Reviewer(ctx, select_backend())
+    reviewer = Reviewer(ctx, select_backend(), default_max_tokens=load_settings().max_tokens)
     # A group per replica: every juror must see every ballot.
     ctx.consume(f"synod.reviewer.{ctx.instance}", [VOTES], reviewer.handle)

@@ -26,7 +26,7 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -35,10 +35,12 @@ from synod.core.resilience.retrytopics import Park, RetryTiers
 from synod.core.work import step_records
 from synod.errors import SynodError
 from synod.ids import derived_id
-from synod.llm import OUTPUT_MODELS, LLMBackend, LLMError, LLMRequest, select_backend
-from synod.llm.errors import LLMTransientError
+from synod.llm import OUTPUT_MODELS, LLMBackend, LLMError, LLMRequest, add_usage, select_backend
+from synod.llm.budget import fit, left_of, worst_case
+from synod.llm.errors import LLMBudgetError, LLMTransientError
 from synod.llm.outputs import ResearchNotes
 from synod.llm.routing import step_kind
+from synod.llm.settings import DEFAULT_MAX_TOKENS, load_settings
 from synod.roles.metrics import (
     STEP_ATTEMPTS,
     STEP_CANCELS,
@@ -64,7 +66,13 @@ from synod.transport.topics import (
 )
 from synod.transport.workspace import publish_record
 from synod.wire import Envelope, StepCompleted, StepFailed, StepRequested, Usage
-from synod.wire.messages import FactPublished, ModelRoute, StepCancelled, StepRetrying
+from synod.wire.messages import (
+    FactPublished,
+    ModelRoute,
+    StepCancelled,
+    StepRetrying,
+    UsageReported,
+)
 
 log = logging.getLogger("synod.agents")
 
@@ -88,7 +96,18 @@ H_PARTITION = "synod-original-partition"
 H_OFFSET = "synod-original-offset"
 H_FIRST_FAILED_MS = "synod-first-failed-ms"
 H_REASON = "synod-retry-reason"
-RETRY_HEADERS = (H_RETRY, H_DUE_MS, H_TOPIC, H_PARTITION, H_OFFSET, H_FIRST_FAILED_MS, H_REASON)
+# What the attempt's earlier runs spent (a Usage as JSON): its allowance covers them all.
+H_SPENT = "synod-retry-spent"
+RETRY_HEADERS = (
+    H_RETRY,
+    H_DUE_MS,
+    H_TOPIC,
+    H_PARTITION,
+    H_OFFSET,
+    H_FIRST_FAILED_MS,
+    H_REASON,
+    H_SPENT,
+)
 
 
 def render_prompt(step: StepRequested) -> str:
@@ -138,6 +157,7 @@ class RetryState:
     offset: int
     first_failed_ms: int
     reason: str
+    spent: Usage = field(default_factory=Usage)
 
     @staticmethod
     def first(record: RawRecord, failed_ms: int) -> RetryState:
@@ -165,6 +185,7 @@ class RetryState:
             offset=number(H_OFFSET, record.offset),
             first_failed_ms=number(H_FIRST_FAILED_MS, now_ms),
             reason=found.get(H_REASON, ""),
+            spent=_spent(found.get(H_SPENT, "")),
         )
 
     def headers(self) -> list[tuple[str, bytes]]:
@@ -176,8 +197,16 @@ class RetryState:
             H_OFFSET: self.offset,
             H_FIRST_FAILED_MS: self.first_failed_ms,
             H_REASON: self.reason,
+            H_SPENT: self.spent.model_dump_json(),
         }
         return [(k, str(v).encode()) for k, v in values.items()]
+
+
+def _spent(text: str) -> Usage:
+    try:
+        return Usage.model_validate_json(text) if text else Usage()
+    except ValueError:
+        return Usage()  # a garbled header: the planner's fold still has every run's usage
 
 
 def original_headers(record: RawRecord) -> list[tuple[str, bytes]]:
@@ -205,6 +234,7 @@ class Worker:
         *,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
+        default_max_tokens: int = DEFAULT_MAX_TOKENS,
     ) -> None:
         if retry is not None and retry.tiers > len(RETRY_TOPICS[role]):
             raise ValueError(f"{retry.tiers} retry tiers, but {RETRY_TIERS} retry topics per role")
@@ -221,6 +251,9 @@ class Worker:
         # requests cancelled lately (a cancel may arrive before its request).
         self.in_flight: dict[str, asyncio.Task[None]] = {}
         self.cancelled: OrderedDict[str, None] = OrderedDict()
+        # The worst case of the call each request has out: what a cancel charges.
+        self.calling: dict[str, Usage] = {}
+        self.default_max_tokens = default_max_tokens
 
     async def handle_cancellable(self, msg: Received) -> None:
         """`handle`, unless a StepCancelled names the request; then nothing is published.
@@ -231,6 +264,7 @@ class Worker:
         request_id = msg.envelope.message_id
         if request_id in self.cancelled:
             self._note_cancel(msg, "before it started")
+            await self._charge_cancel(msg, Usage())
             return
         attempt = asyncio.ensure_future(self.handle(msg))
         self.in_flight[request_id] = attempt
@@ -241,8 +275,35 @@ class Worker:
             if request_id not in self.cancelled or (me is not None and me.cancelling()):
                 raise
             self._note_cancel(msg, "while running")
+            await self._charge_cancel(msg, self.calling.get(request_id, Usage()))
         finally:
             self.in_flight.pop(request_id, None)
+            self.calling.pop(request_id, None)
+
+    async def _charge_cancel(self, msg: Received, usage: Usage) -> None:
+        """A cancelled attempt's usage on the task's log. The call cut off returns no
+        usage, and the provider may bill it: its worst case is charged (docs/adr/0011).
+        The record also ends the attempt's grant. Nothing to say for an attempt that
+        had no allowance and made no call."""
+        step = msg.envelope.body
+        if not isinstance(step, StepRequested) or (step.allowance is None and not usage.calls):
+            return
+        if usage.calls and (step.allowance is None or step.allowance.cost_usd is None):
+            # No cost limit to keep: a price nobody charged would only mislead.
+            usage = usage.model_copy(update={"cost_usd": 0.0, "unpriced_calls": usage.calls})
+        report = UsageReported(request_id=msg.envelope.message_id, what="cancelled", usage=usage)
+        await self.ctx.publish(
+            TASK_EVENTS,
+            Envelope.new(
+                report,
+                sender=self.ctx.sender,
+                task_id=msg.envelope.task_id,
+                message_id=derived_id(msg.envelope.message_id, "cancelled"),
+                causes=[msg.envelope.message_id],
+                attempt=msg.envelope.attempt,
+                trace=msg.envelope.trace,
+            ),
+        )
 
     async def on_cancel(self, msg: Received) -> None:
         """A StepCancelled from `synod.steps.cancel`: stop the named attempts run here."""
@@ -283,7 +344,7 @@ class Worker:
         state = RetryState.of(msg.record, tier) if tier else None
         if state is not None:
             await self._until_due(state)
-        body = await self.run(msg, step, tier)
+        body = await self.run(msg, step, tier, state.spent if state is not None else Usage())
         self._count(body)
         transient = isinstance(body, StepFailed) and body.error_class == "transient"
         if isinstance(body, StepFailed) and transient and self.retry is not None:
@@ -326,9 +387,10 @@ class Worker:
         )
 
     async def run(
-        self, msg: Received, step: StepRequested, retry: int = 0
+        self, msg: Received, step: StepRequested, retry: int = 0, spent: Usage | None = None
     ) -> StepCompleted | StepFailed:
-        """One run of the step: the model call, bounded by the step's deadline."""
+        """One run of the step: the model call, bounded by the step's deadline and,
+        with an allowance, made only if its worst case fits what is left of it."""
         started = time.monotonic()
         attempt = msg.envelope.attempt
         request = LLMRequest(
@@ -346,6 +408,17 @@ class Worker:
             kind=step_kind(step.step_id, step.prompt_variant),
             labels=step.labels,
         )
+        try:
+            left = None if step.allowance is None else left_of(step.allowance, spent or Usage())
+            request = fit(request, left, self.default_max_tokens)
+        except LLMBudgetError as exc:
+            return StepFailed(
+                step_id=step.step_id,
+                error_class="budget",
+                error=str(exc)[:10_000],
+                reason="budget_exhausted",
+            )
+        self.calling[msg.envelope.message_id] = worst_case(request, self.default_max_tokens)
         try:
             # The step's deadline bounds the whole call, retries included.
             response = await asyncio.wait_for(self.llm.complete(request), step.deadline_s)
@@ -435,6 +508,7 @@ class Worker:
             offset=state.offset,
             first_failed_ms=state.first_failed_ms,
             reason=reason,
+            spent=add_usage(state.spent, failed.usage),
         )
         record = msg.record
         await self.ctx.publisher.publish_raw(
@@ -504,7 +578,7 @@ def install_worker(
     retry: RetryTiers | None,
 ) -> Worker:
     """The worker's consumers: its work topic and, with retry tiers, its retry topics."""
-    worker = Worker(ctx, role, llm, retry)
+    worker = Worker(ctx, role, llm, retry, default_max_tokens=load_settings().max_tokens)
     # Steps are few and costly: commit within milliseconds of each finishing, so
     # a replica that takes over after a crash does not run finished steps again.
     ctx.consume(

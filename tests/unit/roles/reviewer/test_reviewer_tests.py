@@ -123,7 +123,12 @@ def votes(ctx: Context) -> list[Vote]:
 
 
 def runs(ctx: Context) -> list[AnswerVerified]:
-    return [e.body for topic, e in ctx.published if topic == TASK_EVENTS.name]
+    # The juror's usage reports share the topic; the test runs are the AnswerVerified.
+    return [
+        e.body
+        for topic, e in ctx.published
+        if topic == TASK_EVENTS.name and isinstance(e.body, AnswerVerified)
+    ]
 
 
 def failed_runs() -> float:

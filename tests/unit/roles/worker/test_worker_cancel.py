@@ -21,7 +21,7 @@ from synod.settings import KafkaSettings
 from synod.transport import Received
 from synod.transport.dispatcher import RawRecord
 from synod.wire import Envelope, Sender, StepCompleted, StepRequested
-from synod.wire.messages import StepCancelled
+from synod.wire.messages import StepCancelled, UsageReported
 
 PLANNER = Sender(role="planner", instance="planner-0")
 
@@ -52,7 +52,7 @@ def worker() -> tuple[Worker, list[Envelope[Any]]]:
     return Worker(ctx, "coder", llm), published
 
 
-async def test_a_running_attempt_is_cancelled_and_reports_nothing() -> None:
+async def test_a_running_attempt_is_cancelled_and_reports_only_its_usage() -> None:
     w, published = worker()
     slow, hedge = request(0), request(1)
     running = asyncio.create_task(w.handle_cancellable(slow))
@@ -71,7 +71,15 @@ async def test_a_running_attempt_is_cancelled_and_reports_nothing() -> None:
     await w.on_cancel(cancel(slow.envelope.message_id))
     await asyncio.wait_for(running, 5)  # ends normally: the cancel is not an error
     assert time.monotonic() - started < 5  # not the 30 s the attempt would have taken
-    assert published == [won]  # nothing for the cancelled attempt
+    # No outcome for the cancelled attempt: only its usage (the call's worst case,
+    # since a call cut off returns none), which ends its grant of the budget.
+    won_, charged = published
+    assert won_ == won
+    assert isinstance(charged.body, UsageReported)
+    assert charged.body.what == "cancelled"
+    assert charged.body.request_id == slow.envelope.message_id
+    assert charged.body.usage.calls == 2  # a structured call and its repair turn
+    assert charged.body.usage.output_tokens >= 4_096
     assert w.in_flight == {}
 
 
