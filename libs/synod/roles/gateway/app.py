@@ -35,6 +35,7 @@ from synod.service.health import HEALTH_PATHS, ReadyCheck, add_health_routes, al
 from synod.transport.topics import TASKS, topic_name
 from synod.wire import Codec, ContentType, Envelope, Sender, TaskSubmitted, TraceContext
 
+from .escalations import add_escalation_routes
 from .operations import Operations
 from .projects import project_handler
 from .responses import error_response
@@ -168,6 +169,14 @@ def create_app(
     app.router.add_get("/v1/tasks/{task_id}", api.status)
     app.router.add_get("/v1/tasks/{task_id}/events", api.events)
     app.router.add_post("/v1/projects", project_handler(api.submit))
+    add_escalation_routes(
+        app,
+        feed,
+        publisher,
+        topic_prefix=topic_prefix,
+        sender=Sender(role="gateway", instance=instance),
+        wait_s=publish_timeout_s,
+    )
     add_console_routes(
         app,
         feed,

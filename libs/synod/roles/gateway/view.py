@@ -32,6 +32,7 @@ from typing import Any
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
 
+from synod.core.escalations import EscalationBook
 from synod.core.ordering import CausalBuffer, Release
 from synod.core.taskview import TaskIndex, TaskView
 from synod.errors import DecodeError
@@ -63,6 +64,7 @@ class TaskFeed:
         self._all_watchers: set[asyncio.Event] = set()
         # task id -> message id -> vote; bounded like the index (oldest task first).
         self._votes: OrderedDict[str, dict[str, Envelope[Any]]] = OrderedDict()
+        self.escalations = EscalationBook()  # /v1/escalations and the console's approvals
 
     def apply(
         self,
@@ -71,6 +73,8 @@ class TaskFeed:
         causal_gap: frozenset[str] = frozenset(),
     ) -> TaskView | None:
         view = self.index.apply(envelope, log_offset)
+        if self.escalations.apply(envelope) and view is None and envelope.task_id is not None:
+            self._wake(envelope.task_id)
         if causal_gap and envelope.task_id is not None:
             known = self.index.get(envelope.task_id)
             if known is not None:
