@@ -63,7 +63,7 @@ from synod.wire import (
     Vote,
     VoteRequested,
 )
-from synod.wire.messages import PolicyName
+from synod.wire.messages import Budget, PolicyName
 
 app = typer.Typer()  # submit, status, watch: merged into the top level by synod.cli.main
 
@@ -286,6 +286,18 @@ def submit_command(
     timeout: Annotated[
         float, typer.Option(min=0.1, help="with --wait: give up after this many seconds")
     ] = 600.0,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", help="budget: tokens the task may spend")
+    ] = None,
+    max_cost: Annotated[
+        float | None, typer.Option("--max-cost", help="budget: US dollars the task may spend")
+    ] = None,
+    max_calls: Annotated[
+        int | None, typer.Option("--max-calls", help="budget: model calls the task may make")
+    ] = None,
+    on_exhausted: Annotated[
+        str, typer.Option("--on-exhausted", help="when spent: fail, escalate or warn")
+    ] = "fail",
     as_json: JsonOption = False,
     bootstrap: BootstrapOption = None,
 ) -> None:
@@ -301,8 +313,23 @@ def submit_command(
     if not 1 <= len(task_id) <= 200:
         raise _usage("--task-id must be 1 to 200 characters")
     try:
+        limits = (max_tokens, max_cost, max_calls)
+        budget = (
+            Budget(
+                max_tokens=max_tokens,
+                max_cost_usd=max_cost,
+                max_model_calls=max_calls,
+                on_exhausted=cast(Any, on_exhausted),
+            )
+            if any(x is not None for x in limits)
+            else None
+        )
         body = TaskSubmitted(
-            goal=goal, reviewers=reviewers, policy=cast(PolicyName, policy), plan=steps
+            goal=goal,
+            reviewers=reviewers,
+            policy=cast(PolicyName, policy),
+            plan=steps,
+            budget=budget,
         )
     except ValidationError as exc:
         first = exc.errors()[0]

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from synod import __version__
-from synod.cli import chaos, check, client, dlq, sim, team
+from synod.cli import approvals, chaos, check, client, dlq, sim, team
 from synod.cli.output import BootstrapOption, JsonOption, emit, fail
 from synod.dev import jaeger as jaeger_dev
 from synod.dev.localrun import LocalRun, parse_replicas, read_state
@@ -45,6 +45,7 @@ app.add_typer(sim.app)  # sim
 app.add_typer(chaos.app)  # chaos
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(team.app, name="team")
+app.add_typer(approvals.app, name="approvals")
 
 
 @app.command()
