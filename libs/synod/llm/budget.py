@@ -15,6 +15,7 @@ conservatively. docs/adr/0011 has the whole rule.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 from synod.llm.errors import LLMBudgetError
@@ -31,7 +32,9 @@ MIN_OUTPUT_TOKENS = 64
 def input_tokens(request: LLMRequest) -> int:
     chars = len(request.system) + len(request.prompt)
     if request.output_model is not None:
-        chars += 2_000  # the JSON Schema the structured prompt carries
+        # The structured prompt carries the output's JSON Schema and a paragraph on it.
+        schema = json.dumps(request.output_model.model_json_schema(), separators=(",", ":"))
+        chars += len(schema) + 300
     return math.ceil(chars / CHARS_PER_TOKEN) + FRAMING_TOKENS
 
 
@@ -39,7 +42,9 @@ def calls_of(request: LLMRequest) -> int:
     return 2 if request.output_model is not None else 1
 
 
-def worst_case_tokens(request: LLMRequest, max_tokens: int) -> int:
+def worst_case_tokens(request: LLMRequest, default_max_tokens: int) -> int:
+    """The most tokens `request` may spend, at its own max_tokens or the default."""
+    max_tokens = request.max_tokens or default_max_tokens
     first = input_tokens(request) + max_tokens
     if calls_of(request) == 1:
         return first
@@ -50,7 +55,7 @@ def worst_case_tokens(request: LLMRequest, max_tokens: int) -> int:
 def worst_case(request: LLMRequest, default_max_tokens: int) -> Usage:
     """The most a request may spend, as a Usage (what a cut-off call is charged)."""
     n = calls_of(request)
-    total = worst_case_tokens(request, request.max_tokens or default_max_tokens)
+    total = worst_case_tokens(request, default_max_tokens)
     inputs = n * input_tokens(request)
     in_usd, out_usd = dearest_usd_per_token()
     cost = inputs * in_usd + (total - inputs) * out_usd
