@@ -17,7 +17,9 @@ What is checked (per task; `KINDS` lists the names used in reports):
   synod.workspace (its write id, derived from the request, is there);
 - facts read were written: every blackboard fact a step request names is a
   FactPublished logged before the request; in a `strong` task it is also
-  decided then (its attempt's StepCompleted is logged before the request).
+  decided then (its attempt's StepCompleted is logged before the request);
+- escalations answered once and resumed once, as the answer said (`answers`);
+- usage within the budget, and the outcome's usage what the log recorded (`budgets`).
 
 Copies of one message (a task logged from synod.tasks, a request forwarded to
 a work topic) share a message id; the stamped copy with the smallest Lamport
@@ -32,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from synod.core.check import answers, budgets
 from synod.core.ordering import Order, compare
 from synod.core.workspace import write_id_for
 from synod.wire.messages import (
@@ -65,6 +68,8 @@ KINDS = {
     "lost_write": "a completed step's file write is not on the workspace topic",
     "unwritten_fact_read": "a step was handed a fact not on the task's log before it",
     "undecided_fact_read": "a strong task's step was handed a fact not yet decided",
+    **answers.KINDS,
+    **budgets.KINDS,
 }
 
 
@@ -109,6 +114,8 @@ class Report:
     causes: int = 0
     writes: int = 0
     facts_read: int = 0
+    answers: int = 0
+    budgets: int = 0
     violations: list[Violation] = field(default_factory=list)
 
     @property
@@ -132,6 +139,8 @@ class Report:
                 "cause_links": self.causes,
                 "acknowledged_writes": self.writes,
                 "facts_read": self.facts_read,
+                "escalation_answers": self.answers,
+                "budgets": self.budgets,
             },
             "violations": [v.to_json() for v in self.violations],
             "violation_counts": self.counts(),
@@ -200,6 +209,9 @@ class _TaskCheck:
         self.order()
         self.writes()
         self.facts()
+        in_order = sorted(self.logged.values(), key=lambda r: r.offset)
+        self.report.answers += answers.check(in_order, self.flag)
+        self.report.budgets += budgets.check(in_order, self.flag)
 
     # ------------------------------------------------------------ invariants
 

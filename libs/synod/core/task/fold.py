@@ -36,8 +36,8 @@ def fold(s: TaskState, envelope: Envelope[Any]) -> bool:
     s.seen.add(envelope.message_id)
     if not workspace.fold(s, envelope) and not knowledge.fold(s, envelope):
         _fold_body(s, envelope)
-        budget.fold(s, envelope)
         escalation.fold(s, envelope)
+    budget.fold(s, envelope)  # merge steps' usage too: every usage on the log counts
     settle_phase(s)
     return True
 
