@@ -30,11 +30,12 @@ from synod.core.task.actions import Action, Publish
 from synod.core.task.records import add_usage as add
 from synod.core.task.records import usage
 from synod.core.task.state import TaskState
-from synod.wire import StepCompleted, StepFailed, StepRequested, Usage, VoteRequested
+from synod.wire import Decision, StepCompleted, StepFailed, StepRequested, Usage, VoteRequested
 from synod.wire.messages import Allowance, Budget, StepRetrying, UsageReported
 
-# Below this many free tokens a step grant is not made: no useful call fits.
-MIN_GRANT_TOKENS = 256
+# Below this many tokens a grant is not made: a structured call (prompt, schema,
+# reply, a repair turn) hardly fits in less.
+MIN_GRANT_TOKENS = 1_024
 MIN_GRANT_COST_USD = 1e-6
 BUDGET_EXHAUSTED = "budget_exhausted"  # the StepFailed reason of a call that did not fit
 
@@ -67,24 +68,50 @@ def fold(s: TaskState, envelope: Any) -> None:
     if isinstance(body, StepCompleted | StepFailed | StepRetrying | UsageReported):
         s.spent_by[envelope.message_id] = body.usage
         request = body.request_id if isinstance(body, UsageReported) else _cause(envelope)
+        if isinstance(body, UsageReported) and body.what.startswith("juror"):
+            request = _juror_report(s, body)
         if request:
             s.spent_under[request] = add(s.spent_under.get(request, Usage()), body.usage)
             ends = isinstance(body, StepCompleted | StepFailed)
             if ends or (isinstance(body, UsageReported) and body.what == "cancelled"):
                 s.ended.add(request)
         if isinstance(body, StepFailed) and body.reason == BUDGET_EXHAUSTED:
-            s.budget_refusals += 1
+            granted = s.grants.get(request)
+            s.refusals.append(granted[0] if granted is not None else Allowance())
     elif (
         isinstance(body, StepRequested | VoteRequested)
         and envelope.sender.role == "planner"
         and body.allowance is not None
     ):
-        step = isinstance(body, StepRequested)
-        jurors = len(body.electorate) if isinstance(body, VoteRequested) else 1
-        # Jurors see the consensus service's ballots, not this record: they report
-        # under the proposal id.
-        key = body.proposal_id if isinstance(body, VoteRequested) else envelope.message_id
-        s.grants[key] = (body.allowance, jurors, step)
+        s.granted_requests.add(envelope.message_id)
+        if isinstance(body, StepRequested):
+            s.grants[envelope.message_id] = (body.allowance, 1, True)
+        else:
+            # One grant per juror: jurors see the consensus service's ballots, not
+            # this record, and report under the proposal id and their own name.
+            for voter in body.electorate:
+                s.grants[_juror(body.proposal_id, voter)] = (body.allowance, 1, False)
+    elif isinstance(body, Decision):
+        # No ballot follows the deciding one: a juror that reported in it is done.
+        s.decided_ballot.setdefault(body.proposal_id, body.ballot)
+        for (proposal, voter), ballots in s.juror_ballots.items():
+            if proposal == body.proposal_id and body.ballot in ballots:
+                s.ended.add(_juror(proposal, voter))
+
+
+def _juror(proposal_id: str, voter: str) -> str:
+    return f"{proposal_id}#{voter}"
+
+
+def _juror_report(s: TaskState, body: UsageReported) -> str:
+    """A juror's usage in one ballot (`what` is `juror ballot <n>`): its grant's key."""
+    tail = body.what.rsplit(" ", 1)[-1]
+    ballot = int(tail) if tail.isdigit() else 0
+    key = _juror(body.request_id, body.voter)
+    s.juror_ballots.setdefault((body.request_id, body.voter), set()).add(ballot)
+    if s.decided_ballot.get(body.request_id) == ballot:
+        s.ended.add(key)
+    return key
 
 
 def _cause(envelope: Any) -> str:
@@ -163,13 +190,38 @@ def in_flight(s: TaskState) -> bool:
     return any(step and rid not in s.ended for rid, (_, _, step) in s.grants.items())
 
 
-def exhausted(s: TaskState) -> bool:
-    """A call was refused for want of budget since the last raise (a worker's worst
-    case did not fit its allowance)."""
+def standing(s: TaskState) -> str:
+    """`ok`; `hold` (a call was refused for want of budget since the last raise and
+    attempts still out may leave room: request nothing new); `exhausted` (nothing is
+    out, and what is free would not make a bigger grant than the one refused)."""
     b = limit(s)
     if b is None or not limited(b) or b.on_exhausted == "warn":
-        return False
-    return s.budget_refusals > s.refusals_at_raise
+        return "ok"
+    recent = s.refusals[s.refusals_at_raise :]
+    if not recent:
+        return "ok"
+    if in_flight(s):
+        return "hold"
+    room = free(s)
+    offer = grant(room) if room is not None else None
+    if offer is None or not any(_bigger(offer, r) for r in [_largest(recent)]):
+        return "exhausted"
+    return "ok"
+
+
+def _measure(a: Allowance) -> float:
+    for value in (a.tokens, a.cost_usd, a.calls):
+        if value is not None:
+            return float(value)
+    return 0.0
+
+
+def _largest(refused: list[Allowance]) -> Allowance:
+    return max(refused, key=_measure)
+
+
+def _bigger(offer: Allowance, refused: Allowance) -> bool:
+    return _measure(offer) > _measure(refused)
 
 
 def is_request(action: Action) -> bool:
@@ -179,7 +231,8 @@ def is_request(action: Action) -> bool:
 def allot(s: TaskState, actions: list[Action]) -> tuple[list[Action], bool]:
     """Give each request its allowance, in order; drop those that do not fit.
 
-    Returns the actions and whether some request was held back for want of budget.
+    Returns the actions and whether a request was held back for want of budget
+    with nothing granted that may give some back (no step out, none granted now).
     """
     b = limit(s)
     if b is None or not limited(b) or b.on_exhausted == "warn":
@@ -187,13 +240,13 @@ def allot(s: TaskState, actions: list[Action]) -> tuple[list[Action], bool]:
     out: list[Action] = []
     extra: list[tuple[Allowance, int]] = []
     held = False
+    granted_step = False
     for action in actions:
         body = action.body if isinstance(action, Publish) else None
         if not isinstance(action, Publish) or not isinstance(body, StepRequested | VoteRequested):
             out.append(action)
             continue
-        key = body.proposal_id if isinstance(body, VoteRequested) else action.message_id
-        if key in s.grants or action.message_id in s.seen:
+        if action.message_id in s.granted_requests or action.message_id in s.seen:
             out.append(action)  # logged already, with the allowance it got then
             continue
         room = free(s, extra)
@@ -204,6 +257,7 @@ def allot(s: TaskState, actions: list[Action]) -> tuple[list[Action], bool]:
             held = True
             continue
         extra.append((allowance, max(jurors, 1)))
+        granted_step = granted_step or jurors == 0
         given = body.model_copy(update={"allowance": allowance})
         out.append(Publish(given, action.message_id, action.attempt, action.causes))
-    return out, held
+    return out, held and not granted_step and not in_flight(s)

@@ -63,7 +63,7 @@ def fold(s: TaskState, envelope: Any) -> None:
         s.parked_s += max(0.0, (envelope.created_at - raised[1]).total_seconds())
         if body.action == "raise_budget":
             s.raised_budget = body.budget
-            s.refusals_at_raise = s.budget_refusals
+            s.refusals_at_raise = len(s.refusals)
         elif body.action == "reject":
             voted = round_of(raised[0].proposal_id) if raised[0].proposal_id else 1
             s.guidance = (body.guidance, voted + 1)

@@ -159,9 +159,10 @@ class TaskMachine(TaskState):
         if late is not None:
             return [*cancels, late]
         actions, held = budget.allot(self, self._next())
-        if held or budget.exhausted(self):
-            if not budget.in_flight(self):
-                return [*cancels, self._exhausted()]
+        standing = budget.standing(self)
+        if standing == "exhausted" or held:
+            return [*cancels, self._exhausted()]
+        if standing == "hold":
             # What is still out may leave room: request nothing new until it ends.
             actions = [a for a in actions if not budget.is_request(a)]
         return [*cancels, *actions]
@@ -171,10 +172,15 @@ class TaskMachine(TaskState):
         b = budget.limit(self)
         assert b is not None
         spent = budget.spent(self)
+        room = budget.free(self)
+        left = (
+            f"; {room.tokens} tokens free" if room is not None and room.tokens is not None else ""
+        )
         why = (
             f"the budget is spent (max_tokens {b.max_tokens}, max_cost_usd {b.max_cost_usd}, "
             f"max_model_calls {b.max_model_calls}; used {budget.tokens(spent)} tokens, "
-            f"{spent.cost_usd:g} USD, {spent.calls} calls)"
+            f"{spent.cost_usd:g} USD, {spent.calls} calls{left}, the rest granted to "
+            "calls still out or too little for the next call)"
         )
         if b.on_exhausted == "escalate":
             return escalation.raise_for(self, "budget", why)

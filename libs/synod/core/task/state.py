@@ -169,7 +169,10 @@ class TaskState:
     spent_under: dict[str, Usage] = field(default_factory=dict)
     grants: dict[str, tuple[Allowance, int, bool]] = field(default_factory=dict)
     ended: set[str] = field(default_factory=set)
-    budget_refusals: int = 0
+    refusals: list[Allowance] = field(default_factory=list)  # allowances a worker refused
+    granted_requests: set[str] = field(default_factory=set)
+    juror_ballots: dict[tuple[str, str], set[int]] = field(default_factory=dict)
+    decided_ballot: dict[str, int] = field(default_factory=dict)
     refusals_at_raise: int = 0
     raised_budget: Budget | None = None
     # Escalation (escalation.py): raised and answered (with their log times),

@@ -50,8 +50,10 @@ def failed_for_good(s: TaskState) -> tuple[str, str] | None:
         retryable = last.reason in RESAMPLE_REASONS or last.reason == "budget_exhausted"
         if last.error_class != "transient" and not retryable:
             return step_id, f"step {step_id} failed ({last.error_class}): {last.error}"
-        if len(failures) >= s.config.max_step_attempts + s.extra_attempts.get(step_id, 0):
-            return step_id, (f"step {step_id} failed {len(failures)} times; last: {last.error}")
+        # Calls the budget refused were never made: they use no attempt.
+        tried = [f for f in failures if f.reason != "budget_exhausted"]
+        if len(tried) >= s.config.max_step_attempts + s.extra_attempts.get(step_id, 0):
+            return step_id, (f"step {step_id} failed {len(tried)} times; last: {last.error}")
     return None
 
 

@@ -266,7 +266,10 @@ class Reviewer:
             unpriced_calls=max(0, now.unpriced_calls - before.unpriced_calls),
         )
         body = UsageReported(
-            request_id=request.proposal_id, what="juror", voter=self.ctx.instance, usage=ballot
+            request_id=request.proposal_id,
+            what=f"juror ballot {request.ballot}",
+            voter=self.ctx.instance,
+            usage=ballot,
         )
         envelope = Envelope.new(
             body,

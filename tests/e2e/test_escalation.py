@@ -1,0 +1,293 @@
+"""Escalation end to end: every service a process, the real broker, answers over HTTP.
+
+One reviewer process for electorates of three: no ballot reaches a quorum, so
+after its last round each task is put to a person and parks. The planner and
+the consensus service are SIGKILLed while they wait and started again; then:
+
+- an approval over HTTP completes the first task, once, with the approver on
+  the log (and a second answer is refused, saying who answered first);
+- a rejection with guidance runs one revision round whose prompt (as the
+  simulated model recorded it) carries the guidance; it escalates again and a
+  cancel ends it with TaskFailed(cancelled);
+- a cancel through `/v1/tasks/{id}/cancel` ends the third.
+
+A task with a small token budget, under the flaky fault profile (retries in
+the retry topics, hedged stragglers, malformed replies repaired), stops at
+its limit: its usage on the log is within the budget, and its outcome's usage
+is the sum of every call's usage on the log.
+
+`synod check` (answered once, resumed once, usage within budget) is clean.
+The two tests share one team (module scope): the team's start-up is most of
+an e2e test's time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from tests.localteam import CODEC, assert_log_checks, local_team, outcomes_by_task, read_topic
+
+from synod.dev.localrun import LocalRun
+from synod.transport.topics import RESULTS, TASK_EVENTS
+from synod.wire import TaskCompleted, TaskFailed
+from synod.wire.messages import EscalationAnswered
+
+pytestmark = pytest.mark.timeout(400)
+ALICE = {"Authorization": "Bearer tok-alice"}
+BOB = {"Authorization": "Bearer tok-bob"}
+GUIDANCE = "Name the function solve and handle an empty input"
+
+
+@pytest.fixture(scope="module")
+async def team(
+    kafka: Any, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[LocalRun, Path]]:
+    tmp_path = tmp_path_factory.mktemp("escalation")
+    prompts = tmp_path / "prompts.jsonl"
+    env = {
+        "SYNOD_LLM_FAULT_PROFILE": "flaky",
+        "SYNOD_LLM_SIM_LATENCY": "exponential:0.1",
+        "SYNOD_STEP_DEADLINE_S": "5",
+        "SYNOD_RETRY_DELAYS_S": "0.5,1,2",
+        "SYNOD_LLM_SIM_PROMPT_LOG": str(prompts),
+        "SYNOD_VOTE_DEADLINE_S": "3",
+        "SYNOD_API_PRINCIPALS": "alice:tok-alice,bob:tok-bob",
+        "SYNOD_ESCALATION_TIMEOUT_S": "600",
+    }
+    replicas = {
+        "gateway": 1,
+        "consensus": 1,
+        "planner": 1,
+        "researcher": 1,
+        "coder": 1,
+        "reviewer": 1,
+    }
+    async with local_team(kafka.bootstrap, tmp_path, "escal", replicas, env) as run:
+        yield run, prompts
+
+
+async def _json(session: aiohttp.ClientSession, method: str, url: str, **kw: Any) -> Any:
+    async with session.request(method, url, **kw) as response:
+        return response.status, await response.json()
+
+
+async def _open_escalation(
+    session: aiohttp.ClientSession, base: str, task_id: str, not_id: str = ""
+) -> dict[str, Any]:
+    deadline = time.monotonic() + 180
+    while True:
+        status, doc = await _json(
+            session, "GET", f"{base}/v1/escalations?task_id={task_id}", headers=ALICE
+        )
+        assert status == 200, doc
+        found = [e for e in doc["escalations"] if e["escalation_id"] != not_id]
+        if found:
+            return dict(found[0])
+        assert time.monotonic() < deadline, f"no escalation for {task_id}"
+        await asyncio.sleep(0.5)
+
+
+def _sigkill_and_restart(run: LocalRun, *instances: str) -> None:
+    for child in run.children:
+        if child.instance in instances:
+            assert child.proc is not None
+            os.kill(child.proc.pid, signal.SIGKILL)
+            child.proc.wait()
+    for child in run.children:
+        if child.instance in instances:
+            child.start()
+
+
+async def _answer(
+    session: aiohttp.ClientSession, base: str, eid: str, doc: Any, who: dict[str, str]
+) -> tuple[int, Any]:
+    status, body = await _json(
+        session, "POST", f"{base}/v1/escalations/{eid}/answer", json=doc, headers=who
+    )
+    return int(status), body
+
+
+async def test_undecided_tasks_park_survive_kills_and_resume_once_as_answered(
+    team: tuple[LocalRun, Path],
+) -> None:
+    run, prompts = team
+    base = run.gateway_url
+    tag = uuid.uuid4().hex[:6]
+    approve_id, reject_id, cancel_id = (f"{n}-{tag}" for n in ("approve", "reject", "cancel"))
+    async with aiohttp.ClientSession() as session:
+        for task_id in (approve_id, reject_id, cancel_id):
+            status, doc = await _json(
+                session,
+                "POST",
+                f"{base}/v1/tasks",
+                json={"task_id": task_id, "goal": f"Write a function for {task_id}"},
+                headers=ALICE,
+            )
+            assert status == 202, doc
+        first = await _open_escalation(session, base, approve_id)
+        assert first["kind"] == "no_quorum"
+        assert first["state"] == "open"
+        rejecting = await _open_escalation(session, base, reject_id)
+        await _open_escalation(session, base, cancel_id)
+
+        # Every task is parked; the planner and the consensus service die and come back.
+        _sigkill_and_restart(run, "planner-0", "consensus-0")
+
+        # A candidate not on the ballot is refused, saying what to send.
+        status, doc = await _answer(
+            session,
+            base,
+            first["escalation_id"],
+            {"action": "approve", "candidate_id": "nope"},
+            ALICE,
+        )
+        assert status == 400
+        assert "send candidate_id as one of: answer" in doc["error"]["message"]
+
+        status, doc = await _answer(
+            session,
+            base,
+            first["escalation_id"],
+            {"action": "approve", "candidate_id": "answer"},
+            ALICE,
+        )
+        assert status in (200, 202), doc
+        status, doc = await _answer(
+            session,
+            base,
+            rejecting["escalation_id"],
+            {"action": "reject", "guidance": GUIDANCE},
+            BOB,
+        )
+        assert status in (200, 202), doc
+        status, doc = await _json(
+            session,
+            "POST",
+            f"{base}/v1/tasks/{cancel_id}/cancel",
+            json={"reason": "not needed"},
+            headers=BOB,
+        )
+        assert status == 202, doc
+
+        # The guided revision is voted on, finds no quorum again, and escalates again.
+        again = await _open_escalation(session, base, reject_id, not_id=rejecting["escalation_id"])
+        status, doc = await _answer(
+            session, base, again["escalation_id"], {"action": "cancel"}, ALICE
+        )
+        assert status in (200, 202), doc
+
+        tasks = {approve_id, reject_id, cancel_id}
+        results = await read_topic(run, RESULTS, lambda rs: set(outcomes_by_task(rs)) >= tasks, 180)
+        # A second answer to an answered escalation is refused, and says why.
+        status, doc = await _answer(
+            session, base, first["escalation_id"], {"action": "cancel"}, BOB
+        )
+        assert status == 409, doc
+        assert "already answered (approve) by alice" in doc["error"]["message"]
+
+    outcomes = outcomes_by_task(results)
+    assert all(len(outcomes[t]) == 1 for t in tasks), outcomes  # each ended once
+    ended = {
+        e.task_id: e.body
+        for e in (CODEC.decode(r.value) for r in results)
+        if isinstance(e.body, TaskCompleted | TaskFailed)
+    }
+    done = ended[approve_id]
+    assert isinstance(done, TaskCompleted), done
+    assert done.approved_by == "alice"
+    cancelled = ended[reject_id]
+    assert isinstance(cancelled, TaskFailed), cancelled
+    assert cancelled.reason.startswith("cancelled by alice"), cancelled.reason
+    stopped = ended[cancel_id]
+    assert isinstance(stopped, TaskFailed), stopped
+    assert stopped.reason == "cancelled by bob: not needed"
+
+    # The approver is on the log, once; the guidance reached the model.
+    log = await read_topic(run, TASK_EVENTS, lambda rs: True, 30, drain_s=2)
+    answers = {
+        e.message_id: e.body
+        for e in (CODEC.decode(r.value) for r in log)
+        if e.task_id == approve_id and isinstance(e.body, EscalationAnswered)
+    }
+    assert [a.principal for a in answers.values()] == ["alice"]
+    asked = [json.loads(line) for line in prompts.read_text().splitlines()]
+    guided = [p for p in asked if p["task_id"] == reject_id and GUIDANCE in p["prompt"]]
+    assert guided, "no model call of the rejected task carried the guidance"
+    assert {p["role"] for p in guided} <= {"coder", "researcher"}
+    await assert_log_checks(run)
+
+
+BUDGET = 4_000
+USAGE_TYPES = ("StepCompleted", "StepFailed", "StepRetrying", "UsageReported")
+
+
+async def test_a_small_token_budget_under_faults_stops_at_its_limit(
+    team: tuple[LocalRun, Path],
+) -> None:
+    run, _ = team
+    tag = uuid.uuid4().hex[:6]
+    budgets = {f"budget-small-{tag}": BUDGET, f"budget-twice-{tag}": 2 * BUDGET}
+    await asyncio.gather(*(_budgeted(run, t, b) for t, b in budgets.items()))
+
+
+async def _budgeted(run: LocalRun, task_id: str, budget: int) -> None:
+    plan = [
+        {"step_id": f"s{i}", "role": "coder", "title": f"write module m{i}", "files": [f"m{i}.py"]}
+        for i in range(8)
+    ]
+    plan.append(
+        {
+            "step_id": "t",
+            "role": "coder",
+            "title": "tie them",
+            "depends_on": [f"s{i}" for i in range(8)],
+        }
+    )
+    async with aiohttp.ClientSession() as session:
+        status, doc = await _json(
+            session,
+            "POST",
+            f"{run.gateway_url}/v1/tasks",
+            json={
+                "task_id": task_id,
+                "goal": "eight modules and a test",
+                "plan": plan,
+                "budget": {"max_tokens": budget, "on_exhausted": "fail"},
+                # The one juror of this team: its answer can be decided.
+                "reviewers": 1,
+            },
+            headers=ALICE,
+        )
+        assert status == 202, doc
+    results = await read_topic(run, RESULTS, lambda rs: task_id in outcomes_by_task(rs), 240)
+    [outcome] = [e.body for e in (CODEC.decode(r.value) for r in results) if e.task_id == task_id]
+    log = await read_topic(run, TASK_EVENTS, lambda rs: True, 30, drain_s=3)
+    records: dict[str, Any] = {}
+    for r in log:
+        e = CODEC.decode(r.value)
+        if e.task_id == task_id and e.type in USAGE_TYPES:
+            records.setdefault(e.message_id, e.body.usage)
+    tokens = sum(u.input_tokens + u.output_tokens for u in records.values())
+    kinds = sorted({e.type for e in (CODEC.decode(r.value) for r in log) if e.task_id == task_id})
+    print(
+        f"budget task: {type(outcome).__name__} {getattr(outcome, 'reason', '')[:120]!r}; "
+        f"{len(records)} usage records, {tokens} tokens of {budget}; record types {kinds}"
+    )
+    assert tokens <= budget
+    spent = outcome.usage
+    assert spent.input_tokens + spent.output_tokens == tokens  # every call on the log
+    assert spent.calls == sum(u.calls for u in records.values())
+    if isinstance(outcome, TaskFailed):
+        assert outcome.error_class == "budget", outcome.reason
+        assert "the budget is spent" in outcome.reason
+    await assert_log_checks(run, task_id=task_id)
