@@ -221,8 +221,8 @@ class _Console:
                 "auth_required": self.auth_required,
                 "trace_url": self.trace_url,
                 "workspace": self.workspace is not None,
-                # The approvals inbox comes with the escalation issue (#18).
-                "approvals": False,
+                # The approvals inbox: /v1/escalations (synod.roles.gateway.escalations).
+                "approvals": True,
             }
         )
 

@@ -222,7 +222,7 @@ async def test_the_console_is_served_without_a_token_and_its_api_needs_one(
         "auth_required": True,
         "trace_url": "http://traces.local/trace/{trace_id}",
         "workspace": False,
-        "approvals": False,
+        "approvals": True,
     }
 
 

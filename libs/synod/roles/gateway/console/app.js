@@ -600,11 +600,70 @@ function costView() {
   return () => {};
 }
 
+function escalationCard(e, refresh) {
+  const note = h("p", { class: "note", role: "status" });
+  const answer = async (doc, what) => {
+    note.textContent = `${what}…`;
+    try {
+      const r = await api(`/v1/escalations/${encodeURIComponent(e.escalation_id)}/answer`, {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(doc),
+      });
+      note.textContent = r.recorded ? `${what}: recorded on the task's log.` : `${what}: sent; the planner logs it when it runs.`;
+      refresh();
+    } catch (err) {
+      note.replaceChildren(problem(err, `${what} was refused`));
+    }
+  };
+  const guidance = h("textarea", { id: `guidance-${e.escalation_id}`, rows: "2", placeholder: "What should change?", "aria-label": "Guidance for the revision" });
+  const body = [
+    h("h2", {}, h("a", { href: `#/tasks/${encodeURIComponent(e.task_id)}` }, e.task_id), ` — ${e.kind}`),
+    h("p", {}, e.reason),
+    kv([["escalation", e.escalation_id], ["raised", ago(e.raised_at)], ["state", e.state]]),
+  ];
+  for (const c of e.candidates) {
+    body.push(h("details", { class: "candidate", "data-candidate": c.candidate_id },
+      h("summary", {}, `Candidate ${c.candidate_id}`), h("pre", {}, c.content)));
+  }
+  if (e.state === "open") {
+    const actions = h("div", { class: "actions" });
+    for (const c of e.candidates) {
+      actions.append(h("button", { type: "button", "data-action": "approve", onclick: () => answer({ action: "approve", candidate_id: c.candidate_id }, `Approve ${c.candidate_id}`) }, `Approve ${c.candidate_id}`));
+    }
+    actions.append(
+      h("button", { type: "button", class: "secondary", "data-action": "reject", onclick: () => answer({ action: "reject", guidance: guidance.value }, "Reject") }, "Reject with guidance"),
+      h("button", { type: "button", class: "secondary", "data-action": "cancel", onclick: async () => { if (await confirmDialog(`Cancel task ${e.task_id}?`, "Cancel the task")) answer({ action: "cancel" }, "Cancel"); } }, "Cancel task"));
+    body.push(guidance, actions);
+  } else if (e.answer) {
+    body.push(h("p", { class: "answered" }, `${e.answer.action} by ${e.answer.principal} ${ago(e.answer.answered_at)}`));
+  }
+  body.push(note);
+  return h("article", { class: "card escalation", "data-escalation": e.escalation_id, "data-state": e.state }, ...body);
+}
+
 function approvalsView() {
-  show(h("section", { class: "card" }, h("h1", {}, "Approvals"),
-    h("p", {}, about && about.approvals ? "Loading…" :
-      "No approvals here yet: the escalation inbox (approve, reject with guidance, raise a budget, cancel) comes with escalation (issue 18). This gateway has no approvals endpoint.")));
-  return () => {};
+  let stopped = false;
+  let shown = "";
+  const load = async () => {
+    if (stopped) return;
+    try {
+      const open = await api("/v1/escalations?state=open");
+      const answered = await api("/v1/escalations?state=answered");
+      // Draw again only when something changed: a guidance being typed stays.
+      const seen = JSON.stringify([open, answered].map((d) => d.escalations.map((e) => [e.escalation_id, e.state])));
+      if (stopped || seen === shown) return;
+      shown = seen;
+      show(h("h1", {}, "Approvals"),
+        open.escalations.length ? h("div", {}, ...open.escalations.map((e) => escalationCard(e, load)))
+          : h("p", { class: "muted" }, "No task is waiting for a person."),
+        answered.escalations.length ? section("Answered", ...answered.escalations.slice(-20).map((e) => escalationCard(e, load))) : "");
+    } catch (err) {
+      if (err.status === 401) return login(err);
+      show(problem(err, "The escalations could not be read"));
+    }
+  };
+  load();
+  const timer = setInterval(load, 3000);
+  return () => { stopped = true; clearInterval(timer); };
 }
 
 // ---------------------------------------------------------------- routing
