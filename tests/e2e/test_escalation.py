@@ -68,7 +68,10 @@ async def team(
         "SYNOD_STEP_DEADLINE_S": "5",
         "SYNOD_RETRY_DELAYS_S": "0.5,1,2",
         "SYNOD_LLM_SIM_PROMPT_LOG": str(prompts),
-        "SYNOD_VOTE_DEADLINE_S": "3",
+        "SYNOD_VOTE_DEADLINE_S": "2",
+        # A SIGKILLed member's partitions move once its session ends: the
+        # broker's least (group.min.session.timeout.ms), not the default 10 s.
+        "SYNOD_SESSION_TIMEOUT_MS": "6000",
         "SYNOD_API_PRINCIPALS": "alice:tok-alice,bob:tok-bob",
         "SYNOD_ESCALATION_TIMEOUT_S": "600",
     }
