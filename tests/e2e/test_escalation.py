@@ -72,7 +72,7 @@ async def team(
         # A SIGKILLed member's partitions move once its session ends: the
         # broker's least (group.min.session.timeout.ms), not the default 10 s.
         "SYNOD_SESSION_TIMEOUT_MS": "6000",
-        "SYNOD_API_PRINCIPALS": "alice:tok-alice,bob:tok-bob",
+        "SYNOD_API_TOKENS": "alice=tok-alice,bob=tok-bob",
         "SYNOD_ESCALATION_TIMEOUT_S": "600",
     }
     replicas = {

@@ -114,7 +114,14 @@ class RoleRights:
 _EVERY_ROLE_WRITES = _write(t.HEARTBEATS, t.DLQ)
 _EVERY_ROLE_AUTHORS = frozenset({"Heartbeat", "DeadLetter"})
 _WORKER_AUTHORS = frozenset(
-    {"StepCompleted", "StepFailed", "StepRetrying", "FileWritten", "FactPublished"}
+    {
+        "StepCompleted",
+        "StepFailed",
+        "StepRetrying",
+        "FileWritten",
+        "FactPublished",
+        "UsageReported",  # a cancelled call's worst case (docs/adr/0011)
+    }
 )
 
 RIGHTS: Mapping[str, RoleRights] = {
@@ -130,12 +137,21 @@ RIGHTS: Mapping[str, RoleRights] = {
             t.WORKSPACE,
             t.SNAPSHOTS,
         ),
-        writes=_write(t.TASKS, t.DLQ_REPLAYS, t.SNAPSHOTS),
-        authors=frozenset({"TaskSubmitted"}),
+        writes=_write(t.TASKS, t.DLQ_REPLAYS, t.SNAPSHOTS, t.ESCALATIONS),
+        # People's answers to escalations and cancels, named by their token.
+        authors=frozenset({"TaskSubmitted", "EscalationAnswered", "TaskCancelRequested"}),
     ),
     "planner": RoleRights(
-        reads=_read(t.TASKS, t.TASK_EVENTS, t.SUPERVISOR, t.WORKSPACE, t.SNAPSHOTS),
-        writes=_write(t.TASK_EVENTS, t.VOTES, t.RESULTS, t.WORKSPACE, t.SNAPSHOTS, t.STEPS_CANCEL)
+        reads=_read(t.TASKS, t.TASK_EVENTS, t.SUPERVISOR, t.WORKSPACE, t.SNAPSHOTS, t.ESCALATIONS),
+        writes=_write(
+            t.TASK_EVENTS,
+            t.VOTES,
+            t.RESULTS,
+            t.WORKSPACE,
+            t.SNAPSHOTS,
+            t.STEPS_CANCEL,
+            t.ESCALATIONS,
+        )
         + _write("synod.steps.", prefix=True),
         groups=(_group("synod.planner"),),
         authors=frozenset(
@@ -150,6 +166,8 @@ RIGHTS: Mapping[str, RoleRights] = {
                 "VoteRequested",
                 "TaskCompleted",
                 "TaskFailed",
+                "EscalationRaised",
+                "UsageReported",  # its own plan calls
             }
         ),
     ),
@@ -171,7 +189,7 @@ RIGHTS: Mapping[str, RoleRights] = {
         reads=_read(t.VOTES, t.WORKSPACE),
         writes=_write(t.VOTES, t.TASK_EVENTS),
         groups=(_group("synod.reviewer.", prefix=True),),
-        authors=frozenset({"Vote", "AnswerVerified"}),
+        authors=frozenset({"Vote", "AnswerVerified", "UsageReported"}),
     ),
     "consensus": RoleRights(
         reads=_read(t.VOTES, t.SNAPSHOTS),
@@ -183,7 +201,7 @@ RIGHTS: Mapping[str, RoleRights] = {
         reads=_read(t.HEARTBEATS, t.TASK_EVENTS, t.VOTES, t.SUPERVISOR),
         writes=_write(t.TASK_EVENTS, t.SUPERVISOR),
         groups=(_group("synod.supervisor", prefix=True),),
-        authors=frozenset({"StepReassigned", "QuarantineNotice"}),
+        authors=frozenset({"StepReassigned", "QuarantineNotice", "EscalationRequested"}),
     ),
 }
 

@@ -249,10 +249,16 @@ class Planner:
         if msg.record.topic == self.ctx.topic(ESCALATIONS):
             body = envelope.body
             if isinstance(body, EscalationAnswered):
-                # Into the log under the one id an answer to this escalation has:
-                # whoever sent a second answer, the log keeps the first.
-                answer = envelope.model_copy(update={"message_id": answer_id(body.escalation_id)})
-                await self.ctx.publish(TASK_EVENTS, answer)
+                # Into the log as sent (its author's signature stays valid), and only
+                # under the one id an answer to this escalation has: a second answer
+                # is the same record, and the log keeps the first.
+                if envelope.message_id != answer_id(body.escalation_id):
+                    log.warning(
+                        "an answer not under its escalation's answer id: not logged",
+                        extra={"task_id": envelope.task_id, "message_id": envelope.message_id},
+                    )
+                    return
+                await self.ctx.publish(TASK_EVENTS, envelope)
             return
         machine = self.machine(envelope.task_id)
         self.partition_of[envelope.task_id] = msg.record.partition
