@@ -31,16 +31,18 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from aiokafka import AIOKafkaProducer
+from typing import TYPE_CHECKING, Any
 
 from synod.core.check import check
 from synod.dev.localrun import read_state
 from synod.errors import ConfigError
+from synod.transport.clients import kafka_producer
 from synod.transport.logread import read_log
 from synod.transport.topics import TASKS, topic_name
 from synod.wire import TaskCompleted, TaskFailed
+
+if TYPE_CHECKING:
+    from aiokafka import AIOKafkaProducer
 
 SCENARIOS = {
     "kill": "SIGKILL service processes",
@@ -129,7 +131,7 @@ async def run_chaos(
     rng = random.Random(seed)
     report = ChaosReport(scenario, seed, duration_s)
     started = time.monotonic()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = kafka_producer(bootstrap)
     await producer.start()
     try:
         load = asyncio.create_task(_load(producer, prefix, seed, rate_per_s, duration_s, report))

@@ -38,6 +38,7 @@ from cryptography.x509.oid import NameOID
 from synod.dev.localkafka import ScramUser, Secured
 from synod.errors import BrokerError
 from synod.transport.authorship import RIGHTS, acls_for, write_keys
+from synod.transport.security import KafkaSecurity, client_security
 
 CREDENTIALS_FILE = "credentials.json"
 MECHANISM = "SCRAM-SHA-512"
@@ -178,7 +179,13 @@ def acl_bindings(
 
 async def grant(operator_bootstrap: str, users: dict[str, ScramUser], prefix: str = "") -> int:
     """Create every role's ACLs through the operator's listener; returns how many."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=operator_bootstrap, client_id="synod-acls")
+    # The operator's listener is the plaintext loopback one the broker trusts as
+    # its super user, whatever the environment's SYNOD_KAFKA_* say.
+    admin = AIOKafkaAdminClient(
+        **client_security(KafkaSecurity()),
+        bootstrap_servers=operator_bootstrap,
+        client_id="synod-acls",
+    )
     await admin.start()
     try:
         requests = [
