@@ -14,7 +14,7 @@ KAFKA := $(PY) -m synod.dev.localkafka
 KAFKA4_VERSION ?= 4.1.2
 
 .PHONY: help prereqs venv lint lint-imports fmt schemas test test-fast test-unit test-integration test-e2e test-chaos \
-        test-kafka4 test-cluster test-secure kafka-up kafka-down kafka-clean kafka-fetch demo clean
+        test-kafka4 test-cluster test-secure test-cap kafka-up kafka-down kafka-clean kafka-fetch demo clean
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 20
@@ -87,6 +87,10 @@ test-e2e: venv kafka-fetch ## every service as a process on a real broker
 test-chaos: venv kafka-fetch ## faults (kill -9, hostile models) on the real services; bounded in time
 	$(VENV)/bin/pytest tests/chaos
 
+# ~5 min: the planner cut, every service cut for 30 s, a gray coder (docs/cap.md).
+test-cap: venv kafka-fetch $(CURDIR)/.tools/toxiproxy-server ## the long real-partition runs, not part of make test
+	SYNOD_TEST_CAP=1 $(VENV)/bin/pytest tests/chaos/test_partitions.py tests/chaos/test_partitions_long.py tests/integration/test_netfaults.py -s
+
 test: lint venv kafka-fetch tools ## lint, then every suite (chart checks included) on a real broker
 	$(VENV)/bin/pytest tests --ignore=tests/k8s --ignore=tests/integration/cluster --ignore=tests/e2e/secure
 
@@ -129,6 +133,15 @@ $(TOOLS)/helm:
 	  -ldflags "-X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION)" \
 	  helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
+# Toxiproxy cuts and slows real TCP paths between a zone's services and the
+# broker (synod.dev.netfaults; docs/cap.md). Its command is cmd/server: renamed.
+TOXIPROXY_VERSION ?= v2.5.0
+$(TOOLS)/toxiproxy-server:
+	@command -v go >/dev/null || { echo "Go is needed to build toxiproxy (apt-get install golang)"; exit 1; }
+	GOBIN=$(TOOLS)/toxiproxy-build go install github.com/Shopify/toxiproxy/v2/cmd/server@$(TOXIPROXY_VERSION)
+	mv $(TOOLS)/toxiproxy-build/server $@
+	rmdir $(TOOLS)/toxiproxy-build
+
 # The CRD schemas the chart's optional objects are validated against, from the
 # registries this build may use: KEDA's and the Prometheus Operator's CRDs are
 # files in their Go modules; Strimzi's are published (as validators) on npm.
@@ -151,7 +164,7 @@ $(CRDS_STAMP):
 	  @kubernetes-models/strimzi-kafka-operator@$(STRIMZI_MODELS_VERSION)
 	touch $@
 
-tools: $(TOOLS)/helm $(CRDS_STAMP) ## build helm and fetch CRD schemas into .tools (needs Go, npm)
+tools: $(TOOLS)/helm $(TOOLS)/toxiproxy-server $(CRDS_STAMP) ## build helm, toxiproxy and fetch CRD schemas into .tools (needs Go, npm)
 
 # Jaeger v2 (all-in-one) for `synod up --jaeger` and the Jaeger run of
 # tests/e2e/test_tracing.py. On request only: from a cold Go cache the build took

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from synod.dev import localkafka
+from synod.dev.netfaults import NetFaults
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,11 @@ class KafkaUnderTest:
 
 
 _broker: KafkaUnderTest | None = None
+_broker_info: localkafka.BrokerInfo | None = None
+
+# Listeners the session broker gets for synod.dev.netfaults (one zone each, z1..);
+# an unused listener costs the broker nothing but a port.
+NET_ZONES = 8
 
 
 def _describe_external(bootstrap: str) -> KafkaUnderTest:
@@ -40,7 +46,7 @@ def _describe_external(bootstrap: str) -> KafkaUnderTest:
 
 @pytest.fixture(scope="session")
 def kafka() -> Iterator[KafkaUnderTest]:
-    global _broker
+    global _broker, _broker_info
     external = os.environ.get("SYNOD_BOOTSTRAP")
     if external:
         localkafka.wait_ready(external, timeout_s=30)
@@ -50,12 +56,33 @@ def kafka() -> Iterator[KafkaUnderTest]:
     version = os.environ.get("SYNOD_KAFKA_VERSION", localkafka.DEFAULT_VERSION)
     with tempfile.TemporaryDirectory(prefix="synod-test-kafka-") as tmp:
         run_dir = Path(tmp)
-        info = localkafka.start(run_dir, version=version)
+        info = localkafka.start(run_dir, version=version, zones=NET_ZONES)
+        _broker_info = info
         _broker = KafkaUnderTest(info.bootstrap, info.version, True, info.pid)
         try:
             yield _broker
         finally:
             localkafka.stop(run_dir)
+
+
+@pytest.fixture(scope="session")
+def _netfaults_server(kafka: KafkaUnderTest) -> Iterator[NetFaults]:
+    if _broker_info is None or not _broker_info.zones:
+        pytest.skip("network zones need the session's own broker (unset SYNOD_BOOTSTRAP)")
+    with (
+        tempfile.TemporaryDirectory(prefix="synod-test-toxiproxy-") as tmp,
+        NetFaults.start(_broker_info, Path(tmp)) as net,
+    ):
+        yield net
+
+
+@pytest.fixture
+def netfaults(_netfaults_server: NetFaults) -> Iterator[NetFaults]:
+    """The session broker's zones behind toxiproxy (synod.dev.netfaults), healed after
+    each test so no cut outlives the test that made it."""
+    _netfaults_server.heal_all()
+    yield _netfaults_server
+    _netfaults_server.heal_all()
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -21,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from synod.dev.localkafka import free_port
 from synod.dev.localrun import LocalRun
+from synod.dev.netfaults import NetFaults
 from synod.transport.topics import TASKS, TopicSpec, topic_name
 from synod.wire import Codec, TaskCompleted, TaskFailed
 
@@ -49,14 +51,22 @@ async def local_team(
     name: str,
     replicas: Mapping[str, int],
     env: Mapping[str, str] | None = None,
+    *,
+    zones: Mapping[str, str] | None = None,
+    net: NetFaults | None = None,
     **run_options: Any,
 ) -> AsyncIterator[LocalRun]:
     """The services as processes on the test session's broker, ready, stopped after.
 
     Topics get a fresh prefix per run (`<name><6 hex>.`) so tests sharing the
     broker never read each other's records; `env` (SYNOD_*) is set for the
-    children on top of the sim backend and restored afterwards.
+    children on top of the sim backend and restored afterwards. `zones` maps an
+    instance ("reviewer-1") to a zone of `net`: that instance reaches the broker
+    only through the zone's proxy, so `net.cut(zone)` partitions it.
     """
+    if zones and net is None:
+        raise ValueError("zones need the NetFaults of the broker (the `netfaults` fixture)")
+    bootstraps = {i: net.bootstrap(z) for i, z in (zones or {}).items()} if net else {}
     with environment({"SYNOD_LLM_BACKEND": "sim", **(env or {})}):
         run = LocalRun(
             bootstrap=bootstrap,
@@ -64,6 +74,7 @@ async def local_team(
             run_dir=run_dir,
             gateway_port=free_port(),
             replicas=dict(replicas),
+            bootstraps=bootstraps,
             **run_options,
         )
         try:
@@ -72,6 +83,20 @@ async def local_team(
             yield run
         finally:
             run.stop()
+
+
+@contextlib.asynccontextmanager
+async def respawning(run: LocalRun) -> AsyncIterator[None]:
+    """What `synod up` does beside the team: respawn children that exit and answer the
+    supervisor's restart requests (it restarts an instance it cannot hear, e.g. a
+    partitioned one), until the block ends."""
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(run.watch(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await watcher
 
 
 async def read_topic(

@@ -532,7 +532,11 @@ async def _read_task(bootstrap: str, prefix: str, task_id: str) -> TaskView | No
 def _print_status(console: Console, view: TaskView) -> None:
     s = view.status()
     colour = {"completed": "green", "failed": "red"}.get(s.state, "yellow")
-    console.print(f"[bold]{escape(s.task_id)}[/bold]  [{colour}]{s.state}[/{colour}]")
+    settled = f" ({s.settlement})" if s.settlement else ""
+    console.print(
+        f"[bold]{escape(s.task_id)}[/bold]  [{colour}]{s.state}{settled}[/{colour}]"
+        + (f"  mode {s.partition_mode}" if s.partition_mode else "")
+    )
     console.print(f"goal: {escape(_short(s.goal, 200))}")
     console.print(f"consistency: {s.consistency}")
     board = s.blackboard

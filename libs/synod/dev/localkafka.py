@@ -91,6 +91,11 @@ class BrokerInfo:
     # the operator's door (a super user), never a service's.
     tls_port: int | None = None
     secured: bool = False
+    # Network zones (start(..., zones=N)): zone name -> [listener port, advertised
+    # port]. A client bootstrapped at the advertised port is told that port for
+    # every later connection, so a proxy listening there (synod.dev.netfaults)
+    # carries every TCP path of the zone's clients, and cutting it cuts them all.
+    zones: dict[str, list[int]] | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -220,6 +225,7 @@ def _server_properties(
     replication: int = 1,
     tls_port: int | None = None,
     keystore_pem: Path | None = None,
+    zones: dict[str, list[int]] | None = None,
 ) -> str:
     """One node's configuration. A cluster passes every node's `voters` and its
     `replication` (3 for three nodes: internal topics replicated, min ISR 2)."""
@@ -290,6 +296,11 @@ def _server_properties(
         props["authorizer.class.name"] = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
         props["allow.everyone.if.no.acl.found"] = "false"
         props["super.users"] = "User:ANONYMOUS"
+    for zone, (listen_port, advertised_port) in (zones or {}).items():
+        name = zone_listener(zone)
+        props["listeners"] += f",{name}://127.0.0.1:{listen_port}"
+        props["advertised.listeners"] += f",{name}://127.0.0.1:{advertised_port}"
+        props["listener.security.protocol.map"] += f",{name}:PLAINTEXT"
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
@@ -316,6 +327,17 @@ logger.request.level = warn
 logger.state.name = state.change.logger
 logger.state.level = warn
 """
+
+
+def zone_listener(zone: str) -> str:
+    """The broker's listener name for a zone (Kafka wants [A-Z0-9_])."""
+    if not re.fullmatch(r"[a-z0-9]+", zone):
+        raise BrokerError(f"a zone name is lower-case letters and digits, got {zone!r}")
+    return f"ZONE_{zone.upper()}"
+
+
+def zone_names(count: int) -> list[str]:
+    return [f"z{i}" for i in range(1, count + 1)]
 
 
 def _java() -> str:
@@ -429,8 +451,12 @@ def start(
     timeout_s: float = 90.0,
     scram: ScramUser | None = None,
     secure: Secured | None = None,
+    zones: int = 0,
 ) -> BrokerInfo:
-    """Start a broker whose state lives in run_dir, or return the one already running there."""
+    """Start a broker whose state lives in run_dir, or return the one already running there.
+
+    `zones`: that many extra listeners (z1, z2, ...), each advertised at a port of its
+    own where synod.dev.netfaults puts a proxy (BrokerInfo.zones)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     existing = running(run_dir)
     if existing is not None:
@@ -446,7 +472,7 @@ def start(
     for attempt in range(1, attempts + 1):
         try:
             return _start_once(
-                run_dir, libs, version, port or free_port(), timeout_s, scram, secure
+                run_dir, libs, version, port or free_port(), timeout_s, scram, secure, zones
             )
         except BrokerError as exc:
             if attempt == attempts or "exited during start-up" not in str(exc):
@@ -463,6 +489,7 @@ def _start_once(
     timeout_s: float,
     scram: ScramUser | None = None,
     secure: Secured | None = None,
+    zones: int = 0,
 ) -> BrokerInfo:
     data_dir = run_dir / "data"
     taken = {port}
@@ -483,6 +510,16 @@ def _start_once(
         tls_port = free_port()
         while tls_port in taken:
             tls_port = free_port()
+        taken.add(tls_port)
+    zone_ports: dict[str, list[int]] = {}
+    for zone in zone_names(zones):
+        pair: list[int] = []
+        while len(pair) < 2:
+            candidate = free_port()
+            if candidate not in taken:
+                taken.add(candidate)
+                pair.append(candidate)
+        zone_ports[zone] = pair
     props = run_dir / "server.properties"
     mechanism = users[0].mechanism if users else "SCRAM-SHA-512"
     props.write_text(
@@ -494,6 +531,7 @@ def _start_once(
             mechanism,
             tls_port=tls_port,
             keystore_pem=secure.keystore_pem if secure else None,
+            zones=zone_ports or None,
         )
     )
 
@@ -547,6 +585,7 @@ def _start_once(
         scram_mechanism=scram.mechanism if scram else None,
         tls_port=tls_port,
         secured=secure is not None,
+        zones=zone_ports or None,
     )
     try:
         wait_ready(info.bootstrap, timeout_s=timeout_s, pid=child.pid)

@@ -113,6 +113,9 @@ class LocalRun:
     # send; `bootstrap` stays the operator's PLAINTEXT door for this process.
     secure: bool = False
     credentials: dict[str, Any] | None = None
+    # instance -> the bootstrap it uses instead of `bootstrap`: its zone's proxy
+    # (synod.dev.netfaults), so a partition can cut that instance alone.
+    bootstraps: dict[str, str] = field(default_factory=dict)
     _broker_dir: Path | None = None
     _cluster_dir: Path | None = None
 
@@ -120,7 +123,7 @@ class LocalRun:
         env = dict(os.environ)
         assert self.bootstrap is not None
         env.update(
-            SYNOD_BOOTSTRAP=self.bootstrap,
+            SYNOD_BOOTSTRAP=self.bootstraps.get(instance, self.bootstrap),
             SYNOD_TOPIC_PREFIX=self.prefix,
             SYNOD_INSTANCE=instance,
             SYNOD_HEALTH_PORT="0",

@@ -192,16 +192,19 @@ RIGHTS: Mapping[str, RoleRights] = {
         authors=frozenset({"Vote", "AnswerVerified", "UsageReported"}),
     ),
     "consensus": RoleRights(
-        reads=_read(t.VOTES, t.SNAPSHOTS),
+        # synod.heartbeats: the supervisor's Reachability reports (docs/cap.md).
+        reads=_read(t.VOTES, t.SNAPSHOTS, t.HEARTBEATS),
         writes=_write(t.VOTES, t.TASK_EVENTS, t.DECISIONS, t.SNAPSHOTS),
-        groups=(_group("synod.consensus"),),
-        authors=frozenset({"Decision", "BallotDeadline", "VoteRequested"}),
+        groups=(_group("synod.consensus"), _group("synod.consensus.reachability.", prefix=True)),
+        authors=frozenset({"Decision", "BallotDeadline", "VoteRequested", "Reconciled"}),
     ),
     "supervisor": RoleRights(
         reads=_read(t.HEARTBEATS, t.TASK_EVENTS, t.VOTES, t.SUPERVISOR),
         writes=_write(t.TASK_EVENTS, t.SUPERVISOR),
         groups=(_group("synod.supervisor", prefix=True),),
-        authors=frozenset({"StepReassigned", "QuarantineNotice", "EscalationRequested"}),
+        authors=frozenset(
+            {"StepReassigned", "QuarantineNotice", "EscalationRequested", "Reachability"}
+        ),
     ),
 }
 

@@ -28,6 +28,8 @@ from synod.wire.messages import (
     PlanProposed,
     PlanStep,
     QuarantineNotice,
+    Reachability,
+    Reconciled,
     Sender,
     StepCancelled,
     StepClaimed,
@@ -135,7 +137,24 @@ def example_bodies() -> list[Body]:
             quorum=2,
             votes_counted=3,
         ),
-        BallotDeadline(proposal_id=f"{_TASK}/answer", ballot=1),
+        BallotDeadline(
+            proposal_id=f"{_TASK}/answer", ballot=1, reachable=["reviewer-0", "reviewer-1"]
+        ),
+        Reconciled(
+            decision_id=f"{_TASK}/answer/decision",
+            proposal_id=f"{_TASK}/answer",
+            ballot=1,
+            provisional_outcome="c1",
+            outcome="rejected",
+            confirmed=False,
+            tally={"c1": 1.0, "rejected": 2.0},
+            votes_counted=3,
+        ),
+        Reachability(
+            observer="supervisor-0",
+            reachable=["planner-0", "reviewer-0"],
+            suspected=["reviewer-1"],
+        ),
         Heartbeat(
             instance="researcher-1",
             role="researcher",

@@ -380,6 +380,9 @@ class Decision(Body):
     votes_counted: int = Field(default=0, ge=0)
     provisional: bool = False
     equivocators: list[str] = Field(default_factory=list)
+    # Partitions (docs/cap.md): electorate members the last ballot could not reach,
+    # by the supervisor's failure detector (or, without its report, who did not vote).
+    unreachable: list[str] = Field(default_factory=list)
 
 
 class BallotDeadline(Body):
@@ -394,6 +397,39 @@ class BallotDeadline(Body):
 
     proposal_id: str = Field(min_length=1)
     ballot: int = Field(ge=1)
+    # The electorate members the supervisor saw when the marker was written; None:
+    # no fresh report (then an `ap` ballot cannot settle for fewer voters).
+    reachable: list[str] | None = None
+
+
+class Reconciled(Body):
+    """After a heal: the full electorate's verdict on a provisional decision (docs/cap.md).
+
+    `confirmed`: the full electorate decided as the provisional decision did; else
+    the decision is overturned and `outcome` is what the full electorate decided.
+    """
+
+    TYPE: ClassVar[str] = "Reconciled"
+
+    decision_id: str = Field(min_length=1)
+    proposal_id: str = Field(min_length=1)
+    ballot: int = Field(ge=1)
+    provisional_outcome: str = Field(min_length=1)
+    outcome: str = Field(min_length=1)
+    confirmed: bool
+    tally: dict[str, float] = Field(default_factory=dict)
+    votes_counted: int = Field(default=0, ge=0)
+
+
+class Reachability(Body):
+    """The supervisor's failure detector: which instances it hears now (docs/cap.md)."""
+
+    TYPE: ClassVar[str] = "Reachability"
+    TASK_SCOPED: ClassVar[bool] = False
+
+    observer: str = Field(min_length=1)
+    reachable: list[str] = Field(default_factory=list)
+    suspected: list[str] = Field(default_factory=list)
 
 
 class Heartbeat(Body):
@@ -548,6 +584,10 @@ class TaskCompleted(Body):
     blackboard: dict[str, str] = Field(default_factory=dict)
     # Set when a person's answer to an escalation decided the outcome.
     approved_by: str = ""
+    # `ap` under a partition: the answer rests on a provisional decision; a
+    # Reconciled record later confirms it or overturns it (docs/cap.md).
+    provisional: bool = False
+    partition_mode: PartitionMode = "cp"
 
 
 class TaskFailed(Body):
@@ -561,6 +601,10 @@ class TaskFailed(Body):
     tests_passed: bool | None = None
     tests_summary: str = Field(default="", max_length=1_000)
     consistency: Consistency = "strong"
+    # A `cp` task that lost its quorum: the voters it could not reach (structured,
+    # so an escalation can name them without parsing `reason`).
+    unreachable: list[str] = Field(default_factory=list)
+    partition_mode: PartitionMode = "cp"
 
 
 class FactPublished(Body):
@@ -720,6 +764,8 @@ BODY_TYPES: dict[str, type[Body]] = {
         Vote,
         Decision,
         BallotDeadline,
+        Reconciled,
+        Reachability,
         Heartbeat,
         StepReassigned,
         StepClaimed,

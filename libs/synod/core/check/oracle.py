@@ -3,7 +3,9 @@
 What is checked (per task; `KINDS` lists the names used in reports):
 
 - terminal once: one TaskCompleted or TaskFailed per task (by message id, so
-  the copy on synod.results is the same event), never both;
+  the copy on synod.results is the same event), never both; a provisional
+  TaskCompleted that a Reconciled later overturned does not count (the task
+  reopened: docs/cap.md), and only a provisional decision can be reconciled;
 - quorum: every non-provisional Decision with a real outcome has at least
   `quorum` distinct electorate votes agreeing with it, for its proposal and
   ballot, on the log (equivocators excluded);
@@ -42,6 +44,7 @@ from synod.wire.messages import (
     Envelope,
     FactPublished,
     FileWritten,
+    Reconciled,
     StepCompleted,
     StepRequested,
     TaskCompleted,
@@ -70,6 +73,8 @@ KINDS = {
     "undecided_fact_read": "a strong task's step was handed a fact not yet decided",
     **answers.KINDS,
     **budgets.KINDS,
+    "reconciled_not_provisional": "a Reconciled names no provisional decision on the log",
+    "overturned_before_decision": "an outcome counted as overturned is not provisional",
 }
 
 
@@ -215,12 +220,44 @@ class _TaskCheck:
 
     # ------------------------------------------------------------ invariants
 
-    def terminal(self) -> None:
-        ends = [
-            r
+    def overturned(self) -> set[str]:
+        """Decision ids a Reconciled overturned; checks each names a provisional decision."""
+        provisional = {
+            r.envelope.body.decision_id
             for r in self.message.values()
-            if isinstance(r.envelope.body, TaskCompleted | TaskFailed)
-        ]
+            if isinstance(r.envelope.body, Decision) and r.envelope.body.provisional
+        }
+        out: set[str] = set()
+        for r in self.message.values():
+            body = r.envelope.body
+            if not isinstance(body, Reconciled):
+                continue
+            if body.decision_id not in provisional:
+                self.flag(
+                    "reconciled_not_provisional",
+                    r,
+                    f"reconciles {body.decision_id}, which is no provisional decision on the log",
+                )
+            elif not body.confirmed:
+                out.add(body.decision_id)
+        return out
+
+    def terminal(self) -> None:
+        overturned = self.overturned()
+        ends = []
+        for r in self.message.values():
+            body = r.envelope.body
+            if not isinstance(body, TaskCompleted | TaskFailed):
+                continue
+            if isinstance(body, TaskCompleted) and body.decision_id in overturned:
+                if not body.provisional:
+                    self.flag(
+                        "overturned_before_decision",
+                        r,
+                        f"rests on overturned {body.decision_id} but does not say provisional",
+                    )
+                continue  # reopened by the reconcile rule: a later outcome may follow
+            ends.append(r)
         ends.sort(key=lambda r: (r.envelope.lamport, r.offset))
         if ends:
             self.report.terminal += 1

@@ -88,6 +88,18 @@ class Decided:
 
 
 @dataclass(frozen=True, slots=True)
+class Reconciled:
+    """A provisional decision met the full electorate (after a heal): `outcome` is what
+    the full electorate decided, `confirmed` whether it is the provisional outcome."""
+
+    decision: Decision
+    outcome: str
+    confirmed: bool
+    tally: tuple[tuple[str, float], ...]
+    votes_counted: int
+
+
+@dataclass(frozen=True, slots=True)
 class EquivocationDetected:
     """`voter` sent two different votes in one ballot; it is excluded from the proposal."""
 
@@ -103,4 +115,4 @@ class VoteIgnored:
     reason: IgnoreReason
 
 
-Output = RequestVotes | NewBallot | Decided | EquivocationDetected | VoteIgnored
+Output = RequestVotes | NewBallot | Decided | Reconciled | EquivocationDetected | VoteIgnored

@@ -13,11 +13,15 @@ What a record means to the fold:
 - a Vote is a vote (the first record with a given message id wins: a juror
   that re-runs after a crash may answer differently under the same id);
 - a deadline marker (`wiremap.deadline_marker`) sent by the consensus service
-  ends the ballot it names, if that ballot is still current;
+  ends the ballot it names, if that ballot is still current; the reachable
+  voters it carries (the supervisor's view) reach the ballot just before;
 - everything else (our own round requests included) changes nothing.
 
 Outputs: a round request (VoteRequested to synod.votes) per `RequestVotes`,
-and a Decision (to synod.task-events) when the proposal is decided. A decided
+and a Decision (to synod.task-events) when the proposal is decided. A
+provisional (`ap`) decision keeps its proposal open, folding the rest of the
+electorate's votes, until a `Reconciled` (to synod.task-events) says what the
+full electorate decided (docs/cap.md). A decided
 proposal answers later records with nothing: its decision was published when
 the record that decided it was folded.
 
@@ -46,6 +50,8 @@ from synod.core.consensus import (
     NewBallot,
     Output,
     ProposalMachine,
+    Reachable,
+    Reconciled,
     RequestVotes,
     Tick,
     VoteIgnored,
@@ -91,6 +97,7 @@ class FoldResult:
     ignored: list[VoteIgnored] = field(default_factory=list)
     new_ballots: list[NewBallot] = field(default_factory=list)
     decided: Decision | None = None
+    reconciled: Reconciled | None = None
     invalid: str | None = None  # a planner request no ballot could decide: why
 
 
@@ -152,7 +159,10 @@ class PartitionFold:
             "version": _SNAPSHOT_VERSION,
             "log_time": self._log_time,
             "decided": [
-                [pid, at, _decision_doc(self._decisions[pid])] for pid, at in self._decided.items()
+                [pid, at, _decision_doc(self._decisions[pid])]
+                for pid, at in self._decided.items()
+                # A provisional decision still reconciling is refolded from its records.
+                if pid not in self._open
             ],
             "invalid": list(self._invalid.items()),
             "open": [
@@ -198,7 +208,7 @@ class PartitionFold:
         found = [
             Due(entry.task_id, pid, entry.machine.ballot, entry.machine.deadline)
             for pid, entry in self._open.items()
-            if entry.machine.deadline <= now
+            if entry.machine.deadline <= now and entry.machine.decision is None
         ]
         found.sort(key=lambda d: (d.deadline, d.proposal_id))
         return found
@@ -267,7 +277,12 @@ class PartitionFold:
         if entry.machine.ballot != ballot:
             return FoldResult()  # that ballot ended already (a late or second marker)
         now = wiremap.epoch_seconds(envelope.created_at)
-        return self._outputs(entry, envelope, entry.machine.step(Tick(now)))
+        outputs: list[Output] = []
+        if body.reachable is not None:
+            outputs += entry.machine.step(Reachable(frozenset(body.reachable)))
+        if entry.machine.decision is None:
+            outputs += entry.machine.step(Tick(now))
+        return self._outputs(entry, envelope, outputs)
 
     # Outputs
 
@@ -304,6 +319,19 @@ class PartitionFold:
                         ),
                     )
                 )
+            elif isinstance(output, Reconciled):
+                result.reconciled = output
+                result.publish.append(
+                    Publish(
+                        "task-events",
+                        self._envelope(
+                            wiremap.reconciled_to_wire(output),
+                            entry,
+                            cause,
+                            derived_id(output.decision.decision_id, "reconciled"),
+                        ),
+                    )
+                )
             elif isinstance(output, EquivocationDetected):
                 result.equivocations.append(output)
             elif isinstance(output, VoteIgnored):
@@ -311,9 +339,13 @@ class PartitionFold:
             elif isinstance(output, NewBallot):
                 result.new_ballots.append(output)
         if result.decided is not None:
-            del self._open[result.decided.proposal_id]
-            self._decided[result.decided.proposal_id] = self._log_time
-            self._decisions[result.decided.proposal_id] = result.decided
+            pid = result.decided.proposal_id
+            if not entry.machine.reconciling:
+                del self._open[pid]
+            self._decided[pid] = self._log_time
+            self._decisions[pid] = result.decided
+        if result.reconciled is not None:
+            self._open.pop(result.reconciled.decision.proposal_id, None)
         return result
 
     def _envelope(
@@ -342,6 +374,7 @@ def _decision_doc(decision: Decision) -> dict[str, Any]:
         "votes_counted": decision.votes_counted,
         "provisional": decision.provisional,
         "excluded": list(decision.excluded),
+        "unreachable": list(decision.unreachable),
     }
 
 
@@ -357,4 +390,5 @@ def _decision_from_doc(doc: dict[str, Any]) -> Decision:
         votes_counted=int(doc["votes_counted"]),
         provisional=bool(doc["provisional"]),
         excluded=tuple(str(v) for v in doc["excluded"]),
+        unreachable=tuple(str(v) for v in doc.get("unreachable", ())),
     )

@@ -11,7 +11,10 @@ rules that hold for every policy:
   ballot's electorate, and for unknown candidates;
 - decide only with the policy's quorum over the whole electorate, except in
   AP mode, where a decision may be taken over the reachable electorate and is
-  then marked provisional.
+  then marked provisional;
+- after a provisional decision, keep counting the decided ballot's votes (the
+  missing jurors', once the partition heals) and report, once, what the full
+  electorate decides: `Reconciled`, confirmed or overturned (docs/cap.md).
 
 Everything it does is a function of the proposal and the ordered events, so
 `replay` of a log always gives the same decision.
@@ -31,6 +34,7 @@ from synod.core.consensus.events import (
     NewBallot,
     Output,
     Reachable,
+    Reconciled,
     RequestVotes,
     Tick,
     VoteIgnored,
@@ -58,6 +62,8 @@ class ProposalMachine:
         self._members = frozenset(self._electorate)
         self._votes: dict[str, Vote] = {}
         self._requested: list[str] = []
+        self._reconciling = False
+        self._reconciled: Reconciled | None = None
 
     @classmethod
     def open(cls, proposal: Proposal) -> tuple[ProposalMachine, list[Output]]:
@@ -91,7 +97,18 @@ class ProposalMachine:
     def decision(self) -> Decision | None:
         return self._decision
 
+    @property
+    def reconciling(self) -> bool:
+        """Provisionally decided, still waiting for the rest of the electorate."""
+        return self._reconciling
+
+    @property
+    def reconciled(self) -> Reconciled | None:
+        return self._reconciled
+
     def step(self, event: Event) -> list[Output]:
+        if self._decision is not None and self._reconciling:
+            return self._reconcile(event)
         if self._decision is not None:
             # Decide once: a late vote learns the decision, never a new one.
             return [Decided(self._decision)] if isinstance(event, VoteReceived) else []
@@ -107,6 +124,42 @@ class ProposalMachine:
                 return outputs
         self._advance(outputs)
         return outputs
+
+    def _reconcile(self, event: Event) -> list[Output]:
+        """A provisional decision stands; the full electorate's votes may confirm or
+        overturn it. Deadlines do not end this wait: the jurors vote when they can."""
+        assert self._decision is not None
+        outputs: list[Output] = []
+        if not isinstance(event, VoteReceived):
+            return outputs
+        self._on_vote(event.vote, outputs)
+        view = self._view(self._electorate)
+        policy = self._proposal.policy
+        winner = policy.winner(view)
+        if winner is None and view.outstanding > 0 and not policy.hopeless(view):
+            return outputs
+        outcome = winner if winner is not None else NO_QUORUM
+        weights = view.weights if policy.weighted else tuple(float(c) for c in view.counts)
+        self._reconciling = False
+        self._reconciled = Reconciled(
+            decision=self._decision,
+            outcome=outcome,
+            confirmed=outcome == self._decision.outcome,
+            tally=tuple(zip(self._options, weights, strict=True)),
+            votes_counted=view.voted,
+        )
+        outputs.append(self._reconciled)
+        return outputs
+
+    def _unreachable(self) -> tuple[str, ...]:
+        """Members not heard this ballot and, when a report says who is reachable, not in it."""
+        heard = set(self._votes) | set(self._excluded)
+        reachable = self._reachable
+        return tuple(
+            m
+            for m in self._electorate
+            if m not in heard and (reachable is None or m not in reachable)
+        )
 
     # Votes
 
@@ -277,8 +330,19 @@ class ProposalMachine:
             votes_counted=view.voted,
             provisional=provisional,
             excluded=tuple(self._excluded),
+            unreachable=self._unreachable() if provisional or outcome == NO_QUORUM else (),
         )
         outputs.append(Decided(self._decision))
+        if provisional:
+            self._reconciling = True
+            # The missing jurors vote on this ballot once they can: ask any not asked yet.
+            asked = set(self._requested)
+            missing = tuple(m for m in self._electorate if m not in asked and m not in self._votes)
+            if missing:
+                self._requested.extend(missing)
+                outputs.append(
+                    RequestVotes(self._proposal.proposal_id, self._ballot, missing, self._deadline)
+                )
 
 
 def replay(proposal: Proposal, events: Iterable[Event]) -> Decision | None:

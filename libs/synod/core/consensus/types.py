@@ -167,6 +167,7 @@ class Decision:
     votes_counted: int
     provisional: bool
     excluded: tuple[str, ...] = ()
+    unreachable: tuple[str, ...] = ()
 
     def tally_dict(self) -> dict[str, float]:
         return dict(self.tally)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from synod.core.consensus.events import RequestVotes
+from synod.core.consensus.events import Reconciled, RequestVotes
 from synod.core.consensus.policies import (
     Adaptive,
     ConfidenceWeighted,
@@ -138,6 +138,20 @@ def decision_to_wire(decision: Decision) -> wire.Decision:
         votes_counted=decision.votes_counted,
         provisional=decision.provisional,
         equivocators=list(decision.excluded),
+        unreachable=list(decision.unreachable),
+    )
+
+
+def reconciled_to_wire(reconciled: Reconciled) -> wire.Reconciled:
+    return wire.Reconciled(
+        decision_id=reconciled.decision.decision_id,
+        proposal_id=reconciled.decision.proposal_id,
+        ballot=reconciled.decision.ballot,
+        provisional_outcome=reconciled.decision.outcome,
+        outcome=reconciled.outcome,
+        confirmed=reconciled.confirmed,
+        tally=dict(reconciled.tally),
+        votes_counted=reconciled.votes_counted,
     )
 
 
@@ -153,6 +167,7 @@ def decision_from_wire(body: wire.Decision, *, task_id: str) -> Decision:
         votes_counted=body.votes_counted,
         provisional=body.provisional,
         excluded=tuple(body.equivocators),
+        unreachable=tuple(body.unreachable),
     )
 
 
@@ -166,8 +181,12 @@ def decision_from_wire(body: wire.Decision, *, task_id: str) -> Decision:
 # `created_at` is the time the core sees.
 
 
-def deadline_marker(proposal_id: str, ballot: int) -> wire.BallotDeadline:
-    return wire.BallotDeadline(proposal_id=proposal_id, ballot=ballot)
+def deadline_marker(
+    proposal_id: str, ballot: int, reachable: list[str] | None = None
+) -> wire.BallotDeadline:
+    """`reachable`: who the supervisor saw as the marker was written (None: no report);
+    the fold hands it to the ballot just before the deadline, so replays agree."""
+    return wire.BallotDeadline(proposal_id=proposal_id, ballot=ballot, reachable=reachable)
 
 
 def marker_target(body: wire.BallotDeadline) -> tuple[str, int]:

@@ -178,6 +178,24 @@ class Supervisor:
 
     # ------------------------------------------------------------ internals
 
+    def reachability(
+        self, now: float, cut_off_after_s: float = 5.0
+    ) -> tuple[list[str], list[str]] | None:
+        """(reachable, suspected) instances by the failure detector, for consensus
+        (docs/cap.md). None when this supervisor has heard nobody for `cut_off_after_s`:
+        then it is the one cut off, and its view says nothing about the others."""
+        if not self.instances or now - max(i.last_seen for i in self.instances.values()) > (
+            cut_off_after_s
+        ):
+            return None
+        threshold = self.config.phi_threshold
+        reachable: list[str] = []
+        suspected: list[str] = []
+        for name in sorted(self.instances):
+            alive = self.instances[name].seq >= 0 and self.detector.phi(name, now) < threshold
+            (reachable if alive else suspected).append(name)
+        return reachable, suspected
+
     def _heartbeat(self, event: HeartbeatSeen, now: float) -> list[Action]:
         inst = self.instances.get(event.instance)
         if event.state == "stopping":

@@ -34,6 +34,7 @@ from synod.wire import (
     Body,
     Envelope,
     PlanStep,
+    Reconciled,
     StepRequested,
     TaskCompleted,
     TaskFailed,
@@ -175,6 +176,8 @@ def forward_to(envelope: Envelope[Any]) -> Destination | None:
     again with the same id).
     """
     body = envelope.body
+    if isinstance(body, Reconciled) and envelope.sender.role == "consensus":
+        return "results"  # clients learn there that a provisional outcome stands or fell
     if envelope.sender.role != "planner":
         return None
     if isinstance(body, StepRequested):

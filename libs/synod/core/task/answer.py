@@ -13,7 +13,14 @@ from __future__ import annotations
 from synod.core.blackboard import resolved_values
 from synod.core.task import escalation, knowledge
 from synod.core.task.actions import Publish
-from synod.core.task.records import fail, publish, step_body, tests_verdict, usage
+from synod.core.task.records import (
+    fail,
+    outcome_key,
+    publish,
+    step_body,
+    tests_verdict,
+    usage,
+)
 from synod.core.task.state import ANSWER, TaskState, revision_round, round_of
 from synod.core.task.workspace import request, winners
 from synod.wire import Body, Candidate, TaskCompleted, Verification, VoteRequested
@@ -36,12 +43,25 @@ def decide(s: TaskState) -> list[Publish]:
         return revise(s, s.guidance[1], s.guidance[0])  # a person's rejection: one round
     if s.decision is None:
         return []
+    if _partitioned_cp(s):
+        return [conclude(s)]  # waited out every ballot; another round would wait again
     if s.decision.outcome != ANSWER and voted < s.config.max_answer_rounds:
         if s.decision.outcome == "no_quorum":
             return [vote(s, voted + 1)]  # nobody judged it: ask again
         return revise(s, voted + 1)
     asked = escalation.undecided(s)
     return [asked] if asked is not None else [conclude(s)]
+
+
+def _partitioned_cp(s: TaskState) -> bool:
+    """A `cp` task whose vote found no quorum because voters were unreachable."""
+    assert s.decision is not None
+    assert s.submitted is not None
+    return (
+        s.submitted.body.partition_mode == "cp"
+        and s.decision.outcome == "no_quorum"
+        and bool(s.decision.unreachable)
+    )
 
 
 def answer_steps(s: TaskState) -> list[str]:
@@ -134,9 +154,20 @@ def conclude(s: TaskState) -> Publish:
             tests_summary=summary,
             consistency=knowledge.consistency(s),
             blackboard=resolved_values(knowledge.view(s)),
+            provisional=s.decision.provisional,
+            partition_mode=s.submitted.body.partition_mode if s.submitted else "cp",
         )
-        return publish(s, body, "outcome")
+        return publish(s, body, outcome_key(s))
     tests = f"; tests: {summary}" if summary else ""
+    if _partitioned_cp(s):
+        voters = list(s.decision.unreachable)
+        return fail(
+            s,
+            f"no quorum (cp): the ballot's deadline passed without a quorum of the full "
+            f"electorate; unreachable voters: {', '.join(voters)}{tests}",
+            "transient",
+            unreachable=voters,
+        )
     return fail(
         s,
         f"the reviewers did not accept the answer: {s.decision.outcome} "

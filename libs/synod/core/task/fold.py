@@ -18,6 +18,7 @@ from synod.wire import (
     Decision,
     Envelope,
     PlanProposed,
+    Reconciled,
     StepCompleted,
     StepFailed,
     StepRequested,
@@ -86,6 +87,8 @@ def _fold_body(s: TaskState, envelope: Envelope[Any]) -> None:
             s.decision = s.decision or body
     elif isinstance(body, TaskCompleted | TaskFailed):
         s.outcome = s.outcome or body
+    elif isinstance(body, Reconciled):
+        _fold_reconciled(s, body)
     elif isinstance(body, StepReassigned):
         if not retries.parked_then(s, body, envelope.created_at):
             retries.reassign(s, body)
@@ -99,6 +102,29 @@ def _fold_body(s: TaskState, envelope: Envelope[Any]) -> None:
         s.cancels_logged.add(body.step_id)
     elif isinstance(body, StepRetrying):
         retries.park(s, body, envelope.attempt)
+
+
+def _fold_reconciled(s: TaskState, body: Reconciled) -> None:
+    """The reconcile rule (docs/cap.md): a confirmed provisional decision stands; an
+    overturned one reopens the task from the full electorate's decision, as if that
+    had been the decision: the next round revises or votes again, then a new outcome."""
+    if body.decision_id in s.verdicts:
+        return
+    s.verdicts[body.decision_id] = body
+    current = s.decision
+    if body.confirmed or current is None or current.decision_id != body.decision_id:
+        return
+    s.overturned.append(body.decision_id)
+    s.outcome = None
+    s.decision = Decision(
+        decision_id=f"{body.decision_id}/reconciled",
+        proposal_id=body.proposal_id,
+        ballot=body.ballot,
+        outcome=body.outcome,
+        tally=body.tally,
+        quorum=0,
+        votes_counted=body.votes_counted,
+    )
 
 
 def _fold_request(s: TaskState, body: StepRequested, envelope: Envelope[Any]) -> None:

@@ -58,7 +58,18 @@ def tests_verdict(s: TaskState) -> tuple[bool | None, str]:
     return verdict_of_runs(s.test_runs.get(s.decision.proposal_id, {}).values())
 
 
-def fail(s: TaskState, reason: str, error_class: Any, step_id: str | None = None) -> Publish:
+def outcome_key(s: TaskState) -> str:
+    """The outcome's id key: a task reopened by an overturned decision ends anew."""
+    return "outcome" if not s.overturned else f"outcome/{len(s.overturned) + 1}"
+
+
+def fail(
+    s: TaskState,
+    reason: str,
+    error_class: Any,
+    step_id: str | None = None,
+    unreachable: list[str] | None = None,
+) -> Publish:
     # A task that fails after a decision failed on that answer: its test runs
     # say why; before any decision there is no answer to have tested.
     passed, summary = tests_verdict(s)
@@ -70,8 +81,10 @@ def fail(s: TaskState, reason: str, error_class: Any, step_id: str | None = None
         tests_passed=passed,
         tests_summary=summary,
         consistency=knowledge.consistency(s),
+        unreachable=unreachable or [],
+        partition_mode=s.submitted.body.partition_mode if s.submitted else "cp",
     )
-    return publish(s, body, "outcome")
+    return publish(s, body, outcome_key(s))
 
 
 def step_body(s: TaskState, step_id: str, agent: int | None = None) -> StepRequested:

@@ -24,6 +24,7 @@ from synod.wire import (
     Decision,
     Envelope,
     PlanProposed,
+    Reconciled,
     StepCompleted,
     StepFailed,
     TaskCompleted,
@@ -115,6 +116,10 @@ class TaskState:
     # log); only read when an electorate is picked.
     quarantined: frozenset[str] = frozenset()
     outcome: TaskCompleted | TaskFailed | None = None
+    # Partitions (docs/cap.md): the Reconciled records of the task's provisional
+    # decisions, and the decisions they overturned (each reopened the task).
+    verdicts: dict[str, Reconciled] = field(default_factory=dict)
+    overturned: list[str] = field(default_factory=list)
     requested_at: dict[str, datetime] = field(default_factory=dict)  # step -> newest request
     attempt_at: dict[tuple[str, int], datetime] = field(default_factory=dict)
     hedged: dict[str, int] = field(default_factory=dict)  # step -> hedge requests folded

@@ -23,6 +23,7 @@ from synod.wire.messages import (
     FactPublished,
     PlanProposed,
     PlanStep,
+    Reconciled,
     StepCompleted,
     StepFailed,
     StepRequested,
@@ -131,6 +132,7 @@ class _Fold:
     board: Blackboard = field(default_factory=Blackboard)
     facts_published: int = 0
     reconciled: bool = False
+    settlement: str = ""
 
     @property
     def terminal(self) -> bool:
@@ -206,8 +208,11 @@ class _Fold:
             self.decision = decision
             # Decided, but the planner has yet to act on it: still the voting phase.
             self.phase("voting")
+        elif isinstance(body, Reconciled):
+            self._reconciled(body)
         elif isinstance(body, TaskCompleted) and not self.terminal:
             self.state = "completed"
+            self.settlement = "provisional" if body.provisional else ""
             self.result = body.result
             if body.plan_id:
                 self.plan_id = body.plan_id
@@ -218,6 +223,16 @@ class _Fold:
                 reason=body.reason, error_class=body.error_class, failed_step=body.failed_step
             )
             self._finish(body.usage, body.duration_s, at)
+
+    def _reconciled(self, body: Reconciled) -> None:
+        """docs/cap.md: confirmed keeps the outcome; overturned reopens the task."""
+        if self.settlement != "provisional":
+            return
+        if body.confirmed:
+            self.settlement = "confirmed"
+            return
+        self.settlement = "overturned"
+        self.state, self.result, self.finished_at = "voting", None, None
 
     def _submitted(self, body: TaskSubmitted, at: datetime, *, logged: bool) -> None:
         if self.request is None:

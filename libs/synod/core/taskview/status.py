@@ -121,3 +121,7 @@ class TaskStatus(_Status):
     # `strong` or `eventual` (the request's), and its blackboard of facts.
     consistency: str = "strong"
     blackboard: BlackboardStatus | None = None
+    # Partitions (docs/cap.md): the task's CAP choice, and where its outcome stands:
+    # "" (final when decided), "provisional", "confirmed" or "overturned" (reopened).
+    partition_mode: str = ""
+    settlement: str = ""

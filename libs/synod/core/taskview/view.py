@@ -162,6 +162,8 @@ class TaskView:
             events=self.events(),
             consistency=f.request.consistency if f.request else "strong",
             blackboard=f.blackboard(),
+            partition_mode=f.request.partition_mode if f.request else "",
+            settlement=f.settlement,
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -19,6 +19,12 @@ work in flight, not to the partition's history. A missing, corrupt or stale
 snapshot means a full replay from the first record (logged, and counted in
 `synod_snapshot_restores_total`), which decides the same way, only slower.
 
+Reachability (docs/cap.md): the supervisors' `Reachability` reports on
+synod.heartbeats are read by every instance; a deadline marker carries the
+electorate members the freshest report names reachable, or nothing when no
+report is fresher than `reachability_fresh_s` (a supervisor cut off from the
+broker reports nothing, so its silence never makes a voter look gone).
+
 Time: a ticker compares each open ballot's deadline with the wall clock and,
 once it has passed, appends a deadline marker to the task's partition. The
 ballot ends when the fold reaches the marker, never on the clock directly, so
@@ -51,11 +57,11 @@ from synod.core.snapshot import SnapshotError
 from synod.errors import DecodeError
 from synod.observability import record_consumer_lag
 from synod.service.host import ServiceContext
-from synod.transport import DeadLetterPublisher, RawRecord
+from synod.transport import DeadLetterPublisher, RawRecord, Received
 from synod.transport.clients import AIOKafkaConsumer, kafka_consumer
 from synod.transport.snapshots import RESTORES, RestorePoint, SnapshotStore
-from synod.transport.topics import DLQ, SNAPSHOTS, TASK_EVENTS, VOTES, TopicSpec
-from synod.wire import Codec, Envelope
+from synod.transport.topics import DLQ, HEARTBEATS, SNAPSHOTS, TASK_EVENTS, VOTES, TopicSpec
+from synod.wire import Codec, Envelope, Reachability
 
 log = logging.getLogger("synod.core.consensus.service")
 
@@ -102,6 +108,9 @@ class ConsensusSettings(BaseSettings):
     snapshots: bool = Field(default=True, description="write and restore fold snapshots")
     snapshot_interval_s: float = Field(default=30.0, gt=0)
     snapshot_min_records: int = Field(default=1_000, ge=1)
+    reachability_fresh_s: float = Field(
+        default=5.0, gt=0, description="older supervisor reports say nothing about now"
+    )
 
 
 @dataclass
@@ -155,6 +164,8 @@ class ConsensusService:
         self.snapshots = SnapshotStore(
             ctx.kafka.bootstrap, ctx.topic(SNAPSHOTS), self.group, client_id=ctx.instance
         )
+        # The freshest supervisor report: (reachable instances, when it was written).
+        self.reachable: tuple[frozenset[str], float] | None = None
         self.stats = {
             "folded": 0,
             "rebuilt": 0,
@@ -333,6 +344,22 @@ class ConsensusService:
     async def _publish(self, item: Publish) -> None:
         await _retry(lambda: self.ctx.publish(TOPIC_OF[item.to], item.envelope))
 
+    # ------------------------------------------------------------ reachability
+
+    async def on_heartbeat_record(self, msg: Received) -> None:
+        body = msg.envelope.body
+        if isinstance(body, Reachability) and msg.envelope.sender.role == "supervisor":
+            at = msg.envelope.created_at.timestamp()
+            if self.reachable is None or at >= self.reachable[1]:
+                self.reachable = (frozenset(body.reachable), at)
+
+    def reachable_voters(self, electorate: tuple[str, ...], now: float) -> list[str] | None:
+        """The members of `electorate` the freshest report names; None: no fresh report."""
+        if self.reachable is None or now - self.reachable[1] > self.settings.reachability_fresh_s:
+            return None
+        seen = self.reachable[0]
+        return [voter for voter in electorate if voter in seen]
+
     # ------------------------------------------------------------ time
 
     async def _tick_loop(self) -> None:
@@ -349,7 +376,11 @@ class ConsensusService:
                         if key in part.marked:
                             continue
                         part.marked.add(key)
-                        body = wiremap.deadline_marker(due.proposal_id, due.ballot)
+                        machine = part.fold.machine(due.proposal_id)
+                        electorate = machine.electorate if machine is not None else ()
+                        body = wiremap.deadline_marker(
+                            due.proposal_id, due.ballot, self.reachable_voters(electorate, now)
+                        )
                         envelope = Envelope.new(
                             body,
                             sender=self.ctx.sender,
@@ -572,6 +603,13 @@ def install(ctx: ServiceContext, on_failure: Callable[[BaseException], None]) ->
     say so, or the process would stay up holding partitions it no longer folds.
     """
     service = ConsensusService(ctx)
+    # Every instance reads every report: its own group, from the present on.
+    ctx.consume(
+        f"{GROUP}.reachability.{ctx.instance}",
+        [HEARTBEATS],
+        service.on_heartbeat_record,
+        auto_offset_reset="latest",
+    )
 
     async def job() -> None:
         try:

@@ -43,6 +43,7 @@ from synod.wire import (
     Decision,
     Envelope,
     Heartbeat,
+    Reachability,
     StepCompleted,
     StepFailed,
     StepRequested,
@@ -263,6 +264,7 @@ class SupervisorService:
     async def tick(self) -> None:
         now = self.clock()
         await self.carry_out(self.core.tick(now), now)
+        await self.publish_reachability(now)
         roles: dict[str, int] = {}
         threshold = self.core.config.phi_threshold
         for name, inst in self.core.instances.items():
@@ -280,6 +282,20 @@ class SupervisorService:
                 log.warning("tick failed", extra={"error": repr(exc)})
 
     # ------------------------------------------------------------ out
+
+    async def publish_reachability(self, now: float) -> None:
+        """Who the detector hears, for consensus's `ap` ballots (docs/cap.md). Nothing
+        while this supervisor hears nobody: cut off itself, it must not report the
+        others gone (and could not publish it anyway)."""
+        seen = self.core.reachability(now)
+        if seen is None:
+            return
+        reachable, suspected = seen
+        body = Reachability(observer=self.ctx.instance, reachable=reachable, suspected=suspected)
+        envelope = Envelope.new(body, sender=self.ctx.sender)
+        await self.ctx.publisher.publish(
+            self.ctx.topic(HEARTBEATS), envelope, key=self.ctx.instance.encode()
+        )
 
     async def carry_out(self, actions: list[core.Action], now: float) -> None:
         for action in actions:

@@ -6,11 +6,23 @@ broker would hand it; an honest log of the same task passes."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from tests.logs import Log, honest
 
 from synod.core.check import KINDS, LogRecord, check
-from synod.wire import Candidate, Envelope, Sender, VoteRequested
-from synod.wire.messages import Decision, StepCompleted, TaskCompleted, TaskFailed, Vote
+from synod.wire import Envelope, Sender
+from synod.wire.messages import (
+    Candidate,
+    Decision,
+    Reconciled,
+    StepCompleted,
+    TaskCompleted,
+    TaskFailed,
+    TaskSubmitted,
+    Vote,
+    VoteRequested,
+)
 
 TASK = "t-1"
 EVENTS, VOTES, WORKSPACE = "synod.task-events", "synod.votes", "synod.workspace"
@@ -182,3 +194,144 @@ def test_of_two_copies_in_one_partition_the_first_stands_whatever_its_clocks() -
     )
     report = check(log.records)
     assert report.ok, report.text()
+
+
+def _provisional_then_heal(
+    *, confirmed: bool, forge_final: bool = False
+) -> tuple[Log, dict[str, Envelope[Any]]]:
+    """An `ap` task: reviewer-0 alone decides provisionally, the task completes
+    provisionally; after the heal reviewer-1 and reviewer-2 vote (docs/cap.md)."""
+    log = Log(TASK)
+    sub = log.send("planner-0", EVENTS, TaskSubmitted(goal="g", partition_mode="ap"))
+    ask = log.send(
+        "planner-0",
+        EVENTS,
+        VoteRequested(
+            proposal_id="p1",
+            candidates=[Candidate(candidate_id="c1", content="x")],
+            electorate=["reviewer-0", "reviewer-1", "reviewer-2"],
+            partition_mode="ap",
+        ),
+        because=sub,
+    )
+    v0 = log.send(
+        "reviewer-0", VOTES, Vote(proposal_id="p1", voter="reviewer-0", choice="c1"), because=ask
+    )
+    dec = log.send(
+        "consensus-0",
+        EVENTS,
+        Decision(
+            decision_id="p1/decision",
+            proposal_id="p1",
+            ballot=1,
+            outcome="c1",
+            quorum=1,
+            votes_counted=1,
+            provisional=not forge_final,
+            unreachable=["reviewer-1", "reviewer-2"],
+        ),
+        because=v0,
+    )
+    first = log.send(
+        "planner-0",
+        EVENTS,
+        TaskCompleted(result="x", decision_id="p1/decision", provisional=True),
+        because=dec,
+    )
+    later = [
+        log.send(
+            f"reviewer-{i}",
+            VOTES,
+            Vote(
+                proposal_id="p1",
+                voter=f"reviewer-{i}",
+                kind="choice" if confirmed else "reject",
+                choice="c1" if confirmed else None,
+            ),
+            because=ask,
+        )
+        for i in (1, 2)
+    ]
+    rec = log.send(
+        "consensus-0",
+        EVENTS,
+        Reconciled(
+            decision_id="p1/decision",
+            proposal_id="p1",
+            ballot=1,
+            provisional_outcome="c1",
+            outcome="c1" if confirmed else "rejected",
+            confirmed=confirmed,
+        ),
+        because=later[-1],
+    )
+    return log, {"first": first, "rec": rec, "dec": dec}
+
+
+def test_a_provisional_outcome_confirmed_after_the_heal_passes() -> None:
+    log, _ = _provisional_then_heal(confirmed=True)
+    report = check(log.records)
+    assert report.ok, report.text()
+    assert report.terminal == 1
+
+
+def test_an_overturned_provisional_outcome_then_a_new_outcome_is_not_terminal_twice() -> None:
+    log, m = _provisional_then_heal(confirmed=False)
+    log.send("planner-0", EVENTS, TaskFailed(reason="rejected after the heal"), because=m["rec"])
+    report = check(log.records)
+    assert report.ok, report.text()
+
+
+def test_a_second_outcome_after_a_confirmed_provisional_one_is_terminal_twice() -> None:
+    log, m = _provisional_then_heal(confirmed=True)
+    again = log.send("planner-0", EVENTS, TaskCompleted(result="y"), because=m["rec"])
+    report = check(log.records)
+    assert [v.kind for v in report.violations] == ["terminal_twice"]
+    assert report.violations[0].message_id == again.message_id
+
+
+def test_reconciling_a_final_decision_is_a_forgery() -> None:
+    log, m = _provisional_then_heal(confirmed=False, forge_final=True)
+    log.send("planner-0", EVENTS, TaskFailed(reason="rejected"), because=m["rec"])
+    report = check(log.records)
+    found = sorted(v.kind for v in report.violations)
+    # No provisional decision to overturn: the Reconciled is forged, so the first
+    # outcome still counts and the task both completed and failed.
+    assert "reconciled_not_provisional" in found
+    assert "completed_and_failed" in found
+    assert next(
+        v for v in report.violations if v.kind == "reconciled_not_provisional"
+    ).message_id == (m["rec"].message_id)
+
+
+def test_an_overturned_outcome_that_hides_being_provisional_is_flagged() -> None:
+    log, m = _provisional_then_heal(confirmed=False)
+    hidden = log.send(
+        "planner-0",
+        EVENTS,
+        TaskCompleted(result="x", decision_id="p1/decision", provisional=False),
+        because=m["dec"],
+    )
+    report = check(log.records)
+    assert [v.kind for v in report.violations] == ["overturned_before_decision"]
+    assert report.violations[0].message_id == hidden.message_id
+
+
+def test_the_task_view_says_provisional_then_overturned_then_final() -> None:
+    from synod.core.taskview import TaskView
+
+    log, _ = _provisional_then_heal(confirmed=True)
+    view = TaskView(TASK)
+    for r in log.records:
+        view.apply(r.envelope)
+    status = view.status()
+    assert (status.partition_mode, status.state, status.settlement) == (
+        "ap",
+        "completed",
+        "confirmed",
+    )
+    log2, _ = _provisional_then_heal(confirmed=False)
+    view2 = TaskView(TASK)
+    for r in log2.records:
+        view2.apply(r.envelope)
+    assert (view2.status().state, view2.status().settlement) == ("voting", "overturned")
