@@ -267,7 +267,10 @@ class Planner:
             # React even to an event folded before (during a rebuild): the actions
             # are a function of the state, and repeats carry the same ids. A record
             # this instance forwarded already comes back to be folded only.
-            machine.step(Logged(envelope, replayed=self._forwarded(envelope.message_id)))
+            # Only the planner's own records went on with their write; another's
+            # (consensus's Reconciled, docs/cap.md) is forwarded from here.
+            own = envelope.sender.role == "planner"
+            machine.step(Logged(envelope, replayed=own and self._forwarded(envelope.message_id)))
             await self.run(machine)
 
     async def run(self, machine: TaskMachine) -> None:
