@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 KAFKA := $(PY) -m synod.dev.localkafka
 KAFKA4_VERSION ?= 4.1.2
 
-.PHONY: help prereqs venv lint lint-imports fmt schemas test test-fast test-unit test-integration test-e2e test-chaos \
+.PHONY: help prereqs venv lint lint-imports fmt schemas contract-tools test test-fast test-unit test-integration test-e2e test-chaos \
         test-kafka4 test-cluster test-secure test-cap kafka-up kafka-down kafka-clean kafka-fetch demo clean
 
 help: ## list the targets
@@ -36,13 +36,15 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create .venv with the pinned dependencies
 
-lint: venv ## ruff, mypy --strict, import rules (layers, no cycles), schemas up to date
+lint: venv contract-tools ## ruff, mypy --strict, import rules (layers, no cycles), schemas up to date
 	$(VENV)/bin/ruff check libs tests bench services setup.py
 	$(VENV)/bin/ruff format --check libs tests bench services setup.py
 	$(VENV)/bin/mypy
 	$(MAKE) --no-print-directory lint-imports
 	$(PY) -m synod.wire.schemagen --check
 	$(PY) -m synod.dev.chartdata --check
+	$(PY) -m synod.transport.asyncapi --check
+	NODE_PATH=$(CURDIR)/$(ASYNCAPI_NODE)/node_modules node hack/asyncapi-validate.mjs schemas/asyncapi.json
 
 # The contracts are [tool.importlinter] in pyproject.toml (docs/architecture.md).
 lint-imports: venv ## the import rules only: layers, independent roles, pure cores, no cycles
@@ -55,6 +57,22 @@ fmt: venv ## format the code and fix what ruff can
 schemas: venv ## regenerate schemas/ from the wire models
 	$(PY) -m synod.wire.schemagen
 	$(PY) -m synod.dev.chartdata
+	$(PY) -m synod.transport.asyncapi
+
+# The AsyncAPI project's own parser checks schemas/asyncapi.json (Avro payloads
+# included); installed once into .tools (git-ignored), so lint needs npm once.
+ASYNCAPI_PARSER_VERSION ?= 3.6.6
+ASYNCAPI_AVRO_VERSION ?= 3.1.0
+ASYNCAPI_NODE := .tools/npm-asyncapi
+ASYNCAPI_STAMP := $(ASYNCAPI_NODE)/.installed-$(ASYNCAPI_PARSER_VERSION)-$(ASYNCAPI_AVRO_VERSION)
+
+$(ASYNCAPI_STAMP):
+	@command -v npm >/dev/null || { echo "npm is needed for the AsyncAPI parser (apt-get install npm)"; exit 1; }
+	npm install --silent --no-audit --no-fund --prefix $(ASYNCAPI_NODE) \
+	  @asyncapi/parser@$(ASYNCAPI_PARSER_VERSION) @asyncapi/avro-schema-parser@$(ASYNCAPI_AVRO_VERSION)
+	touch $@
+
+contract-tools: $(ASYNCAPI_STAMP) ## the AsyncAPI parser (npm) into .tools, for make lint
 
 kafka-fetch: venv ## fetch the Kafka broker jars from Maven Central
 	$(KAFKA) fetch
