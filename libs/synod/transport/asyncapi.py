@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic.json_schema import models_json_schema
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 import synod
 from synod.transport.channels import CHANNELS, Channel, missing_channels
@@ -163,7 +164,9 @@ def _operation(action: str, spec: TopicSpec, channel: Channel, roles: tuple[str,
 
 def _json_refs(type_names: list[str]) -> tuple[dict[str, str], dict[str, Any]]:
     """Type -> the $ref of its envelope's JSON Schema, and the schemas referred to."""
-    models = [(envelope_class(t), "validation") for t in type_names]
+    models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        (envelope_class(t), "validation") for t in type_names
+    ]
     refs, defs = models_json_schema(models, ref_template="#/components/schemas/{model}")
     by_type = {t: refs[(envelope_class(t), "validation")]["$ref"] for t in type_names}
     schemas: dict[str, Any] = defs.get("$defs", {})
