@@ -44,6 +44,8 @@ lint: venv contract-tools ## ruff, mypy --strict, import rules (layers, no cycle
 	$(PY) -m synod.wire.schemagen --check
 	$(PY) -m synod.dev.chartdata --check
 	$(PY) -m synod.transport.asyncapi --check
+	$(PY) -m synod.roles.gateway.openapigen --check
+	$(VENV)/bin/openapi-spec-validator schemas/openapi.json
 	NODE_PATH=$(CURDIR)/$(ASYNCAPI_NODE)/node_modules node hack/asyncapi-validate.mjs schemas/asyncapi.json
 
 # The contracts are [tool.importlinter] in pyproject.toml (docs/architecture.md).
@@ -58,6 +60,7 @@ schemas: venv ## regenerate schemas/ from the wire models
 	$(PY) -m synod.wire.schemagen
 	$(PY) -m synod.dev.chartdata
 	$(PY) -m synod.transport.asyncapi
+	$(PY) -m synod.roles.gateway.openapigen
 
 # The AsyncAPI project's own parser checks schemas/asyncapi.json (Avro payloads
 # included); installed once into .tools (git-ignored), so lint needs npm once.

@@ -5,6 +5,7 @@
     GET  /v1/tasks/{id}/events   text/event-stream: the task's events so far, then live,
                                  until its outcome
     GET  /healthz /readyz /metrics
+    GET  /openapi.json           this API's OpenAPI 3.1 document, from the route table
     the web console at / and /console, and its /v1 endpoints: see `console`
 
 `create_app` takes what it talks to (a publisher, the task feed, a readiness
@@ -36,6 +37,7 @@ from synod.transport.topics import TASKS, topic_name
 from synod.wire import Codec, ContentType, Envelope, Sender, TaskSubmitted, TraceContext
 
 from .escalations import add_escalation_routes
+from .openapi import OPENAPI_PATH, add_openapi_route
 from .operations import Operations
 from .projects import project_handler
 from .responses import error_response
@@ -191,6 +193,7 @@ def create_app(
         clock=clock,
     )
     add_health_routes(app, ready)
+    add_openapi_route(app, tokens=any(tokens))
 
     async def end_streams(app: web.Application) -> None:
         feed.close()
@@ -261,7 +264,11 @@ async def _errors_middleware(request: web.Request, handler: Any) -> web.StreamRe
 def _auth_middleware(book: TokenBook, limiter: RateLimiter) -> Any:
     @web.middleware
     async def auth(request: web.Request, handler: Any) -> web.StreamResponse:
-        open_path = request.path in HEALTH_PATHS or is_console_path(request.path)
+        open_path = (
+            request.path in HEALTH_PATHS
+            or request.path == OPENAPI_PATH
+            or is_console_path(request.path)
+        )
         if not book.required or open_path or request.method == "OPTIONS":
             response: web.StreamResponse = await handler(request)
             return response
