@@ -17,9 +17,9 @@ from typing import Annotated, Any
 import typer
 
 from synod.cli.output import BootstrapOption, JsonOption, emit, fail
+from synod.client.cluster import kafka_settings
 from synod.core.check import check as check_log
 from synod.errors import SynodError
-from synod.settings import KafkaSettings
 from synod.transport.authorship import AuthorshipSettings, Keyring
 from synod.transport.logread import read_log
 
@@ -85,7 +85,7 @@ def check(
 ) -> None:
     """Check the whole log: tasks finish once, decisions have their quorum, causes come
     first, no completed write is lost. Exit 1 on a violation."""
-    settings = KafkaSettings()
+    settings = kafka_settings(bootstrap)
     try:
         since_at = parse_since(since, datetime.now(UTC)) if since is not None else None
     except ValueError as exc:

@@ -11,6 +11,8 @@ group-less consumer, folded into a `TaskView`.
     synod status ID [--json] [--bootstrap B]
     synod watch [--json] [--bootstrap B]
 
+Built on `synod.client` (so scripts need not shell out to the CLI). Without
+--bootstrap or SYNOD_BOOTSTRAP they use the broker of a running `synod up`.
 Merged into the `synod` app by `synod.cli.main`.
 """
 
@@ -26,12 +28,12 @@ import socket
 import sys
 import uuid
 from collections.abc import Iterable
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, cast, get_args
 
 import typer
-from aiokafka.errors import KafkaError
 from pydantic import TypeAdapter, ValidationError
 from rich.console import Console
 from rich.live import Live
@@ -39,16 +41,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from synod.cli.output import BootstrapOption, JsonOption, emit, fail
+from synod.client import AsyncClient, Cluster, TaskReader, find_cluster
+from synod.client.api import submission
 from synod.core.ordering.timeline import timeline
-from synod.core.taskview import TaskIndex, TaskView
-from synod.errors import BrokerError, DecodeError, SynodError
-from synod.settings import KafkaSettings
-from synod.transport import Publisher
-from synod.transport.dispatcher import RawRecord
-from synod.transport.reader import PartitionReader, topic_partitions
-from synod.transport.topics import RESULTS, TASK_EVENTS, TASKS, topic_name
+from synod.core.taskview import TaskView
+from synod.errors import SynodError
+from synod.transport.topics import RESULTS, TASK_EVENTS, topic_name
 from synod.wire import (
-    Codec,
     Decision,
     Envelope,
     PlanProposed,
@@ -78,83 +77,6 @@ _POLL_MS = 200
 def _usage(message: str) -> typer.Exit:
     print(f"error: {message}", file=sys.stderr)
     return typer.Exit(code=2)
-
-
-# ---------------------------------------------------------------- reading a task's log
-
-
-class TaskReader:
-    """Reads `synod.task-events` and `synod.results` from the beginning into a TaskIndex.
-
-    Group-less: nothing is committed and nothing is shared with other readers.
-    With a task id, only the partition holding that task is read (the producer's
-    partitioner on the key), and other tasks' records are skipped.
-    """
-
-    def __init__(
-        self,
-        bootstrap: str,
-        prefix: str = "",
-        task_id: str | None = None,
-        codec: Codec | None = None,
-    ) -> None:
-        self.bootstrap = bootstrap
-        self.task_id = task_id
-        self.task_events = topic_name(TASK_EVENTS, prefix)
-        self.results = topic_name(RESULTS, prefix)
-        self.codec = codec or Codec()
-        self.index = TaskIndex()
-        self.undecodable = 0
-        self._reader = PartitionReader(bootstrap, client_id="synod-cli", fetch_records=1_000)
-
-    async def __aenter__(self) -> TaskReader:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
-    async def start(self) -> None:
-        key = self.task_id.encode() if self.task_id is not None else None
-        partitions = await topic_partitions(
-            self.bootstrap, [self.task_events, self.results], key=key
-        )
-        await self._reader.start()
-        await self._reader.assign(partitions)
-
-    async def stop(self) -> None:
-        await self._reader.stop()
-
-    async def poll(self, timeout_ms: int = _POLL_MS) -> list[TaskView]:
-        """One fetch; the views it changed, in the order they changed."""
-        return self._apply_all(await self._reader.poll(timeout_ms / 1000))
-
-    def _apply_all(self, records: list[RawRecord]) -> list[TaskView]:
-        changed: dict[str, TaskView] = {}
-        for record in records:
-            logged = record.topic == self.task_events
-            view = self._apply(record.value, record.offset if logged else None)
-            if view is not None:
-                changed[view.task_id] = view
-        return list(changed.values())
-
-    def _apply(self, value: bytes | None, log_offset: int | None) -> TaskView | None:
-        try:
-            envelope = self.codec.decode(value if value is not None else b"")
-        except DecodeError:
-            self.undecodable += 1  # what cannot be read cannot be shown; the rest can
-            return None
-        if self.task_id is not None and envelope.task_id != self.task_id:
-            return None
-        return self.index.apply(envelope, log_offset)
-
-    async def read_to_end(self, *, log_only: bool = False, timeout_s: float = 60.0) -> None:
-        """Read until what the topics hold now (or just the task log's partitions)."""
-        wanted = [
-            tp for tp in self._reader.partitions if not log_only or tp.topic == self.task_events
-        ]
-        async for batch in self._reader.batches_to_end(timeout_s, only=wanted):
-            self._apply_all(batch)
 
 
 # ---------------------------------------------------------------- progress
@@ -255,15 +177,6 @@ def _read_plan(path: Path) -> list[PlanStep]:
         ) from None
 
 
-def _submission(task_id: str, body: TaskSubmitted, sender: Sender) -> Envelope[TaskSubmitted]:
-    # Through the short form's decoder, so the message id is the one every entry
-    # point derives from the task id: submitting the same task twice is one task.
-    short = {"task_id": task_id, **body.model_dump(mode="json")}
-    decoded = Codec().decode(json.dumps(short).encode())
-    envelope: Envelope[TaskSubmitted] = decoded.model_copy(update={"sender": sender})
-    return envelope
-
-
 @app.command("submit")
 def submit_command(
     goal: Annotated[str, typer.Argument(help="what the team should do")],
@@ -334,15 +247,12 @@ def submit_command(
     except ValidationError as exc:
         first = exc.errors()[0]
         raise _usage(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-    settings = KafkaSettings()
-    address = bootstrap or settings.bootstrap
+    cluster = find_cluster(bootstrap)
     instance = os.environ.get("SYNOD_INSTANCE") or f"cli-{socket.gethostname()}"
-    envelope = _submission(task_id, body, Sender(role="client", instance=instance))
+    envelope = submission(task_id, body, Sender(role="client", instance=instance))
     stderr = Console(stderr=True)
     try:
-        code = asyncio.run(
-            _submit(envelope, address, settings.topic_prefix, wait, timeout, as_json, stderr)
-        )
+        code = asyncio.run(_submit(envelope, cluster, wait, timeout, as_json, stderr))
     except SynodError as exc:
         raise fail(str(exc), as_json) from None
     raise typer.Exit(code=code)
@@ -350,8 +260,7 @@ def submit_command(
 
 async def _submit(
     envelope: Envelope[TaskSubmitted],
-    bootstrap: str,
-    prefix: str,
+    cluster: Cluster,
     wait: bool,
     timeout_s: float,
     as_json: bool,
@@ -359,40 +268,33 @@ async def _submit(
 ) -> int:
     assert envelope.task_id is not None
     task_id = envelope.task_id
-    topic = topic_name(TASKS, prefix)
-    publisher = Publisher(bootstrap, client_id="synod-cli")
-    try:
-        await publisher.start()
-    except (KafkaError, OSError) as exc:
-        raise BrokerError(f"cannot reach Kafka at {bootstrap}: {exc}") from exc
-    try:
-        meta = await publisher.publish(topic, envelope)
-    except KafkaError as exc:
-        raise BrokerError(f"publishing to {topic} failed: {exc}") from exc
-    finally:
-        await publisher.stop()
-    where = {
-        "task_id": task_id,
-        "message_id": envelope.message_id,
-        "topic": topic,
-        "partition": meta.partition,
-        "offset": meta.offset,
-    }
-    if not wait:
-        if as_json:
-            emit(where)
-        else:
-            print(task_id)
-        return 0
-    stderr.print(f"task [bold]{escape(task_id)}[/bold] submitted to {escape(topic)}")
-    async with TaskReader(bootstrap, prefix, task_id) as reader:
-        reader.index.apply(envelope)  # known before the planner logs it
-        view = reader.index.get(task_id)
-        assert view is not None
+    async with AsyncClient(cluster=cluster, instance=envelope.sender.instance) as client:
+        sent = await client.submit_envelope(envelope)
+        if not wait:
+            if as_json:
+                emit(asdict(sent))
+            else:
+                print(task_id)
+            return 0
+        stderr.print(f"task [bold]{escape(task_id)}[/bold] submitted to {escape(sent.topic)}")
         progress = _Progress(stderr)
-        progress.show(view)
-        finished = await _follow(reader, task_id, progress, timeout_s, stderr)
-        view = reader.index.get(task_id) or view
+        view: TaskView | None = None
+        try:
+            with stderr.status("waiting for the team…", spinner="dots") as spinner:
+
+                def shown(current: TaskView) -> None:
+                    nonlocal view
+                    view = current
+                    progress.show(current, final=current.terminal)
+                    spinner.update(f"{current.state}…")
+
+                view = await client.wait(task_id, timeout_s, on_change=shown, known=envelope)
+            finished = True
+        except TimeoutError:
+            finished = False
+    if view is None:
+        view = TaskView(task_id)
+        view.apply(envelope)
     if as_json:
         emit(view.to_json())
     if not finished:
@@ -412,28 +314,6 @@ async def _submit(
     return 1
 
 
-async def _follow(
-    reader: TaskReader, task_id: str, progress: _Progress, timeout_s: float, stderr: Console
-) -> bool:
-    """Until the task's outcome (True) or the timeout (False)."""
-    try:
-        async with asyncio.timeout(timeout_s):
-            with stderr.status("waiting for the team…", spinner="dots") as spinner:
-                while True:
-                    for view in await reader.poll():
-                        progress.show(view)
-                        spinner.update(f"{view.state}…")
-                    current = reader.index.get(task_id)
-                    if current is not None and current.terminal:
-                        # The outcome may have been read on synod.results ahead of the
-                        # log; everything before it is in the log by now.
-                        await reader.read_to_end(log_only=True)
-                        progress.show(current, final=True)
-                        return True
-    except TimeoutError:
-        return False
-
-
 # ---------------------------------------------------------------- synod status
 
 
@@ -450,16 +330,15 @@ def status_command(
     ] = False,
 ) -> None:
     """Print a task's status, read from synod.task-events and synod.results."""
-    settings = KafkaSettings()
-    address = bootstrap or settings.bootstrap
+    cluster = find_cluster(bootstrap)
     try:
-        view = asyncio.run(_read_task(address, settings.topic_prefix, task_id))
+        view = asyncio.run(_read_task(cluster, task_id))
     except SynodError as exc:
         raise fail(str(exc), as_json) from None
     if view is None:
         raise fail(
-            f"no task {task_id!r} in {topic_name(TASK_EVENTS, settings.topic_prefix)} or "
-            f"{topic_name(RESULTS, settings.topic_prefix)}",
+            f"no task {task_id!r} in {topic_name(TASK_EVENTS, cluster.prefix)} or "
+            f"{topic_name(RESULTS, cluster.prefix)}",
             as_json,
         )
     if as_json:
@@ -523,10 +402,9 @@ def _print_timeline(console: Console, view: TaskView) -> None:
     console.print(table)
 
 
-async def _read_task(bootstrap: str, prefix: str, task_id: str) -> TaskView | None:
-    async with TaskReader(bootstrap, prefix, task_id) as reader:
-        await reader.read_to_end()
-        return reader.index.get(task_id)
+async def _read_task(cluster: Cluster, task_id: str) -> TaskView | None:
+    async with AsyncClient(cluster=cluster) as client:
+        return await client.view(task_id)
 
 
 def _print_status(console: Console, view: TaskView) -> None:
@@ -596,31 +474,29 @@ def watch_command(
     limit: Annotated[int, typer.Option(min=1, help="rows in the live table")] = 30,
 ) -> None:
     """A live table of tasks until Ctrl-C; with --json, one snapshot."""
-    settings = KafkaSettings()
-    address = bootstrap or settings.bootstrap
+    cluster = find_cluster(bootstrap)
     try:
         if as_json:
-            views = asyncio.run(_snapshot(address, settings.topic_prefix))
+            views = asyncio.run(_snapshot(cluster))
             emit({"tasks": [v.to_json() for v in views]})
             return
-        asyncio.run(_watch_live(address, settings.topic_prefix, limit))
+        asyncio.run(_watch_live(cluster, limit))
     except SynodError as exc:
         raise fail(str(exc), as_json) from None
 
 
-async def _snapshot(bootstrap: str, prefix: str) -> list[TaskView]:
-    async with TaskReader(bootstrap, prefix) as reader:
-        await reader.read_to_end()
-        return list(reader.index)
+async def _snapshot(cluster: Cluster) -> list[TaskView]:
+    async with AsyncClient(cluster=cluster) as client:
+        return await client.tasks()
 
 
-async def _watch_live(bootstrap: str, prefix: str, limit: int) -> None:
+async def _watch_live(cluster: Cluster, limit: int) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with TaskReader(bootstrap, prefix) as reader:
+        async with TaskReader(cluster.bootstrap, cluster.prefix) as reader:
             with Live(_table([], 0), auto_refresh=False, transient=False) as live:
                 while not stop.is_set():
                     if await reader.poll():

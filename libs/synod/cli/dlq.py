@@ -36,6 +36,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from synod.cli.output import BootstrapOption, JsonOption, emit, fail
+from synod.client.cluster import kafka_settings
 from synod.core.deadletters import (
     DeadLetterEntry,
     DeadLetterFilter,
@@ -50,7 +51,6 @@ from synod.core.deadletters import (
     source_topics,
 )
 from synod.errors import BrokerError, ConfigError, DecodeError, SynodError
-from synod.settings import KafkaSettings
 from synod.transport import Publisher
 from synod.transport.reader import read_to_end, topic_partitions
 from synod.transport.topics import DLQ, DLQ_REPLAYS, topic_name
@@ -199,7 +199,7 @@ def list_command(
     timeout: TimeoutOption = 60.0,
 ) -> None:
     """List dead letters, oldest failure first, one per id however often it was stored."""
-    settings = KafkaSettings()
+    settings = kafka_settings(bootstrap)
     address = bootstrap or settings.bootstrap
     wanted = _filter(None, reason, since, topic, settings.topic_prefix)
     try:
@@ -244,7 +244,7 @@ def show_command(
     timeout: TimeoutOption = 60.0,
 ) -> None:
     """Everything about one dead letter: where it came from, why, its key, value and headers."""
-    settings = KafkaSettings()
+    settings = kafka_settings(bootstrap)
     address = bootstrap or settings.bootstrap
     try:
         letters = asyncio.run(read_dead_letters(address, settings.topic_prefix, timeout))
@@ -344,7 +344,7 @@ def replay_command(
     Exit status: 0 when every selected dead letter was replayed or skipped for a
     stated reason, 1 when an --id is unknown or the broker failed.
     """
-    settings = KafkaSettings()
+    settings = kafka_settings(bootstrap)
     address = bootstrap or settings.bootstrap
     wanted = _filter(ids, reason, since, topic, settings.topic_prefix)
     if wanted.empty and not replay_all:

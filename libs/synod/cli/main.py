@@ -8,6 +8,7 @@ document on stdout; progress and logs go to stderr. Exit status: 0 on success,
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import time
@@ -20,6 +21,7 @@ import typer
 from synod import __version__
 from synod.cli import approvals, chaos, check, client, dlq, sim, team
 from synod.cli.output import BootstrapOption, JsonOption, emit, fail
+from synod.client.cluster import kafka_settings
 from synod.dev import jaeger as jaeger_dev
 from synod.dev.localrun import LocalRun, parse_replicas, read_state
 from synod.dev.localrun import up as run_up
@@ -102,7 +104,7 @@ def topics_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create the catalogue's topics that do not exist yet; safe to run again."""
-    settings = KafkaSettings()
+    settings = kafka_settings(bootstrap)
     address = bootstrap or settings.bootstrap
     topic_prefix = settings.topic_prefix if prefix is None else prefix
     try:
@@ -261,6 +263,10 @@ async def _last_heartbeats(bootstrap: str, prefix: str) -> dict[str, dict[str, A
 
 
 def main() -> None:
+    # The CLI says in one line what failed and what to set; aiokafka's own
+    # connection errors (printed by logging's last-resort handler) only repeat it.
+    if os.environ.get("SYNOD_LOG_LEVEL", "").lower() != "debug":
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     app()
 
 

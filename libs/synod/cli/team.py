@@ -15,11 +15,10 @@ from typing import Annotated
 import typer
 
 from synod.cli.teamrun import TeamError, check_mode, run_sync
+from synod.client.cluster import find_cluster
 from synod.core.plan.dag import PlanError, load_project
 from synod.core.plan.report import RunReport
-from synod.dev.localrun import read_state
 from synod.errors import SynodError
-from synod.settings import KafkaSettings
 from synod.wire.messages import check_tests
 
 app = typer.Typer(help="Teams of coder agents on a project (issue 8).", no_args_is_help=True)
@@ -78,13 +77,8 @@ def run_command(
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(code=2) from None
-    settings = KafkaSettings()
-    address, prefix = bootstrap or settings.bootstrap, settings.topic_prefix
-    if bootstrap is None and "SYNOD_BOOTSTRAP" not in os.environ:
-        # Nothing said where: the cluster a local `synod up` runs, if there is one.
-        state = read_state()
-        if state is not None:
-            address, prefix = state["bootstrap"], state["prefix"]
+    cluster = find_cluster(bootstrap)
+    address, prefix = cluster.bootstrap, cluster.prefix
     instance = os.environ.get("SYNOD_INSTANCE") or "team-cli"
     batch = uuid.uuid4().hex[:8]
     for i in range(repeat):
