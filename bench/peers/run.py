@@ -1,0 +1,363 @@
+"""Peer benchmark: one request/reply workload on Synod's transport and on raw aiokafka.
+
+The same broker, the same workload, one run. A requester (this process) sends
+requests keyed over 16 keys to a responder process, which answers each on a
+reply topic. Per system:
+
+1. round trip, one request at a time: p50 / p99 (ms);
+2. messages/s delivered: a burst of pipelined requests, replies per second;
+3. RSS of each process (requester, responder) after the burst, from /proc;
+4. SIGKILL: a paced stream; a third of the way in the responder is killed
+   with SIGKILL and started again; requests never answered (lost) and answered
+   twice (duplicates) are counted after a bounded wait.
+
+Systems: `synod` (Publisher + KeyOrderedConsumer on both sides: commits only
+what was handled) and `aiokafka` (AIOKafkaProducer + a consumer group with
+aiokafka's default auto-commit). Not measured yet: AutoGen Core's gRPC runtime,
+a faust-streaming agent hop, and a two-agent hop through Synod's services.
+
+    .venv/bin/python bench/peers/run.py [--json] [--rtt N] [--burst N] [--stream N]
+
+Asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/machine.py
+from machine import describe, machine_info
+from synod.dev import localkafka
+from synod.transport import ConsumerConfig, KeyOrderedConsumer, Publisher, RawRecord, Received
+from synod.wire import Envelope, Sender, StepCompleted
+
+SYSTEMS = ("synod", "aiokafka")
+KEYS = 16
+WAIT_S = 30.0  # how long the requester waits for the stream's last replies
+SENDER = Sender(role="planner", instance="peers-bench")
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+def rss_mib(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+async def _no_dead_letters(record: RawRecord, reason: str, message: str, cls: str) -> None:
+    raise RuntimeError(f"dead letter in the benchmark: {reason}: {message}")
+
+
+# ---------------------------------------------------------------- the two sides
+
+
+class Wire:
+    """One system's way of sending a request / reply and of reading them."""
+
+    def __init__(self, system: str, bootstrap: str) -> None:
+        self.system, self.bootstrap = system, bootstrap
+        self.publisher: Publisher | None = None
+        self.producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        if self.system == "synod":
+            self.publisher = Publisher(self.bootstrap, client_id="peers")
+            await self.publisher.start()
+        else:
+            self.producer = AIOKafkaProducer(
+                bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True
+            )
+            await self.producer.start()
+
+    async def stop(self) -> None:
+        if self.publisher is not None:
+            await self.publisher.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+
+    async def send(self, topic: str, seq: int) -> None:
+        key = f"k{seq % KEYS}"
+        if self.publisher is not None:
+            env = Envelope.new(
+                StepCompleted(step_id="s", output=str(seq)), sender=SENDER, task_id=key
+            )
+            await self.publisher.publish(topic, env)
+        else:
+            assert self.producer is not None
+            await self.producer.send_and_wait(topic, str(seq).encode(), key=key.encode())
+
+    def consume(self, topic: str, group: str, on_seq: Any, *, from_latest: bool = False) -> Any:
+        """A started-on-demand consumer calling `on_seq(seq)` for every record."""
+        if self.system == "synod":
+
+            async def handler(msg: Received) -> None:
+                await on_seq(int(msg.envelope.body.output))
+
+            return KeyOrderedConsumer(
+                self.bootstrap,
+                group,
+                [topic],
+                handler,
+                dead_letter=_no_dead_letters,
+                config=ConsumerConfig(concurrency=64),
+            )
+        return _RawConsumer(self.bootstrap, topic, group, on_seq)
+
+
+class _RawConsumer:
+    def __init__(self, bootstrap: str, topic: str, group: str, on_seq: Any) -> None:
+        self.consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest"
+        )
+        self.on_seq = on_seq
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def assigned(self) -> bool:
+        return bool(self.consumer.assignment())
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        self.task = asyncio.create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while True:
+            batches = await self.consumer.getmany(timeout_ms=100)
+            for records in batches.values():
+                for r in records:
+                    await self.on_seq(int(r.value))
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        await self.consumer.stop()
+
+
+async def responder(system: str, bootstrap: str, requests: str, replies: str, group: str) -> None:
+    wire = Wire(system, bootstrap)
+    await wire.start()
+
+    async def answer(seq: int) -> None:
+        await wire.send(replies, seq)
+
+    consumer = wire.consume(requests, group, answer)
+    await consumer.start()
+    print("ready", flush=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    await consumer.stop()
+    await wire.stop()
+
+
+# ---------------------------------------------------------------- the requester
+
+
+def _spawn(system: str, bootstrap: str, req: str, rep: str, group: str) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--responder",
+            system,
+            "--bootstrap",
+            bootstrap,
+            "--requests",
+            req,
+            "--replies",
+            rep,
+            "--group",
+            group,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if line.strip() != "ready":
+        raise RuntimeError(f"the {system} responder did not start")
+    return proc
+
+
+async def _topics(bootstrap: str) -> tuple[str, str]:
+    names = [f"peers.{uuid.uuid4().hex[:8]}.{n}" for n in ("req", "rep")]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, 6, 1) for n in names])
+    finally:
+        await admin.close()
+    return names[0], names[1]
+
+
+async def measure(system: str, bootstrap: str, rtt_n: int, burst_n: int, stream_n: int) -> Any:
+    req, rep = await _topics(bootstrap)
+    group = f"peers-{system}-{uuid.uuid4().hex[:6]}"
+    proc = _spawn(system, bootstrap, req, rep, group)
+    wire = Wire(system, bootstrap)
+    await wire.start()
+    arrived: dict[int, int] = {}
+    waiting: dict[int, asyncio.Future[float]] = {}
+
+    async def on_reply(seq: int) -> None:
+        arrived[seq] = arrived.get(seq, 0) + 1
+        fut = waiting.pop(seq, None)
+        if fut is not None and not fut.done():
+            fut.set_result(time.perf_counter())
+
+    replies = wire.consume(rep, f"{group}-replies", on_reply)
+    await replies.start()
+    try:
+        loop = asyncio.get_running_loop()
+
+        async def call(seq: int) -> float:
+            waiting[seq] = loop.create_future()
+            started = time.perf_counter()
+            await wire.send(req, seq)
+            return await asyncio.wait_for(waiting[seq], 30) - started
+
+        for seq in range(20):  # warm-up: assignments and connections
+            await call(seq)
+        rtts = [await call(seq) for seq in range(1_000, 1_000 + rtt_n)]
+        started = time.perf_counter()
+        base = 100_000
+        await asyncio.gather(*(call(seq) for seq in range(base, base + burst_n)))
+        burst_s = time.perf_counter() - started
+        rss = {"requester": rss_mib(os.getpid()), "responder": rss_mib(proc.pid)}
+
+        # SIGKILL a third of the way through a paced stream, then start it again.
+        base = 1_000_000
+        stream = list(range(base, base + stream_n))
+        for seq in stream:
+            waiting[seq] = loop.create_future()
+        answered = [waiting[seq] for seq in stream]
+        killed_at = stream_n // 3
+        for i, seq in enumerate(stream):
+            if i == killed_at:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                proc = _spawn(system, bootstrap, req, rep, group)
+            await wire.send(req, seq)
+            if i % 50 == 0:
+                await asyncio.sleep(0.01)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*answered), WAIT_S)
+        lost = sum(1 for s in stream if s not in arrived)
+        dupes = sum(1 for s in stream if arrived.get(s, 0) > 1)
+        return {
+            "rtt_p50_ms": round(_percentile(rtts, 0.5) * 1e3, 2),
+            "rtt_p99_ms": round(_percentile(rtts, 0.99) * 1e3, 2),
+            "rtt_n": rtt_n,
+            "messages_per_s": round(burst_n / burst_s),
+            "burst_n": burst_n,
+            "rss_mib": rss,
+            "sigkill": {
+                "stream_n": stream_n,
+                "killed_after": killed_at,
+                "lost": lost,
+                "duplicates": dupes,
+                "wait_s": WAIT_S,
+            },
+        }
+    finally:
+        await replies.stop()
+        await wire.stop()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _table(doc: dict[str, Any]) -> str:
+    lines = [
+        describe(doc["machine"]),
+        "",
+        "system     rtt p50  rtt p99   msgs/s  RSS req/resp MiB   SIGKILL: lost  dupes",
+    ]
+    for name, r in doc["systems"].items():
+        rss = r["rss_mib"]
+        lines.append(
+            f"{name:<10}{r['rtt_p50_ms']:>8.2f}{r['rtt_p99_ms']:>9.2f}{r['messages_per_s']:>9}"
+            f"  {rss['requester']:>7}/{rss['responder']:<9}"
+            f"{r['sigkill']['lost']:>12}/{r['sigkill']['stream_n']}{r['sigkill']['duplicates']:>7}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="bench/peers/run.py")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--rtt", type=int, default=300)
+    parser.add_argument("--burst", type=int, default=2_000)
+    parser.add_argument("--stream", type=int, default=1_500)
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--responder", choices=SYSTEMS)
+    parser.add_argument("--bootstrap")
+    parser.add_argument("--requests")
+    parser.add_argument("--replies")
+    parser.add_argument("--group")
+    args = parser.parse_args()
+    if args.responder:
+        asyncio.run(
+            responder(args.responder, args.bootstrap, args.requests, args.replies, args.group)
+        )
+        return 0
+    bootstrap = os.environ.get("SYNOD_BOOTSTRAP")
+    with tempfile.TemporaryDirectory(prefix="peers-bench-") as tmp:
+        if not bootstrap:
+            bootstrap = localkafka.start(Path(tmp)).bootstrap
+        try:
+            started = time.monotonic()
+            systems = {}
+            for system in args.systems.split(","):
+                _log(
+                    f"{system}: {args.rtt} round trips, a burst of {args.burst}, "
+                    f"a stream of {args.stream} with a SIGKILL"
+                )
+                systems[system] = asyncio.run(
+                    measure(system, bootstrap, args.rtt, args.burst, args.stream)
+                )
+            doc = {
+                "benchmark": "peers",
+                "machine": machine_info(kafka=localkafka.DEFAULT_VERSION),
+                "systems": systems,
+                "not_measured": ["autogen-core grpc", "faust-streaming", "synod services hop"],
+                "seconds": round(time.monotonic() - started, 1),
+            }
+        finally:
+            if not os.environ.get("SYNOD_BOOTSTRAP"):
+                localkafka.stop(Path(tmp))
+    print(json.dumps(doc, indent=2) if args.json else _table(doc))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
