@@ -12,9 +12,10 @@ reply topic. Per system:
    twice (duplicates) are counted after a bounded wait.
 
 Systems: `synod` (Publisher + KeyOrderedConsumer on both sides: commits only
-what was handled) and `aiokafka` (AIOKafkaProducer + a consumer group with
-aiokafka's default auto-commit). Not measured yet: AutoGen Core's gRPC runtime,
-a faust-streaming agent hop, and a two-agent hop through Synod's services.
+what was handled), `aiokafka` (AIOKafkaProducer + a consumer group with
+aiokafka's default auto-commit) and `autogen` (AutoGen Core's gRPC runtime:
+bench/peers/autogen_peer.py in .cache/peers-venv, which this creates). Not
+measured yet: a faust-streaming agent hop, a two-agent hop through Synod's services.
 
     .venv/bin/python bench/peers/run.py [--json] [--rtt N] [--burst N] [--stream N]
 
@@ -46,7 +47,12 @@ from synod.dev import localkafka
 from synod.transport import ConsumerConfig, KeyOrderedConsumer, Publisher, RawRecord, Received
 from synod.wire import Envelope, Sender, StepCompleted
 
-SYSTEMS = ("synod", "aiokafka")
+SYSTEMS = ("synod", "aiokafka")  # over Kafka, in this venv
+PEERS = ("autogen",)  # in a venv of their own
+ROOT = Path(__file__).resolve().parents[2]
+PEER_VENV = ROOT / ".cache" / "peers-venv"
+# AutoGen Core's distributed runtime; pinned here, never in the project's deps.
+AUTOGEN_PINS = ("autogen-core==0.7.5", "autogen-ext[grpc]==0.7.5")
 KEYS = 16
 WAIT_S = 30.0  # how long the requester waits for the stream's last replies
 SENDER = Sender(role="planner", instance="peers-bench")
@@ -296,6 +302,51 @@ async def measure(system: str, bootstrap: str, rtt_n: int, burst_n: int, stream_
             proc.kill()
 
 
+def peer_python() -> Path:
+    """The peers' venv (created on first use), so their installs stay out of .venv."""
+    python = PEER_VENV / "bin" / "python"
+    stamp = PEER_VENV / (".installed-" + "-".join(AUTOGEN_PINS).replace("/", "_"))
+    if not stamp.exists():
+        _log(f"creating {PEER_VENV} with {', '.join(AUTOGEN_PINS)}")
+        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *AUTOGEN_PINS], check=True)
+        stamp.touch()
+    return python
+
+
+def measure_autogen(rtt_n: int, burst_n: int, stream_n: int) -> Any:
+    done = subprocess.run(
+        [
+            str(peer_python()),
+            str(Path(__file__).with_name("autogen_peer.py")),
+            "--rtt",
+            str(rtt_n),
+            "--burst",
+            str(burst_n),
+            "--stream",
+            str(stream_n),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"the AutoGen peer failed: {done.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    versions = subprocess.run(
+        [str(peer_python()), "-m", "pip", "list", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    wanted = {"autogen-core", "autogen-ext", "grpcio"}
+    result["versions"] = {
+        p["name"]: p["version"] for p in json.loads(versions.stdout) if p["name"] in wanted
+    }
+    return result
+
+
 def _table(doc: dict[str, Any]) -> str:
     lines = [
         describe(doc["machine"]),
@@ -308,6 +359,7 @@ def _table(doc: dict[str, Any]) -> str:
             f"{name:<10}{r['rtt_p50_ms']:>8.2f}{r['rtt_p99_ms']:>9.2f}{r['messages_per_s']:>9}"
             f"  {rss['requester']:>7}/{rss['responder']:<9}"
             f"{r['sigkill']['lost']:>12}/{r['sigkill']['stream_n']}{r['sigkill']['duplicates']:>7}"
+            f"{r['sigkill'].get('hung', 0):>6}"
         )
     return "\n".join(lines)
 
@@ -318,7 +370,7 @@ def main() -> int:
     parser.add_argument("--rtt", type=int, default=300)
     parser.add_argument("--burst", type=int, default=2_000)
     parser.add_argument("--stream", type=int, default=1_500)
-    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--systems", default=",".join(SYSTEMS + PEERS))
     parser.add_argument("--responder", choices=SYSTEMS)
     parser.add_argument("--bootstrap")
     parser.add_argument("--requests")
@@ -342,6 +394,9 @@ def main() -> int:
                     f"{system}: {args.rtt} round trips, a burst of {args.burst}, "
                     f"a stream of {args.stream} with a SIGKILL"
                 )
+                if system == "autogen":
+                    systems[system] = measure_autogen(args.rtt, args.burst, args.stream)
+                    continue
                 systems[system] = asyncio.run(
                     measure(system, bootstrap, args.rtt, args.burst, args.stream)
                 )
@@ -349,7 +404,7 @@ def main() -> int:
                 "benchmark": "peers",
                 "machine": machine_info(kafka=localkafka.DEFAULT_VERSION),
                 "systems": systems,
-                "not_measured": ["autogen-core grpc", "faust-streaming", "synod services hop"],
+                "not_measured": ["faust-streaming", "synod services hop"],
                 "seconds": round(time.monotonic() - started, 1),
             }
         finally:
