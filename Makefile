@@ -71,7 +71,7 @@ ASYNCAPI_STAMP := $(ASYNCAPI_NODE)/.installed-$(ASYNCAPI_PARSER_VERSION)-$(ASYNC
 
 $(ASYNCAPI_STAMP):
 	@command -v npm >/dev/null || { echo "npm is needed for the AsyncAPI parser (apt-get install npm)"; exit 1; }
-	npm install --silent --no-audit --no-fund --prefix $(ASYNCAPI_NODE) \
+	npm install --silent --no-audit --no-fund --save-exact --prefix $(ASYNCAPI_NODE) \
 	  @asyncapi/parser@$(ASYNCAPI_PARSER_VERSION) @asyncapi/avro-schema-parser@$(ASYNCAPI_AVRO_VERSION)
 	touch $@
 

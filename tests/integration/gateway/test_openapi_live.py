@@ -91,7 +91,7 @@ async def test_schemathesis_finds_no_5xx_and_only_documented_answers(
         "--request-timeout",
         "20",
         "--max-time",
-        "25",
+        "20",
         "--workers",
         "1",
         "--no-color",
