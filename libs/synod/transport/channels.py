@@ -70,6 +70,7 @@ CHANNELS: dict[str, Channel] = {
             "TaskSubmitted",
             "PlanProposed",
             "StepRequested",
+            "FactPublished",
             "StepCompleted",
             "StepFailed",
             "StepRetrying",
