@@ -13,9 +13,11 @@ reply topic. Per system:
 
 Systems: `synod` (Publisher + KeyOrderedConsumer on both sides: commits only
 what was handled), `aiokafka` (AIOKafkaProducer + a consumer group with
-aiokafka's default auto-commit) and `autogen` (AutoGen Core's gRPC runtime:
-bench/peers/autogen_peer.py in .cache/peers-venv, which this creates). Not
-measured yet: a faust-streaming agent hop, a two-agent hop through Synod's services.
+aiokafka's default auto-commit), `faust` (a faust-streaming agent as the
+responder: bench/peers/faust_peer.py in .cache/peers-faust-venv; the aiokafka
+requester) and `autogen` (AutoGen Core's gRPC runtime: bench/peers/autogen_peer.py
+in .cache/peers-venv). This creates both venvs on first use. Not measured yet:
+a two-agent hop through Synod's services.
 
     .venv/bin/python bench/peers/run.py [--json] [--rtt N] [--burst N] [--stream N]
 
@@ -48,11 +50,12 @@ from synod.transport import ConsumerConfig, KeyOrderedConsumer, Publisher, RawRe
 from synod.wire import Envelope, Sender, StepCompleted
 
 SYSTEMS = ("synod", "aiokafka")  # over Kafka, in this venv
-PEERS = ("autogen",)  # in a venv of their own
+PEERS = ("faust", "autogen")  # in venvs of their own
 ROOT = Path(__file__).resolve().parents[2]
-PEER_VENV = ROOT / ".cache" / "peers-venv"
-# AutoGen Core's distributed runtime; pinned here, never in the project's deps.
+# Pinned here, never in the project's deps (faust left them: ADR 0003).
 AUTOGEN_PINS = ("autogen-core==0.7.5", "autogen-ext[grpc]==0.7.5")
+FAUST_PINS = ("faust-streaming==0.15.3",)
+VENVS = {"autogen": ("peers-venv", AUTOGEN_PINS), "faust": ("peers-faust-venv", FAUST_PINS)}
 KEYS = 16
 WAIT_S = 30.0  # how long the requester waits for the stream's last replies
 SENDER = Sender(role="planner", instance="peers-bench")
@@ -187,6 +190,15 @@ async def responder(system: str, bootstrap: str, requests: str, replies: str, gr
 
 
 def _spawn(system: str, bootstrap: str, req: str, rep: str, group: str) -> subprocess.Popen[str]:
+    if system == "faust":
+        script = str(Path(__file__).with_name("faust_peer.py"))
+        cmd = [str(peer_python("faust")), script, bootstrap, req, rep, group]
+        faust = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+        assert faust.stdout is not None
+        for line in faust.stdout:  # faust may print a banner first
+            if line.strip() == "ready":
+                return faust
+        raise RuntimeError("the faust responder did not start")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -227,7 +239,7 @@ async def measure(system: str, bootstrap: str, rtt_n: int, burst_n: int, stream_
     req, rep = await _topics(bootstrap)
     group = f"peers-{system}-{uuid.uuid4().hex[:6]}"
     proc = _spawn(system, bootstrap, req, rep, group)
-    wire = Wire(system, bootstrap)
+    wire = Wire("aiokafka" if system == "faust" else system, bootstrap)  # faust: the responder
     await wire.start()
     arrived: dict[int, int] = {}
     waiting: dict[int, asyncio.Future[float]] = {}
@@ -302,22 +314,34 @@ async def measure(system: str, bootstrap: str, rtt_n: int, burst_n: int, stream_
             proc.kill()
 
 
-def peer_python() -> Path:
-    """The peers' venv (created on first use), so their installs stay out of .venv."""
-    python = PEER_VENV / "bin" / "python"
-    stamp = PEER_VENV / (".installed-" + "-".join(AUTOGEN_PINS).replace("/", "_"))
+def peer_python(peer: str) -> Path:
+    """A peer's own venv under .cache (created on first use), so its installs stay out of .venv."""
+    name, pins = VENVS[peer]
+    venv = ROOT / ".cache" / name
+    python = venv / "bin" / "python"
+    stamp = venv / (".installed-" + "-".join(pins).replace("/", "_"))
     if not stamp.exists():
-        _log(f"creating {PEER_VENV} with {', '.join(AUTOGEN_PINS)}")
-        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *AUTOGEN_PINS], check=True)
+        _log(f"creating {venv} with {', '.join(pins)}")
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", *pins], check=True)
         stamp.touch()
     return python
+
+
+def peer_versions(peer: str, wanted: set[str]) -> dict[str, str]:
+    listed = subprocess.run(
+        [str(peer_python(peer)), "-m", "pip", "list", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return {p["name"]: p["version"] for p in json.loads(listed.stdout) if p["name"] in wanted}
 
 
 def measure_autogen(rtt_n: int, burst_n: int, stream_n: int) -> Any:
     done = subprocess.run(
         [
-            str(peer_python()),
+            str(peer_python("autogen")),
             str(Path(__file__).with_name("autogen_peer.py")),
             "--rtt",
             str(rtt_n),
@@ -334,16 +358,7 @@ def measure_autogen(rtt_n: int, burst_n: int, stream_n: int) -> Any:
     if done.returncode != 0:
         raise RuntimeError(f"the AutoGen peer failed: {done.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    versions = subprocess.run(
-        [str(peer_python()), "-m", "pip", "list", "--format", "json"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    wanted = {"autogen-core", "autogen-ext", "grpcio"}
-    result["versions"] = {
-        p["name"]: p["version"] for p in json.loads(versions.stdout) if p["name"] in wanted
-    }
+    result["versions"] = peer_versions("autogen", {"autogen-core", "autogen-ext", "grpcio"})
     return result
 
 
@@ -372,6 +387,7 @@ def main() -> int:
     parser.add_argument("--stream", type=int, default=1_500)
     parser.add_argument("--systems", default=",".join(SYSTEMS + PEERS))
     parser.add_argument("--responder", choices=SYSTEMS)
+    # (faust's responder is bench/peers/faust_peer.py, in its own venv)
     parser.add_argument("--bootstrap")
     parser.add_argument("--requests")
     parser.add_argument("--replies")
@@ -400,11 +416,15 @@ def main() -> int:
                 systems[system] = asyncio.run(
                     measure(system, bootstrap, args.rtt, args.burst, args.stream)
                 )
+            if "faust" in systems:
+                systems["faust"]["versions"] = peer_versions(
+                    "faust", {"faust-streaming", "aiokafka"}
+                )
             doc = {
                 "benchmark": "peers",
                 "machine": machine_info(kafka=localkafka.DEFAULT_VERSION),
                 "systems": systems,
-                "not_measured": ["faust-streaming", "synod services hop"],
+                "not_measured": ["synod services hop"],
                 "seconds": round(time.monotonic() - started, 1),
             }
         finally:
