@@ -51,7 +51,7 @@ def _retry(role: str) -> Channel:
 
 CHANNELS: dict[str, Channel] = {
     t.TASKS.name: Channel(
-        messages=("TaskSubmitted",),
+        messages=("TaskSubmitted", "TaskCancelRequested"),
         key="task_id",
         publishers=("gateway", "client"),
         consumers=("planner",),
@@ -80,6 +80,11 @@ CHANNELS: dict[str, Channel] = {
             "VoteRequested",
             "Decision",
             "AnswerVerified",
+            "EscalationRequested",
+            "EscalationRaised",
+            "EscalationAnswered",
+            "TaskCancelRequested",
+            "UsageReported",
             "TaskCompleted",
             "TaskFailed",
         ),
@@ -100,6 +105,13 @@ CHANNELS: dict[str, Channel] = {
         key="task_id",
         publishers=("planner", "reviewer", "consensus"),
         consumers=("reviewer", "consensus", "supervisor"),
+    ),
+    t.ESCALATIONS.name: Channel(
+        messages=("EscalationRaised", "EscalationAnswered"),
+        key="task_id",
+        publishers=("planner", "gateway"),
+        consumers=("planner", "gateway"),
+        note="the planner forwards each EscalationRaised; the gateway sends the one answer",
     ),
     t.DECISIONS.name: Channel(
         messages=(),

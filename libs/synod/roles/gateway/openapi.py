@@ -205,6 +205,53 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         },
         body="ReplayRequest",
     ),
+    ("GET", "/v1/escalations"): Operation(
+        "Escalations: questions the team puts to a person",
+        "escalations",
+        {
+            200: Answer("escalations", schema=_ANY_OBJECT),
+            400: Answer("an unknown state", ("bad_state",)),
+        },
+        query=(("state", "only escalations in this state"), ("task_id", "only of this task")),
+    ),
+    ("GET", "/v1/escalations/{escalation_id}"): Operation(
+        "One escalation",
+        "escalations",
+        {
+            200: Answer("the escalation", schema=_ANY_OBJECT),
+            404: Answer("no such escalation", ("not_found",)),
+        },
+    ),
+    ("GET", "/v1/escalations/{escalation_id}/answer"): Operation(
+        "Not allowed: an answer is a POST",
+        "escalations",
+        {405: Answer("answer with POST", ("method_not_allowed",), headers=("Allow",))},
+    ),
+    ("POST", "/v1/escalations/{escalation_id}/answer"): Operation(
+        "Answer an escalation",
+        "escalations",
+        {
+            200: Answer(
+                "the answer was sent (and recorded, when the log took it)", schema=_ANY_OBJECT
+            ),
+            400: Answer(
+                "not JSON, an unknown field, or a choice not on the ballot",
+                ("bad_json", "unknown_field", "not_on_ballot"),
+            ),
+            404: Answer("no such escalation", ("not_found",)),
+            409: Answer("already answered, or its task ended", ("already_answered", "task_ended")),
+            422: Answer("the answer is not valid", ("invalid_answer",)),
+        },
+        body_required=False,
+    ),
+    ("POST", "/v1/tasks/{task_id}/cancel"): Operation(
+        "Ask the planner to cancel a task",
+        "tasks",
+        {
+            202: Answer("the request is on synod.tasks", schema=_ANY_OBJECT),
+            400: Answer("the body is not a JSON object", ("bad_json",)),
+        },
+    ),
     ("GET", "/healthz"): Operation(
         "Alive", "health", {200: Answer("alive", schema=_ANY_OBJECT)}, public=True
     ),
@@ -278,14 +325,19 @@ def _response(answer: Answer) -> dict[str, Any]:
 
 
 # What any route may answer besides its own statuses (the middlewares).
-def _common(method: str, public: bool, tokens: bool) -> dict[int, Answer]:
+def _common(method: str, public: bool, tokens: bool, path: str) -> dict[int, Answer]:
     common = {500: Answer("the gateway failed; see its logs", ("internal",))}
+    if not path.endswith("/events") and not path.startswith("/v1/streams/"):
+        common[503] = Answer("no answer within the gateway's time limit", ("timeout",))
     if method not in ("GET", "HEAD", "OPTIONS"):
         common[403] = Answer("sent from another site's page", ("cross_origin",))
         common[413] = Answer("the body is larger than 1 MiB", ("too_large",))
     if tokens and not public:
         common[401] = Answer(
             "no bearer token, or not one of this gateway's", ("unauthorized", "invalid_token")
+        )
+        common[429] = Answer(
+            "too many requests for this token", ("rate_limited",), headers=("Retry-After",)
         )
     return common
 
@@ -296,7 +348,14 @@ def _operation(method: str, path: str, tokens: bool) -> dict[str, Any]:
         op = _CONSOLE_FILES
     if op is None:
         op = Operation(f"{method} {path}", "other", {200: Answer("the answer", schema=_ANY_OBJECT)})
-    answers = {**_common(method, op.public, tokens), **op.answers}
+    answers = _common(method, op.public, tokens, path)
+    for status, answer in op.answers.items():
+        before = answers.get(status)
+        if before is not None and before.codes and answer.codes:
+            # Both a middleware and the handler answer this status: either body may come.
+            codes = answer.codes + tuple(c for c in before.codes if c not in answer.codes)
+            answer = Answer(answer.description, codes, answer.schema, answer.media, answer.headers)
+        answers[status] = answer
     doc: dict[str, Any] = {
         "operationId": _operation_id(method, path),
         "summary": op.summary,
