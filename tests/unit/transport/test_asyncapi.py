@@ -56,7 +56,7 @@ def test_every_wire_type_travels_somewhere_with_its_avro_schema(doc: dict[str, A
 
 
 def test_edge_topics_carry_json_and_the_results_only_json(doc: dict[str, Any]) -> None:
-    assert set(doc["channels"]["synod.tasks"]["messages"]) == {"TaskSubmitted", "TaskSubmittedJson"}
+    assert {"TaskSubmitted", "TaskSubmittedJson"} <= set(doc["channels"]["synod.tasks"]["messages"])
     assert set(doc["channels"]["synod.results"]["messages"]) == {
         "TaskCompletedJson",
         "TaskFailedJson",
