@@ -59,7 +59,7 @@ CHANNELS: dict[str, Channel] = {
         note="JSON (header content-type: application/json; the short form too) or Avro",
     ),
     t.RESULTS.name: Channel(
-        messages=("TaskCompleted", "TaskFailed"),
+        messages=("TaskCompleted", "TaskFailed", "Reconciled"),
         key="task_id",
         publishers=("planner",),
         consumers=("gateway", "client"),
@@ -85,6 +85,7 @@ CHANNELS: dict[str, Channel] = {
             "EscalationAnswered",
             "TaskCancelRequested",
             "UsageReported",
+            "Reconciled",
             "TaskCompleted",
             "TaskFailed",
         ),
@@ -142,7 +143,7 @@ CHANNELS: dict[str, Channel] = {
         note="a snapshot frame (synod.core.snapshot), not an envelope",
     ),
     t.HEARTBEATS.name: Channel(
-        messages=("Heartbeat",),
+        messages=("Heartbeat", "Reachability"),
         key="instance id",
         publishers=(
             "gateway",
