@@ -334,10 +334,14 @@ def test_a_fold_restored_from_a_snapshot_at_any_cut_folds_the_tail_like_a_full_r
             before.apply(record)
         restored = PartitionFold.from_snapshot(CONSENSUS, before.to_snapshot())
         assert restored.open_proposals == before.open_proposals
-        assert restored.decisions == before.decisions
+        assert restored.decided == before.decided
         for record, expected in zip(log[cut:], outputs[cut:], strict=True):
             assert restored.apply(record).publish == expected
-        assert restored.decisions == fold.decisions
+        assert restored.decided == fold.decided
+        # Only what it decided itself: a restored fold keeps ids, not decisions.
+        assert restored.decisions == {
+            pid: d for pid, d in fold.decisions.items() if pid not in before.decided
+        }
 
 
 def test_decided_proposals_leave_the_fold_after_the_horizon_and_stale_openings_are_ignored() -> (
@@ -365,3 +369,25 @@ def test_a_damaged_snapshot_is_refused() -> None:
         PartitionFold.from_snapshot(CONSENSUS, b'{"version": 1}')
     with pytest.raises(ValueError, match="consensus snapshot"):
         PartitionFold.from_snapshot(CONSENSUS, b"\x00garbage")
+    fold = PartitionFold(CONSENSUS)
+    fold.apply(_open("t1"))
+    for voter in VOTERS[:3]:
+        fold.apply(_vote("t1", voter, "a"))
+    fold.apply(_open("t2"))
+    good = fold.to_snapshot()
+    for damaged in (good[:-1], good + b"\x00", good[:30]):
+        with pytest.raises(ValueError, match="consensus snapshot"):
+            PartitionFold.from_snapshot(CONSENSUS, damaged)
+
+
+def test_a_snapshot_holds_decided_ids_compactly() -> None:
+    fold = PartitionFold(CONSENSUS)
+    for i in range(200):
+        fold.apply(_open(f"t{i}"))
+        for voter in VOTERS[:3]:
+            fold.apply(_vote(f"t{i}", voter, "a"))
+    restored = PartitionFold.from_snapshot(CONSENSUS, fold.to_snapshot())
+    assert restored.decided == fold.decided and len(restored.decided) == 200
+    # An id and a time each, no decision bodies: a re-delivered opening opens nothing.
+    assert len(fold.to_snapshot()) < 200 * (len("t199/answer") + 4 + 8) + 64
+    assert restored.apply(_open("t7")).publish == []
