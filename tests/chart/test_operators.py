@@ -99,6 +99,11 @@ def test_each_role_logs_in_as_its_own_kafka_user_with_least_privilege() -> None:
     for role in RIGHTS:
         expected = {(f"prod.{acl.name}", op) for acl in acls_for(role) for op in acl.operations}
         assert grants(role) == expected, role
+    # The stateful roles write and restore their snapshots; the workers never touch them.
+    for role in ("consensus", "planner"):
+        assert {("prod.synod.snapshots", "Write"), ("prod.synod.snapshots", "Read")} <= grants(role)
+    for role in ("coder", "researcher", "reviewer", "supervisor"):
+        assert not any(t == "prod.synod.snapshots" for t, _ in grants(role)), role
 
 
 def test_only_the_supervisor_gets_a_kubernetes_api_token() -> None:

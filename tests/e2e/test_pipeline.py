@@ -4,12 +4,14 @@ Tasks go in through the gateway and as raw JSON from a plain Kafka producer;
 each must end once with TaskCompleted on synod.results, with its log in causal
 order. Malformed tasks land in the dead-letter topic with their bytes and the
 reason. A planner killed with SIGKILL mid-run is restarted and every task
-still completes exactly once.
+still completes exactly once; it restores its partitions from the snapshots
+its predecessor wrote (every half second here) and folds only their tails.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -31,7 +33,7 @@ CODEC = Codec()
 
 @pytest.fixture
 async def team(kafka: Any, tmp_path: Path) -> AsyncIterator[LocalRun]:
-    env = {"SYNOD_LLM_SIM_LATENCY": "exponential:0.05"}
+    env = {"SYNOD_LLM_SIM_LATENCY": "exponential:0.05", "SYNOD_PLANNER_SNAPSHOT_INTERVAL_S": "0.5"}
     replicas = {"consensus": 1, "planner": 1, "researcher": 1, "coder": 2, "reviewer": 3}
     async with local_team(kafka.bootstrap, tmp_path, "e2e", {**replicas, "gateway": 1}, env) as run:
         yield run
@@ -128,8 +130,11 @@ async def test_sigkill_of_the_planner_mid_run_loses_no_task_and_ends_each_once(
     await read_topic(team, RESULTS, lambda rs: len(outcomes_by_task(rs)) >= 5, 120)
     [planner] = [c for c in team.children if c.role == "planner"]
     assert planner.proc is not None
+    # A snapshot ahead of the kill: the successor must restore it, not replay.
+    await wait_for_log(planner.log_path, "planner snapshot written", 30)
     os.kill(planner.proc.pid, signal.SIGKILL)
     planner.proc.wait()
+    killed_at = len(_log_events(planner.log_path))
     planner.start()  # what `synod up` does for a dead child
     results = await read_topic(
         team, RESULTS, lambda rs: set(outcomes_by_task(rs)) >= set(tasks), 240
@@ -138,4 +143,27 @@ async def test_sigkill_of_the_planner_mid_run_loses_no_task_and_ends_each_once(
     for task in tasks:
         assert len(outcomes[task]) == 1, f"{task} ended {len(outcomes[task])} times"
         assert next(iter(outcomes[task]))[1] == "TaskCompleted"
+    rebuilt = [
+        e
+        for e in _log_events(planner.log_path)[killed_at:]
+        if e.get("event") == "rebuilt task state"
+    ]
+    assert rebuilt, "the restarted planner never rebuilt its partitions"
+    assert any(e["from_snapshot"] for e in rebuilt), rebuilt
     await assert_log_checks(team)
+
+
+def _log_events(path: Path) -> list[dict[str, Any]]:
+    events = []
+    for line in path.read_text(errors="replace").splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            events.append(json.loads(line))
+    return events
+
+
+async def wait_for_log(path: Path, event: str, timeout_s: float) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not any(e.get("event") == event for e in _log_events(path)):
+        assert loop.time() < deadline, f"no {event!r} in {path} within {timeout_s:g} s"
+        await asyncio.sleep(0.2)

@@ -93,3 +93,32 @@ def decode_snapshot(data: bytes | None) -> Snapshot:
     if snapshot.offset < 0:
         raise SnapshotError("corrupt", f"snapshot offset {snapshot.offset} is negative")
     return snapshot
+
+
+_COUNT = struct.Struct("<I")
+
+
+def pack_records(records: list[bytes]) -> bytes:
+    """Records as one payload: their count, their lengths, then their bytes."""
+    return b"".join(
+        [_COUNT.pack(len(records)), struct.pack(f"<{len(records)}I", *map(len, records)), *records]
+    )
+
+
+def unpack_records(data: bytes, at: int = 0) -> list[bytes]:
+    """The records `pack_records` wrote at `at`; ValueError if `data` is not that."""
+    try:
+        (count,) = _COUNT.unpack_from(data, at)
+        lengths = struct.unpack_from(f"<{count}I", data, at + _COUNT.size)
+    except struct.error as exc:
+        raise ValueError(f"not a packed record list: {exc}") from exc
+    at += _COUNT.size + 4 * count
+    records = []
+    for length in lengths:
+        if at + length > len(data):
+            raise ValueError("packed record list truncated")
+        records.append(data[at : at + length])
+        at += length
+    if at != len(data):
+        raise ValueError("packed record list has trailing bytes")
+    return records

@@ -155,6 +155,12 @@ class KeyOrderedConsumer:
     def running(self) -> bool:
         return self._fetch_task is not None and not self._fetch_task.done()
 
+    def handled_below(self, topic: str, partition: int) -> int | None:
+        """The offset below which every record of the partition was handled here since
+        its assignment (the commit point), or None before its first record."""
+        lane = self.dispatcher.lanes.get((topic, partition))
+        return None if lane is None or lane.offsets is None else lane.offsets.commit_offset
+
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:

@@ -9,7 +9,9 @@ from synod.core.snapshot import (
     SnapshotError,
     decode_snapshot,
     encode_snapshot,
+    pack_records,
     snapshot_key,
+    unpack_records,
 )
 
 
@@ -44,3 +46,14 @@ def test_a_damaged_frame_is_refused_with_its_reason(damage: object, reason: str)
 def test_the_key_names_owner_topic_and_partition() -> None:
     assert snapshot_key("synod.consensus", "p.synod.votes", 7) == b"synod.consensus|p.synod.votes|7"
     assert snapshot_key("a", "t", 1) != snapshot_key("a", "t", 11)
+
+
+def test_packed_records_come_back_in_order_and_damage_is_refused() -> None:
+    records = [b"", b"one", bytes(range(256)) * 40]
+    packed = pack_records(records)
+    assert unpack_records(packed) == records
+    assert unpack_records(b"head" + packed, 4) == records
+    assert unpack_records(pack_records([])) == []
+    for damaged in (packed[:-1], packed + b"x", packed[:3]):
+        with pytest.raises(ValueError, match="packed record list"):
+            unpack_records(damaged)

@@ -15,9 +15,11 @@
   writes both in one Kafka transaction (exactly once); `read-back` forwards
   only when the planner handles the record from the log.
 - State lives only in the log. When partitions are assigned, the planner folds
-  them from the beginning before handling anything, so a restarted or new
-  planner instance carries on where the last one stopped. Actions have derived
-  ids, so whatever is redone after a crash is a duplicate consumers drop.
+  them before handling anything, so a restarted or new planner instance carries
+  on where the last one stopped: their latest snapshot (the records of their
+  unfinished tasks, `synod.roles.planner.snapshots`) and the tail after it, or
+  from the beginning without one. Actions have derived ids, so whatever is
+  redone after a crash is a duplicate consumers drop.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import asyncio
 import logging
 import random
 from collections import OrderedDict
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -67,6 +70,7 @@ from synod.llm.settings import load_settings
 from synod.observability import record_task_end
 from synod.roles.metrics import PLANNER_ACTIONS
 from synod.roles.planner import quarantine
+from synod.roles.planner.snapshots import PlannerSnapshots, PlannerSnapshotSettings
 from synod.service.host import ServiceContext
 from synod.transport import KeyOrderedConsumer, Received
 from synod.transport.outbox import Outbox, Outgoing
@@ -223,6 +227,13 @@ class Planner:
         # only. One its predecessor logged is forwarded again (same id).
         self.forwarded: OrderedDict[str, None] = OrderedDict()
         self.default_max_tokens = load_settings().max_tokens
+        self.snapshots: PlannerSnapshots | None = None  # set up by setup_planner
+        # Partitions whose rebuild is under way: their machines are partial (a
+        # snapshot without its tail), so the sweep must not act on them yet.
+        self.rebuilding: set[int] = set()
+        self.rebuild_ended = asyncio.Event()  # set whenever no rebuild is under way
+        self.rebuild_ended.set()
+        self.rebuilt_events = 0  # records folded by the latest rebuild
 
     def machine(self, task_id: str) -> TaskMachine:
         machine = self.tasks.get(task_id)
@@ -260,6 +271,11 @@ class Planner:
                     return
                 await self.ctx.publish(TASK_EVENTS, envelope)
             return
+        while msg.record.partition in self.rebuilding:
+            # The consumer may hand over a record while its partition is still
+            # being rebuilt: folded now, it would come before older records of
+            # its task (a decision before its vote request, ignored for good).
+            await self.rebuild_ended.wait()
         machine = self.machine(envelope.task_id)
         self.partition_of[envelope.task_id] = msg.record.partition
         async with self.locks[envelope.task_id]:
@@ -271,6 +287,10 @@ class Planner:
             # (consensus's Reconciled, docs/cap.md) is forwarded from here.
             own = envelope.sender.role == "planner"
             machine.step(Logged(envelope, replayed=own and self._forwarded(envelope.message_id)))
+            if self.snapshots is not None:
+                self.snapshots.keep(
+                    envelope.task_id, msg.record.offset, msg.record.value, envelope.message_id
+                )
             await self.run(machine)
 
     async def run(self, machine: TaskMachine) -> None:
@@ -564,11 +584,14 @@ class Planner:
             }
             now = utc_now()
             for task_id, machine in list(self.tasks.items()):
-                if self.partition_of.get(task_id) not in owned:
+                partition = self.partition_of.get(task_id)
+                if partition not in owned or partition in self.rebuilding:
+                    continue  # not ours, or partial until its rebuild ends
+                lock = self.locks.get(task_id)
+                if lock is None or lock.locked():
+                    # Gone (finished, left memory at a snapshot) or busy with an
+                    # input (a plan call, say): next sweep.
                     continue
-                lock = self.locks[task_id]
-                if lock.locked():
-                    continue  # busy with an input (a plan call, say): next sweep
                 async with lock:
                     machine.step(Quarantined(self.quarantine.active(now)))
                     machine.step(Tick(now))
@@ -577,15 +600,38 @@ class Planner:
     # ------------------------------------------------------------ rebuild
 
     async def rebuild(self, partitions: list[TopicPartition]) -> None:
-        """Fold the assigned partitions of the task log from the beginning."""
+        """Fold the assigned partitions of the task log: snapshot + tail, or all of it."""
         own = [tp for tp in partitions if tp.topic == self.ctx.topic(TASK_EVENTS)]
         if not own:
             return
+        self.rebuilding |= {tp.partition for tp in own}
+        self.rebuild_ended.clear()
+        try:
+            starts = await self._fold_partitions(own)
+        finally:
+            self.rebuilding -= {tp.partition for tp in own}
+            if not self.rebuilding:
+                self.rebuild_ended.set()
+        log.info(
+            "rebuilt task state",
+            extra={
+                "partitions": len(own),
+                "events": self.rebuilt_events,
+                "from_snapshot": {tp.partition: at for tp, at in starts.items()},
+            },
+        )
+
+    async def _fold_partitions(self, own: list[TopicPartition]) -> dict[TopicPartition, int]:
         folded = 0
+        if self.snapshots is not None:
+            for tp in own:
+                self.snapshots.rebuilding(tp.partition)
         # Bounded by the poll interval: a rebuild that outlasts it loses the group anyway.
         bound_s = self.ctx.kafka.max_poll_interval_ms / 1000
         async with PartitionReader(self.ctx.kafka.bootstrap, client_id=self.ctx.instance) as reader:
-            await reader.assign(own)
+            ends = await reader.end_offsets(own)
+            starts = await self.snapshots.restore(own, ends) if self.snapshots else {}
+            await reader.assign(own, starts or "beginning")
             async for batch in reader.batches_to_end(bound_s):
                 for r in batch:
                     try:
@@ -603,19 +649,47 @@ class Planner:
                         # with clocks that do not dominate their causes.
                         if self.ctx.service.causal_clocks:
                             self.ctx.stamper.observe(r.topic, envelope)
-                        self.machine(envelope.task_id).step(Logged(envelope, replayed=True))
+                        machine = self.machine(envelope.task_id)
+                        changed = machine.step(Logged(envelope, replayed=True))
+                        if self.snapshots is not None:
+                            self.snapshots.keep(envelope.task_id, r.offset, r.value, changed)
                         self.partition_of[envelope.task_id] = r.partition
                         folded += 1
-        log.info("rebuilt task state", extra={"partitions": len(own), "events": folded})
+        if self.snapshots is not None:
+            for tp in own:
+                self.snapshots.rebuilt(tp.partition, ends[tp])
+        self.rebuilt_events = folded
+        return starts
 
 
 async def setup_planner(ctx: ServiceContext) -> None:
     planner = Planner(ctx, select_backend())
+    snapshot_settings = PlannerSnapshotSettings()
+    if snapshot_settings.snapshots:
+        planner.snapshots = PlannerSnapshots(planner, snapshot_settings)
+        ctx.background.append(_logged("planner snapshots", planner.snapshots.run))
     planner.consumer = ctx.consume(
         "synod.planner", [TASKS, TASK_EVENTS, ESCALATIONS], planner.handle
     )
     planner.consumer.on_assigned = planner.rebuild
-    ctx.background.append(planner.sweep_deadlines)
+    ctx.background.append(_logged("deadline sweep", planner.sweep_deadlines))
     ctx.background.append(planner.close_outbox_on_stop)
     bootstrap, topic = ctx.kafka.bootstrap, quarantine.topic_of(ctx.kafka.topic_prefix)
     ctx.background.append(lambda: quarantine.follow(bootstrap, topic, planner.quarantine))
+
+
+def _logged(
+    name: str, job: Callable[[], Coroutine[Any, Any, None]]
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """`job`, with its end logged: a background task that dies is otherwise silent."""
+
+    async def run() -> None:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background job failed", extra={"job": name})
+            raise
+
+    return run
