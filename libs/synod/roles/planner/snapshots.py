@@ -26,7 +26,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections import OrderedDict
+from typing import Protocol
 
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
@@ -34,17 +35,30 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from synod.core.snapshot import SnapshotError, pack_records, unpack_records
-from synod.core.task import Logged
+from synod.core.task import Logged, TaskMachine
 from synod.errors import DecodeError
+from synod.service.host import ServiceContext
+from synod.transport import KeyOrderedConsumer
 from synod.transport.snapshots import RESTORES, SnapshotStore
 from synod.transport.topics import SNAPSHOTS, TASK_EVENTS
-
-if TYPE_CHECKING:
-    from synod.roles.planner.service import Planner
+from synod.wire import Codec
 
 log = logging.getLogger("synod.agents")
 
 SNAPSHOT_MAGIC = b"PLS1"  # the payload format of a planner snapshot
+
+
+class Planner(Protocol):
+    """What snapshots read and prune of the planner (`synod.roles.planner.service`)."""
+
+    ctx: ServiceContext
+    codec: Codec
+    tasks: OrderedDict[str, TaskMachine]
+    locks: dict[str, asyncio.Lock]
+    partition_of: dict[str, int]
+    consumer: KeyOrderedConsumer | None
+
+    def machine(self, task_id: str) -> TaskMachine: ...
 
 
 class PlannerSnapshotSettings(BaseSettings):
