@@ -387,7 +387,8 @@ def test_a_snapshot_holds_decided_ids_compactly() -> None:
         for voter in VOTERS[:3]:
             fold.apply(_vote(f"t{i}", voter, "a"))
     restored = PartitionFold.from_snapshot(CONSENSUS, fold.to_snapshot())
-    assert restored.decided == fold.decided and len(restored.decided) == 200
+    assert restored.decided == fold.decided
+    assert len(restored.decided) == 200
     # An id and a time each, no decision bodies: a re-delivered opening opens nothing.
     assert len(fold.to_snapshot()) < 200 * (len("t199/answer") + 4 + 8) + 64
     assert restored.apply(_open("t7")).publish == []
