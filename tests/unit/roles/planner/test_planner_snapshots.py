@@ -1,0 +1,124 @@
+"""What a planner snapshot holds: the records of unfinished tasks, in their log order;
+finished tasks leave memory with it; a partition under rebuild is not snapshotted; a
+restore folds the records back into the same machines."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from aiokafka.structs import TopicPartition
+
+from synod.core.snapshot import unpack_records
+from synod.core.task import Logged, TaskConfig
+from synod.roles.planner.service import Planner
+from synod.roles.planner.snapshots import SNAPSHOT_MAGIC, PlannerSnapshots
+from synod.transport.topics import TASK_EVENTS, topic_name
+from synod.wire import Codec, Envelope, PlanProposed, PlanStep, Sender, TaskCompleted, TaskSubmitted
+
+CLIENT = Sender(role="client", instance="c")
+PLANNER = Sender(role="planner", instance="p")
+CODEC = Codec()
+EVENTS = topic_name(TASK_EVENTS, "t.")
+
+
+class Store:
+    def __init__(self) -> None:
+        self.saved: list[tuple[str, int, int, bytes]] = []
+
+    async def save(self, topic: str, partition: int, offset: int, payload: bytes) -> int:
+        self.saved.append((topic, partition, offset, payload))
+        return len(payload)
+
+
+class Consumer:
+    def __init__(self, handled: int | None) -> None:
+        self.assigned = {TopicPartition(EVENTS, 0)}
+        self.handled = handled
+
+    def handled_below(self, topic: str, partition: int) -> int | None:
+        return self.handled
+
+
+def _planner(handled: int | None = None) -> tuple[Planner, PlannerSnapshots, Store]:
+    kafka = SimpleNamespace(bootstrap="127.0.0.1:1", topic_prefix="t.")
+    ctx: Any = SimpleNamespace(
+        kafka=kafka,
+        topic=lambda spec: topic_name(spec, "t."),
+        instance="p-0",
+        service=SimpleNamespace(causal_clocks=False),
+    )
+    planner = Planner(ctx, llm=None, config=TaskConfig())  # type: ignore[arg-type]
+    planner.consumer = Consumer(handled)  # type: ignore[assignment]
+    snapshots = PlannerSnapshots(planner)
+    store = Store()
+    snapshots.store = store  # type: ignore[assignment]
+    planner.snapshots = snapshots
+    return planner, snapshots, store
+
+
+def _records(task: str, finished: bool) -> list[bytes]:
+    bodies: list[tuple[Sender, Any]] = [
+        (CLIENT, TaskSubmitted(goal="g")),
+        (PLANNER, PlanProposed(plan_id="p1", steps=[PlanStep(step_id="s1")])),
+    ]
+    if finished:
+        bodies.append((PLANNER, TaskCompleted(result="r")))
+    return [
+        CODEC.encode(Envelope.new(b, sender=s, task_id=task, message_id=f"{task}-{i}"))
+        for i, (s, b) in enumerate(bodies)
+    ]
+
+
+def _fold(planner: Planner, log: list[tuple[str, bytes]]) -> None:
+    """Fold (task, record) pairs as offsets 0.. of partition 0, as the consumer would."""
+    assert planner.snapshots is not None
+    for offset, (task, value) in enumerate(log):
+        machine = planner.machine(task)
+        planner.partition_of[task] = 0
+        changed = machine.step(Logged(CODEC.decode(value), replayed=True))
+        planner.snapshots.keep(task, offset, value, changed)
+
+
+def test_a_snapshot_holds_unfinished_tasks_and_finished_ones_leave_memory() -> None:
+    planner, snapshots, store = _planner(handled=6)
+    running, done = _records("run", False), _records("done", True)
+    log = [("run", running[0]), ("done", done[0]), ("done", done[1])]
+    log += [("run", running[1]), ("done", done[2]), ("run", running[1])]  # a repeat at 5
+    _fold(planner, log)
+    snapshots.rebuilt(0, 0)
+    assert asyncio.run(snapshots.write_due()) == 1
+    [(topic, partition, offset, payload)] = store.saved
+    assert (topic, partition, offset) == (EVENTS, 0, 6)
+    assert payload.startswith(SNAPSHOT_MAGIC)
+    assert unpack_records(payload, 4) == running  # in order, the repeat once
+    assert set(planner.tasks) == {"run"}
+    assert "done" not in planner.partition_of
+    # Nothing new: nothing written.
+    assert asyncio.run(snapshots.write_due()) == 0
+
+    # A successor folds the records back: the same unfinished machine.
+    successor, restored, _ = _planner()
+    restored._fold(0, unpack_records(payload, 4))
+    assert successor.tasks["run"].plan == planner.tasks["run"].plan
+    assert successor.tasks["run"].submitted == planner.tasks["run"].submitted
+    assert restored.records["run"] == running
+
+
+def test_a_finished_task_with_a_record_above_the_offset_stays() -> None:
+    planner, snapshots, store = _planner(handled=2)
+    done = _records("done", True)
+    _fold(planner, [("done", v) for v in done])  # its outcome at offset 2, not below 2
+    snapshots.rebuilt(0, 0)
+    asyncio.run(snapshots.write_due())
+    assert unpack_records(store.saved[0][3], 4) == done
+    assert "done" in planner.tasks
+
+
+def test_a_partition_under_rebuild_is_not_snapshotted() -> None:
+    planner, snapshots, store = _planner(handled=3)
+    _fold(planner, [("run", v) for v in _records("run", False)])
+    snapshots.rebuilding(0)
+    assert asyncio.run(snapshots.write_due()) == 0
+    assert store.saved == []
