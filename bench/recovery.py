@@ -61,6 +61,7 @@ from synod.roles.gateway.view import TaskFeed, ViewConsumer
 from synod.roles.planner.service import Planner
 from synod.roles.planner.snapshots import SNAPSHOT_MAGIC, PlannerSnapshots
 from synod.transport.admin import ensure_topics
+from synod.transport.authorship import Authorship
 from synod.transport.snapshots import SnapshotStore
 from synod.transport.topics import RESULTS, SNAPSHOTS, TASK_EVENTS, VOTES, topic_name
 from synod.wire import (
@@ -401,7 +402,9 @@ def bench_planner(bootstrap: str, prefix: str) -> Planner:
         topic=lambda spec: topic_name(spec, prefix),
         service=SimpleNamespace(causal_clocks=False),
         instance="planner-bench",
+        role="planner",
         sender=PLANNER,
+        authorship=Authorship(None, None),  # unsigned, as a local run without --secure
     )
     planner = Planner(ctx, llm=None)  # type: ignore[arg-type]
     planner.snapshots = PlannerSnapshots(planner)
@@ -502,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{'history':>9} {'open':>5} {'replay s':>9} {'snapshot+tail s':>16} "
         f"{'(restore s)':>11} {'snapshot B':>11} {'gw full s':>10} {'gw window s':>12} "
-        f"{'same':>5} {'gen+write s':>12}"
+        f"{'same':>5} {'gen+write s':>12} {'planner replay s':>17} {'planner snap+tail s':>20}"
     )
 
     def cell(value: float | None, width: int) -> str:
@@ -514,7 +517,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['snapshot_s']:>16.3f} {r['snapshot_restore_s']:>11.3f} "
             f"{r['snapshot_bytes']:>11} {cell(r['gateway_full_s'], 10)} "
             f"{r['gateway_window_s']:>12.3f} {r['same_state']!s:>5} "
-            f"{r['generate_s'] + r['write_s']:>12.1f}"
+            f"{r['generate_s'] + r['write_s']:>12.1f} {cell(r['planner']['replay_s'], 17)} "
+            f"{r['planner']['snapshot_s']:>20.3f}"
         )
     return 0
 
