@@ -650,9 +650,11 @@ class Planner:
                         if self.ctx.service.causal_clocks:
                             self.ctx.stamper.observe(r.topic, envelope)
                         machine = self.machine(envelope.task_id)
-                        changed = machine.step(Logged(envelope, replayed=True))
+                        machine.step(Logged(envelope, replayed=True))
                         if self.snapshots is not None:
-                            self.snapshots.keep(envelope.task_id, r.offset, r.value, changed)
+                            self.snapshots.keep(
+                                envelope.task_id, r.offset, r.value, envelope.message_id
+                            )
                         self.partition_of[envelope.task_id] = r.partition
                         folded += 1
         if self.snapshots is not None:

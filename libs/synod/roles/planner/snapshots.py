@@ -82,6 +82,7 @@ class PlannerSnapshots:
             ctx.kafka.bootstrap, ctx.topic(SNAPSHOTS), self.group, client_id=ctx.instance
         )
         self.records: dict[str, list[bytes]] = {}  # task -> its records folded, in order
+        self.kept: dict[str, set[str]] = {}  # task -> the message ids in `records`
         self.last: dict[str, int] = {}  # task -> offset of its latest record folded
         self.folded_below: dict[int, int] = {}  # partition -> every record below is folded
         self.written: dict[int, int] = {}  # partition -> offset of its latest snapshot
@@ -89,15 +90,19 @@ class PlannerSnapshots:
 
     # ------------------------------------------------------------ bookkeeping
 
-    def keep(self, task_id: str, offset: int, value: bytes | None, changed: bool) -> None:
-        """A record of `task_id` was folded (`changed`: for the first time). A snapshot
-        holds the first copy of each while the task runs; repeats change no fold."""
+    def keep(self, task_id: str, offset: int, value: bytes | None, message_id: str) -> None:
+        """A record of `task_id` was read from the log and folded: a snapshot holds the
+        first copy of each message while the task runs. By id, not by whether the fold
+        changed: the planner folds some of its own records before they are read back."""
         self.last[task_id] = max(offset, self.last.get(task_id, -1))
-        if changed and value is not None:
+        kept = self.kept.setdefault(task_id, set())
+        if value is not None and message_id not in kept:
+            kept.add(message_id)
             self.records.setdefault(task_id, []).append(value)
 
     def forget(self, task_id: str) -> None:
         self.records.pop(task_id, None)
+        self.kept.pop(task_id, None)
         self.last.pop(task_id, None)
 
     def rebuilding(self, partition: int) -> None:
@@ -164,10 +169,10 @@ class PlannerSnapshots:
                 continue
             if planner.ctx.service.causal_clocks:
                 planner.ctx.stamper.observe(planner.ctx.topic(TASK_EVENTS), envelope)
-            changed = planner.machine(envelope.task_id).step(Logged(envelope, replayed=True))
+            planner.machine(envelope.task_id).step(Logged(envelope, replayed=True))
             planner.partition_of[envelope.task_id] = partition
             # Its offset is unknown here, but below the snapshot's: -1 says so.
-            self.keep(envelope.task_id, -1, value, changed)
+            self.keep(envelope.task_id, -1, value, envelope.message_id)
 
     # ------------------------------------------------------------ write
 

@@ -77,8 +77,9 @@ def _fold(planner: Planner, log: list[tuple[str, bytes]]) -> None:
     for offset, (task, value) in enumerate(log):
         machine = planner.machine(task)
         planner.partition_of[task] = 0
-        changed = machine.step(Logged(CODEC.decode(value), replayed=True))
-        planner.snapshots.keep(task, offset, value, changed)
+        envelope = CODEC.decode(value)
+        machine.step(Logged(envelope, replayed=True))
+        planner.snapshots.keep(task, offset, value, envelope.message_id)
 
 
 def test_a_snapshot_holds_unfinished_tasks_and_finished_ones_leave_memory() -> None:
@@ -122,3 +123,17 @@ def test_a_partition_under_rebuild_is_not_snapshotted() -> None:
     snapshots.rebuilding(0)
     assert asyncio.run(snapshots.write_due()) == 0
     assert store.saved == []
+
+
+def test_a_record_folded_before_it_is_read_back_is_kept_when_it_is() -> None:
+    # The planner folds its own usage reports when it publishes them; the copy read
+    # back changes no fold but must be in the snapshot, or a restore loses it.
+    planner, snapshots, store = _planner(handled=3)
+    running = _records("run", False)
+    early = CODEC.decode(running[1])
+    _fold(planner, [("run", running[0])])
+    planner.tasks["run"].step(Logged(early, replayed=True))
+    _fold(planner, [("run", running[0]), ("run", running[1])])
+    snapshots.rebuilt(0, 0)
+    asyncio.run(snapshots.write_due())
+    assert unpack_records(store.saved[0][3], 4) == running
