@@ -47,7 +47,14 @@ def _alive(service: ServiceProcess) -> None:
 
 
 def _assigned(service: ServiceProcess) -> list[dict[str, object]]:
-    return [e for e in service.log_events() if e.get("event") == "partitions assigned"]
+    # The vote fold's own assignments: the service also runs a heartbeat consumer
+    # (reachability, issue 16) whose transport logs a "partitions assigned" of its own.
+    return [
+        e
+        for e in service.log_events()
+        if e.get("event") == "partitions assigned"
+        and str(e.get("logger", "")).startswith("synod.roles.consensus")
+    ]
 
 
 async def test_a_restart_restores_snapshots_and_decides_as_the_whole_log_says(

@@ -63,7 +63,7 @@ from synod.transport.snapshots import RESTORES, RestorePoint, SnapshotStore
 from synod.transport.topics import DLQ, HEARTBEATS, SNAPSHOTS, TASK_EVENTS, VOTES, TopicSpec
 from synod.wire import Codec, Envelope, Reachability
 
-log = logging.getLogger("synod.core.consensus.service")
+log = logging.getLogger(__name__)
 
 GROUP = "synod.consensus"
 
