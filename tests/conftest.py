@@ -26,6 +26,8 @@ class KafkaUnderTest:
     version: str
     started_by_tests: bool
     pid: int | None
+    # The broker's run directory when the tests started it (chaos restarts it there).
+    run_dir: Path | None = None
 
 
 _broker: KafkaUnderTest | None = None
@@ -58,7 +60,7 @@ def kafka() -> Iterator[KafkaUnderTest]:
         run_dir = Path(tmp)
         info = localkafka.start(run_dir, version=version, zones=NET_ZONES)
         _broker_info = info
-        _broker = KafkaUnderTest(info.bootstrap, info.version, True, info.pid)
+        _broker = KafkaUnderTest(info.bootstrap, info.version, True, info.pid, run_dir)
         try:
             yield _broker
         finally:

@@ -34,11 +34,32 @@ def chaos(
     run_dir: Annotated[
         Path | None, typer.Option(help="the team's run directory (default: synod up's)")
     ] = None,
+    provider_url: Annotated[
+        str | None,
+        typer.Option(help="provider: the fake Messages API (default: $ANTHROPIC_BASE_URL)"),
+    ] = None,
+    broker_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="broker-restart: the broker's run dir (default: the one synod up started)"
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Kill and pause the team's processes under load, then check the whole log."""
+    """Kill and pause the team's processes, fail its provider, restart its broker; check the log."""
     try:
-        report = asyncio.run(run_chaos(scenario, duration, seed, run_dir, rate, settle))
+        report = asyncio.run(
+            run_chaos(
+                scenario,
+                duration,
+                seed,
+                run_dir,
+                rate,
+                settle,
+                provider_url=provider_url,
+                broker_dir=broker_dir,
+            )
+        )
     except ChaosError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(code=2) from None
@@ -49,13 +70,14 @@ def chaos(
     else:
         print(
             f"{doc['scenario']} for {doc['duration_s']:g} s (seed {doc['seed']}): "
-            f"{doc['tasks']} tasks, {doc['completed']} completed, {doc['failed']} failed, "
+            f"{doc['tasks']} tasks ({doc['unsent']} unsent), {doc['completed']} completed, "
+            f"{doc['failed']} failed, "
             f"{doc['lost']} lost, {doc['duplicated']} duplicated; "
             f"latency p50 {doc['latency_p50_s']} s, p99 {doc['latency_p99_s']} s"
         )
         for f in doc["faults"]:
             print(
-                f"  {f['at_s']:>6} s {f['kind']:<5} {f['target']:<14} "
+                f"  {f['at_s']:>6} s {f['kind']:<14} {f['target']:<14} "
                 f"recovered after {f['recovered_after_s']} s"
             )
         print(text)

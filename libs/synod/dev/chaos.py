@@ -11,7 +11,11 @@ scenario's faults strike, drawn from the seed (which process, when, how long):
 - `partition`, `slow-link`: TCP faults between a zone and the broker need the
   proxy API of the CAP work (toxiproxy zones); until it is on main they fail
   with a clear error at `proxy_fault` instead of faking a partition;
-- `provider`, `broker-restart`: not built yet (a clear error says so).
+- `provider`: an outage of the fake Messages API (synod.dev.fakeprovider) the
+  team's model calls go to: every request gets a 529 overloaded for 3-8 s;
+- `broker-restart`: stop the broker `synod up` started (SIGTERM), keep it down
+  for 1-3 s, start it again on its ports and data; the fault lasts until it
+  answers again.
 
 Then it waits (bounded) for every submitted task's outcome, reads the whole
 log, runs the `synod check` oracle over it and reports: tasks, completed,
@@ -33,7 +37,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
+from aiokafka.errors import KafkaError
+
 from synod.core.check import check
+from synod.dev import localkafka
+from synod.dev.fakeprovider import OUTAGE_PATH
 from synod.dev.localrun import read_state
 from synod.errors import ConfigError
 from synod.transport.clients import kafka_producer
@@ -50,10 +59,10 @@ SCENARIOS = {
     "mixed": "kill and pause",
     "partition": "cut a zone from the broker (needs the CAP proxy API)",
     "slow-link": "slow a zone's link to the broker (needs the CAP proxy API)",
-    "provider": "the fake Messages API server fails (not built yet)",
-    "broker-restart": "restart the broker (not built yet)",
+    "provider": "the fake Messages API server answers 529 overloaded for a while",
+    "broker-restart": "stop the local broker, then start it again on its data",
 }
-BUILT = ("kill", "pause", "mixed")
+BUILT = ("kill", "pause", "mixed", "provider", "broker-restart")
 # Faults leave the gateway alone: the load goes straight to Kafka, so only the
 # agents' and the consensus' failures are exercised.
 TARGET_ROLES = ("planner", "consensus", "coder", "researcher", "reviewer", "supervisor")
@@ -72,6 +81,72 @@ def proxy_fault(kind: str, zone: str, duration_s: float) -> None:
 
 
 @dataclass
+class Target:
+    """What the non-process scenarios strike: the fake provider, the local broker."""
+
+    provider_url: str = ""
+    broker_dir: Path | None = None
+
+
+async def _fake_provider(url: str | None) -> str:
+    url = url or os.environ.get("SYNOD_CHAOS_PROVIDER_URL") or os.environ.get("ANTHROPIC_BASE_URL")
+    if not url:
+        raise ChaosError(
+            "scenario 'provider' needs the fake Messages API the team calls: serve one with "
+            "`python -m synod.dev.fakeprovider`, start the team with ANTHROPIC_BASE_URL set to "
+            "it, and pass --provider-url (or set SYNOD_CHAOS_PROVIDER_URL)"
+        )
+    url = url.rstrip("/")
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
+            http.post(url + OUTAGE_PATH, json={"seconds": 0}) as answer,
+        ):
+            ok = answer.status == 200
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ChaosError(f"the fake provider at {url} does not answer: {exc}") from None
+    if not ok:
+        raise ChaosError(
+            f"{url} is not synod's fake Messages API (no {OUTAGE_PATH}): a real provider "
+            "cannot be made to fail; serve `python -m synod.dev.fakeprovider`"
+        )
+    return url
+
+
+def _local_broker(state: dict[str, Any], broker_dir: Path | None) -> Path:
+    where = broker_dir or (Path(state["broker_dir"]) if state.get("broker_dir") else None)
+    if where is None:
+        raise ChaosError(
+            "scenario 'broker-restart' restarts a broker this machine started: the team was "
+            "given one (--bootstrap); pass --broker-dir with that broker's run directory"
+        )
+    info = localkafka.running(where)
+    if info is None or info.bootstrap != state["bootstrap"]:
+        raise ChaosError(
+            f"no running broker at {state['bootstrap']} in {where}: pass the --broker-dir "
+            "of the team's own broker"
+        )
+    return where
+
+
+async def _strike(kind: str, target: Target, rng: random.Random, fault: Fault) -> None:
+    """A fault that is not a signal to a process; fault.length_s is how long it lasted."""
+    begun = time.monotonic()
+    if kind == "provider":
+        seconds = rng.uniform(3.0, 8.0)
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
+            http.post(target.provider_url + OUTAGE_PATH, json={"seconds": seconds}) as answer,
+        ):
+            answer.raise_for_status()
+        await asyncio.sleep(seconds)
+    else:
+        assert target.broker_dir is not None
+        await asyncio.to_thread(localkafka.restart, target.broker_dir, rng.uniform(1.0, 3.0))
+    fault.length_s = time.monotonic() - begun
+
+
+@dataclass
 class Fault:
     kind: str
     target: str
@@ -87,6 +162,7 @@ class ChaosReport:
     faults: list[Fault] = field(default_factory=list)
     submitted: dict[str, float] = field(default_factory=dict)  # task id -> wall time sent
     doc: dict[str, Any] = field(default_factory=dict)
+    unsent: int = 0  # tasks the load could not send (the broker was down)
 
     @property
     def ok(self) -> bool:
@@ -119,6 +195,8 @@ async def run_chaos(
     rate_per_s: float = 1.0,
     settle_s: float = 120.0,
     faults_every_s: float = 8.0,
+    provider_url: str | None = None,
+    broker_dir: Path | None = None,
 ) -> ChaosReport:
     if scenario not in SCENARIOS:
         raise ChaosError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
@@ -128,6 +206,11 @@ async def run_chaos(
         raise ChaosError(f"scenario {scenario!r} is not built yet: {SCENARIOS[scenario]}")
     state, _ = _children(run_dir)
     bootstrap, prefix = state["bootstrap"], state["prefix"]
+    target = Target()
+    if scenario == "provider":
+        target.provider_url = await _fake_provider(provider_url)
+    if scenario == "broker-restart":
+        target.broker_dir = _local_broker(state, broker_dir)
     rng = random.Random(seed)
     report = ChaosReport(scenario, seed, duration_s)
     started = time.monotonic()
@@ -135,7 +218,7 @@ async def run_chaos(
     await producer.start()
     try:
         load = asyncio.create_task(_load(producer, prefix, seed, rate_per_s, duration_s, report))
-        await _faults(scenario, rng, run_dir, duration_s, faults_every_s, started, report)
+        await _faults(scenario, rng, run_dir, target, duration_s, faults_every_s, started, report)
         await load
     finally:
         await producer.stop()
@@ -159,8 +242,13 @@ async def _load(
     while time.monotonic() < ends:
         task_id = f"chaos-{seed}-{i}-{os.getpid()}"
         value = json.dumps({"task_id": task_id, "goal": f"chaos task {i}", "deadline_s": 600})
-        await producer.send_and_wait(topic, value.encode(), key=task_id.encode())
-        report.submitted[task_id] = time.time()
+        try:
+            await producer.send_and_wait(topic, value.encode(), key=task_id.encode())
+        except KafkaError:
+            # The broker is down (broker-restart): that task was never submitted.
+            report.unsent += 1
+        else:
+            report.submitted[task_id] = time.time()
         i += 1
         await asyncio.sleep(1.0 / rate_per_s)
 
@@ -169,6 +257,7 @@ async def _faults(
     scenario: str,
     rng: random.Random,
     run_dir: Path | None,
+    target: Target,
     duration_s: float,
     every_s: float,
     started: float,
@@ -177,6 +266,13 @@ async def _faults(
     ends = started + duration_s
     await asyncio.sleep(min(every_s / 2, duration_s / 4))
     while time.monotonic() < ends:
+        if scenario in ("provider", "broker-restart"):
+            where = target.provider_url or str(target.broker_dir)
+            fault = Fault(scenario, where, time.monotonic() - started)
+            await _strike(scenario, target, rng, fault)
+            report.faults.append(fault)
+            await asyncio.sleep(max(0.0, rng.uniform(0.5, 1.5) * every_s - fault.length_s))
+            continue
         _, children = _children(run_dir)
         child = rng.choice(children)
         kind = rng.choice(("kill", "pause")) if scenario == "mixed" else scenario
@@ -251,6 +347,7 @@ def _summarise(report: ChaosReport, records: list[Any], started: float) -> dict[
         "seed": report.seed,
         "duration_s": report.duration_s,
         "tasks": len(report.submitted),
+        "unsent": report.unsent,
         "completed": completed,
         "failed": failed,
         "lost": len(report.submitted) - len(outcomes),

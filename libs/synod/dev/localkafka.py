@@ -628,6 +628,32 @@ def stop(run_dir: Path, info: BrokerInfo | None = None, timeout_s: float = 30.0)
     return True
 
 
+def restart(run_dir: Path, down_s: float = 0.0, timeout_s: float = 90.0) -> BrokerInfo:
+    """Stop the broker of run_dir, wait down_s, start it again on its ports and data."""
+    info = read_info(run_dir)
+    if info is None or not _pid_alive(info.pid):
+        raise BrokerError(f"no broker runs in {run_dir}: start one (synod up) before restarting it")
+    stop(run_dir, info=info)
+    time.sleep(down_s)
+    libs = ensure_jars(info.version)
+    console = open(run_dir / "console.log", "ab")  # noqa: SIM115 - handed to the child
+    cmd = _java_cmd(libs, info.version, run_dir, "kafka.Kafka", str(run_dir / "server.properties"))
+    child = subprocess.Popen(
+        cmd,
+        stdout=console,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    console.close()
+    started = time.monotonic()
+    info = BrokerInfo(**{**asdict(info), "pid": child.pid})
+    wait_ready(info.bootstrap, timeout_s=timeout_s, pid=child.pid)
+    info = BrokerInfo(**{**asdict(info), "started_in_s": round(time.monotonic() - started, 2)})
+    (run_dir / "broker.json").write_text(json.dumps(asdict(info), indent=2))
+    return info
+
+
 def _reap(pid: int) -> None:
     # When the broker is our own child (tests, `synod up`), collect its exit
     # status so it does not linger as a zombie.

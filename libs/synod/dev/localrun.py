@@ -203,6 +203,8 @@ class LocalRun:
             "bootstrap": self.bootstrap,
             "prefix": self.prefix,
             "pid": os.getpid(),
+            # The broker this run started, for `synod chaos broker-restart` (None: given one).
+            "broker_dir": str(self._broker_dir) if self._broker_dir else None,
             "children": [
                 {
                     "role": c.role,
