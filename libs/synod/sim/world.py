@@ -11,6 +11,13 @@ build their records with `synod.core.work`, every consumer commits through
 `synod.transport.dedup.DedupWindow`, and every send is stamped by the real
 `synod.transport.causal.Stamper` on the instance's (skewed) virtual clock and
 encoded with the real codec. The models of the LLMs are drawn from the seed.
+The supervisor core (`synod.core.supervisor`) watches as the supervisor
+service does: a heartbeat from every instance that is alive, running and
+reachable every `HEARTBEAT_S`, the votes and decisions on the log, a tick each
+beat; it detects dead (crashed, paused or cut-off) instances and quarantines
+wrong jurors with a `QuarantineNotice` on synod.supervisor. Its runtime is
+none: the sim's own restarts stand in for the process manager, and it draws
+nothing from the seed, so it observes a run without changing it.
 
 Determinism: one `random.Random(seed)` makes every choice, in an order fixed
 by the event queue (time, then a sequence number); nothing reads the wall
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +39,17 @@ from synod.core.check import LogRecord, Report
 from synod.core.check import check as check_log
 from synod.core.consensus import wiremap
 from synod.core.consensus.fold import PartitionFold
+from synod.core.supervisor import (
+    DecisionSeen,
+    HeartbeatSeen,
+    Quarantine,
+    Release,
+    Restart,
+    Supervisor,
+    SupervisorConfig,
+    TaskEnded,
+    VoteSeen,
+)
 from synod.core.task import (
     ANSWER,
     CheckWorkspace,
@@ -48,6 +67,7 @@ from synod.core.taskview import TaskView
 from synod.core.work import step_records, vote_record
 from synod.core.workspace.records import lease_key, partition_key, workspace_key
 from synod.errors import DecodeError, ErrorClass
+from synod.ids import derived_id
 from synod.sim.faults import FaultPlan
 from synod.sim.kafka import TP, Broker, Change, Committed, Group, Record
 from synod.transport.causal import HANDLING, Stamper
@@ -57,6 +77,7 @@ from synod.transport.topics import (
     RESULTS,
     STEPS_CODER,
     STEPS_RESEARCHER,
+    SUPERVISOR,
     TASK_EVENTS,
     TASKS,
     VOTES,
@@ -64,6 +85,7 @@ from synod.transport.topics import (
 )
 from synod.wire import (
     Codec,
+    Decision,
     Envelope,
     PlanStep,
     Sender,
@@ -76,10 +98,19 @@ from synod.wire import (
     Vote,
     VoteRequested,
 )
-from synod.wire.messages import FileWritten
+from synod.wire.messages import FileWritten, QuarantineNotice
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)  # virtual time 0
-TOPICS = (TASKS, TASK_EVENTS, STEPS_CODER, STEPS_RESEARCHER, VOTES, RESULTS, WORKSPACE)
+TOPICS = (
+    TASKS,
+    TASK_EVENTS,
+    STEPS_CODER,
+    STEPS_RESEARCHER,
+    VOTES,
+    RESULTS,
+    WORKSPACE,
+    SUPERVISOR,
+)
 DESTINATION_TOPIC = {
     "steps.researcher": STEPS_RESEARCHER.name,
     "steps.coder": STEPS_CODER.name,
@@ -87,6 +118,9 @@ DESTINATION_TOPIC = {
     "results": RESULTS.name,
 }
 SESSION_TIMEOUT_S = 10.0
+# The services beat every second; every two here halves the events, and the
+# phi-accrual detector adapts to the rhythm it sees.
+HEARTBEAT_S = 2.0
 COMMIT_INTERVAL_S = 2.0
 PLANNER_SWEEP_S = 2.0
 CONSENSUS_TICK_S = 1.0
@@ -181,6 +215,7 @@ class Instance:
 
     def reset(self) -> None:
         """A fresh process: nothing survives but the name."""
+        self.beats = 0  # a new process counts its heartbeats from 0 again
         self.stamper = Stamper(self.name, clock_ms=self.clock_ms)
         self.busy = None
         self.consumers = [Consumer(self.world.broker.group(g, t)) for g, t in self.subscriptions()]
@@ -495,6 +530,8 @@ class SimResult:
     completed: int
     failed: int
     events: int
+    detected: list[tuple[float, str]]  # (virtual time, instance) the supervisor found dead
+    quarantined: list[str]  # instances the supervisor quarantined
 
     @property
     def ok(self) -> bool:
@@ -512,6 +549,8 @@ class SimResult:
             "completed": self.completed,
             "failed": self.failed,
             "events": self.events,
+            "detected": [{"at_s": round(t, 3), "instance": i} for t, i in self.detected],
+            "quarantined": self.quarantined,
             "stuck": self.stuck,
             "view_disagrees": self.views,
             "check": self.report.to_json(),
@@ -558,6 +597,12 @@ class World:
         self.liar = (
             f"reviewer-{self.rng.randrange(config.reviewers)}" if self.plan.on("liar") else None
         )
+        self.supervisor = Supervisor(SupervisorConfig())
+        self.supervisor_sender = Sender(role="supervisor", instance="supervisor-0")
+        self.detected: list[tuple[float, str]] = []
+        # When each instance could not beat (crashed or paused): what detection is judged by.
+        self.silent: dict[str, list[list[float]]] = {}
+        self.quarantined: list[str] = []
 
     # ------------------------------------------------------------ plumbing
 
@@ -603,6 +648,7 @@ class World:
             self.push(COMMIT_INTERVAL_S, "commit", (inst, inst.incarnation))
         self.submit_tasks()
         self.schedule_faults()
+        self.push(HEARTBEAT_S, "beat")
         end = self.plan.window_s + self.config.liveness_s
         while self.queue:
             t, _, kind, payload = heapq.heappop(self.queue)
@@ -664,20 +710,24 @@ class World:
     def reachable_again_all(self) -> float:
         return max(b for a, b, z in self.down if a <= self.now < b and z is None)
 
-    def append(self, out: Out, inst: Instance | None) -> None:
+    def append(self, out: Out, inst: Instance | None, faults: bool = True) -> None:
+        """Send a record; with faults off (the supervisor's), no draw from the seed."""
         env = out.envelope
         if inst is not None:
             env = inst.stamper.stamp(out.topic, env)
         value = codec().encode(env, out.content_type)  # type: ignore[arg-type]
         copies = (
             2
-            if self.in_window() and self.plan.on("retry") and self.rng.random() < self.plan.retry_p
+            if faults
+            and self.in_window()
+            and self.plan.on("retry")
+            and self.rng.random() < self.plan.retry_p
             else 1
         )
         for _ in range(copies):
             delay = (
                 self.rng.uniform(0, self.plan.delay_max_s)
-                if self.in_window() and self.plan.on("delay")
+                if faults and self.in_window() and self.plan.on("delay")
                 else 0.001
             )
             record = self.broker.append(
@@ -686,6 +736,65 @@ class World:
             self.wake((record.topic, record.partition), record.visible_at)
         if out.topic == RESULTS.name and isinstance(env.body, TaskCompleted | TaskFailed):
             self.terminal.setdefault(env.task_id or "", type(env.body).__name__)
+        self.observe(env)
+
+    # ------------------------------------------------------------ the supervisor
+
+    def observe(self, env: Envelope[Any]) -> None:
+        """What the supervisor service turns into core events (votes, decisions, ends).
+
+        It sees a record when it is sent, once however many copies the broker took.
+        Step events are not fed: a `Reassign` would need the planner to act on it,
+        and stuck steps are the planner's sweep's to end in the sim."""
+        body = env.body
+        event: VoteSeen | DecisionSeen | TaskEnded | None = None
+        if isinstance(body, Vote) and body.kind != "abstain":
+            position = body.choice if body.kind == "choice" and body.choice else "rejected"
+            event = VoteSeen(body.proposal_id, body.voter, position)
+        elif isinstance(body, Decision):
+            # Producers (for the workers' strikes) need the candidates' authors: not modelled.
+            event = DecisionSeen(env.task_id or "", body.proposal_id, body.outcome)
+        elif isinstance(body, TaskCompleted | TaskFailed):
+            event = TaskEnded(env.task_id or "")
+        if event is not None:
+            self.supervise(self.supervisor.handle(event, self.now))
+
+    def _on_beat(self, _: Any) -> None:
+        # A heartbeat goes through the broker: one from a paused, crashed or
+        # cut-off instance does not arrive.
+        for inst in self.instances:
+            if inst.alive and not inst.paused and self.reachable(inst):
+                inst.beats += 1
+                beat = HeartbeatSeen(inst.name, inst.role, inst.beats)
+                self.supervise(self.supervisor.handle(beat, self.now))
+        self.supervise(self.supervisor.tick(self.now))
+        if self.queue:  # only while something else can still happen
+            self.push(self.now + HEARTBEAT_S, "beat")
+
+    def supervise(self, actions: list[Any]) -> None:
+        for action in actions:
+            if isinstance(action, Restart):
+                self.detected.append((self.now, action.instance))
+            elif isinstance(action, Quarantine | Release):
+                self.quarantined += [action.instance] if isinstance(action, Quarantine) else []
+                notice = QuarantineNotice(
+                    instance=action.instance,
+                    role=action.role,
+                    active=isinstance(action, Quarantine),
+                    until=EPOCH + timedelta(seconds=action.until)
+                    if isinstance(action, Quarantine)
+                    else None,
+                    reason=action.reason,
+                    strikes=action.strikes if isinstance(action, Quarantine) else 0,
+                )
+                n = len(self.quarantined)
+                env = Envelope.new(
+                    notice,
+                    sender=self.supervisor_sender,
+                    message_id=derived_id("sim-notice", action.instance, str(n), str(self.now)),
+                    created_at=EPOCH + timedelta(seconds=self.now),
+                )
+                self.append(Out(SUPERVISOR.name, action.instance.encode(), env), None, False)
 
     def wake(self, tp: TP, at: float) -> None:
         for inst in self.instances:
@@ -877,7 +986,13 @@ class World:
                 if cut is not None:
                     self.push(start + SESSION_TIMEOUT_S, "cutoff", (cut, start + length))
 
+    def fall_silent(self, inst: Instance) -> None:
+        spans = self.silent.setdefault(inst.name, [])
+        if not spans or spans[-1][1] != math.inf:  # a paused instance that crashes: one span
+            spans.append([self.now, math.inf])
+
     def crash(self, inst: Instance) -> None:
+        self.fall_silent(inst)
         inst.alive = False
         inst.incarnation += 1
         inst.busy = None
@@ -900,6 +1015,7 @@ class World:
         if inst.incarnation != incarnation or inst.alive:
             return
         inst.incarnation += 1
+        self.silent[inst.name][-1][1] = self.now
         inst.alive, inst.paused, inst.expired = True, False, False
         old = inst.consumers
         for c in old:  # a restart within the session timeout: still a member
@@ -915,6 +1031,7 @@ class World:
         if not inst.alive or inst.paused:
             return
         inst.paused = True
+        self.fall_silent(inst)
         self.push(self.now + SESSION_TIMEOUT_S, "expire", (inst, inst.incarnation))
         self.push(self.now + length, "resume", (inst, inst.incarnation))
 
@@ -923,6 +1040,7 @@ class World:
         if inst.incarnation != incarnation or not inst.paused:
             return
         inst.paused = False
+        self.silent[inst.name][-1][1] = self.now
         job = inst.busy
         if job is not None and job.stalled:
             job.stalled = False
@@ -1086,6 +1204,8 @@ class World:
             completed=outcomes.count("TaskCompleted"),
             failed=outcomes.count("TaskFailed"),
             events=self.events,
+            detected=self.detected,
+            quarantined=self.quarantined,
         )
 
 
