@@ -112,6 +112,10 @@ test-chaos: venv kafka-fetch ## faults (kill -9, hostile models) on the real ser
 test-cap: venv kafka-fetch $(CURDIR)/.tools/toxiproxy-server ## the long real-partition runs, not part of make test
 	SYNOD_TEST_CAP=1 $(VENV)/bin/pytest tests/chaos/test_partitions.py tests/chaos/test_partitions_long.py tests/integration/test_netfaults.py -s
 
+# ~4 min: synod chaos on one team, broker-restart included (it restarts the session's broker).
+test-chaos-restart: venv kafka-fetch $(CURDIR)/.tools/toxiproxy-server ## synod chaos with broker-restart, not part of make test
+	SYNOD_TEST_BROKER_RESTART=1 $(VENV)/bin/pytest tests/chaos/test_chaos_command.py -s
+
 test: lint venv kafka-fetch tools ## lint, then every suite (chart checks included) on a real broker
 	$(VENV)/bin/pytest tests --ignore=tests/k8s --ignore=tests/integration/cluster --ignore=tests/e2e/secure
 
@@ -144,7 +148,7 @@ clean: ## remove the venv, caches and broker data
 HELM_VERSION ?= v3.19.0
 TOOLS := $(CURDIR)/.tools
 
-.PHONY: tools chart-test k8s-e2e jaeger sim-sweep chaos-soak
+.PHONY: tools chart-test k8s-e2e jaeger sim-sweep chaos-soak test-chaos-restart
 
 # Without the version ldflag a go-installed helm reports no version; charts that
 # require a Kubernetes or helm version then misjudge it.

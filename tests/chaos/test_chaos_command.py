@@ -4,8 +4,11 @@ The team is a LocalRun with its watcher on (a killed child is started again,
 as under `synod up`), its workers' model calls routed to the fake Messages API
 of synod.dev.fakeprovider. One team takes three scenarios in turn, so it
 starts once: `mixed` for 8 s (kills and pauses of processes chosen by the
-seed), `provider` (the fake API answers 529 for 3-8 s), `broker-restart` (the
-session's broker stopped and started again on its port and data). Each waits
+seed), `provider` (the fake API answers 529 for 3-8 s), `partition` and
+`slow-link` (a zone's toxiproxy cut or slowed; a reviewer and a researcher
+bootstrap through zones), and with SYNOD_TEST_BROKER_RESTART=1
+(`make test-chaos-restart`) `broker-restart` (the session's broker stopped and
+started again on its port and data). Each waits
 for every outcome and checks the whole log; the test ends with `synod check`.
 Prints the reports.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,7 @@ from synod.dev.chaos import ChaosError, run_chaos
 from synod.dev.fakeprovider import FakeMessagesAPI, worker_answer
 from synod.dev.localkafka import free_port
 from synod.dev.localrun import LocalRun
+from synod.dev.netfaults import NetFaults
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -41,7 +46,7 @@ def _assert_clean(doc: dict[str, Any], kind: str) -> None:
 
 
 async def test_kills_pauses_a_provider_outage_and_a_broker_restart_lose_nothing(
-    kafka: Any, tmp_path: Path
+    kafka: Any, netfaults: NetFaults, tmp_path: Path
 ) -> None:
     provider = FakeMessagesAPI()
     provider.responder = worker_answer
@@ -52,6 +57,11 @@ async def test_kills_pauses_a_provider_outage_and_a_broker_restart_lose_nothing(
         run_dir=tmp_path,
         gateway_port=free_port(),
         replicas={"consensus": 2, "planner": 2, "researcher": 2, "coder": 1, "reviewer": 3},
+        # Two instances reach the broker through zones' proxies, for partition and slow-link.
+        bootstraps={
+            "reviewer-1": netfaults.bootstrap("z1"),
+            "researcher-0": netfaults.bootstrap("z2"),
+        },
     )
     env = {
         "SYNOD_LLM_BACKEND": "sim",
@@ -84,7 +94,22 @@ async def test_kills_pauses_a_provider_outage_and_a_broker_restart_lose_nothing(
             _assert_clean(outage.doc, "provider")
             assert provider.refused_in_outage > 0, "no call met the outage"
 
-            if kafka.run_dir is not None:  # a broker the tests started: ours to restart
+            for kind, seed in (("partition", 6), ("slow-link", 7)):
+                tcp = await run_chaos(
+                    kind,
+                    4.0,
+                    seed=seed,
+                    run_dir=tmp_path,
+                    settle_s=240.0,
+                    faults_every_s=20.0,
+                    toxiproxy=netfaults.api_url,
+                )
+                _print(tcp.doc)
+                _assert_clean(tcp.doc, kind)
+
+            # It restarts the session's broker under every later test, and takes ~45 s:
+            # `make test-chaos-restart`, not `make test`.
+            if os.environ.get("SYNOD_TEST_BROKER_RESTART") and kafka.run_dir is not None:
                 restart = await run_chaos(
                     "broker-restart",
                     4.0,
@@ -104,9 +129,7 @@ async def test_kills_pauses_a_provider_outage_and_a_broker_restart_lose_nothing(
     await watcher
 
 
-async def test_tcp_scenarios_name_the_missing_proxy_instead_of_faking_it(tmp_path: Path) -> None:
-    with pytest.raises(ChaosError, match="proxies"):
-        await run_chaos("partition", 5.0, seed=1, run_dir=tmp_path)
+async def test_tcp_scenarios_need_the_zones_proxy_and_a_team(tmp_path: Path) -> None:
     with pytest.raises(ChaosError, match="no running team"):
         await run_chaos("kill", 5.0, seed=1, run_dir=tmp_path)
 
@@ -127,6 +150,12 @@ async def test_a_provider_outage_needs_the_fake_and_a_restart_needs_our_own_brok
             seed=1,
             run_dir=tmp_path,
             provider_url=f"http://127.0.0.1:{free_port()}",
+        )
+    with environment({"SYNOD_CHAOS_TOXIPROXY": ""}), pytest.raises(ChaosError, match="--toxiproxy"):
+        await run_chaos("partition", 5.0, seed=1, run_dir=tmp_path)
+    with pytest.raises(ChaosError, match="no toxiproxy API"):
+        await run_chaos(
+            "slow-link", 5.0, seed=1, run_dir=tmp_path, toxiproxy=f"http://127.0.0.1:{free_port()}"
         )
     with pytest.raises(ChaosError, match="--broker-dir"):
         await run_chaos("broker-restart", 5.0, seed=1, run_dir=tmp_path)

@@ -44,6 +44,10 @@ def chaos(
             help="broker-restart: the broker's run dir (default: the one synod up started)"
         ),
     ] = None,
+    toxiproxy: Annotated[
+        str | None,
+        typer.Option(help="partition, slow-link: the zones' toxiproxy API (synod.dev.netfaults)"),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Kill and pause the team's processes, fail its provider, restart its broker; check the log."""
@@ -58,6 +62,7 @@ def chaos(
                 settle,
                 provider_url=provider_url,
                 broker_dir=broker_dir,
+                toxiproxy=toxiproxy,
             )
         )
     except ChaosError as exc:

@@ -8,9 +8,9 @@ scenario's faults strike, drawn from the seed (which process, when, how long):
 - `kill`: SIGKILL a service process (the run's watcher starts it again);
 - `pause`: SIGSTOP a process for 2-8 s, then SIGCONT (a gray failure);
 - `mixed`: both;
-- `partition`, `slow-link`: TCP faults between a zone and the broker need the
-  proxy API of the CAP work (toxiproxy zones); until it is on main they fail
-  with a clear error at `proxy_fault` instead of faking a partition;
+- `partition`, `slow-link`: a zone's TCP paths to the broker cut, or slowed
+  by 300-1500 ms, for 3-10 s, through the toxiproxy of synod.dev.netfaults
+  (the team's zoned instances bootstrap through it), then healed;
 - `provider`: an outage of the fake Messages API (synod.dev.fakeprovider) the
   team's model calls go to: every request gets a 529 overloaded for 3-8 s;
 - `broker-restart`: stop the broker `synod up` started (SIGTERM), keep it down
@@ -44,6 +44,7 @@ from synod.core.check import check
 from synod.dev import localkafka
 from synod.dev.fakeprovider import OUTAGE_PATH
 from synod.dev.localrun import read_state
+from synod.dev.netfaults import NetFaults, Zone
 from synod.errors import ConfigError
 from synod.transport.clients import kafka_producer
 from synod.transport.logread import read_log
@@ -57,12 +58,11 @@ SCENARIOS = {
     "kill": "SIGKILL service processes",
     "pause": "SIGSTOP then SIGCONT service processes",
     "mixed": "kill and pause",
-    "partition": "cut a zone from the broker (needs the CAP proxy API)",
-    "slow-link": "slow a zone's link to the broker (needs the CAP proxy API)",
+    "partition": "cut a zone from the broker (toxiproxy, synod.dev.netfaults)",
+    "slow-link": "slow a zone's link to the broker (toxiproxy, synod.dev.netfaults)",
     "provider": "the fake Messages API server answers 529 overloaded for a while",
     "broker-restart": "stop the local broker, then start it again on its data",
 }
-BUILT = ("kill", "pause", "mixed", "provider", "broker-restart")
 # Faults leave the gateway alone: the load goes straight to Kafka, so only the
 # agents' and the consensus' failures are exercised.
 TARGET_ROLES = ("planner", "consensus", "coder", "researcher", "reviewer", "supervisor")
@@ -72,12 +72,45 @@ class ChaosError(ConfigError):
     pass
 
 
-def proxy_fault(kind: str, zone: str, duration_s: float) -> None:
-    """The hook for TCP faults: the CAP proxies (toxiproxy zones) are not on main yet."""
-    raise ChaosError(
-        f"scenario {kind!r} needs the zone proxies of the CAP work (toxiproxy between a zone "
-        f"and the broker), which are not on main yet; run kill, pause or mixed"
-    )
+async def proxy_fault(
+    net: NetFaults, kind: str, zone: str, length_s: float, rng: random.Random
+) -> None:
+    """A TCP fault between a zone and the broker through its toxiproxy (synod.dev.netfaults):
+    `partition` cuts every path, `slow-link` adds 300-1500 ms; healed after length_s."""
+    if kind == "partition":
+        await asyncio.to_thread(net.cut, zone)
+    else:
+        latency = rng.randint(300, 1500)
+        await asyncio.to_thread(net.slow, zone, latency_ms=latency, jitter_ms=latency // 4)
+    try:
+        await asyncio.sleep(length_s)
+    finally:
+        await asyncio.to_thread(net.heal, zone)
+
+
+async def _zones_of(api_url: str | None) -> NetFaults:
+    """A client of the running toxiproxy server: its zones are the proxies it has."""
+    url = api_url or os.environ.get("SYNOD_CHAOS_TOXIPROXY")
+    if not url:
+        raise ChaosError(
+            "TCP scenarios need the team's zones behind toxiproxy (synod.dev.netfaults): "
+            "pass --toxiproxy with its API URL (or set SYNOD_CHAOS_TOXIPROXY)"
+        )
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
+            http.get(url.rstrip("/") + "/proxies") as answer,
+        ):
+            proxies = await answer.json()
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        raise ChaosError(f"no toxiproxy API answers at {url}: {exc}") from None
+    zones = {
+        name: Zone(name, int(p["listen"].rsplit(":", 1)[1]), int(p["upstream"].rsplit(":", 1)[1]))
+        for name, p in sorted(proxies.items())
+    }
+    if not zones:
+        raise ChaosError(f"the toxiproxy at {url} has no proxies: no zone to cut")
+    return NetFaults(url, zones)
 
 
 @dataclass
@@ -86,6 +119,7 @@ class Target:
 
     provider_url: str = ""
     broker_dir: Path | None = None
+    net: NetFaults | None = None
 
 
 async def _fake_provider(url: str | None) -> str:
@@ -132,7 +166,12 @@ def _local_broker(state: dict[str, Any], broker_dir: Path | None) -> Path:
 async def _strike(kind: str, target: Target, rng: random.Random, fault: Fault) -> None:
     """A fault that is not a signal to a process; fault.length_s is how long it lasted."""
     begun = time.monotonic()
-    if kind == "provider":
+    if kind in ("partition", "slow-link"):
+        assert target.net is not None
+        zone = rng.choice(sorted(target.net.zones))
+        fault.target = zone
+        await proxy_fault(target.net, kind, zone, rng.uniform(3.0, 10.0), rng)
+    elif kind == "provider":
         seconds = rng.uniform(3.0, 8.0)
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http,
@@ -197,13 +236,10 @@ async def run_chaos(
     faults_every_s: float = 8.0,
     provider_url: str | None = None,
     broker_dir: Path | None = None,
+    toxiproxy: str | None = None,
 ) -> ChaosReport:
     if scenario not in SCENARIOS:
         raise ChaosError(f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}")
-    if scenario in ("partition", "slow-link"):
-        proxy_fault(scenario, "a", duration_s)
-    if scenario not in BUILT:
-        raise ChaosError(f"scenario {scenario!r} is not built yet: {SCENARIOS[scenario]}")
     state, _ = _children(run_dir)
     bootstrap, prefix = state["bootstrap"], state["prefix"]
     target = Target()
@@ -211,6 +247,17 @@ async def run_chaos(
         target.provider_url = await _fake_provider(provider_url)
     if scenario == "broker-restart":
         target.broker_dir = _local_broker(state, broker_dir)
+    if scenario in ("partition", "slow-link"):
+        net = await _zones_of(toxiproxy)
+        used = {c.get("bootstrap") for c in state["children"]}
+        # Only a zone some instance of the team goes through: cutting another hits nobody.
+        zones = {name: z for name, z in net.zones.items() if z.bootstrap in used}
+        if not zones:
+            raise ChaosError(
+                f"no instance of the team reaches the broker through the zones of {net.api_url} "
+                f"({', '.join(sorted(net.zones))}): start some with a zone's bootstrap"
+            )
+        target.net = NetFaults(net.api_url, zones)
     rng = random.Random(seed)
     report = ChaosReport(scenario, seed, duration_s)
     started = time.monotonic()
@@ -266,7 +313,7 @@ async def _faults(
     ends = started + duration_s
     await asyncio.sleep(min(every_s / 2, duration_s / 4))
     while time.monotonic() < ends:
-        if scenario in ("provider", "broker-restart"):
+        if scenario in ("provider", "broker-restart", "partition", "slow-link"):
             where = target.provider_url or str(target.broker_dir)
             fault = Fault(scenario, where, time.monotonic() - started)
             await _strike(scenario, target, rng, fault)

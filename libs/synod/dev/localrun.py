@@ -210,6 +210,8 @@ class LocalRun:
                     "role": c.role,
                     "instance": c.instance,
                     "pid": c.proc.pid if c.proc else None,
+                    # Its zone's proxy, if any: what `synod chaos partition` may cut.
+                    "bootstrap": self.bootstraps.get(c.instance, self.bootstrap),
                     "restarts": c.restarts,
                     "started_at": c.started_at_wall,
                     "log": str(c.log_path),
