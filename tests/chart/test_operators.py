@@ -73,7 +73,8 @@ def test_each_role_logs_in_as_its_own_kafka_user_with_least_privilege() -> None:
     objects = render(PRODUCTION, *OPERATORS)
     users = by_kind(objects, "KafkaUser")
     workloads = {**by_kind(objects, "Deployment"), **by_kind(objects, "StatefulSet")}
-    assert set(users) == set(workloads)
+    # And one for the `synod` CLI, which reads and submits only.
+    assert set(users) == set(workloads) | {"synod-ci-cli"}
     for name, workload in workloads.items():
         env = env_of(workload)
         assert env["SYNOD_KAFKA_SASL_USERNAME"] == name
@@ -95,6 +96,18 @@ def test_each_role_logs_in_as_its_own_kafka_user_with_least_privilege() -> None:
     for worker in ("researcher", "coder"):
         for topic in ("votes", "results", "decisions", "tasks"):
             assert (f"prod.synod.{topic}", "Write") not in grants(worker)
+    # The planner's transactional outbox (SYNOD_PLANNER_OUTBOX=transaction).
+    assert not any(op == "Write" and t != "prod.synod.tasks" for t, op in grants("cli"))
+    assert ("prod.synod.", "Read") in grants("cli")
+    transactions = {
+        "resource": {
+            "type": "transactionalId",
+            "name": "prod.synod.planner.",
+            "patternType": "prefix",
+        },
+        "operations": ["Write", "Describe"],
+    }
+    assert transactions in users["synod-ci-planner"]["spec"]["authorization"]["acls"]
     # The chart's users are the rights table, not a second copy of it.
     for role in RIGHTS:
         expected = {(f"prod.{acl.name}", op) for acl in acls_for(role) for op in acl.operations}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,14 +13,21 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError, TopicAuthorizationFailedError
+from aiokafka.errors import (
+    KafkaError,
+    TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+)
 
+from synod.cli.main import _last_heartbeats
 from synod.dev import localkafka, securekafka
 from synod.dev.localkafka import BrokerInfo
 from synod.dev.securekafka import Authority, Prepared
 from synod.errors import BrokerError
 from synod.transport import Publisher
 from synod.transport.admin import ensure_topics
+from synod.transport.authorship import Keyring
+from synod.transport.logread import read_log
 from synod.transport.security import KafkaSecurity, reload_from_environment
 from synod.transport.topics import CATALOGUE, topic_name
 from synod.wire import Envelope, Sender, StepCompleted
@@ -133,3 +141,59 @@ async def test_the_right_ca_connects_and_another_ca_fails_clearly(
     assert "certificate is not trusted" in message
     with pytest.raises((KafkaError, OSError, TimeoutError)):
         await send(credentials, "researcher", "synod.task-events", cafile=str(stranger))
+
+
+async def test_the_planners_transactional_outbox_is_allowed_and_a_workers_is_not(
+    secured: tuple[BrokerInfo, Prepared, dict[str, Any]],
+) -> None:
+    _, _, credentials = secured
+
+    async def transact(role: str, transactional_id: str) -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=credentials["bootstrap"],
+            transactional_id=transactional_id,
+            enable_idempotence=True,
+            request_timeout_ms=10_000,
+            **security_of(credentials, role).client_kwargs(),
+        )
+        try:
+            async with asyncio.timeout(30):
+                await producer.start()
+                async with producer.transaction():
+                    await producer.send_and_wait(
+                        topic_name("synod.task-events", PREFIX), b"{}", key=b"t1"
+                    )
+        finally:
+            await producer.stop()
+
+    # The id the planner uses in SYNOD_PLANNER_OUTBOX=transaction mode.
+    await transact("planner", f"{PREFIX}synod.planner.planner-0")
+    with pytest.raises(TransactionalIdAuthorizationFailed):
+        await transact("researcher", f"{PREFIX}synod.planner.planner-1")
+
+
+async def test_the_cli_user_reads_everything_and_writes_only_tasks(
+    secured: tuple[BrokerInfo, Prepared, dict[str, Any]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, prepared, credentials = secured
+    await send(credentials, "cli", "synod.tasks")
+    for topic in ("synod.task-events", "synod.votes", "synod.heartbeats"):
+        with pytest.raises(TopicAuthorizationFailedError):
+            await send(credentials, "cli", topic)
+    # What `synod up --secure` writes for the CLI, loaded as `set -a; . cli.env` would.
+    path = securekafka.write_cli_env(tmp_path, credentials, PREFIX)
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    for line in path.read_text().splitlines():
+        name, value = line.split("=", 1)
+        monkeypatch.setenv(name, shlex.split(value)[0])
+    reload_from_environment()
+    await send(credentials, "researcher", "synod.task-events")  # a record to read back
+    read = await read_log(
+        credentials["bootstrap"], PREFIX, keyring=Keyring.load(prepared.keyring_file)
+    )
+    # `synod check`'s reader got to the records ("{}" is no envelope: undecodable).
+    assert sum(read.undecodable.values()) >= 1
+    beats = await _last_heartbeats(credentials["bootstrap"], PREFIX)  # `synod ps`'s reader
+    assert beats == {}

@@ -110,6 +110,18 @@ env:
         name: {{ include "synod.fullname" . }}-gateway-tokens
         key: tokens
   {{- end }}
+  {{- if .Values.signing.enabled }}
+  # Signed messages (docs/security.md): every pod checks authorship against the
+  # keyring; a reviewer's command names its own key (its ordinal is its voter id).
+  - name: SYNOD_KEYRING_FILE
+    value: /etc/synod/signing/keyring.json
+  {{- if ne $.component "reviewer" }}
+  - name: SYNOD_PRINCIPAL
+    value: {{ $.component }}
+  - name: SYNOD_SIGNING_KEY_FILE
+    value: /etc/synod/signing/{{ $.component }}.key
+  {{- end }}
+  {{- end }}
   {{- if and (include "synod.strimziOn" .) .Values.strimzi.users }}
   - name: SYNOD_KAFKA_SECURITY_PROTOCOL
     value: {{ ternary "SASL_SSL" "SASL_PLAINTEXT" .Values.kafka.tls.enabled | quote }}
@@ -153,6 +165,41 @@ volumes:
     secret:
       secretName: {{ .Values.kafka.tls.caSecret }}
   {{- end }}
+{{- end -}}
+
+{{- define "synod.signingSecret" -}}
+{{- .Values.signing.existingSecret | default (printf "%s-signing" (include "synod.fullname" .)) -}}
+{{- end -}}
+
+{{/* The principals whose private keys a role's pods hold: the role itself, or
+each reviewer ordinal (one pod template serves every reviewer). */}}
+{{- define "synod.principalsOf" -}}
+{{- if eq .component "reviewer" -}}
+{{- $names := list -}}
+{{- range $n := until (int .root.Values.roles.reviewer.replicas) }}{{ $names = append $names (printf "reviewer-%d" $n) }}{{ end -}}
+{{- toJson $names -}}
+{{- else -}}
+{{- toJson (list .component) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Signing keys: the keyring and only this role's private keys. Arguments: root, component. */}}
+{{- define "synod.signingMount" -}}
+- name: signing
+  mountPath: /etc/synod/signing
+  readOnly: true
+{{- end -}}
+
+{{- define "synod.signingVolume" -}}
+- name: signing
+  secret:
+    secretName: {{ include "synod.signingSecret" .root }}
+    defaultMode: 0440
+    items:
+      - {key: keyring.json, path: keyring.json}
+      {{- range $p := include "synod.principalsOf" . | fromJsonArray }}
+      - {key: {{ $p }}.key, path: {{ $p }}.key}
+      {{- end }}
 {{- end -}}
 
 {{/*
@@ -223,5 +270,11 @@ spec:
       securityContext:
         {{- include "synod.containerSecurityContext" $root | nindent 8 }}
       {{- include "synod.volumeMounts" $root | nindent 6 }}
+      {{- if $root.Values.signing.enabled }}
+        {{- include "synod.signingMount" . | nindent 8 }}
+      {{- end }}
   {{- include "synod.volumes" $root | nindent 2 }}
+  {{- if $root.Values.signing.enabled }}
+    {{- include "synod.signingVolume" . | nindent 4 }}
+  {{- end }}
 {{- end -}}

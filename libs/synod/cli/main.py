@@ -28,6 +28,8 @@ from synod.dev.localrun import up as run_up
 from synod.errors import ConfigError, SynodError
 from synod.settings import KafkaSettings
 from synod.transport.admin import ensure_topics
+from synod.transport.authorship import write_keys
+from synod.transport.security import KafkaSecurity
 from synod.transport.reader import Since, decode, read_to_end, topic_partitions
 from synod.transport.topics import HEARTBEATS, topic_name
 from synod.wire import Heartbeat
@@ -128,6 +130,35 @@ def topics_create(
     print(f"{created} created, {len(reports) - created} already existed", file=sys.stderr)
 
 
+# Roles with one principal each in Kubernetes (their pods share it); reviewers
+# get one per ordinal, since a vote counts only under the voter's own key.
+_CHART_PRINCIPALS = ("gateway", "planner", "researcher", "coder", "consensus", "supervisor")
+
+
+@app.command()
+def keys(
+    out: Annotated[Path, typer.Argument(help="directory for <principal>.key and keyring.json")],
+    reviewers: Annotated[
+        int, typer.Option(min=1, help="reviewer ordinals (the chart's roles.reviewer.replicas)")
+    ] = 3,
+    as_json: JsonOption = False,
+) -> None:
+    """Make the Ed25519 signing keys and keyring the chart's `signing` values take."""
+    principals = {p: p for p in _CHART_PRINCIPALS}
+    principals |= {f"reviewer-{n}": "reviewer" for n in range(reviewers)}
+    if out.exists() and any(out.glob("*.key")):
+        raise fail(f"{out} already holds keys: pick an empty directory", as_json)
+    keyring = write_keys(out, principals)
+    files = ["--set-file", f"signing.keyring={keyring}"]
+    for p in principals:
+        files += ["--set-file", f"signing.keys.{p}={out / f'{p}.key'}"]
+    if as_json:
+        emit({"keyring": str(keyring), "principals": principals, "helm_args": files})
+        return
+    print(f"wrote {len(principals)} keys and {keyring}", file=sys.stderr)
+    print(" ".join(["--set", "signing.enabled=true", *files]))
+
+
 @app.command()
 def up(
     bootstrap: BootstrapOption = None,
@@ -219,7 +250,14 @@ def ps(
     state = read_state(run_dir)
     if state is None:
         raise fail("no `synod up` is running here", as_json)
-    beats = asyncio.run(_last_heartbeats(state["bootstrap"], state["prefix"]))
+    # Logged in (cli.env of `synod up --secure`): through the secured listener;
+    # else the loopback door `synod up` itself uses.
+    secured = KafkaSecurity().security_protocol != "PLAINTEXT" and state.get("secure_bootstrap")
+    bootstrap = state["secure_bootstrap"] if secured else state["bootstrap"]
+    try:
+        beats = asyncio.run(_last_heartbeats(bootstrap, state["prefix"]))
+    except SynodError as exc:
+        raise fail(str(exc), as_json) from None
     rows = []
     for child in state["children"]:
         beat = beats.get(child["instance"])
@@ -232,7 +270,7 @@ def ps(
             }
         )
     if as_json:
-        emit({"bootstrap": state["bootstrap"], "instances": rows})
+        emit({"bootstrap": bootstrap, "instances": rows})
         return
     print(f"{'ROLE':<11}{'INSTANCE':<14}{'PID':>8}  {'STATE':<13}{'HEARTBEAT':>10}  RESTARTS")
     for r in rows:

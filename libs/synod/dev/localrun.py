@@ -193,14 +193,18 @@ class LocalRun:
         granted = await securekafka.grant(info.bootstrap, prepared.users, self.prefix)
         path = securekafka.write_credentials(self.run_dir, prepared, info.tls_bootstrap)
         self.credentials = json.loads(path.read_text())
+        cli_env = securekafka.write_cli_env(self.run_dir, self.credentials, self.prefix)
         _say(
             f"started Apache Kafka {info.version}, secured: SASL_SSL at {info.tls_bootstrap}, "
-            f"{len(prepared.users)} users, {granted} ACLs; credentials in {path}"
+            f"{len(prepared.users)} users, {granted} ACLs; credentials in {path}; "
+            f"for the synod CLI: set -a; . {cli_env}; set +a"
         )
 
     def _write_state(self) -> None:
         state = {
             "bootstrap": self.bootstrap,
+            # The SASL_SSL listener, for clients that log in (cli.env).
+            "secure_bootstrap": self.credentials["bootstrap"] if self.credentials else None,
             "prefix": self.prefix,
             "pid": os.getpid(),
             # The broker this run started, for `synod chaos broker-restart` (None: given one).

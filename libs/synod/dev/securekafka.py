@@ -23,6 +23,7 @@ import ipaddress
 import json
 import os
 import secrets
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +45,7 @@ CREDENTIALS_FILE = "credentials.json"
 MECHANISM = "SCRAM-SHA-512"
 
 # Kafka's wire codes (org.apache.kafka.common.resource / acl).
-_RESOURCE = {"topic": 2, "group": 3}
+_RESOURCE = {"topic": 2, "group": 3, "transactionalId": 5}
 _PATTERN = {False: 3, True: 4}  # literal, prefixed
 _OPERATION = {"Read": 3, "Write": 4, "Describe": 8}
 _ALLOW = 3
@@ -240,3 +241,19 @@ def env_for(credentials: dict[str, Any], role: str, principal: str | None = None
             env["SYNOD_SIGNING_KEY_FILE"] = str(key)
             env["SYNOD_PRINCIPAL"] = principal
     return env
+
+
+CLI_ENV_FILE = "cli.env"
+
+
+def write_cli_env(run_dir: Path, credentials: dict[str, Any], prefix: str = "") -> Path:
+    """The `synod` CLI's login as shell variables (`set -a; . cli.env; set +a`), owner-only.
+
+    The CLI's user reads every topic and writes only synod.tasks; the keyring
+    lets `synod check` count forged records as the services do.
+    """
+    env = env_for(credentials, "cli") | {"SYNOD_TOPIC_PREFIX": prefix}
+    lines = [f"{name}={shlex.quote(value)}" for name, value in sorted(env.items())]
+    path = run_dir / CLI_ENV_FILE
+    _write_secret(path, ("\n".join(lines) + "\n").encode())
+    return path

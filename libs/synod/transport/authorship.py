@@ -56,7 +56,7 @@ from synod.wire import Envelope
 log = logging.getLogger("synod.authorship")
 
 Operation = Literal["Read", "Write", "Describe"]
-ResourceType = Literal["topic", "group"]
+ResourceType = Literal["topic", "group", "transactionalId"]
 
 REJECTED = Counter(
     "synod_authorship_rejected_total",
@@ -96,6 +96,11 @@ def _group(name: str, prefix: bool = False) -> Access:
     return Access("group", name, ("Read", "Describe"), prefix)
 
 
+def _transactions(name: str) -> Access:
+    """Open, commit and abort transactions under ids starting with `name` (ADR 0012)."""
+    return Access("transactionalId", name, ("Write", "Describe"), prefix=True)
+
+
 @dataclass(frozen=True)
 class RoleRights:
     """What one role may do: ACLs on the broker, and the message types it may author."""
@@ -104,6 +109,7 @@ class RoleRights:
     writes: tuple[Access, ...] = ()
     groups: tuple[Access, ...] = ()
     authors: frozenset[str] = frozenset()
+    service: bool = True  # a service: it heartbeats and dead-letters like every role
 
     @property
     def acls(self) -> tuple[Access, ...]:
@@ -153,7 +159,9 @@ RIGHTS: Mapping[str, RoleRights] = {
             t.ESCALATIONS,
         )
         + _write("synod.steps.", prefix=True),
-        groups=(_group("synod.planner"),),
+        # SYNOD_PLANNER_OUTBOX=transaction: one transactional id per instance,
+        # `<prefix>synod.planner.<instance>` (synod.roles.planner.service).
+        groups=(_group("synod.planner"), _transactions("synod.planner.")),
         authors=frozenset(
             {
                 "TaskSubmitted",  # a project's sub-tasks
@@ -206,6 +214,13 @@ RIGHTS: Mapping[str, RoleRights] = {
             {"StepReassigned", "QuarantineNotice", "EscalationRequested", "Reachability"}
         ),
     ),
+    # The `synod` CLI (status, watch, ps, check, submit): reads every topic
+    # without a group and writes only the edge topic a task enters by.
+    "cli": RoleRights(
+        reads=_read("synod.", prefix=True),
+        writes=_write(t.TASKS),
+        service=False,
+    ),
 }
 
 # Any Kafka client may submit a task (the edge topic, guarded by the broker's
@@ -214,14 +229,15 @@ OPEN_TYPES = frozenset({"TaskSubmitted"})
 
 
 def acls_for(role: str) -> tuple[Access, ...]:
-    """Every ACL of one role, the ones all roles share included."""
-    return _EVERY_ROLE_WRITES + RIGHTS[role].acls
+    """Every ACL of one role, the ones all services share included."""
+    rights = RIGHTS[role]
+    return (_EVERY_ROLE_WRITES if rights.service else ()) + rights.acls
 
 
 def may_author(role: str, message_type: str) -> bool:
-    if message_type in _EVERY_ROLE_AUTHORS:
-        return role in RIGHTS
     rights = RIGHTS.get(role)
+    if message_type in _EVERY_ROLE_AUTHORS:
+        return rights is not None and rights.service
     return rights is not None and message_type in rights.authors
 
 

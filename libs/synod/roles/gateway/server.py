@@ -137,9 +137,9 @@ class Gateway:
         attempt = 0
         while not self._stopping.is_set():
             # Signed like every service's sends (its heartbeats reach the supervisor).
-            signer = Authorship.from_environment(self.settings.instance).signer
+            authorship = Authorship.from_environment(self.settings.instance)
             publisher = Publisher(
-                self.kafka.bootstrap, client_id=self.settings.instance, signer=signer
+                self.kafka.bootstrap, client_id=self.settings.instance, signer=authorship.signer
             )
             view = ViewConsumer(
                 self.kafka.bootstrap,
@@ -150,6 +150,7 @@ class Gateway:
                 side_topics=self._side_topics(),
                 client_id=self.settings.instance,
                 window_s=self.settings.gateway_view_window_s or None,
+                authorship=authorship,
             )
             try:
                 await publisher.start()

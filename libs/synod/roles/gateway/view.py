@@ -36,6 +36,7 @@ from synod.core.escalations import EscalationBook
 from synod.core.ordering import CausalBuffer, Release
 from synod.core.taskview import TaskIndex, TaskView
 from synod.errors import DecodeError
+from synod.transport.authorship import Authorship
 from synod.transport.causal import record_releases
 from synod.transport.clients import kafka_consumer
 from synod.wire import Codec, Envelope, Vote
@@ -44,7 +45,7 @@ log = logging.getLogger("synod.gateway")
 
 VIEW_RECORDS = Counter(
     "synod_gateway_view_records_total",
-    "Records the gateway's view read, by outcome (applied, duplicate, undecodable, untasked)",
+    "Records the gateway's view read, by outcome (applied, duplicate, undecodable, untasked, forged)",
     ["outcome"],
 )
 VIEW_TASKS = Gauge("synod_gateway_view_tasks", "Tasks held in the gateway's view")
@@ -152,6 +153,7 @@ class ViewStats:
     untasked: int = 0
     causal_waits: int = 0  # applied only once a cause read later was in the view
     causal_gaps: int = 0  # applied without a cause, after the buffer's time bound
+    forged: int = 0  # failed authorship (synod.transport.authorship): not shown as real
 
 
 # A side topic's records go to a handler of (partition, offset, key, value).
@@ -181,8 +183,13 @@ class ViewConsumer:
         causal_capacity: int = 10_000,
         window_s: float | None = None,
         clock: Callable[[], float] = time.time,
+        authorship: Authorship | None = None,
     ) -> None:
         self.feed = feed
+        # With a keyring, a record no service would act on is left out of the
+        # view, by the same verdict the service host uses.
+        self.authorship = authorship
+        self.instance = client_id
         # None: apply in arrival order (no causal buffer).
         self.causal: CausalBuffer[tuple[Envelope[Any], int | None]] | None = (
             CausalBuffer(causal_capacity, causal_timeout_s) if causal_timeout_s else None
@@ -317,7 +324,7 @@ class ViewConsumer:
                         # Older than the window: a fetch that raced the seek, or a
                         # producer-set timestamp from before the window.
                         continue
-                    self._ingest(record.value, record.offset if logged else None)
+                    self._ingest(record.value, record.offset if logged else None, tp.topic)
             if self.causal is not None and len(self.causal):
                 self._deliver(self.causal.expire(time.monotonic()))
             if not self.caught_up and not raced:  # a raced position is about to move back
@@ -329,10 +336,10 @@ class ViewConsumer:
         except DecodeError:
             VIEW_RECORDS.labels(outcome="undecodable").inc()
             return  # the consensus service dead-letters it; the view only shows votes
-        if isinstance(envelope.body, Vote):
+        if isinstance(envelope.body, Vote) and self._authored(self.votes_topic or "", envelope):
             self.feed.add_vote(envelope)
 
-    def _ingest(self, value: bytes | None, log_offset: int | None) -> None:
+    def _ingest(self, value: bytes | None, log_offset: int | None, topic: str = "") -> None:
         self.stats.records += 1
         try:
             envelope = self.codec.decode(value if value is not None else b"")
@@ -342,6 +349,8 @@ class ViewConsumer:
             self.stats.undecodable += 1
             VIEW_RECORDS.labels(outcome="undecodable").inc()
             log.debug("skipped an undecodable record", extra={"reason": exc.reason})
+            return
+        if not self._authored(topic or self.task_events_topic, envelope):
             return
         if envelope.task_id is None:
             self.stats.untasked += 1
@@ -358,6 +367,16 @@ class ViewConsumer:
         expected = [c for c in envelope.causes if envelope.cause_topics.get(c) in topics]
         now = time.monotonic()
         self._deliver(buffer.offer(envelope.message_id, (envelope, log_offset), expected, now))
+
+    def _authored(self, topic: str, envelope: Envelope[Any]) -> bool:
+        """False for a forged record: counted (here and in the authorship metric), not shown."""
+        if self.authorship is None or self.authorship.check(
+            topic, envelope, "gateway", self.instance
+        ):
+            return True
+        self.stats.forged += 1
+        VIEW_RECORDS.labels(outcome="forged").inc()
+        return False
 
     def _deliver(self, releases: list[Release[tuple[Envelope[Any], int | None]]]) -> None:
         for release in releases:
@@ -408,6 +427,7 @@ class ViewConsumer:
             "view_undecodable": self.stats.undecodable,
             "view_causal_held": len(self.causal or ()),
             "view_causal_gaps": self.stats.causal_gaps,
+            "view_forged": self.stats.forged,
         }
 
 
