@@ -268,7 +268,9 @@ def verify(
     mode = sandbox_mode()
     problem = bwrap_problem() if mode != "rlimits" else None
     if mode == "bwrap" and problem is not None:
-        raise ConfigError(f"SYNOD_SANDBOX=bwrap, but {problem}")
+        raise ConfigError(
+            f"SYNOD_SANDBOX=bwrap, but {problem}; or SYNOD_SANDBOX=auto for the weaker rlimit guard"
+        )
     isolated = mode != "rlimits" and problem is None
     if not isolated and mode == "auto":
         _warn_weak(problem or "")

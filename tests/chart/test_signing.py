@@ -112,6 +112,8 @@ def test_signing_off_mounts_nothing() -> None:
 def test_missing_keys_fail_the_install_with_what_to_run(keys: Path) -> None:
     base = ["template", "synod-ci", str(CHART), "--kube-version", KUBE_VERSION]
     proc = helm(*base, "--set", "signing.enabled=true", check=False)
-    assert proc.returncode != 0 and "signing.existingSecret" in proc.stderr
+    assert proc.returncode != 0
+    assert "signing.existingSecret" in proc.stderr
     proc = helm(*base, *set_files(keys, leave_out="reviewer-3"), check=False)
-    assert proc.returncode != 0 and "signing.keys.reviewer-3 is missing" in proc.stderr
+    assert proc.returncode != 0
+    assert "signing.keys.reviewer-3 is missing" in proc.stderr

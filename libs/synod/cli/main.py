@@ -29,8 +29,8 @@ from synod.errors import ConfigError, SynodError
 from synod.settings import KafkaSettings
 from synod.transport.admin import ensure_topics
 from synod.transport.authorship import write_keys
-from synod.transport.security import KafkaSecurity
 from synod.transport.reader import Since, decode, read_to_end, topic_partitions
+from synod.transport.security import KafkaSecurity
 from synod.transport.topics import HEARTBEATS, topic_name
 from synod.wire import Heartbeat
 

@@ -45,7 +45,8 @@ log = logging.getLogger("synod.gateway")
 
 VIEW_RECORDS = Counter(
     "synod_gateway_view_records_total",
-    "Records the gateway's view read, by outcome (applied, duplicate, undecodable, untasked, forged)",
+    "Records the gateway's view read, by outcome "
+    "(applied, duplicate, undecodable, untasked, forged)",
     ["outcome"],
 )
 VIEW_TASKS = Gauge("synod_gateway_view_tasks", "Tasks held in the gateway's view")
