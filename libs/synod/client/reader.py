@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from synod.core.taskview import TaskIndex, TaskView
 from synod.errors import DecodeError
+from synod.transport.authorship import Authorship, AuthorshipSettings, Keyring
 from synod.transport.dispatcher import RawRecord
 from synod.transport.reader import PartitionReader, topic_partitions
 from synod.transport.topics import RESULTS, TASK_EVENTS, topic_name
@@ -34,6 +37,11 @@ class TaskReader:
         self.codec = codec or Codec()
         self.index = TaskIndex()
         self.undecodable = 0
+        # With SYNOD_KEYRING_FILE (cli.env of `synod up --secure`), what no service
+        # would act on is not shown as the task's either: the host's verdict.
+        ring = AuthorshipSettings().keyring_file
+        self.authorship = Authorship(None, Keyring.load(Path(ring)) if ring else None)
+        self.forged = 0
         self._reader = PartitionReader(bootstrap, client_id="synod-cli", fetch_records=1_000)
 
     async def __aenter__(self) -> TaskReader:
@@ -62,18 +70,23 @@ class TaskReader:
         changed: dict[str, TaskView] = {}
         for record in records:
             logged = record.topic == self.task_events
-            view = self._apply(record.value, record.offset if logged else None)
+            view = self._apply(record.value, record.offset if logged else None, record.topic)
             if view is not None:
                 changed[view.task_id] = view
         return list(changed.values())
 
-    def _apply(self, value: bytes | None, log_offset: int | None) -> TaskView | None:
+    def _apply(
+        self, value: bytes | None, log_offset: int | None, topic: str = ""
+    ) -> TaskView | None:
         try:
             envelope = self.codec.decode(value if value is not None else b"")
         except DecodeError:
             self.undecodable += 1  # what cannot be read cannot be shown; the rest can
             return None
         if self.task_id is not None and envelope.task_id != self.task_id:
+            return None
+        if not self.authorship.check(topic, envelope, "cli", "synod-cli", report=False):
+            self.forged += 1
             return None
         return self.index.apply(envelope, log_offset)
 

@@ -384,13 +384,19 @@ class Authorship:
     ) -> bool:
         """True: act on it. False: skip it (logged and counted unless `report` is off:
         a fold replaying what it already reported)."""
+        return self.rejection(topic, envelope, role, instance, report=report) is None
+
+    def rejection(
+        self, topic: str, envelope: Envelope[Any], role: str, instance: str, *, report: bool = True
+    ) -> str | None:
+        """`check`, saying why not: None to act on it, else the metric's outcome."""
         if self.keyring is None:
-            return True
+            return None
         reason = verdict(self.keyring, envelope)
         if reason is None:
-            return True
+            return None
         if not report:
-            return False
+            return reason
         REJECTED.labels(role=role, instance=instance, topic=topic, outcome=reason).inc()
         log.warning(
             "authorship_rejected: a message not acted on",
@@ -404,7 +410,7 @@ class Authorship:
                 "topic": topic,
             },
         )
-        return False
+        return reason
 
 
 # ---------------------------------------------------------------- keys on disk

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shlex
 import subprocess
 import sys
 import urllib.error
@@ -279,6 +280,27 @@ async def test_a_secured_team_refuses_forgeries_and_still_completes_its_tasks(
         outcomes = set(rejected(team, role))
         assert outcomes <= {"sender_mismatch", "voter_mismatch"}, (role, outcomes)
 
+    # 6b. The gateway shows the target with its real result and the forgeries apart,
+    # as forged (the same verdict, synod.roles.gateway.view).
+    def gateway_task(task_id: str) -> dict[str, Any]:
+        request = urllib.request.Request(
+            f"{team.gateway_url}/v1/tasks/{task_id}",
+            headers={"authorization": f"Bearer {TOKEN}"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            doc: dict[str, Any] = json.loads(response.read())
+        return doc
+
+    wanted = ["sender_mismatch", "sender_mismatch", "voter_mismatch"]
+    for _ in range(60):
+        shown = await asyncio.to_thread(gateway_task, target)
+        if sorted(f["reason"] for f in shown.get("forged", [])) == wanted:
+            break
+        await asyncio.sleep(0.5)
+    assert sorted(f["reason"] for f in shown.get("forged", [])) == wanted, shown.get("forged")
+    assert shown["state"] == "completed"
+    assert shown["result"] != "FORGED"
+
     # 7. No secret anywhere: logs, records, `synod config`.
     secrets = {"api key": API_KEY, "gateway token": TOKEN}
     secrets.update({f"{r} password": u["password"] for r, u in creds["roles"].items()})
@@ -310,3 +332,38 @@ async def test_a_secured_team_refuses_forgeries_and_still_completes_its_tasks(
     doc = await assert_log_checks(team)
     assert doc["forged"].get(TASK_EVENTS.name, 0) >= 2
     assert doc["forged"].get(VOTES.name, 0) >= 1
+
+    # 9. The `synod` CLI logged in as its own read-only user (cli.env), through the
+    # SASL_SSL listener, not the operator's door: ps, status and check work.
+    cli_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("SYNOD_KAFKA_") and k not in ("SYNOD_BOOTSTRAP", "SYNOD_KEYRING_FILE")
+    }
+    for line in (tmp_path / securekafka.CLI_ENV_FILE).read_text().splitlines():
+        name, value = line.split("=", 1)
+        cli_env[name] = shlex.split(value)[0]
+    assert cli_env["SYNOD_KAFKA_SASL_USERNAME"] == "synod-cli"
+    assert cli_env["SYNOD_BOOTSTRAP"] == creds["bootstrap"]
+
+    def synod_cli(*args: str) -> dict[str, Any]:
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "synod"), *args, "--json"],
+            env=cli_env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        assert done.returncode == 0, (args, done.stdout[-2000:], done.stderr[-2000:])
+        parsed: dict[str, Any] = json.loads(done.stdout)
+        return parsed
+
+    ps = await asyncio.to_thread(synod_cli, "ps", "--run-dir", str(tmp_path))
+    assert ps["bootstrap"] == creds["bootstrap"]
+    assert {r["state"] for r in ps["instances"]} - {"no heartbeat"}, ps
+    status = await asyncio.to_thread(synod_cli, "status", target)
+    assert status["state"] == "completed"
+    assert status["result"] != "FORGED"  # the forged outcome is not shown as the task's
+    checked = await asyncio.to_thread(synod_cli, "check")
+    assert checked["forged"].get(TASK_EVENTS.name, 0) >= 2

@@ -517,7 +517,11 @@ class _Api:
         view = self.feed.index.get(task_id)
         if view is None:
             return _not_found(task_id)
-        return web.json_response(view.to_json())
+        doc = view.to_json()
+        forged = self.feed.forged(task_id)
+        if forged:  # records that failed authorship, never part of the view (docs/security.md)
+            doc["forged"] = forged
+        return web.json_response(doc)
 
     # ------------------------------------------------------------ GET /v1/tasks/{id}/events
 

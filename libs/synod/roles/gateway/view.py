@@ -43,6 +43,9 @@ from synod.wire import Codec, Envelope, Vote
 
 log = logging.getLogger("synod.gateway")
 
+# Forged records kept per task for the console; past it they are only counted.
+_FORGED_PER_TASK = 100
+
 VIEW_RECORDS = Counter(
     "synod_gateway_view_records_total",
     "Records the gateway's view read, by outcome "
@@ -67,6 +70,8 @@ class TaskFeed:
         # task id -> message id -> vote; bounded like the index (oldest task first).
         self._votes: OrderedDict[str, dict[str, Envelope[Any]]] = OrderedDict()
         self.escalations = EscalationBook()  # /v1/escalations and the console's approvals
+        # task id -> records that failed authorship, shown as forged (never applied).
+        self._forged: OrderedDict[str, dict[str, dict[str, str]]] = OrderedDict()
 
     def apply(
         self,
@@ -102,6 +107,30 @@ class TaskFeed:
 
     def votes(self, task_id: str) -> list[Envelope[Any]]:
         return list(self._votes.get(task_id, {}).values())
+
+    def add_forged(self, envelope: Envelope[Any], topic: str, reason: str) -> None:
+        """Keep what a forged record claimed, to show it as forged; its body is not kept."""
+        if envelope.task_id is None:
+            return
+        forged = self._forged.setdefault(envelope.task_id, {})
+        if envelope.message_id in forged or len(forged) >= _FORGED_PER_TASK:
+            return
+        forged[envelope.message_id] = {
+            "message_id": envelope.message_id,
+            "type": envelope.type,
+            "claimed_sender": envelope.sender.instance,
+            "claimed_role": envelope.sender.role,
+            "signer": envelope.signer,
+            "reason": reason,
+            "topic": topic,
+        }
+        self._forged.move_to_end(envelope.task_id)
+        while len(self._forged) > self.index.capacity:
+            self._forged.popitem(last=False)
+        self._wake(envelope.task_id)
+
+    def forged(self, task_id: str) -> list[dict[str, str]]:
+        return list(self._forged.get(task_id, {}).values())
 
     def _wake(self, task_id: str) -> None:
         for event in self._watchers.get(task_id, ()):
@@ -370,13 +399,16 @@ class ViewConsumer:
         self._deliver(buffer.offer(envelope.message_id, (envelope, log_offset), expected, now))
 
     def _authored(self, topic: str, envelope: Envelope[Any]) -> bool:
-        """False for a forged record: counted (here and in the authorship metric), not shown."""
-        if self.authorship is None or self.authorship.check(
-            topic, envelope, "gateway", self.instance
-        ):
+        """False for a forged record: counted (here and in the authorship metric) and
+        kept as forged for the console, never applied to a task's view."""
+        if self.authorship is None:
+            return True
+        reason = self.authorship.rejection(topic, envelope, "gateway", self.instance)
+        if reason is None:
             return True
         self.stats.forged += 1
         VIEW_RECORDS.labels(outcome="forged").inc()
+        self.feed.add_forged(envelope, topic, reason)
         return False
 
     def _deliver(self, releases: list[Release[tuple[Envelope[Any], int | None]]]) -> None:

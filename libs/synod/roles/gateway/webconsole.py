@@ -290,6 +290,8 @@ class _Console:
         if view is None:
             return _unknown_task(task_id)
         doc = task_detail(view, self.feed.votes(task_id))
+        # Records claiming this task that failed authorship: shown as forged, not as events.
+        doc["forged"] = self.feed.forged(task_id)
         trace_id = doc["trace_id"]
         doc["trace_url"] = (
             self.trace_url.replace("{trace_id}", trace_id) if trace_id and self.trace_url else None

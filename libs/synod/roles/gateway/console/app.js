@@ -254,6 +254,18 @@ function section(title, ...content) {
   return h("section", { class: "card", "aria-label": title }, h("h2", {}, title), ...content);
 }
 
+// Records that claimed this task but failed authorship (a wrong or missing
+// signature): no service acted on them, so they are listed apart, never as events.
+function forgedSection(forged) {
+  return section("Forged records (ignored)",
+    h("p", { class: "muted" }, "These failed the signature check; no service acted on them."),
+    h("table", { class: "forged" },
+      h("thead", {}, h("tr", {}, ["type", "claimed sender", "signed by", "why ignored", "topic"].map((c) => h("th", {}, c)))),
+      h("tbody", {}, forged.map((f) => h("tr", { class: "forged-record", "data-message": f.message_id },
+        h("td", {}, f.type), h("td", {}, `${f.claimed_sender} (${f.claimed_role})`),
+        h("td", {}, f.signer || "unsigned"), h("td", {}, h("span", { class: "label fail" }, f.reason)), h("td", {}, f.topic))))));
+}
+
 function kv(pairs) {
   return h("dl", { class: "kv" }, pairs.filter(([, v]) => v !== undefined).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
@@ -407,7 +419,8 @@ function taskView(taskId) {
       section("Tests", tests),
       section("Outcome", outcome),
       section("Workspace", workspace),
-      section("Timeline", timelineView(detail))));
+      section("Timeline", timelineView(detail)),
+      ...(detail.forged && detail.forged.length ? [forgedSection(detail.forged)] : [])));
   };
   const refresh = async () => {
     timer = null;
