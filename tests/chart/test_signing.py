@@ -12,7 +12,16 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from synod.cli.main import _CHART_PRINCIPALS
-from synod.transport.authorship import load_private_key, write_keys
+from synod.transport.authorship import Authorship, load_private_key, verdict, write_keys
+from synod.wire import (
+    BallotDeadline,
+    Envelope,
+    Sender,
+    StepCompleted,
+    TaskFailed,
+    Vote,
+)
+from synod.wire.messages import QuarantineNotice, TaskCancelRequested
 
 from .conftest import CHART, KUBE_VERSION, helm, render
 from .test_chart import validate_object
@@ -57,7 +66,8 @@ def public_b64(path: Path) -> str:
 def test_every_role_gets_the_keyring_and_its_own_keys_only(keys: Path) -> None:
     objects = render(None, *set_files(keys))
     for obj in objects:
-        validate_object(obj)
+        if obj["kind"] in ("Deployment", "StatefulSet", "Secret"):  # what signing changes
+            validate_object(obj)
     secret = next(o for o in objects if o["metadata"]["name"] == "synod-ci-signing")
     stored = secret["stringData"]
     ring = json.loads(stored["keyring.json"])["principals"]
@@ -117,3 +127,40 @@ def test_missing_keys_fail_the_install_with_what_to_run(keys: Path) -> None:
     proc = helm(*base, *set_files(keys, leave_out="reviewer-3"), check=False)
     assert proc.returncode != 0
     assert "signing.keys.reviewer-3 is missing" in proc.stderr
+
+
+def test_what_a_pod_is_given_signs_messages_the_keyring_accepts(
+    keys: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each pod's mounted files and variables, as the service host loads them."""
+    objects = render(None, *set_files(keys))
+    stored = next(o for o in objects if o["metadata"]["name"] == "synod-ci-signing")["stringData"]
+    authored = {
+        "gateway": TaskCancelRequested(principal="tester"),
+        "planner": TaskFailed(reason="r"),
+        "researcher": StepCompleted(step_id="s", output="o"),
+        "coder": StepCompleted(step_id="s", output="o"),
+        "consensus": BallotDeadline(proposal_id="p", ballot=1),
+        "supervisor": QuarantineNotice(instance="coder-0", reason="r"),
+    }
+    for role, pod in workloads(objects).items():
+        mounted = tmp_path / role
+        mounted.mkdir()
+        (volume,) = [v for v in pod["volumes"] if v["name"] == "signing"]
+        for item in volume["secret"]["items"]:
+            (mounted / item["path"]).write_text(stored[item["key"]])
+        env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+        principal = "reviewer-2" if role == "reviewer" else role  # the command sets it
+        monkeypatch.setenv(
+            "SYNOD_KEYRING_FILE", env["SYNOD_KEYRING_FILE"].replace(MOUNT, str(mounted))
+        )
+        monkeypatch.setenv("SYNOD_PRINCIPAL", principal)
+        monkeypatch.setenv("SYNOD_SIGNING_KEY_FILE", str(mounted / f"{principal}.key"))
+        host = Authorship.from_environment(f"{role}-pod")
+        assert host.signer is not None, role
+        assert host.keyring is not None, role
+        body = authored.get(role) or Vote(proposal_id="p", choice="c", voter=principal)
+        sent = host.signer.sign(
+            Envelope.new(body, sender=Sender(role=role, instance=principal), task_id="t")
+        )
+        assert verdict(host.keyring, sent) is None, role
