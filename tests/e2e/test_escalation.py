@@ -12,10 +12,15 @@ the consensus service are SIGKILLed while they wait and started again; then:
   cancel ends it with TaskFailed(cancelled);
 - a cancel through `/v1/tasks/{id}/cancel` ends the third.
 
-A task with a small token budget, under the flaky fault profile (retries in
-the retry topics, hedged stragglers, malformed replies repaired), stops at
-its limit: its usage on the log is within the budget, and its outcome's usage
-is the sum of every call's usage on the log.
+A task with a small token budget, under the flaky fault profile, stops at its
+limit: its usage on the log is within the budget, and its outcome's usage is
+the sum of every call's usage on the log. That the faults really happen is
+arranged, not hoped for: the simulated model draws its faults from (seed,
+task, step, attempt, role), so the test picks the task id whose flaky draws
+give one step a 429 (a retry through the retry topics) and no other fault,
+and one step is a straggler on its first attempt (SYNOD_LLM_SIM_SLOW_STEPS),
+so it is hedged; the log must show the retry, the hedge, and the usage of
+the retried run and of the hedge's loser in the sum.
 
 `synod check` (answered once, resumed once, usage within budget) is clean.
 The two tests share one team (module scope): the team's start-up is most of
@@ -39,9 +44,13 @@ import pytest
 from tests.localteam import CODEC, assert_log_checks, local_team, outcomes_by_task, read_topic
 
 from synod.dev.localrun import LocalRun
+from synod.ids import derived_id
+from synod.llm import LLMRequest
+from synod.llm.faults import load_profile
+from synod.llm.sim import SimBackend
 from synod.transport.topics import RESULTS, TASK_EVENTS
-from synod.wire import TaskCompleted, TaskFailed
-from synod.wire.messages import EscalationAnswered
+from synod.wire import StepRequested, TaskCompleted, TaskFailed
+from synod.wire.messages import EscalationAnswered, StepCancelled, UsageReported
 
 pytestmark = pytest.mark.timeout(400)
 CHROMIUM = os.environ.get("SYNOD_CHROMIUM", "/usr/bin/chromium")
@@ -54,6 +63,7 @@ CHROMIUM_ARGS = [
 ALICE = {"Authorization": "Bearer tok-alice"}
 BOB = {"Authorization": "Bearer tok-bob"}
 GUIDANCE = "Name the function solve and handle an empty input"
+STRAGGLER = "straggler"
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +84,8 @@ async def team(
         "SYNOD_SESSION_TIMEOUT_MS": "6000",
         "SYNOD_API_TOKENS": "alice=tok-alice,bob=tok-bob",
         "SYNOD_ESCALATION_TIMEOUT_S": "600",
+        # The arranged budget task's straggler: its first attempt is slow, so hedged.
+        "SYNOD_LLM_SIM_SLOW_STEPS": f"{STRAGGLER}=30",
     }
     replicas = {
         "gateway": 1,
@@ -266,6 +278,52 @@ async def test_undecided_tasks_park_survive_kills_and_resume_once_as_answered(
 
 BUDGET = 4_000
 USAGE_TYPES = ("StepCompleted", "StepFailed", "StepRetrying", "UsageReported")
+# The arranged task: seven quick steps and a straggler in parallel, then a step
+# whose prompt alone is bigger than the budget (so the task must stop for want
+# of budget after the parallel steps, whatever the grants were); three agents.
+ARRANGED_BUDGET = 16_000
+QUICK = [f"q{i}" for i in range(7)]
+HEAVY = "x" * 40_000  # ~20k tokens of input at the worst-case estimate of 2 chars a token
+
+
+def _plan(steps: list[str], last_description: str = "") -> list[dict[str, Any]]:
+    plan: list[dict[str, Any]] = [
+        {"step_id": s, "role": "coder", "title": f"write module {s}", "files": [f"{s}.py"]}
+        for s in steps
+    ]
+    plan.append(
+        {
+            "step_id": "t",
+            "role": "coder",
+            "title": "tie them",
+            "description": last_description,
+            "depends_on": steps,
+        }
+    )
+    return plan
+
+
+def _draw(task_id: str, step_id: str, attempt: int) -> str | None:
+    """The fault the coder's call of (task, step, attempt) draws under the team's
+    flaky profile and seed (the services' SYNOD_LLM_SIM_SEED is the default, 0)."""
+    sim = SimBackend(profile=load_profile("flaky"))
+    request = LLMRequest(role="coder", task_id=task_id, step_id=step_id, attempt=attempt, prompt="")
+    return sim.decide(request).fault
+
+
+def _arranged_task_id(tag: str) -> tuple[str, str]:
+    """A task id whose flaky draws give one of the first wave's steps a transient
+    fault on its first run and none on its rerun (the worker numbers the r-th
+    retry's call attempt + 1000 r), and no fault to any other call; and that step."""
+    for n in range(100_000):
+        task_id = f"budget-faults-{tag}-{n}"
+        flaky = [s for s in QUICK[:3] if _draw(task_id, s, 0) == "transient"]
+        if len(flaky) != 1 or _draw(task_id, flaky[0], 1000) is not None:
+            continue
+        others = [(s, 0) for s in QUICK if s != flaky[0]] + [(STRAGGLER, 0), (STRAGGLER, 1)]
+        if all(_draw(task_id, s, a) is None for s, a in others):
+            return task_id, flaky[0]
+    raise AssertionError("no task id with the arranged draws: has the flaky profile changed?")
 
 
 async def test_a_small_token_budget_under_faults_stops_at_its_limit(
@@ -273,23 +331,31 @@ async def test_a_small_token_budget_under_faults_stops_at_its_limit(
 ) -> None:
     run, _ = team
     tag = uuid.uuid4().hex[:6]
-    budgets = {f"budget-small-{tag}": BUDGET, f"budget-twice-{tag}": 2 * BUDGET}
-    await asyncio.gather(*(_budgeted(run, t, b) for t, b in budgets.items()))
-
-
-async def _budgeted(run: LocalRun, task_id: str, budget: int) -> None:
-    plan = [
-        {"step_id": f"s{i}", "role": "coder", "title": f"write module m{i}", "files": [f"m{i}.py"]}
-        for i in range(8)
-    ]
-    plan.append(
-        {
-            "step_id": "t",
-            "role": "coder",
-            "title": "tie them",
-            "depends_on": [f"s{i}" for i in range(8)],
-        }
+    arranged, flaky_step = _arranged_task_id(tag)
+    steps = [*QUICK, STRAGGLER]
+    await asyncio.gather(
+        _budgeted(run, f"budget-small-{tag}", BUDGET, _plan([f"s{i}" for i in range(8)])),
+        _budgeted(
+            run,
+            arranged,
+            ARRANGED_BUDGET,
+            _plan(steps, HEAVY),
+            labels={"team.agents": "3"},
+            retried=flaky_step,
+            hedged=STRAGGLER,
+        ),
     )
+
+
+async def _budgeted(
+    run: LocalRun,
+    task_id: str,
+    budget: int,
+    plan: list[dict[str, Any]],
+    labels: dict[str, str] | None = None,
+    retried: str = "",
+    hedged: str = "",
+) -> None:
     async with aiohttp.ClientSession() as session:
         status, doc = await _json(
             session,
@@ -297,11 +363,12 @@ async def _budgeted(run: LocalRun, task_id: str, budget: int) -> None:
             f"{run.gateway_url}/v1/tasks",
             json={
                 "task_id": task_id,
-                "goal": "eight modules and a test",
+                "goal": "modules and a test",
                 "plan": plan,
                 "budget": {"max_tokens": budget, "on_exhausted": "fail"},
                 # The one juror of this team: its answer can be decided.
                 "reviewers": 1,
+                "labels": labels or {},
             },
             headers=ALICE,
         )
@@ -309,22 +376,62 @@ async def _budgeted(run: LocalRun, task_id: str, budget: int) -> None:
     results = await read_topic(run, RESULTS, lambda rs: task_id in outcomes_by_task(rs), 240)
     [outcome] = [e.body for e in (CODEC.decode(r.value) for r in results) if e.task_id == task_id]
     log = await read_topic(run, TASK_EVENTS, lambda rs: True, 30, drain_s=3)
+    mine = [e for e in (CODEC.decode(r.value) for r in log) if e.task_id == task_id]
     records: dict[str, Any] = {}
-    for r in log:
-        e = CODEC.decode(r.value)
-        if e.task_id == task_id and e.type in USAGE_TYPES:
+    for e in mine:
+        if e.type in USAGE_TYPES:
             records.setdefault(e.message_id, e.body.usage)
     tokens = sum(u.input_tokens + u.output_tokens for u in records.values())
-    kinds = sorted({e.type for e in (CODEC.decode(r.value) for r in log) if e.task_id == task_id})
+    kinds = sorted({e.type for e in mine})
     print(
-        f"budget task: {type(outcome).__name__} {getattr(outcome, 'reason', '')[:120]!r}; "
+        f"budget task {task_id}: {type(outcome).__name__} "
+        f"{getattr(outcome, 'reason', '')[:120]!r}; "
         f"{len(records)} usage records, {tokens} tokens of {budget}; record types {kinds}"
     )
     assert tokens <= budget
     spent = outcome.usage
     assert spent.input_tokens + spent.output_tokens == tokens  # every call on the log
     assert spent.calls == sum(u.calls for u in records.values())
+    if retried or hedged:
+        _assert_retry_and_hedge(task_id, mine, records, retried, hedged)
+        assert isinstance(outcome, TaskFailed), outcome  # the last step cannot fit
     if isinstance(outcome, TaskFailed):
         assert outcome.error_class == "budget", outcome.reason
         assert "the budget is spent" in outcome.reason
     await assert_log_checks(run, task_id=task_id)
+
+
+def _assert_retry_and_hedge(
+    task_id: str, mine: list[Any], records: dict[str, Any], retried: str, hedged: str
+) -> None:
+    """The arranged faults happened, and what they spent is in the sum."""
+    first = derived_id(task_id, f"step/{retried}/0")
+    retrying = [e for e in mine if e.type == "StepRetrying" and e.body.step_id == retried]
+    assert retrying, f"{retried} drew a 429 on its first run but was never parked for retry"
+    assert all(e.message_id in records for e in retrying)
+    reruns = [e for e in mine if e.type == "StepCompleted" and e.body.step_id == retried]
+    assert any(first in e.causes for e in reruns), "the retried run's completion is missing"
+    assert all(e.message_id in records for e in reruns)
+
+    hedges = [
+        e
+        for e in mine
+        if isinstance(e.body, StepRequested)
+        and e.body.step_id == hedged
+        and e.body.prompt_variant == "hedge"
+    ]
+    assert hedges, f"the straggler {hedged} was never hedged"
+    straggler = derived_id(task_id, f"step/{hedged}/0")
+    cancels = [e.body for e in mine if isinstance(e.body, StepCancelled)]
+    assert any(straggler in c.request_ids for c in cancels), cancels
+    # The loser's call was cut off (charged its worst case) or ended on its own:
+    # either way a record of its usage is on the log and in the sum.
+    lost = [
+        e
+        for e in mine
+        if (isinstance(e.body, UsageReported) and e.body.request_id == straggler)
+        or (e.type in ("StepCompleted", "StepFailed") and straggler in e.causes)
+    ]
+    assert lost, "no usage record of the hedge's loser"
+    assert all(e.message_id in records for e in lost)
+    assert sum(e.body.usage.input_tokens + e.body.usage.output_tokens for e in lost) > 0
