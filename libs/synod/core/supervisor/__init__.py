@@ -12,6 +12,7 @@ from synod.core.supervisor.engine import Supervisor, phi_is_finite
 from synod.core.supervisor.vocabulary import (
     Action,
     DecisionSeen,
+    Escalate,
     Event,
     HeartbeatSeen,
     Quarantine,
@@ -30,6 +31,7 @@ from synod.core.supervisor.vocabulary import (
 __all__ = [
     "Action",
     "DecisionSeen",
+    "Escalate",
     "Event",
     "HeartbeatSeen",
     "Quarantine",

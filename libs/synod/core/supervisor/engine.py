@@ -18,6 +18,9 @@ What it detects, and what it answers with:
 - loop: `loop_repeats` outcomes of one step in a row with the same signature
   (byte-identical output, or the same failure reason), or the step used up
   `attempt_budget` attempts -> `Reassign` with other parameters.
+- no remedy left: a step that would be reassigned (stuck, looping, out of
+  attempts) once `max_reassignments` are used up -> `Escalate`, once per task:
+  the planner puts the task to a person (EscalationRequested, docs/adr/0011).
 - repeat hallucinator: a worker whose candidates consensus rejected, or a
   reviewer who voted against the decided outcome, `strikes_to_quarantine`
   times among its last `strike_window` judged ballots -> `Quarantine`.
@@ -39,6 +42,7 @@ from synod.core.resilience.detector import PhiAccrualDetector
 from synod.core.supervisor.vocabulary import (
     Action,
     DecisionSeen,
+    Escalate,
     Event,
     HeartbeatSeen,
     Quarantine,
@@ -83,6 +87,7 @@ class Supervisor:
     steps: dict[tuple[str, str], _Step] = field(default_factory=dict)
     votes: dict[str, dict[str, str]] = field(default_factory=dict)  # proposal -> voter -> pos
     decided: dict[str, str] = field(default_factory=dict)  # proposal -> outcome
+    escalated: dict[str, None] = field(default_factory=dict)  # tasks asked about (ordered set)
     detector: PhiAccrualDetector = field(init=False)
 
     def __post_init__(self) -> None:
@@ -124,6 +129,7 @@ class Supervisor:
             del self.steps[key]
         for proposal in [p for p in self.votes if p.startswith(f"{event.task_id}/")]:
             del self.votes[proposal]
+        self.escalated.pop(event.task_id, None)
         return []
 
     def tick(self, now: float) -> list[Action]:
@@ -249,8 +255,10 @@ class Supervisor:
         self, task_id: str, step_id: str, step: _Step, after: int, reason: str
     ) -> list[Action]:
         c = self.config
-        if after in step.reassigned_after or step.reassignments >= c.max_reassignments:
+        if after in step.reassigned_after:
             return []
+        if step.reassignments >= c.max_reassignments:
+            return self._escalate(task_id, step_id, step, after, reason)
         step.reassigned_after.add(after)
         n = step.reassignments
         step.reassignments += 1
@@ -266,6 +274,18 @@ class Supervisor:
         if used is not None and used.prompt_variant.startswith("revise-"):
             variant = f"{used.prompt_variant}+{variant}"  # still a revision of that round
         return [Reassign(task_id, step_id, after, model, temperature, variant, reason)]
+
+    def _escalate(
+        self, task_id: str, step_id: str, step: _Step, after: int, reason: str
+    ) -> list[Action]:
+        # Judged once: a stuck attempt is not asked about again at every tick.
+        step.reassigned_after.add(after)
+        if not self.config.escalate or task_id in self.escalated:
+            return []
+        self.escalated[task_id] = None
+        while len(self.escalated) > self.config.max_tracked_steps:
+            del self.escalated[next(iter(self.escalated))]
+        return [Escalate(task_id, step_id, after, reason, step.reassignments)]
 
     def _decision(self, event: DecisionSeen, now: float) -> list[Action]:
         votes = self.votes.pop(event.proposal_id, {})

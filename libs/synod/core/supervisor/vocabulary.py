@@ -35,6 +35,10 @@ class SupervisorConfig:
     max_tracked_steps: int = 100_000
     # An instance silent this long is gone (scaled away), not dead: stop restarting it.
     forget_after_s: float = 600.0
+    # A step still stuck, looping or failing once its reassignments are used up
+    # has outrun what the supervisor can do: ask the planner to put its task to
+    # a person (EscalationRequested), once per task.
+    escalate: bool = True
 
     def __post_init__(self) -> None:
         if self.loop_repeats < 2:
@@ -156,6 +160,29 @@ class Reassign:
 
 
 @dataclass(frozen=True)
+class Escalate:
+    """Ask for a person: the step needs another remedy, and none is left."""
+
+    task_id: str
+    step_id: str
+    after_attempt: int  # the attempt judged bad when no reassignment was left
+    reason: str  # "stuck" | "loop" | "attempt_budget", as for Reassign
+    reassignments: int  # how many were made before
+
+    def explain(self) -> str:
+        what = {
+            "stuck": "is still stuck (no outcome past its deadline)",
+            "loop": "keeps repeating the same outcome",
+            "attempt_budget": "keeps failing and has used up its attempts",
+        }.get(self.reason, f"needs another remedy ({self.reason})")
+        return (
+            f"step {self.step_id} {what} at attempt {self.after_attempt}, after "
+            f"{self.reassignments} reassignments with other parameters: the supervisor "
+            "has no remedy left"
+        )
+
+
+@dataclass(frozen=True)
 class Quarantine:
     instance: str
     role: str
@@ -171,4 +198,4 @@ class Release:
     reason: str  # "served"
 
 
-Action = Restart | Reassign | Quarantine | Release
+Action = Restart | Reassign | Escalate | Quarantine | Release

@@ -118,7 +118,9 @@ def decide(s: TaskState) -> list[Publish] | None:
         if answer.action == "approve":
             return [_approved(s, raised, answer)]
     if s.escalation_asked is not None and not s.escalations:
-        return [raise_for(s, "supervisor", s.escalation_asked.reason)]
+        # Numbered 0, not by the vote: a VoteRequested folded before this record
+        # is back from the log would otherwise make it a second escalation.
+        return [raise_for(s, "supervisor", s.escalation_asked.reason, number=0)]
     return None
 
 
@@ -151,11 +153,13 @@ def raise_for(
     kind: EscalationKind,
     reason: str,
     candidates: list[Candidate] | None = None,
+    number: int | None = None,
 ) -> Publish:
-    """The escalation record that parks the task (one per kind and answer round)."""
+    """The escalation record that parks the task (one per kind and answer round, or
+    the one `number` of its kind)."""
     proposal = s.vote.proposal_id if s.vote is not None else ""
     round_ = round_of(proposal) if proposal else 0
-    eid = escalation_id(s.task_id, kind, round_ + len(s.answers))
+    eid = escalation_id(s.task_id, kind, round_ + len(s.answers) if number is None else number)
     if candidates is None:
         candidates = list(s.vote.candidates) if s.vote is not None else []
     body = EscalationRaised(

@@ -8,6 +8,8 @@ core's actions:
 - Restart -> the configured Runtime (local processes, Kubernetes, or none).
 - Reassign -> a `StepReassigned` appended to the task's log, with an id derived
   from (task, step, attempt judged), so a repeat is a duplicate.
+- Escalate -> an `EscalationRequested` on the task's log (id derived from the
+  task, so once per task): the planner puts the task to a person.
 - Quarantine / Release -> a `QuarantineNotice` on the compacted
   `synod.supervisor`, keyed by instance; planners read it (synod.roles.planner.quarantine).
 
@@ -52,7 +54,12 @@ from synod.wire import (
     Vote,
     VoteRequested,
 )
-from synod.wire.messages import QuarantineNotice, StepReassigned, StepRetrying
+from synod.wire.messages import (
+    EscalationRequested,
+    QuarantineNotice,
+    StepReassigned,
+    StepRetrying,
+)
 
 log = logging.getLogger("synod.supervisor")
 
@@ -75,6 +82,9 @@ QUARANTINES = Counter(
     "synod_supervisor_quarantines_total", "Instances put in quarantine", ["role", "reason"]
 )
 RELEASES = Counter("synod_supervisor_releases_total", "Quarantines lifted", ["role"])
+ESCALATIONS = Counter(
+    "synod_supervisor_escalations_total", "Tasks put to a person by the supervisor", ["reason"]
+)
 
 
 class SupervisorSettings(BaseSettings):
@@ -116,6 +126,9 @@ class SupervisorSettings(BaseSettings):
     quarantine_s: float = Field(default=300.0, gt=0)
     max_quarantine_s: float = Field(default=3600.0, gt=0)
     min_reviewers: int = Field(default=3, ge=0)
+    escalate: bool = Field(
+        default=True, description="ask for a person when a step outruns its reassignments"
+    )
 
     def config(self) -> core.SupervisorConfig:
         return core.SupervisorConfig(
@@ -136,6 +149,7 @@ class SupervisorSettings(BaseSettings):
             quarantine_s=self.quarantine_s,
             max_quarantine_s=self.max_quarantine_s,
             min_reviewers=self.min_reviewers,
+            escalate=self.escalate,
         )
 
     def make_runtime(self) -> Runtime:
@@ -305,6 +319,8 @@ class SupervisorService:
                 job.add_done_callback(self.pending.discard)
             elif isinstance(action, core.Reassign):
                 await self.reassign(action)
+            elif isinstance(action, core.Escalate):
+                await self.escalate(action)
             elif isinstance(action, core.Quarantine | core.Release):
                 await self.notice(action)
 
@@ -347,6 +363,21 @@ class SupervisorService:
         REASSIGNMENTS.labels(action.reason).inc()
         log.warning(
             "reassigned",
+            extra={"task_id": action.task_id, "step_id": action.step_id, "reason": action.reason},
+        )
+
+    async def escalate(self, action: core.Escalate) -> None:
+        envelope = Envelope.new(
+            EscalationRequested(reason=action.explain()),
+            sender=self.ctx.sender,
+            task_id=action.task_id,
+            # One per task: a restarted supervisor asking again is a duplicate.
+            message_id=derived_id(action.task_id, "supervisor-escalation"),
+        )
+        await self.ctx.publish(TASK_EVENTS, envelope)
+        ESCALATIONS.labels(action.reason).inc()
+        log.warning(
+            "escalation requested",
             extra={"task_id": action.task_id, "step_id": action.step_id, "reason": action.reason},
         )
 

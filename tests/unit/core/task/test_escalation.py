@@ -19,6 +19,7 @@ from synod.wire import (
     TaskCompleted,
     TaskFailed,
     TaskSubmitted,
+    VoteRequested,
 )
 from synod.wire.messages import (
     EscalationAnswered,
@@ -176,3 +177,22 @@ def test_a_supervisors_request_escalates() -> None:
     [raised] = decided(machine)
     assert isinstance(raised.body, EscalationRaised)
     assert raised.body.kind == "supervisor"
+
+
+def test_a_supervisors_request_is_one_escalation_even_if_a_vote_folds_before_it_is_logged() -> None:
+    machine = TaskMachine("t1")
+    fold(machine, env(TaskSubmitted(goal="x", plan=STEPS)))
+    feed(machine, decided(machine))  # the plan
+    feed(machine, decided(machine))  # the step
+    fold(machine, env(StepCompleted(step_id="r", output="first try")))
+    [vote] = [a for a in decided(machine) if isinstance(a.body, VoteRequested)]
+    fold(
+        machine, env(EscalationRequested(reason="looping"), Sender(role="supervisor", instance="s"))
+    )
+    [raised] = decided(machine)  # in the outbox, not yet back from the log
+    assert isinstance(raised.body, EscalationRaised)
+    # The vote the planner logged before the request comes back first: a new round.
+    fold(machine, env(vote.body, message_id=vote.message_id))
+    assert machine.vote is not None
+    [again] = decided(machine)
+    assert again.message_id == raised.message_id
