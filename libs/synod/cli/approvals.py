@@ -73,6 +73,8 @@ def _finish(status: int, doc: Any, as_json: bool, text: str) -> None:
             print(text)
         return
     message = doc.get("error", {}).get("message", f"HTTP {status}")
+    if status == 404:
+        message += " (`synod approvals list --state all` lists them)"
     print(f"error: {message}", file=sys.stderr)
     raise typer.Exit(code=2 if status in (400, 422) else 1)
 
