@@ -77,7 +77,7 @@ def chaos(
             f"{doc['scenario']} for {doc['duration_s']:g} s (seed {doc['seed']}): "
             f"{doc['tasks']} tasks ({doc['unsent']} unsent), {doc['completed']} completed, "
             f"{doc['failed']} failed, "
-            f"{doc['lost']} lost, {doc['duplicated']} duplicated; "
+            f"{doc['escalated']} escalated, {doc['lost']} lost, {doc['duplicated']} duplicated; "
             f"latency p50 {doc['latency_p50_s']} s, p99 {doc['latency_p99_s']} s"
         )
         for f in doc["faults"]:

@@ -19,7 +19,8 @@ scenario's faults strike, drawn from the seed (which process, when, how long):
 
 Then it waits (bounded) for every submitted task's outcome, reads the whole
 log, runs the `synod check` oracle over it and reports: tasks, completed,
-failed, lost (no outcome), duplicated (two different outcome ids), latency
+failed, escalated (no outcome yet, parked on an EscalationRaised for a person:
+durable, not lost), lost (neither), duplicated (two different outcome ids), latency
 p50/p99 from submission to outcome, and the time from each fault to the first
 outcome after it (time to recover).
 """
@@ -50,6 +51,7 @@ from synod.transport.clients import kafka_producer
 from synod.transport.logread import read_log
 from synod.transport.topics import TASKS, topic_name
 from synod.wire import TaskCompleted, TaskFailed
+from synod.wire.messages import EscalationRaised
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
@@ -344,10 +346,11 @@ async def _settle(bootstrap: str, prefix: str, report: ChaosReport, settle_s: fl
     ends = time.monotonic() + settle_s
     while time.monotonic() < ends:
         read = await read_log(bootstrap, prefix)
+        # A task parked for a person has settled too: nobody answers during a run.
         done = {
             r.envelope.task_id
             for r in read.records
-            if isinstance(r.envelope.body, TaskCompleted | TaskFailed)
+            if isinstance(r.envelope.body, TaskCompleted | TaskFailed | EscalationRaised)
         }
         if set(report.submitted) <= done:
             return
@@ -356,6 +359,11 @@ async def _settle(bootstrap: str, prefix: str, report: ChaosReport, settle_s: fl
 
 def _summarise(report: ChaosReport, records: list[Any], started: float) -> dict[str, Any]:
     outcomes: dict[str, dict[str, Any]] = {}
+    parked = {
+        r.envelope.task_id
+        for r in records
+        if r.envelope.task_id in report.submitted and isinstance(r.envelope.body, EscalationRaised)
+    }
     for r in records:
         body = r.envelope.body
         if r.envelope.task_id in report.submitted and isinstance(body, TaskCompleted | TaskFailed):
@@ -397,7 +405,8 @@ def _summarise(report: ChaosReport, records: list[Any], started: float) -> dict[
         "unsent": report.unsent,
         "completed": completed,
         "failed": failed,
-        "lost": len(report.submitted) - len(outcomes),
+        "escalated": len(parked - set(outcomes)),
+        "lost": len(set(report.submitted) - set(outcomes) - parked),
         "duplicated": duplicated,
         "latency_p50_s": round(p50, 2) if p50 is not None else None,
         "latency_p99_s": round(p99, 2) if p99 is not None else None,
