@@ -14,7 +14,9 @@ rules that hold for every policy:
   then marked provisional;
 - after a provisional decision, keep counting the decided ballot's votes (the
   missing jurors', once the partition heals) and report, once, what the full
-  electorate decides: `Reconciled`, confirmed or overturned (docs/cap.md).
+  electorate decides: `Reconciled`, confirmed or overturned (docs/cap.md);
+- in CP mode, end with no quorum at the first deadline whose reachability report
+  leaves too few voters for the next ballot's quorum, not after the last ballot.
 
 Everything it does is a function of the proposal and the ordered events, so
 `replay` of a log always gives the same decision.
