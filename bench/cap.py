@@ -12,6 +12,7 @@ outcome (and every reconciliation), and reports from the run's own log:
   rests on an overturned decision; violations: `synod check` over the run's log.
 
 Scenarios: reviewers-1of3 and reviewers-2of3 (reviewer zones cut during the vote),
+reviewers-2of3-reject (the same, and the cut-away jurors reject the first answer),
 planner-cut (15 s, mid-task), all-cut (every service cut 30 s), gray-coder (2.5 s
 latency on one coder's zone; plan tasks, so the hedge rule applies). docs/cap.md's
 table is this script's output. Asserts nothing about time.
@@ -84,6 +85,8 @@ ENV = {
     "SYNOD_LLM_BACKEND": "sim",
     "SYNOD_VOTE_DEADLINE_S": "8",
     "SYNOD_LLM_SIM_LATENCY": "fixed:0.5",
+    # cp's no-quorum must end the task (naming the voters), not park it for a person.
+    "SYNOD_ESCALATE": "false",
 }
 
 
@@ -109,6 +112,7 @@ class Scenario:
     modes: list[str]
     fault: Fault
     plan_tasks: bool = False
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def _cut(*zones: str) -> Callable[[NetFaults], None]:
@@ -123,6 +127,14 @@ SCENARIOS = {
     "reviewers-1of3": Scenario("reviewers-1of3", ["cp", "ap"], Fault(["z6"], _cut("z6"), 40)),
     "reviewers-2of3": Scenario(
         "reviewers-2of3", ["cp", "ap"], Fault(["z6", "z7"], _cut("z6", "z7"), 45)
+    ),
+    # The cut-away jurors reject every task's first answer (the sim, on demand): the
+    # full electorate overturns what the reachable one decided, and the task reopens.
+    "reviewers-2of3-reject": Scenario(
+        "reviewers-2of3-reject",
+        ["ap"],
+        Fault(["z6", "z7"], _cut("z6", "z7"), 45),
+        env={"SYNOD_LLM_SIM_WRONG_STEPS": "*/answer/b*/reviewer-[12]"},
     ),
     "planner-cut": Scenario(
         "planner-cut", ["cp", "ap"], Fault(["z1"], _cut("z1"), 15, wait_first=True)
@@ -246,11 +258,11 @@ async def run_one(
     info: localkafka.BrokerInfo, net: NetFaults, work: Path, scenario: Scenario, mode: str, n: int
 ) -> Row:
     row = Row(scenario.name, mode, n)
-    name = f"{scenario.name}-{mode}".replace("-", "")[:12]
+    name = f"{scenario.name}-{mode}".replace("-", "")[:22]
     tasks = [f"{scenario.name}-{mode}-{i}" for i in range(n)]
     net.heal_all()
     saved = dict(os.environ)
-    os.environ.update(ENV)
+    os.environ.update({**ENV, **scenario.env})
     run = LocalRun(
         bootstrap=info.bootstrap,
         prefix=f"{name}{uuid.uuid4().hex[:6]}.",

@@ -174,6 +174,12 @@ async def test_the_console_shows_a_live_team_and_acts_on_it(team: LocalRun, chro
                 assert fill == "rgb(28, 138, 74)", fill  # --completed
             critical = page.locator('svg.dag g.node[data-critical="true"]')
             await expect(critical).to_have_count(len(detail["dag"]["critical_path"]))
+            # Its CAP choice and where its outcome stands (docs/cap.md): a cp task decided
+            # by a quorum of the full electorate is final; nothing was overturned.
+            assert (detail["task"]["partition_mode"], detail["task"]["settlement"]) == ("cp", "")
+            settlement = page.locator(".task .settlement")
+            await expect(settlement).to_have_text("cp · final")
+            await expect(settlement).to_have_attribute("data-overturned", "0")
             ballot = detail["ballots"][-1]
             card = page.locator(f'.ballot[data-proposal="{ballot["proposal_id"]}"]').last
             votes = card.locator("tr.vote")

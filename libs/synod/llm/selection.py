@@ -75,6 +75,7 @@ def build_sim(
         sleep=sleep,
         crash=crash,
         slow_first_attempts=settings.sim_slow_steps,
+        wrong_steps=settings.sim_wrong_steps,
         prompt_log=settings.sim_prompt_log,
         # A service's crashes model process deaths: a new process, a new draw.
         life=os.getpid() if crash is exit_process else 0,

@@ -68,6 +68,10 @@ class LLMSettings(BaseSettings):
     # step id -> extra seconds its first attempt (attempt 0) sleeps, e.g. "task-3=30":
     # a deterministic straggler for hedging tests; later attempts are not slowed.
     sim_slow_steps: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+    # Step-id patterns (fnmatch, comma-separated) whose calls give the "wrong" output
+    # whatever the profile draws, e.g. "t1/answer/b*/reviewer-[12]": jurors that
+    # reject on demand, so a test can make a cut-away minority overturn a decision.
+    sim_wrong_steps: Annotated[tuple[str, ...], NoDecode] = ()
     fault_profile: str = "none"
     # "provider:model" (or a bare model, any provider) -> [USD per million input
     # tokens, USD per million output tokens(, USD per million cached input tokens)]
@@ -121,6 +125,13 @@ class LLMSettings(BaseSettings):
             if text.startswith("["):
                 return json.loads(text)
             return [name.strip() for name in text.split(",") if name.strip()]
+        return value
+
+    @field_validator("sim_wrong_steps", mode="before")
+    @classmethod
+    def _wrong_steps(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
     @field_validator("sim_slow_steps", mode="before")

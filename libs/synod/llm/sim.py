@@ -22,6 +22,7 @@ Faults (at most one per call, drawn with the profile's rates):
 - inject: the right output, with a prompt injection in its free text (research
   findings, the code's comments and explanation, a review's rationale, a plan's
   rationale): see `synod.llm.simcontent.INJECTION`.
+- Step ids matching one of `wrong_steps` (fnmatch patterns) always get `wrong`.
 - crash: calls the `crash` hook, by default `os._exit(137)` (as if SIGKILLed).
   If the hook returns, `SimulatedCrash` is raised: a BaseException, so agent
   code that handles errors cannot mistake it for one. A crash models the
@@ -35,6 +36,7 @@ Faults (at most one per call, drawn with the profile's rates):
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import json
 import os
 import random
@@ -90,6 +92,7 @@ class SimBackend:
         life: int = 0,
         slow_first_attempts: Mapping[str, float] | None = None,
         prompt_log: str = "",
+        wrong_steps: Sequence[str] = (),
     ) -> None:
         self.seed = seed
         self.life = life
@@ -102,6 +105,9 @@ class SimBackend:
         # step id -> extra latency of its attempt 0: a straggler on demand.
         self.slow_first_attempts = dict(slow_first_attempts or {})
         self.prompt_log = prompt_log
+        # step-id patterns answered wrong on demand (a juror that rejects, a coder
+        # that errs), whatever the profile draws.
+        self.wrong_steps = tuple(wrong_steps)
 
     def describe(self) -> str:
         return f"fault profile {self.profile.name}, seed {self.seed}, latency {self.latency.spec()}"
@@ -133,6 +139,8 @@ class SimBackend:
             # The crash draw is separate (see the module doc); the fault draw's
             # own "crash" share means no fault, so the other rates stay exact.
             decision = SimDecision("crash" if self._crashes(request) else None, decision.latency_s)
+        if any(fnmatch.fnmatchcase(request.step_id, p) for p in self.wrong_steps):
+            decision = SimDecision("wrong", decision.latency_s)
         fault = decision.fault
         model = request.model or self.model
         where = f"sim {request.role} {request.task_id}/{request.step_id}#{request.attempt}"

@@ -329,3 +329,27 @@ async def test_a_crash_kills_the_process_not_the_request() -> None:
     assert abs(len(first) / len(requests) - rate) < 0.04
     # Independent lives: the overlap is about rate**2 of the requests, not all of first.
     assert len(first & next_life) < 0.5 * len(first)
+
+
+async def test_a_juror_named_in_wrong_steps_rejects_the_one_right_answer_on_demand() -> None:
+    right = (Candidate(candidate_id="answer", content="def solve(): return 2"),)
+    sim = backend(wrong_steps=["t/answer/b*/reviewer-[12]"])
+    verdicts = {}
+    for juror in ("reviewer-0", "reviewer-1", "reviewer-2"):
+        req = request(
+            "reviewer", step_id=f"t/answer/b1/{juror}", candidates=right, output_model=ReviewVerdict
+        )
+        verdicts[juror] = (await sim.complete(req)).output(ReviewVerdict).kind
+    assert verdicts == {"reviewer-0": "choice", "reviewer-1": "reject", "reviewer-2": "reject"}
+    # The next round's proposal (t/answer-2) is judged honestly again.
+    later = request(
+        "reviewer", step_id="t/answer-2/b1/reviewer-1", candidates=right, output_model=ReviewVerdict
+    )
+    assert (await sim.complete(later)).output(ReviewVerdict).kind == "choice"
+
+
+def test_wrong_steps_come_from_a_comma_separated_setting() -> None:
+    from synod.llm.settings import LLMSettings
+
+    settings = LLMSettings(sim_wrong_steps="a/answer/b*/r-1, b/*")  # type: ignore[arg-type]
+    assert settings.sim_wrong_steps == ("a/answer/b*/r-1", "b/*")

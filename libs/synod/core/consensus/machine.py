@@ -14,7 +14,9 @@ rules that hold for every policy:
   then marked provisional;
 - after a provisional decision, keep counting the decided ballot's votes (the
   missing jurors', once the partition heals) and report, once, what the full
-  electorate decides: `Reconciled`, confirmed or overturned (docs/cap.md).
+  electorate decides: `Reconciled`, confirmed or overturned (docs/cap.md);
+- in CP mode, end with no quorum at the first deadline whose reachability report
+  leaves too few voters for the next ballot's quorum, not after the last ballot.
 
 Everything it does is a function of the proposal and the ordered events, so
 `replay` of a log always gives the same decision.
@@ -296,7 +298,9 @@ class ProposalMachine:
                 if ap_winner is not None:
                     self._decide(ap_winner, ap_view, provisional=True, outputs=outputs)
                     return
-        if self._ballot >= self._proposal.last_ballot:
+        if self._ballot >= self._proposal.last_ballot or (
+            reason == "deadline" and self._quorum_out_of_reach()
+        ):
             self._decide(
                 NO_QUORUM, self._view(self._electorate), provisional=False, outputs=outputs
             )
@@ -313,6 +317,17 @@ class ProposalMachine:
             )
         )
         self._advance(outputs)
+
+    def _quorum_out_of_reach(self) -> bool:
+        """cp, at a deadline: the supervisor's report says too few of the next ballot's
+        electorate can vote for it to reach a quorum, so another ballot would only wait
+        again (docs/cap.md). Without a report nothing is known, and the ballots go on."""
+        if self._proposal.mode != "cp" or self._reachable is None:
+            return False
+        following = self._proposal.electorate_for(self._ballot + 1)
+        able = self._reachable | set(self._votes)
+        reachable = sum(1 for m in following if m in able)
+        return reachable < self._proposal.policy.quorum(len(following))
 
     def _decide(
         self, outcome: str, view: TallyView, *, provisional: bool, outputs: list[Output]

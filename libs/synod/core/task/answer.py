@@ -44,7 +44,11 @@ def decide(s: TaskState) -> list[Publish]:
     if s.decision is None:
         return []
     if _partitioned_cp(s):
-        return [conclude(s)]  # waited out every ballot; another round would wait again
+        # No quorum was within reach; another round would only wait again. A person
+        # may still decide (approve, or reject with guidance) if the task escalates.
+        if escalation.wants_escalation(s):
+            return [escalation.raise_for(s, "partition", _unreachable_reason(s))]
+        return [conclude(s)]
     if s.decision.outcome != ANSWER and voted < s.config.max_answer_rounds:
         if s.decision.outcome == "no_quorum":
             return [vote(s, voted + 1)]  # nobody judged it: ask again
@@ -138,6 +142,14 @@ def revise(s: TaskState, round_: int, guidance: str | None = None) -> list[Publi
     return actions
 
 
+def _unreachable_reason(s: TaskState) -> str:
+    assert s.decision is not None
+    return (
+        "no quorum (cp): the ballot's deadline passed without a quorum of the full "
+        f"electorate; unreachable voters: {', '.join(s.decision.unreachable)}"
+    )
+
+
 def conclude(s: TaskState) -> Publish:
     assert s.decision is not None
     passed, summary = tests_verdict(s)
@@ -160,13 +172,8 @@ def conclude(s: TaskState) -> Publish:
         return publish(s, body, outcome_key(s))
     tests = f"; tests: {summary}" if summary else ""
     if _partitioned_cp(s):
-        voters = list(s.decision.unreachable)
         return fail(
-            s,
-            f"no quorum (cp): the ballot's deadline passed without a quorum of the full "
-            f"electorate; unreachable voters: {', '.join(voters)}{tests}",
-            "transient",
-            unreachable=voters,
+            s, _unreachable_reason(s) + tests, "transient", unreachable=list(s.decision.unreachable)
         )
     return fail(
         s,

@@ -20,6 +20,8 @@ def task_summary(view: TaskView) -> dict[str, Any]:
         "labels": dict(request.labels) if request else {},
         "consistency": request.consistency if request else "",
         "partition_mode": request.partition_mode if request else "",
+        "settlement": status.settlement,
+        "overturned": len(status.overturned),
         "submitted_at": status.submitted_at.isoformat() if status.submitted_at else None,
         "updated_at": status.updated_at.isoformat() if status.updated_at else None,
         "finished_at": status.finished_at.isoformat() if status.finished_at else None,

@@ -133,6 +133,7 @@ class _Fold:
     facts_published: int = 0
     reconciled: bool = False
     settlement: str = ""
+    overturned: list[str] = field(default_factory=list)
 
     @property
     def terminal(self) -> bool:
@@ -232,6 +233,8 @@ class _Fold:
             self.settlement = "confirmed"
             return
         self.settlement = "overturned"
+        if body.decision_id not in self.overturned:
+            self.overturned.append(body.decision_id)
         self.state, self.result, self.finished_at = "voting", None, None
 
     def _submitted(self, body: TaskSubmitted, at: datetime, *, logged: bool) -> None:

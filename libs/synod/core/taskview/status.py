@@ -125,3 +125,6 @@ class TaskStatus(_Status):
     # "" (final when decided), "provisional", "confirmed" or "overturned" (reopened).
     partition_mode: str = ""
     settlement: str = ""
+    # The provisional decisions the full electorate overturned, oldest first: each
+    # reopened the task, so a later outcome stands on the one after them.
+    overturned: list[str] = Field(default_factory=list)

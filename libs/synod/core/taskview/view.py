@@ -164,6 +164,7 @@ class TaskView:
             blackboard=f.blackboard(),
             partition_mode=f.request.partition_mode if f.request else "",
             settlement=f.settlement,
+            overturned=list(f.overturned),
         )
 
     def to_json(self) -> dict[str, Any]:

@@ -335,3 +335,12 @@ def test_the_task_view_says_provisional_then_overturned_then_final() -> None:
     for r in log2.records:
         view2.apply(r.envelope)
     assert (view2.status().state, view2.status().settlement) == ("voting", "overturned")
+    assert view2.status().overturned == [hidden_decision_id(log2)]
+
+
+def hidden_decision_id(log: Any) -> str:
+    """The decision the log's Reconciled overturned."""
+    [verdict] = [
+        r.envelope.body for r in log.records if type(r.envelope.body).__name__ == "Reconciled"
+    ]
+    return str(verdict.decision_id)

@@ -47,15 +47,39 @@ def partitioned(mode: str, **kw: int) -> ProposalMachine:
     return machine
 
 
-def test_cp_waits_out_every_ballot_then_names_the_unreachable_voters() -> None:
-    machine = partitioned("cp", max_ballots=2)  # a second ballot: the partition may heal
+def test_cp_gives_up_at_the_deadline_that_shows_the_quorum_out_of_reach() -> None:
+    # Only r0 of 3 is reachable and a majority needs 2: a second ballot would only wait.
+    machine = partitioned("cp", max_ballots=3)
+    decision = machine.decision
+    assert decision is not None
+    assert (decision.outcome, decision.ballot, decision.provisional) == (NO_QUORUM, 1, False)
+    assert decision.unreachable == ("r1", "r2")
+
+
+def test_cp_tries_another_ballot_while_a_quorum_is_reachable() -> None:
+    machine, _ = ProposalMachine.open(proposal("cp", max_ballots=2))
+    machine.step(vote("r0"))
+    machine.step(Reachable(frozenset({"r0", "r1"})))  # r1 reachable, only slow
+    machine.step(Tick(10.0))
+    assert machine.decision is None  # ballot 2 is open
     machine.step(VoteReceived(Vote("p", 2, "r0", "choice", "A")))
+    machine.step(Reachable(frozenset({"r0"})))
     machine.step(Tick(20.0))
     decision = machine.decision
     assert decision is not None
-    assert decision.outcome == NO_QUORUM
-    assert not decision.provisional
+    assert (decision.outcome, decision.ballot) == (NO_QUORUM, 2)
     assert decision.unreachable == ("r1", "r2")
+
+
+def test_cp_without_a_reachability_report_waits_out_every_ballot() -> None:
+    machine, _ = ProposalMachine.open(proposal("cp", max_ballots=2))
+    machine.step(vote("r0"))
+    machine.step(Tick(10.0))
+    assert machine.decision is None  # nobody says the others are cut off: ask again
+    machine.step(Tick(20.0))
+    decision = machine.decision
+    assert decision is not None
+    assert (decision.outcome, decision.ballot) == (NO_QUORUM, 2)
 
 
 def test_ap_decides_provisionally_with_the_reachable_voters_and_asks_the_rest() -> None:

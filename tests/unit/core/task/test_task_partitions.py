@@ -26,8 +26,8 @@ def env(body: Any, sender: Sender = PLANNER, **kw: Any) -> Envelope[Any]:
     return Envelope.new(body, sender=sender, task_id="t1", **kw)
 
 
-def voting(mode: str) -> TaskMachine:
-    machine = TaskMachine("t1", TaskConfig())
+def voting(mode: str, **config: Any) -> TaskMachine:
+    machine = TaskMachine("t1", TaskConfig(**config))
     plan = [PlanStep(step_id="r", role="researcher", title="research")]
     fold(machine, env(TaskSubmitted(goal="g", plan=plan, partition_mode=mode)))  # type: ignore[arg-type]
     for _ in range(2):
@@ -59,6 +59,17 @@ def test_cp_without_a_reachable_quorum_fails_at_once_naming_the_voters() -> None
     assert failed.body.unreachable == ["reviewer-1", "reviewer-2"]
     assert failed.body.partition_mode == "cp"
     assert "unreachable voters: reviewer-1, reviewer-2" in failed.body.reason
+
+
+def test_cp_without_a_reachable_quorum_escalates_naming_the_voters_when_escalation_is_on() -> None:
+    machine = voting("cp", escalate=True)
+    fold(machine, decision("no_quorum", unreachable=["reviewer-1", "reviewer-2"]))
+    [raised] = decided(machine)
+    assert type(raised.body).__name__ == "EscalationRaised"
+    assert raised.body.kind == "partition"
+    assert "unreachable voters: reviewer-1, reviewer-2" in raised.body.reason
+    fold(machine, env(raised.body, message_id=raised.message_id))
+    assert decided(machine) == []  # parked for a person, not failed
 
 
 def test_ap_completes_provisionally_and_a_confirmation_changes_nothing() -> None:

@@ -204,7 +204,7 @@ function tasksView(params) {
     body.replaceChildren(...shown.map((t) => h("tr", { "data-task": t.task_id, "data-state": t.state },
       h("td", {}, h("a", { href: `#/tasks/${encodeURIComponent(t.task_id)}` }, t.task_id)),
       h("td", {}, badge(t.state)),
-      h("td", {}, `${t.consistency}/${t.partition_mode}`),
+      h("td", { class: "mode" }, `${t.consistency}/${t.partition_mode}`, t.settlement ? h("span", { class: `label settle-${t.settlement}` }, t.settlement) : null, t.overturned ? h("span", { class: "label settle-overturned" }, `${t.overturned} overturned`) : null),
       h("td", { class: "goal" }, t.goal, Object.entries(t.labels).map(([k, v]) => h("span", { class: "label" }, `${k}=${v}`))),
       h("td", { class: "num" }, `${t.steps_completed}/${t.steps}`),
       h("td", { class: "num" }, ago(t.submitted_at)),
@@ -264,6 +264,16 @@ function forgedSection(forged) {
       h("tbody", {}, forged.map((f) => h("tr", { class: "forged-record", "data-message": f.message_id },
         h("td", {}, f.type), h("td", {}, `${f.claimed_sender} (${f.claimed_role})`),
         h("td", {}, f.signer || "unsigned"), h("td", {}, h("span", { class: "label fail" }, f.reason)), h("td", {}, f.topic))))));
+}
+
+// docs/cap.md: where a task's outcome stands under its partition mode.
+function settlementText(t) {
+  const earlier = t.overturned && t.overturned.length ? ` after ${t.overturned.length} overturned` : "";
+  if (t.settlement === "provisional") return "provisional: decided by the reachable jurors, the rest vote after the heal";
+  if (t.settlement === "confirmed") return "confirmed by the full electorate";
+  if (t.settlement === "overturned") return "overturned by the full electorate: the task reopened";
+  if (t.state === "completed" || t.state === "failed") return `final${earlier}`;
+  return earlier ? `open${earlier}` : "open";
 }
 
 function kv(pairs) {
@@ -409,6 +419,7 @@ function taskView(taskId) {
       h("h1", {}, `Task ${t.task_id} `, badge(t.state)),
       h("p", { class: "goal" }, t.goal),
       kv([["mode", `${detail.mode.consistency} / ${detail.mode.partition_mode} · ${detail.mode.policy}`],
+        ["outcome", h("span", { class: "settlement", "data-settlement": t.settlement || "", "data-overturned": String((t.overturned || []).length) }, `${t.partition_mode || detail.mode.partition_mode} · ${settlementText(t)}`)],
         ["submitted", t.submitted_at ? `${new Date(t.submitted_at).toLocaleString()} (${ago(t.submitted_at)} ago)` : "–"],
         ["duration", duration(t)],
         ["cost", usageText(detail.cost.total)], ["trace", traceNote]]),
