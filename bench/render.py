@@ -379,6 +379,7 @@ SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], str], str]] = [
 def main() -> int:
     runs = json.loads((BENCH / "runs.json").read_text())
     report = runs.get("report", {})
+    total = sum(float(e["seconds"]) for e in runs.get("benchmarks", {}).values())
     out = [
         "# Benchmarks",
         "",
@@ -394,9 +395,10 @@ def main() -> int:
         out += [
             f"Machine: {_describe(report['machine'])}.",
             "",
-            f"The whole report took {report['seconds'] / 60:.1f} min; load average "
-            f"(1/5/15 min) {report['load_before']} before and {report['load_after']} after "
-            "(the machine was shared with other work).",
+            f"The runs took {total / 60:.1f} min in all; load average (1/5/15 min) "
+            f"{report['load_before']} before the last `bench/report.py` invocation and "
+            f"{report['load_after']} after it (the machine was shared with other work; each "
+            "section gives the 1-minute load at its run's end).",
             "",
         ]
     for name, title, render, more in SECTIONS:
