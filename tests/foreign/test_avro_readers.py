@@ -8,18 +8,25 @@ minutes from cold caches). Skips only when mvn or go is not installed.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
 
+import fastavro
 import pytest
+from fastavro.schema import fingerprint, to_parsing_canonical_form
 
 from synod.wire import Codec, Envelope
 from synod.wire.examples import example_envelopes
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "schemas" / "avro"
+_CONTROL = '{"type":"record","name":"R","fields":[{"name":"a","type":"long"}]}'
+_CONTROL_FP = fingerprint(
+    to_parsing_canonical_form(fastavro.parse_schema(json.loads(_CONTROL))), "CRC-64-AVRO"
+)
 
 
 def _values(tmp: Path) -> tuple[list[Path], list[Envelope]]:
@@ -101,6 +108,41 @@ def test_hamba_avro_fingerprints_differ_from_the_wire(go_reader: list[str]) -> N
     fails, hamba/avro changed; docs/wire.md's note on it must change too."""
     done = _run([*go_reader, "-fingerprints", str(SCHEMAS)], ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
-    pairs = [line.split("\t") for line in done.stdout.splitlines()]
+    (_, control_fp), *pairs = [line.split("\t") for line in done.stdout.splitlines()]
+    assert control_fp == _CONTROL_FP  # the byte order is the wire's
+    assert len(pairs) == len(list(SCHEMAS.glob("history/*/*.avsc"))) > 20
+    assert [name for name, computed in pairs if name == computed] == []
+
+
+AVRO_PY_PIN = "avro==1.12.2"
+_AVRO_PY_FINGERPRINTS = """
+import sys
+from pathlib import Path
+import avro.schema
+control = avro.schema.parse(sys.argv[2])  # no logical type: must agree with fastavro
+print("control", bytes(control.fingerprint("CRC-64-AVRO")).hex(), sep="\\t")
+for path in sorted(Path(sys.argv[1]).glob("history/*/*.avsc")):
+    schema = avro.schema.parse(path.read_text())
+    print(path.stem, bytes(schema.fingerprint("CRC-64-AVRO")).hex(), sep="\\t")
+"""
+
+
+def test_apache_avro_python_fingerprints_differ_from_the_wire() -> None:
+    """docs/wire.md's note: Apache Avro for Python 1.12 keeps {"type": "long"} for a
+    field with a logical type in its canonical form. In a venv of its own (.cache)."""
+    venv = ROOT / ".cache" / "avro-py-venv"
+    python = venv / "bin" / "python"
+    stamp = venv / f".installed-{AVRO_PY_PIN}"
+    if not stamp.exists():
+        made = _run(["python3", "-m", "venv", str(venv)], ROOT)
+        assert made.returncode == 0, made.stderr
+        got = _run([str(python), "-m", "pip", "install", "--quiet", AVRO_PY_PIN], ROOT)
+        if got.returncode != 0:
+            pytest.skip(f"cannot install {AVRO_PY_PIN}: {got.stderr[-500:]}")
+        stamp.touch()
+    done = _run([str(python), "-c", _AVRO_PY_FINGERPRINTS, str(SCHEMAS), _CONTROL], ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (_, control_fp), *pairs = [line.split("\t") for line in done.stdout.splitlines()]
+    assert control_fp == _CONTROL_FP  # the byte order is the wire's
     assert len(pairs) == len(list(SCHEMAS.glob("history/*/*.avsc"))) > 20
     assert [name for name, computed in pairs if name == computed] == []
