@@ -272,7 +272,7 @@ def dispatch(d: dict[str, Any]) -> str:
     if d.get("shapes"):
         shape_rows = [
             [
-                s.get("shape"),
+                s.get("project"),
                 s.get("mode"),
                 s.get("makespan_s"),
                 s.get("vs_clairvoyant"),
