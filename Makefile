@@ -120,8 +120,8 @@ test: lint venv kafka-fetch tools ## lint, then every suite (chart checks includ
 	$(VENV)/bin/pytest tests --ignore=tests/k8s --ignore=tests/integration/cluster --ignore=tests/e2e/secure --ignore=tests/foreign
 
 # Java (mvn) and Go read Synod's Avro: examples/avro-java, examples/avro-go, docs/wire.md.
-# Cold (Maven Central and the Go proxy) ~40 s of downloads; warm ~60-90 s on 2 loaded
-# cores, most of it Maven's start: so not part of `make test` nor of .ci/run.
+# Cold (Maven Central, the Go proxy, the avro 1.12 venv) ~70 s; warm 6 s at load 10,
+# up to ~90 s at load 25 (Maven's start). Not in `make test`; .ci/run runs it after.
 foreign-readers: venv ## Apache Avro (Java) and hamba/avro (Go) decode every message type
 	$(VENV)/bin/pytest tests/foreign -q
 
