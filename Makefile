@@ -117,7 +117,33 @@ test-chaos-restart: venv kafka-fetch $(CURDIR)/.tools/toxiproxy-server ## synod 
 	SYNOD_TEST_BROKER_RESTART=1 $(VENV)/bin/pytest tests/chaos/test_chaos_command.py -s
 
 test: lint venv kafka-fetch tools ## lint, then every suite (chart checks included) on a real broker
-	$(VENV)/bin/pytest tests --ignore=tests/k8s --ignore=tests/integration/cluster --ignore=tests/e2e/secure
+	$(VENV)/bin/pytest tests --ignore=tests/k8s --ignore=tests/integration/cluster --ignore=tests/e2e/secure --ignore=tests/foreign
+
+# Java (mvn) and Go read Synod's Avro: examples/avro-java, examples/avro-go, docs/wire.md.
+# Cold (Maven Central, the Go proxy, the avro 1.12 venv) ~70 s; warm 6 s at load 10,
+# up to ~90 s at load 25 (Maven's start). Not in `make test`; .ci/run runs it after.
+foreign-readers: venv ## Apache Avro (Java) and hamba/avro (Go) decode every message type
+	$(VENV)/bin/pytest tests/foreign -q
+
+# Every benchmark with bounded sizes (bench/report.py, ~15 min on 2 loaded cores),
+# then docs/benchmarks.md and docs/bench/*.png from its JSON (bench/render.py, in a
+# venv of its own with matplotlib, so the project's deps stay without it).
+BENCH_VENV := $(CURDIR)/.cache/bench-venv
+MATPLOTLIB_VERSION ?= 3.11.2
+$(BENCH_VENV)/.matplotlib-$(MATPLOTLIB_VERSION):
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet matplotlib==$(MATPLOTLIB_VERSION)
+	touch $@
+
+bench-report: venv kafka-fetch $(CURDIR)/.tools/toxiproxy-server $(BENCH_VENV)/.matplotlib-$(MATPLOTLIB_VERSION) ## run every benchmark, write docs/benchmarks.md + plots
+	$(VENV)/bin/python bench/report.py
+	$(MAKE) bench-render
+
+bench-render: $(BENCH_VENV)/.matplotlib-$(MATPLOTLIB_VERSION) ## docs/benchmarks.md + plots from the last bench-report's JSON
+	$(BENCH_VENV)/bin/python bench/render.py
+
+bench-peers: venv kafka-fetch ## Synod (transport, services), aiokafka, faust, AutoGen side by side (~3-5 min)
+	$(VENV)/bin/python bench/peers/run.py
 
 test-secure: venv kafka-fetch ## a secured team (synod up --secure): forgeries refused, no secret leaks (~2.5 min)
 	$(VENV)/bin/pytest tests/e2e/secure -s
@@ -148,7 +174,7 @@ clean: ## remove the venv, caches and broker data
 HELM_VERSION ?= v3.19.0
 TOOLS := $(CURDIR)/.tools
 
-.PHONY: tools chart-test k8s-e2e jaeger sim-sweep chaos-soak test-chaos-restart
+.PHONY: tools chart-test k8s-e2e jaeger sim-sweep chaos-soak test-chaos-restart foreign-readers bench-report bench-render bench-peers
 
 # Without the version ldflag a go-installed helm reports no version; charts that
 # require a Kubernetes or helm version then misjudge it.

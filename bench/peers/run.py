@@ -16,8 +16,15 @@ what was handled), `aiokafka` (AIOKafkaProducer + a consumer group with
 aiokafka's default auto-commit), `faust` (a faust-streaming agent as the
 responder: bench/peers/faust_peer.py in .cache/peers-faust-venv; the aiokafka
 requester) and `autogen` (AutoGen Core's gRPC runtime: bench/peers/autogen_peer.py
-in .cache/peers-venv). This creates both venvs on first use. Not measured yet:
-a two-agent hop through Synod's services.
+in .cache/peers-venv). This creates both venvs on first use.
+
+`synod-services` is the same workload as a two-agent hop through Synod's real
+services: the requester plays the planner and publishes a `StepRequested` to
+synod.steps.coder; a real coder worker (`synod_services.coder`, its own process
+under `LocalRun`, the simulated model with no latency) runs the step and
+publishes its `StepCompleted` on synod.task-events, which the requester reads.
+So each round trip includes the worker's decode, validation, its core, the
+model adapter and the outcome's publication; the SIGKILL kills the worker.
 
     .venv/bin/python bench/peers/run.py [--json] [--rtt N] [--burst N] [--stream N]
 
@@ -46,10 +53,14 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/machine.py
 from machine import describe, machine_info
 from synod.dev import localkafka
+from synod.dev.localrun import LocalRun
 from synod.transport import ConsumerConfig, KeyOrderedConsumer, Publisher, RawRecord, Received
-from synod.wire import Envelope, Sender, StepCompleted
+from synod.transport.reader import PartitionReader, decode, topic_partitions
+from synod.transport.topics import STEPS_CODER, TASK_EVENTS, topic_name
+from synod.wire import Envelope, Sender, StepCompleted, StepRequested
 
 SYSTEMS = ("synod", "aiokafka")  # over Kafka, in this venv
+SERVICES = "synod-services"  # a hop through the real services (a coder worker)
 PEERS = ("faust", "autogen")  # in venvs of their own
 ROOT = Path(__file__).resolve().parents[2]
 # Pinned here, never in the project's deps (faust left them: ADR 0003).
@@ -314,6 +325,119 @@ async def measure(system: str, bootstrap: str, rtt_n: int, burst_n: int, stream_
             proc.kill()
 
 
+async def measure_services(bootstrap: str, rtt_n: int, burst_n: int, stream_n: int) -> Any:
+    """The workload as a step request to a real coder worker and its StepCompleted back."""
+    prefix = f"peers{uuid.uuid4().hex[:6]}."
+    os.environ["SYNOD_LLM_BACKEND"] = "sim"
+    os.environ["SYNOD_LLM_SIM_LATENCY"] = "fixed:0"
+    with tempfile.TemporaryDirectory(prefix="peers-services-") as tmp:
+        run = LocalRun(
+            bootstrap=bootstrap,
+            prefix=prefix,
+            run_dir=Path(tmp),
+            gateway_port=localkafka.free_port(),
+            replicas={"coder": 1},
+        )
+        await run.start()
+        try:
+            await run.wait_ready()
+            return await _services_workload(run, prefix, rtt_n, burst_n, stream_n)
+        finally:
+            run.stop()
+
+
+async def _services_workload(
+    run: LocalRun, prefix: str, rtt_n: int, burst_n: int, stream_n: int
+) -> Any:
+    assert run.bootstrap is not None
+    bootstrap = run.bootstrap
+    (worker,) = [c for c in run.children if c.role == "coder"]
+    arrived: dict[int, int] = {}
+    waiting: dict[int, asyncio.Future[float]] = {}
+    publisher = Publisher(bootstrap, client_id="peers-services")
+    await publisher.start()
+    events = topic_name(TASK_EVENTS, prefix)
+    steps = topic_name(STEPS_CODER, prefix)
+    async with PartitionReader(bootstrap, client_id="peers-services-follow") as follow:
+        await follow.assign(await topic_partitions(bootstrap, [events]), "end")
+
+        async def read_outcomes() -> None:
+            while True:
+                for got in decode(await follow.poll(0.2)).received:
+                    body = got.envelope.body
+                    if isinstance(body, StepCompleted) and body.step_id.startswith("p"):
+                        seq = int(body.step_id[1:].split("-")[0])
+                        arrived[seq] = arrived.get(seq, 0) + 1
+                        fut = waiting.pop(seq, None)
+                        if fut is not None and not fut.done():
+                            fut.set_result(time.perf_counter())
+
+        reading = asyncio.create_task(read_outcomes())
+        loop = asyncio.get_running_loop()
+
+        async def send(seq: int) -> None:
+            key = f"peers-{seq % KEYS}"
+            body = StepRequested(step_id=f"p{seq}", role="coder", title="echo", instructions="x")
+            await publisher.publish(steps, Envelope.new(body, sender=SENDER, task_id=key))
+
+        async def call(seq: int) -> float:
+            waiting[seq] = loop.create_future()
+            started = time.perf_counter()
+            await send(seq)
+            return await asyncio.wait_for(waiting[seq], 60) - started
+
+        try:
+            for seq in range(20):
+                await call(seq)
+            rtts = [await call(seq) for seq in range(1_000, 1_000 + rtt_n)]
+            started = time.perf_counter()
+            await asyncio.gather(*(call(seq) for seq in range(100_000, 100_000 + burst_n)))
+            burst_s = time.perf_counter() - started
+            assert worker.proc is not None
+            rss = {"requester": rss_mib(os.getpid()), "responder": rss_mib(worker.proc.pid)}
+            stream = list(range(1_000_000, 1_000_000 + stream_n))
+            for seq in stream:
+                waiting[seq] = loop.create_future()
+            answered = [waiting[seq] for seq in stream]
+            killed_at = stream_n // 3
+            for i, seq in enumerate(stream):
+                if i == killed_at:
+                    os.killpg(worker.proc.pid, signal.SIGKILL)
+                    worker.proc.wait()
+                    worker.start()  # as LocalRun's watch would, at once
+                await send(seq)
+                if i % 50 == 0:
+                    await asyncio.sleep(0.01)
+            # A worker answers far slower than a transport echo: "lost" must not
+            # count steps still queued, so the wait grows with the burst's rate.
+            wait_s = WAIT_S + 2 * stream_n / max(1.0, burst_n / burst_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*answered), wait_s)
+        finally:
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
+            await publisher.stop()
+    lost = sum(1 for s in stream if s not in arrived)
+    dupes = sum(1 for s in stream if arrived.get(s, 0) > 1)
+    return {
+        "rtt_p50_ms": round(_percentile(rtts, 0.5) * 1e3, 2),
+        "rtt_p99_ms": round(_percentile(rtts, 0.99) * 1e3, 2),
+        "rtt_n": rtt_n,
+        "messages_per_s": round(burst_n / burst_s),
+        "burst_n": burst_n,
+        "rss_mib": rss,
+        "sigkill": {
+            "stream_n": stream_n,
+            "killed_after": killed_at,
+            "lost": lost,
+            "duplicates": dupes,
+            "wait_s": round(wait_s, 1),
+        },
+        "hop": "StepRequested -> coder worker (sim model) -> StepCompleted",
+    }
+
+
 def peer_python(peer: str) -> Path:
     """A peer's own venv under .cache (created on first use), so its installs stay out of .venv."""
     name, pins = VENVS[peer]
@@ -366,12 +490,12 @@ def _table(doc: dict[str, Any]) -> str:
     lines = [
         describe(doc["machine"]),
         "",
-        "system     rtt p50  rtt p99   msgs/s  RSS req/resp MiB   SIGKILL: lost  dupes",
+        "system           rtt p50  rtt p99   msgs/s  RSS req/resp MiB   SIGKILL: lost  dupes",
     ]
     for name, r in doc["systems"].items():
         rss = r["rss_mib"]
         lines.append(
-            f"{name:<10}{r['rtt_p50_ms']:>8.2f}{r['rtt_p99_ms']:>9.2f}{r['messages_per_s']:>9}"
+            f"{name:<16}{r['rtt_p50_ms']:>8.2f}{r['rtt_p99_ms']:>9.2f}{r['messages_per_s']:>9}"
             f"  {rss['requester']:>7}/{rss['responder']:<9}"
             f"{r['sigkill']['lost']:>12}/{r['sigkill']['stream_n']}{r['sigkill']['duplicates']:>7}"
             f"{r['sigkill'].get('hung', 0):>6}"
@@ -380,12 +504,12 @@ def _table(doc: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="bench/peers/run.py")
+    parser = argparse.ArgumentParser(prog="bench/peers/run.py", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--rtt", type=int, default=300)
     parser.add_argument("--burst", type=int, default=2_000)
     parser.add_argument("--stream", type=int, default=1_500)
-    parser.add_argument("--systems", default=",".join(SYSTEMS + PEERS))
+    parser.add_argument("--systems", default=",".join((*SYSTEMS, SERVICES, *PEERS)))
     parser.add_argument("--responder", choices=SYSTEMS)
     # (faust's responder is bench/peers/faust_peer.py, in its own venv)
     parser.add_argument("--bootstrap")
@@ -413,6 +537,11 @@ def main() -> int:
                 if system == "autogen":
                     systems[system] = measure_autogen(args.rtt, args.burst, args.stream)
                     continue
+                if system == SERVICES:
+                    systems[system] = asyncio.run(
+                        measure_services(bootstrap, args.rtt, args.burst, args.stream)
+                    )
+                    continue
                 systems[system] = asyncio.run(
                     measure(system, bootstrap, args.rtt, args.burst, args.stream)
                 )
@@ -424,7 +553,6 @@ def main() -> int:
                 "benchmark": "peers",
                 "machine": machine_info(kafka=localkafka.DEFAULT_VERSION),
                 "systems": systems,
-                "not_measured": ["synod services hop"],
                 "seconds": round(time.monotonic() - started, 1),
             }
         finally:

@@ -20,16 +20,13 @@ an answer it found malformed.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import urllib.error
-import urllib.request
 from typing import Annotated, Any
-from urllib.parse import quote, urlencode
 
 import typer
 
 from synod.cli.output import JsonOption, emit
+from synod.client.escalations import Escalations, Reply
 
 app = typer.Typer(help="escalated tasks: list them, approve, reject with guidance, answer")
 
@@ -42,45 +39,18 @@ TokenOption = Annotated[
 ]
 
 
-def _call(
-    url: str | None, token: str | None, method: str, path: str, doc: Any = None
-) -> tuple[int, Any]:
-    base = (url or os.environ.get("SYNOD_GATEWAY_URL") or "http://127.0.0.1:8080").rstrip("/")
-    headers = {"Content-Type": "application/json"}
-    token = token or os.environ.get("SYNOD_API_TOKEN")
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    data = json.dumps(doc).encode() if doc is not None else None
-    request = urllib.request.Request(base + path, data=data, headers=headers, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        body = exc.read()
-        try:
-            return exc.code, json.loads(body)
-        except json.JSONDecodeError:
-            return exc.code, {"error": {"message": body.decode(errors="replace")[:500]}}
-    except OSError as exc:
-        return 0, {"error": {"message": f"cannot reach the gateway at {base}: {exc}"}}
-
-
-def _finish(status: int, doc: Any, as_json: bool, text: str) -> None:
+def _finish(reply: Reply, as_json: bool, text: str) -> None:
     if as_json:
-        emit(doc)
-    if 200 <= status < 300:
+        emit(reply.doc)
+    if reply.ok:
         if not as_json:
             print(text)
         return
-    message = doc.get("error", {}).get("message", f"HTTP {status}")
-    if status == 404:
+    message = reply.message
+    if reply.status == 404:
         message += " (`synod approvals list --state all` lists them)"
     print(f"error: {message}", file=sys.stderr)
-    raise typer.Exit(code=2 if status in (400, 422) else 1)
-
-
-def _path(escalation_id: str, tail: str = "") -> str:
-    return f"/v1/escalations/{quote(escalation_id, safe='/')}{tail}"
+    raise typer.Exit(code=2 if reply.status in (400, 422) else 1)
 
 
 @app.command("list")
@@ -92,13 +62,13 @@ def list_command(
     token: TokenOption = None,
 ) -> None:
     """The escalations in one state (open: waiting for an answer)."""
-    query = {"state": state, **({"task_id": task} if task else {})}
-    status, doc = _call(url, token, "GET", f"/v1/escalations?{urlencode(query)}")
+    reply = Escalations(url, token).list(state, task)
+    doc = reply.doc if isinstance(reply.doc, dict) else {}
     rows = [
         f"{e['escalation_id']}  {e['state']:<8} {e['kind']:<12} {e['reason'][:70]}"
         for e in doc.get("escalations", [])
     ]
-    _finish(status, doc, as_json, "\n".join(rows) or f"no {state} escalations")
+    _finish(reply, as_json, "\n".join(rows) or f"no {state} escalations")
 
 
 @app.command("show")
@@ -109,16 +79,21 @@ def show_command(
     token: TokenOption = None,
 ) -> None:
     """One escalation: why, its candidates, its answer."""
-    status, doc = _call(url, token, "GET", _path(escalation_id))
-    text = json.dumps(doc, indent=2)
-    _finish(status, doc, as_json, text)
+    reply = Escalations(url, token).get(escalation_id)
+    _finish(reply, as_json, json.dumps(reply.doc, indent=2))
 
 
 def _answer(url: str | None, token: str | None, eid: str, doc: Any, as_json: bool) -> None:
-    status, reply = _call(url, token, "POST", _path(eid, "/answer"), doc)
-    recorded = reply.get("recorded") if isinstance(reply, dict) else None
+    reply = Escalations(url, token).answer(
+        eid,
+        doc["action"],
+        candidate_id=doc.get("candidate_id"),
+        guidance=doc.get("guidance"),
+        budget=doc.get("budget"),
+    )
+    recorded = reply.doc.get("recorded") if isinstance(reply.doc, dict) else None
     done = "recorded on the task's log" if recorded else "sent (the planner logs it when it runs)"
-    _finish(status, reply, as_json, f"{doc['action']} {eid}: {done}")
+    _finish(reply, as_json, f"{doc['action']} {eid}: {done}")
 
 
 @app.command("approve")

@@ -8,11 +8,22 @@
 
 `AsyncClient` is the same in asyncio. Without a bootstrap argument or
 SYNOD_BOOTSTRAP, the broker of a running `synod up` is used (`find_cluster`).
-The `synod` CLI's submit, status and watch commands are built on this package.
+`Escalations` answers the tasks waiting for a person, through the gateway.
+The `synod` CLI's submit, status, watch and approvals commands are built on this package.
 """
 
 from synod.client.api import AsyncClient, Client, Submitted
 from synod.client.cluster import Cluster, find_cluster
+from synod.client.escalations import Escalations, Reply
 from synod.client.reader import TaskReader
 
-__all__ = ["AsyncClient", "Client", "Cluster", "Submitted", "TaskReader", "find_cluster"]
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "Cluster",
+    "Escalations",
+    "Reply",
+    "Submitted",
+    "TaskReader",
+    "find_cluster",
+]
