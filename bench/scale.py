@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from machine import describe, machine_info  # bench/machine.py; bench/ is not a package
 from synod.dev import localkafka
@@ -83,8 +84,16 @@ async def read_back(bootstrap: str, prefix: str) -> dict[str, Any]:
     )
     await consumer.start()
     try:
-        names = [n for n in await consumer.topics() if n.startswith(prefix)]
-        tps = [TopicPartition(n, p) for n in names for p in consumer.partitions_for_topic(n) or ()]
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            names = [n for n in await admin.list_topics() if n.startswith(prefix)]
+            described = await admin.describe_topics(names)
+        finally:
+            await admin.close()
+        tps = [
+            TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]
+        ]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
@@ -187,6 +196,7 @@ async def one_run(
             with contextlib.suppress(asyncio.CancelledError):
                 await sampler_task
         run.stop()
+    _log(f"{len(done)} done, {len(failed)} failed; cpu s {sampler.cpu_last}; rss {sampler.rss}")
     _log("reading the run's topics back")
     log = await read_back(bootstrap, prefix)
     latencies = [done[t] - submitted[t] for t in done]
