@@ -99,7 +99,7 @@ test-integration: venv kafka-fetch ## integration tests on a real broker (own br
 	$(VENV)/bin/pytest tests/integration --ignore=tests/integration/cluster
 
 # Three JVMs and a broker SIGKILLed: ~2 min on 2 cores, so not part of `make test`.
-test-cluster: venv kafka-fetch ## a 3-broker KRaft cluster: kill a partition leader mid-run, lose nothing
+test-cluster: venv kafka-fetch ## 3-broker KRaft cluster: leader kill, rolling restart under the team
 	$(VENV)/bin/pytest tests/integration/cluster -s
 
 test-e2e: venv kafka-fetch ## every service as a process on a real broker

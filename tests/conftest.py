@@ -101,8 +101,12 @@ class ClusterUnderTest:
     def kill(self, node_id: int) -> None:
         localkafka.kill_node(self.run_dir, node_id)
 
-    def restart(self, node_id: int) -> None:
-        localkafka.restart_node(self.run_dir, node_id)
+    def stop(self, node_id: int) -> None:
+        localkafka.stop_node(self.run_dir, node_id)
+
+    def restart(self, node_id: int, timeout_s: float = 300.0) -> None:
+        # A JVM recovering its logs after a SIGKILL takes minutes at load 30+ here.
+        localkafka.restart_node(self.run_dir, node_id, timeout_s)
 
     def pids(self) -> list[int]:
         current = localkafka.read_cluster(self.run_dir)

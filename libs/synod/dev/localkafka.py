@@ -910,6 +910,15 @@ def kill_node(run_dir: Path, node_id: int) -> None:
     _stop_pid(info.node(node_id).pid, signal.SIGKILL, 10.0)
 
 
+def stop_node(run_dir: Path, node_id: int, timeout_s: float = 60.0) -> None:
+    """Stop one node cleanly (SIGTERM: it hands its leaderships over first), as in a
+    rolling restart; SIGKILL only if it ignores that for timeout_s."""
+    info = read_cluster(run_dir)
+    if info is None:
+        raise BrokerError(f"no cluster in {run_dir}")
+    _stop_pid(info.node(node_id).pid, signal.SIGTERM, timeout_s)
+
+
 def restart_node(run_dir: Path, node_id: int, timeout_s: float = 90.0) -> ClusterInfo:
     """Start a stopped node again on its old ports and data; it rejoins and catches up."""
     info = read_cluster(run_dir)
