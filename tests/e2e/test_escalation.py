@@ -1,7 +1,8 @@
 """Escalation end to end: every service a process, the real broker, answers over HTTP.
 
-One reviewer process for electorates of three: no ballot reaches a quorum, so
-after its last round each task is put to a person and parks. The planner and
+One reviewer process for electorates of three: no ballot reaches a quorum and
+two voters never answer, so each (`cp`) task is put to a person as a
+`partition` escalation naming them, and parks. The planner and
 the consensus service are SIGKILLed while they wait and started again; then:
 
 - an approval over HTTP completes the first task, once, with the approver on
@@ -190,7 +191,9 @@ async def test_undecided_tasks_park_survive_kills_and_resume_once_as_answered(
             )
             assert status == 202, doc
         first = await _open_escalation(session, base, approve_id)
-        assert first["kind"] == "no_quorum"
+        # Voters that never answer are, to consensus, unreachable (issue 16's cp rule).
+        assert first["kind"] == "partition", first
+        assert "reviewer-1" in first["reason"] and "reviewer-2" in first["reason"], first
         assert first["state"] == "open"
         rejecting = await _open_escalation(session, base, reject_id)
         await _open_escalation(session, base, cancel_id)
