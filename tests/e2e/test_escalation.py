@@ -193,7 +193,8 @@ async def test_undecided_tasks_park_survive_kills_and_resume_once_as_answered(
         first = await _open_escalation(session, base, approve_id)
         # Voters that never answer are, to consensus, unreachable (issue 16's cp rule).
         assert first["kind"] == "partition", first
-        assert "reviewer-1" in first["reason"] and "reviewer-2" in first["reason"], first
+        assert "reviewer-1" in first["reason"], first
+        assert "reviewer-2" in first["reason"], first
         assert first["state"] == "open"
         rejecting = await _open_escalation(session, base, reject_id)
         await _open_escalation(session, base, cancel_id)

@@ -217,11 +217,14 @@ def trace(proposal: Proposal, events: list[Event]) -> Trace:
             elif got == "equivocation":
                 votes.pop(vote.voter, None)
                 t.excluded.append(vote.voter)
-        elif isinstance(event, VoteReceived) and reconciling:
+        elif (
+            isinstance(event, VoteReceived)
+            and reconciling
+            and fate_of(event.vote, outputs) == "equivocation"
+        ):
             # An ap decision stays open for the missing jurors: their equivocations
             # are still found and excluded after it (the fates are not modelled here).
-            if fate_of(event.vote, outputs) == "equivocation":
-                t.excluded_reconciling.append(event.vote.voter)
+            t.excluded_reconciling.append(event.vote.voter)
         for out in outputs:
             if isinstance(out, NewBallot):
                 ballot, votes = out.ballot, {}
