@@ -236,10 +236,12 @@ def _bwrap_argv(src: Path, out: Path, pytest_args: list[str]) -> list[str]:
     ]
     for name, value in env.items():
         argv += ["--setenv", name, value]
-    argv += _system_binds()
+    # The tmpfs first, the binds after: bwrap mounts in order, and a venv or
+    # Python that lives under /tmp (a CI clone there) must stay visible on top.
     argv += ["--proc", "/proc", "--dev", "/dev"]
     argv += ["--size", str(_TMPFS_BYTES), "--tmpfs", "/tmp"]
     argv += ["--size", str(_TMPFS_BYTES), "--tmpfs", _WORKSPACE]
+    argv += _system_binds()
     argv += ["--ro-bind", str(src), "/tmp/.project", "--bind", str(out), _OUT]
     argv += ["--chdir", _WORKSPACE, "--", sys.executable, "-c", _LAUNCH, *pytest_args]
     return argv

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
+from synod import sandbox
 from synod.sandbox import verify
 
 CODE = {"add.py": "def add(a, b):\n    return a + b\n"}
@@ -126,3 +130,17 @@ def test_the_weak_guard_blocks_internet_sockets_not_local_ones(
     verdict = verify({}, tests, timeout_s=60)
     assert verdict.passed, verdict.output
     assert verdict.passed_count == 3
+
+
+def test_the_python_install_is_mounted_over_the_private_tmp() -> None:
+    # bwrap mounts in order: a venv under /tmp (a CI clone there) bound before
+    # the tmpfs on /tmp would be hidden, and no project test could start.
+    argv = sandbox._bwrap_argv(Path("/src"), Path("/out"), [])
+    tmpfs_at = next(i for i, a in enumerate(argv) if a == "--tmpfs" and argv[i + 1] == "/tmp")
+    prefix = str(Path(sys.prefix).resolve())
+    binds = [
+        i for i, a in enumerate(argv) if a == "--ro-bind" and argv[i + 2] in (prefix, sys.prefix)
+    ]
+    if not prefix.startswith(("/usr/", "/bin/", "/lib")):
+        assert binds, argv
+    assert all(tmpfs_at < i for i in binds), argv
