@@ -67,9 +67,12 @@ def add_escalation_routes(
 ) -> None:
     routes = _Routes(feed, publisher, topic_prefix, sender, wait_s)
     app.router.add_get("/v1/escalations", routes.list)
-    app.router.add_get("/v1/escalations/{escalation_id:.+}/answer", _method_not_allowed)
-    app.router.add_post("/v1/escalations/{escalation_id:.+}/answer", routes.answer)
-    app.router.add_get("/v1/escalations/{escalation_id:.+}", routes.show)
+    # Escalation ids hold slashes (`<task>/escalation/...`), and any character: `.`
+    # would leave an id with a newline to the generic, undocumented 404.
+    by_id = "/v1/escalations/{escalation_id:[\\s\\S]+}"
+    app.router.add_get(f"{by_id}/answer", _method_not_allowed)
+    app.router.add_post(f"{by_id}/answer", routes.answer)
+    app.router.add_get(by_id, routes.show)
     app.router.add_post("/v1/tasks/{task_id}/cancel", routes.cancel)
 
 
