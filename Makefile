@@ -116,8 +116,10 @@ test-cap: venv kafka-fetch $(CURDIR)/.tools/toxiproxy-server ## the long real-pa
 test-chaos-restart: venv kafka-fetch $(CURDIR)/.tools/toxiproxy-server ## synod chaos with broker-restart, not part of make test
 	SYNOD_TEST_BROKER_RESTART=1 $(VENV)/bin/pytest tests/chaos/test_chaos_command.py -s
 
-test: lint venv kafka-fetch tools ## lint, then every suite (chart checks included) on a real broker
-	$(VENV)/bin/pytest tests --ignore=tests/k8s --ignore=tests/integration/cluster --ignore=tests/e2e/secure --ignore=tests/foreign
+# tests/e2e/secure (a `synod up --secure` team, ~70 s with its own SASL_SSL broker) is
+# in: forgeries refused and no secret leaked are a must-show, so CI runs them.
+test: lint venv kafka-fetch tools ## lint, then every suite (chart checks, the secured team included) on a real broker
+	$(VENV)/bin/pytest tests --ignore=tests/k8s --ignore=tests/integration/cluster --ignore=tests/foreign
 
 # Java (mvn) and Go read Synod's Avro: examples/avro-java, examples/avro-go, docs/wire.md.
 # Cold (Maven Central, the Go proxy, the avro 1.12 venv) ~70 s; warm 6 s at load 10,
@@ -145,7 +147,7 @@ bench-render: $(BENCH_VENV)/.matplotlib-$(MATPLOTLIB_VERSION) ## docs/benchmarks
 bench-peers: venv kafka-fetch ## Synod (transport, services), aiokafka, faust, AutoGen side by side (~3-5 min)
 	$(VENV)/bin/python bench/peers/run.py
 
-test-secure: venv kafka-fetch ## a secured team (synod up --secure): forgeries refused, no secret leaks (~2.5 min)
+test-secure: venv kafka-fetch ## only the secured team (synod up --secure; also in make test): forgeries refused, no secret leaks (~70 s)
 	$(VENV)/bin/pytest tests/e2e/secure -s
 
 # The CI sweep (1,000 seeds) is tests/unit/sim/test_sweep.py; this one is larger.
