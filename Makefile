@@ -92,8 +92,11 @@ kafka-clean: venv ## stop the local broker and delete its data
 
 test-fast: test-unit ## unit tests only (no broker)
 
+# The unit tests share no broker, port or file (tmp_path each), so they run on every
+# core (pytest-xdist); the broker suites stay in one process: one broker, 2 cores.
+UNIT_WORKERS ?= auto
 test-unit: venv
-	$(VENV)/bin/pytest tests/unit
+	$(VENV)/bin/pytest tests/unit -n $(UNIT_WORKERS)
 
 test-integration: venv kafka-fetch ## integration tests on a real broker (own broker unless SYNOD_BOOTSTRAP)
 	$(VENV)/bin/pytest tests/integration --ignore=tests/integration/cluster
@@ -119,7 +122,8 @@ test-chaos-restart: venv kafka-fetch $(CURDIR)/.tools/toxiproxy-server ## synod 
 # tests/e2e/secure (a `synod up --secure` team, ~70 s with its own SASL_SSL broker) is
 # in: forgeries refused and no secret leaked are a must-show, so CI runs them.
 test: lint venv kafka-fetch tools ## lint, then every suite (chart checks, the secured team included) on a real broker
-	$(VENV)/bin/pytest tests --ignore=tests/k8s --ignore=tests/integration/cluster --ignore=tests/foreign
+	$(VENV)/bin/pytest tests/unit -n $(UNIT_WORKERS)
+	$(VENV)/bin/pytest tests --ignore=tests/unit --ignore=tests/k8s --ignore=tests/integration/cluster --ignore=tests/foreign
 
 # Java (mvn) and Go read Synod's Avro: examples/avro-java, examples/avro-go, docs/wire.md.
 # Cold (Maven Central, the Go proxy, the avro 1.12 venv) ~70 s; warm 6 s at load 10,
