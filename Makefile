@@ -92,11 +92,8 @@ kafka-clean: venv ## stop the local broker and delete its data
 
 test-fast: test-unit ## unit tests only (no broker)
 
-# The unit tests share no broker, port or file (tmp_path each), so they run on every
-# core (pytest-xdist); the broker suites stay in one process: one broker, 2 cores.
-UNIT_WORKERS ?= auto
 test-unit: venv
-	$(VENV)/bin/pytest tests/unit -n $(UNIT_WORKERS)
+	$(VENV)/bin/pytest tests/unit
 
 test-integration: venv kafka-fetch ## integration tests on a real broker (own broker unless SYNOD_BOOTSTRAP)
 	$(VENV)/bin/pytest tests/integration --ignore=tests/integration/cluster
@@ -119,11 +116,8 @@ test-cap: venv kafka-fetch $(CURDIR)/.tools/toxiproxy-server ## the long real-pa
 test-chaos-restart: venv kafka-fetch $(CURDIR)/.tools/toxiproxy-server ## synod chaos with broker-restart, not part of make test
 	SYNOD_TEST_BROKER_RESTART=1 $(VENV)/bin/pytest tests/chaos/test_chaos_command.py -s
 
-# tests/e2e/secure (a `synod up --secure` team, ~70 s with its own SASL_SSL broker) is
-# in: forgeries refused and no secret leaked are a must-show, so CI runs them.
-test: lint venv kafka-fetch tools ## lint, then every suite (chart checks, the secured team included) on a real broker
-	$(VENV)/bin/pytest tests/unit -n $(UNIT_WORKERS)
-	$(VENV)/bin/pytest tests --ignore=tests/unit --ignore=tests/k8s --ignore=tests/integration/cluster --ignore=tests/foreign
+test: lint venv kafka-fetch tools ## lint, then every suite (chart checks included) on a real broker
+	$(VENV)/bin/pytest tests --ignore=tests/k8s --ignore=tests/integration/cluster --ignore=tests/e2e/secure --ignore=tests/foreign
 
 # Java (mvn) and Go read Synod's Avro: examples/avro-java, examples/avro-go, docs/wire.md.
 # Cold (Maven Central, the Go proxy, the avro 1.12 venv) ~70 s; warm 6 s at load 10,
@@ -151,7 +145,7 @@ bench-render: $(BENCH_VENV)/.matplotlib-$(MATPLOTLIB_VERSION) ## docs/benchmarks
 bench-peers: venv kafka-fetch ## Synod (transport, services), aiokafka, faust, AutoGen side by side (~3-5 min)
 	$(VENV)/bin/python bench/peers/run.py
 
-test-secure: venv kafka-fetch ## only the secured team (synod up --secure; also in make test): forgeries refused, no secret leaks (~70 s)
+test-secure: venv kafka-fetch ## a secured team (synod up --secure): forgeries refused, no secret leaks (~2.5 min)
 	$(VENV)/bin/pytest tests/e2e/secure -s
 
 # The CI sweep (1,000 seeds) is tests/unit/sim/test_sweep.py; this one is larger.

@@ -36,13 +36,6 @@ HANDLER_ERRORS = Counter(
     "error class (transient, permanent, budget)",
     ["topic", "error_class"],
 )
-BACKGROUND_JOB_FAILURES = Counter(
-    "synod_service_background_job_failures_total",
-    "Background jobs of a service (sweeps, snapshot loops, log followers, heartbeats) "
-    "that raised, by role and job; each is restarted with backoff until it fails too "
-    "often, then the service exits non-zero",
-    ["role", "job"],
-)
 TASK_DURATION = Histogram(
     "synod_task_duration_seconds",
     "End-to-end task latency, from the submission's creation to its outcome on "

@@ -18,9 +18,7 @@ import signal
 import socket
 import sys
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -29,7 +27,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from synod import observability
 from synod.core.resilience.registry import BREAKERS
-from synod.observability.metrics import BACKGROUND_JOB_FAILURES
 from synod.service import logs
 from synod.settings import KafkaSettings
 from synod.transport import (
@@ -67,23 +64,6 @@ class ServiceSettings(BaseSettings):
     max_clock_skew_ms: int = Field(
         default=60_000, gt=0, description="received clocks further ahead are clamped"
     )
-    job_max_failures: int = Field(
-        default=5, ge=1, description="a background job failing this often in the window stops us"
-    )
-    job_failure_window_s: float = Field(default=300.0, gt=0)
-    job_backoff_s: float = Field(default=1.0, gt=0, description="first restart delay, doubling")
-    job_backoff_max_s: float = Field(default=30.0, gt=0)
-
-
-Job = Callable[[], Coroutine[Any, Any, None]]
-
-
-@dataclass(frozen=True)
-class BackgroundJob:
-    """A task that runs as long as the service: `name` is what logs and metrics call it."""
-
-    name: str
-    run: Job
 
 
 class ServiceContext:
@@ -110,13 +90,7 @@ class ServiceContext:
         self.consumers: list[KeyOrderedConsumer] = []
         self.in_flight: dict[str, str] = {}  # message id -> "task/step" being worked on
         self.last_progress_at: datetime | None = None
-        # Supervised by run_service (supervise): a bare callable is named by its qualname.
-        self.background: list[BackgroundJob | Job] = []
-
-    def add_background(self, name: str, job: Job) -> None:
-        """Run `job` alongside the consumers; if it raises it is logged, counted and
-        restarted (supervise), and the service stops when it keeps failing."""
-        self.background.append(BackgroundJob(name, job))
+        self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
 
     def topic(self, spec: TopicSpec | str) -> str:
         return topic_name(spec, self.kafka.topic_prefix)
@@ -219,62 +193,6 @@ async def _heartbeats(ctx: ServiceContext, stop: asyncio.Event) -> None:
             state = "stopping"
 
 
-def as_job(job: BackgroundJob | Job) -> BackgroundJob:
-    if isinstance(job, BackgroundJob):
-        return job
-    return BackgroundJob(getattr(job, "__qualname__", repr(job)).replace(".<locals>", ""), job)
-
-
-async def supervise(
-    ctx: ServiceContext, job: BackgroundJob, stop: asyncio.Event, *, restart: bool = True
-) -> bool:
-    """Run `job` until it returns or the service stops; True if it failed for good.
-
-    A job that raises is logged with its name, counted
-    (synod_service_background_job_failures_total) and restarted after a doubling
-    backoff: a transient error (a broker blip under a log follower) should not cost
-    the whole consumer group a rebalance. Failing `job_max_failures` times within
-    `job_failure_window_s` (or once, without `restart`) is not transient: the
-    service then stops with a non-zero exit, so its orchestrator (Kubernetes,
-    `synod up`) restarts the process and rebuilds its state from the log.
-    """
-    settings = ctx.service
-    failures: deque[float] = deque()
-    while True:
-        try:
-            await job.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            BACKGROUND_JOB_FAILURES.labels(ctx.role, job.name).inc()
-            now = time.monotonic()
-            failures.append(now)
-            while failures and failures[0] <= now - settings.job_failure_window_s:
-                failures.popleft()
-            fatal = not restart or len(failures) >= settings.job_max_failures
-            delay = min(
-                settings.job_backoff_max_s, settings.job_backoff_s * 2 ** (len(failures) - 1)
-            )
-            log.exception(
-                "background job failed",
-                extra={
-                    "job": job.name,
-                    "failures_in_window": len(failures),
-                    "action": "stop service" if fatal else f"restart in {delay:g}s",
-                },
-            )
-            if fatal:
-                return True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            if stop.is_set():
-                return False
-        else:
-            if not stop.is_set():
-                log.info("background job finished", extra={"job": job.name})
-            return False
-
-
 async def _health_server(ctx: ServiceContext) -> Any:
     if ctx.service.health_port < 0:
         return None
@@ -317,64 +235,36 @@ async def run_service(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    try:
-        return await _serve(ctx, setup, stop)
-    finally:
-        # An embedding host (a test, `synod up` in process) keeps its own handlers after.
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
-
-
-async def _serve(
-    ctx: ServiceContext, setup: Callable[[ServiceContext], Awaitable[None]], stop: asyncio.Event
-) -> int:
     await ctx.publisher.start()
     await setup(ctx)
     for consumer in ctx.consumers:
         await consumer.start()
-    # Heartbeats are not restarted: a gap in them is what the supervisor acts on anyway.
-    beats = asyncio.create_task(
-        supervise(
-            ctx, BackgroundJob("heartbeats", lambda: _heartbeats(ctx, stop)), stop, restart=False
-        )
-    )
-    jobs = {asyncio.create_task(supervise(ctx, as_job(j), stop)) for j in ctx.background}
-    extra = set(jobs)
+    beats = asyncio.create_task(_heartbeats(ctx, stop))
+    extra = [asyncio.create_task(job()) for job in ctx.background]
     health = await _health_server(ctx)
-    log.info("service started", extra={"consumers": len(ctx.consumers), "jobs": len(jobs)})
+    log.info("service started", extra={"consumers": len(ctx.consumers)})
 
-    # Stop on a signal, when a consumer's fetch loop dies, or when a background job
-    # keeps failing (then exit non-zero so the orchestrator restarts us rather than
-    # leaving a zombie member).
+    # Stop on a signal, or when a consumer's fetch loop dies (then exit non-zero
+    # so the supervisor restarts us rather than leaving a zombie member).
     watchers: list[asyncio.Task[Any]] = [asyncio.create_task(c.wait()) for c in ctx.consumers]
     stopper: asyncio.Task[Any] = asyncio.create_task(stop.wait())
-    failed = False
-    while not failed and not stop.is_set():
-        done, _ = await asyncio.wait(
-            {stopper, beats, *watchers, *jobs}, return_when=asyncio.FIRST_COMPLETED
-        )
-        if any(w in done for w in watchers):
-            log.error("a consumer stopped unexpectedly; shutting down")
-            failed = True
-        for task in done & jobs:
-            jobs.discard(task)  # finished: returned, or failed for good
-            failed = failed or task.result()
-        if beats in done and not stop.is_set():
-            failed = True
+    done, _ = await asyncio.wait({stopper, *watchers}, return_when=asyncio.FIRST_COMPLETED)
+    failed = stopper not in done
+    if failed:
+        log.error("a consumer stopped unexpectedly; shutting down")
     stop.set()
     for consumer in ctx.consumers:
         await consumer.stop()
     for task in extra:
         task.cancel()
-    await asyncio.gather(*extra, return_exceptions=True)
-    failed = (await asyncio.gather(beats, return_exceptions=True))[0] is True or failed
+    await asyncio.gather(beats, *extra, return_exceptions=True)
     if health is not None:
         await health.cleanup()
     await ctx.publisher.stop()
     for task in (*watchers, stopper):
         task.cancel()
     observability.shutdown()  # flush the spans still buffered
-    log.info("service stopped", extra={"status": 1 if failed else 0})
+    log.info("service stopped")
     return 1 if failed else 0
 
 

@@ -10,6 +10,7 @@ AsyncAPI project's parser (hack/asyncapi-validate.mjs).
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -21,8 +22,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 import synod
 from synod.transport.channels import CHANNELS, Channel, missing_channels
 from synod.transport.topics import CATALOGUE, TopicSpec
-from synod.wire.avro import avro_schema
-from synod.wire.generated import document_main, document_path
+from synod.wire.avro import avro_schema, schemas_dir
 from synod.wire.messages import BODY_TYPES, envelope_class
 
 ASYNCAPI_VERSION = "3.1.0"
@@ -235,11 +235,25 @@ def text() -> str:
 
 
 def path(root: Path | None = None) -> Path:
-    return document_path("asyncapi.json", root)
+    return (root or schemas_dir()) / "asyncapi.json"
 
 
 def main(argv: list[str] | None = None) -> int:
-    return document_main("synod.transport.asyncapi", "asyncapi.json", text, argv)
+    parser = argparse.ArgumentParser(prog="python -m synod.transport.asyncapi")
+    parser.add_argument("--check", action="store_true", help="fail if the file is stale")
+    parser.add_argument("--root", type=Path, default=None)
+    args = parser.parse_args(argv)
+    target, want = path(args.root), text()
+    current = target.read_text() if target.exists() else None
+    if args.check:
+        if current != want:
+            print("stale: schemas/asyncapi.json (run `make schemas` and commit)", file=sys.stderr)
+            return 1
+        return 0
+    if current != want:
+        target.write_text(want)
+        print("wrote schemas/asyncapi.json")
+    return 0
 
 
 if __name__ == "__main__":

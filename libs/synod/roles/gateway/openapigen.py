@@ -7,11 +7,12 @@ committed file differs: `make lint` runs it.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
-from synod.wire.generated import document_main, document_path
+from synod.wire.avro import schemas_dir
 
 from .app import create_app
 from .openapi import document
@@ -29,11 +30,25 @@ def text() -> str:
 
 
 def path(root: Path | None = None) -> Path:
-    return document_path("openapi.json", root)
+    return (root or schemas_dir()) / "openapi.json"
 
 
 def main(argv: list[str] | None = None) -> int:
-    return document_main("synod.roles.gateway.openapigen", "openapi.json", text, argv)
+    parser = argparse.ArgumentParser(prog="python -m synod.roles.gateway.openapigen")
+    parser.add_argument("--check", action="store_true", help="fail if the file is stale")
+    parser.add_argument("--root", type=Path, default=None)
+    args = parser.parse_args(argv)
+    target, want = path(args.root), text()
+    current = target.read_text() if target.exists() else None
+    if args.check:
+        if current != want:
+            print("stale: schemas/openapi.json (run `make schemas` and commit)", file=sys.stderr)
+            return 1
+        return 0
+    if current != want:
+        target.write_text(want)
+        print("wrote schemas/openapi.json")
+    return 0
 
 
 if __name__ == "__main__":
