@@ -68,6 +68,8 @@ class AsyncClient:
         self.cluster = cluster or find_cluster(bootstrap, prefix, announce=announce)
         self.sender = Sender(role="client", instance=instance or _instance())
         self._publisher: Publisher | None = None
+        # Concurrent first submits would each start a producer and leak all but one.
+        self._publisher_lock = asyncio.Lock()
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -81,6 +83,10 @@ class AsyncClient:
             await publisher.stop()
 
     async def _started_publisher(self) -> Publisher:
+        async with self._publisher_lock:
+            return await self._start_publisher()
+
+    async def _start_publisher(self) -> Publisher:
         if self._publisher is None:
             publisher = Publisher(self.cluster.bootstrap, client_id="synod-client")
             try:
