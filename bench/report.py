@@ -27,6 +27,7 @@ RUNS: dict[str, tuple[str, list[str]]] = {
     "transport": ("bench/transport.py", []),
     "consensus": ("bench/consensus.py", ["--quick"]),
     "blackboard": ("bench/blackboard.py", []),
+    "blackboard-kafka": ("bench/blackboard_kafka.py", ["--tasks", "20", "--in-flight", "5"]),
     "teams": ("bench/teams.py", ["--repeats", "5"]),
     "recovery": ("bench/recovery.py", ["--sizes", "1000,10000"]),
     "pipeline": ("bench/pipeline.py", ["--tasks", "30", "--clocks", "on"]),
