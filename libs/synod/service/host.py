@@ -172,7 +172,18 @@ def heartbeat(ctx: ServiceContext, seq: int, state: Any, now: float) -> Heartbea
         last_progress_at=ctx.last_progress_at,
         pid=os.getpid(),
         host=socket.gethostname(),
+        assigned=assigned_partitions(ctx),
     )
+
+
+def assigned_partitions(ctx: ServiceContext) -> dict[str, list[int]]:
+    """Per topic, the partitions this instance's consumers hold now (the groups'
+    assignment): the planner routes a hedge copy to a partition another worker owns."""
+    held: dict[str, set[int]] = {}
+    for consumer in ctx.consumers:
+        for tp in consumer.assigned:
+            held.setdefault(tp.topic, set()).add(tp.partition)
+    return {topic: sorted(parts) for topic, parts in sorted(held.items())}
 
 
 async def _heartbeats(ctx: ServiceContext, stop: asyncio.Event) -> None:

@@ -162,6 +162,7 @@ def example_bodies() -> list[Body]:
             in_flight=[f"{_TASK}/s1"],
             breakers={"anthropic/claude-sonnet-4-5": "closed"},
             last_progress_at=_T0,
+            assigned={"synod.steps.researcher": [0, 3, 7]},
         ),
         StepReassigned(
             step_id="s2",

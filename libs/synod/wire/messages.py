@@ -264,6 +264,10 @@ class StepRequested(Body):
     facts: list[str] = Field(default_factory=list)
     # The share of the task's budget this attempt may spend (None: unlimited).
     allowance: Allowance | None = None
+    # The Kafka key's lane the planner chose for this request ("": the default,
+    # see `synod.core.task.actions.key_of`): a hedge copy's lane is picked so its
+    # key lands on a partition another live worker owns (docs/cap.md, gray failure).
+    lane: str = ""
 
 
 class StepCompleted(Body):
@@ -446,6 +450,10 @@ class Heartbeat(Body):
     # Where the process runs, so a local supervisor can restart it by pid.
     pid: int = Field(default=0, ge=0)
     host: str = ""
+    # The partitions this instance's consumer groups hold now, per topic (its
+    # full name, prefix included): the planner maps the step topics' partitions
+    # to the workers that own them, to send a hedge copy to another worker.
+    assigned: dict[str, list[int]] = Field(default_factory=dict)
 
 
 class StepReassigned(Body):
