@@ -9,7 +9,9 @@ Events in (`TaskMachine.step`):
     Quarantined(reviewers)       the supervisor's quarantine, as it stands now
     PlanMade / PlanningFailed    the answer to a RequestPlan
     WorkspaceChecked             the answer to a CheckWorkspace
-    (reachability of the electorate is the next input to come)
+    Owners(maps)                 who holds each partition of the step topics, from
+                                 the workers' heartbeats (lanes.py): where a hedge
+                                 copy's key must land to reach another worker
 
 Actions out (`TaskMachine.ready`), each to carry out in order:
 
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from synod.core.task.lanes import OwnerMap
 from synod.core.workspace import Sibling
 from synod.wire import (
     Body,
@@ -86,7 +89,15 @@ class WorkspaceChecked:
     conflicted: Mapping[str, tuple[Sibling, ...]]
 
 
-Event = Logged | Tick | Quarantined | PlanMade | PlanningFailed | WorkspaceChecked
+@dataclass(frozen=True)
+class Owners:
+    """The step topics' owner maps as the heartbeats stand now, by worker role
+    ("coder", "researcher"); a role left out has no map (hedges keep today's lane)."""
+
+    maps: Mapping[str, OwnerMap]
+
+
+Event = Logged | Tick | Quarantined | PlanMade | PlanningFailed | WorkspaceChecked | Owners
 
 # ---------------------------------------------------------------- actions out
 
@@ -200,7 +211,9 @@ def key_of(envelope: Envelope[Any]) -> str:
     run a task's ready steps in parallel. A team slot's steps (central, claim)
     share a key: one coder runs its list. A hedge gets a key of its own: on its
     straggler's key it would wait in that key's lane until the straggler
-    finished. Everything else keeps the task's key (one order per task).
+    finished; the planner may have picked that key so it reaches another worker
+    than the straggler's (`body.lane`, lanes.py). Everything else keeps the
+    task's key (one order per task).
     """
     task_id = envelope.task_id or ""
     body = envelope.body
@@ -209,4 +222,6 @@ def key_of(envelope: Envelope[Any]) -> str:
     lane = body.step_id if body.agent is None else f"agent-{body.agent}"
     if body.prompt_variant == "hedge":
         lane = f"{body.step_id}/{envelope.attempt}"
+    if body.lane:
+        lane = body.lane
     return f"{task_id}/{lane}"

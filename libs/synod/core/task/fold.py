@@ -11,6 +11,7 @@ from typing import Any
 from synod.core.plan.dag import Plan, PlanError
 from synod.core.plan.teampolicy import SharedList
 from synod.core.task import budget, escalation, knowledge, retries, workspace
+from synod.core.task.actions import key_of
 from synod.core.task.phase import settle
 from synod.core.task.state import TaskState, round_of
 from synod.wire import (
@@ -131,6 +132,7 @@ def _fold_request(s: TaskState, body: StepRequested, envelope: Envelope[Any]) ->
     step_id = body.step_id
     s.requested[step_id] = max(envelope.attempt, s.requested.get(step_id, -1))
     s.attempt_at.setdefault((step_id, envelope.attempt), envelope.created_at)
+    s.keys.setdefault((step_id, envelope.attempt), key_of(envelope))
     if envelope.attempt == s.requested[step_id]:
         s.requested_at[step_id] = envelope.created_at
     if body.prompt_variant == "hedge":

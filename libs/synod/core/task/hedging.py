@@ -11,6 +11,10 @@ teams did not hedge):
   threshold drops to `tail_hedge_quantile` (p25) when that is lower, measured
   from the step's oldest live attempt, and up to `max_hedges` copies go out.
 - Hedges only take room the ready steps left (`team.agents`).
+- A copy's key is picked so it lands on a partition of the step topic that a
+  live worker other than the owners of the step's live attempts holds
+  (lanes.py), when the workers' heartbeats say who holds what; else it keeps
+  a key of its own, `<step>/<attempt>`, wherever that hashes.
 """
 
 from __future__ import annotations
@@ -19,10 +23,12 @@ import math
 from datetime import datetime, timedelta
 
 from synod.core.task.actions import Publish
+from synod.core.task.lanes import default_lane, hedge_lane
 from synod.core.task.records import publish, request_id, step_body
 from synod.core.task.state import TaskState
 from synod.core.task.steps import attempt_due
 from synod.core.task.workspace import request
+from synod.wire import StepRequested
 from synod.wire.messages import StepCancelled
 
 
@@ -93,8 +99,25 @@ def hedges(s: TaskState, left: int | None) -> list[Publish]:
                     return actions  # hedge only when an agent is free
                 left -= 1
             body = step_body(s, step_id).model_copy(update={"prompt_variant": "hedge"})
+            lane = _lane(s, step_id, body.role, newest + k, actions)
+            if lane:
+                body = body.model_copy(update={"lane": lane})
             actions.append(request(s, body, f"step/{step_id}/{newest + k}", newest + k))
     return actions
+
+
+def _lane(s: TaskState, step_id: str, role: str, attempt: int, chosen: list[Publish]) -> str:
+    """The copy's lane: away from every worker that holds one of the step's attempts
+    not known to have failed (the straggler, earlier copies, those going out now)."""
+    failed = s.failed_attempts.get(step_id, set())
+    keys = [k for (sid, a), k in sorted(s.keys.items()) if sid == step_id and a not in failed]
+    for action in chosen:
+        body = action.body
+        if isinstance(body, StepRequested) and body.step_id == step_id:
+            keys.append(f"{s.task_id}/{body.lane or default_lane(step_id, action.attempt)}")
+    return hedge_lane(
+        s.task_id, step_id, attempt, s.owners.get(role), keys, s.now, s.config.owner_fresh_s
+    )
 
 
 def next_hedge_at(s: TaskState) -> datetime | None:

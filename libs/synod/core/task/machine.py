@@ -32,6 +32,7 @@ from synod.core.task.actions import (
     Forward,
     GrantLease,
     Logged,
+    Owners,
     PlanMade,
     PlanningFailed,
     Publish,
@@ -101,6 +102,8 @@ class TaskMachine(TaskState):
             self.now = event.now if self.now is None else max(self.now, event.now)
         elif isinstance(event, Quarantined):
             self.quarantined = frozenset(event.reviewers)
+        elif isinstance(event, Owners):
+            self.owners = event.maps
         elif isinstance(event, PlanMade):
             rationale = event.rationale[:10_000]
             proposed = PlanProposed(plan_id="p1", steps=event.steps, rationale=rationale)

@@ -16,6 +16,7 @@ from synod.core.blackboard import Blackboard, Fact
 from synod.core.plan.dag import Plan
 from synod.core.plan.teampolicy import SharedList, TeamLabelError, TeamMode, team_of
 from synod.core.task.actions import Action, Publish
+from synod.core.task.lanes import OwnerMap
 from synod.core.task.phase import Phase
 from synod.core.workspace import Sibling
 from synod.errors import ConfigError
@@ -73,6 +74,9 @@ class TaskConfig:
     default_budget: Budget | None = None
     escalate: bool = False
     escalation_timeout_s: float = 86_400.0
+    # A partition's owner counts for routing a hedge copy (lanes.py) while its
+    # newest heartbeat is at most this old: a few heartbeat intervals (1 s).
+    owner_fresh_s: float = 10.0
 
     def __post_init__(self) -> None:
         if self.max_step_attempts < 1:
@@ -123,6 +127,7 @@ class TaskState:
     requested_at: dict[str, datetime] = field(default_factory=dict)  # step -> newest request
     attempt_at: dict[tuple[str, int], datetime] = field(default_factory=dict)
     hedged: dict[str, int] = field(default_factory=dict)  # step -> hedge requests folded
+    keys: dict[tuple[str, int], str] = field(default_factory=dict)  # (step, attempt) -> key
     # The jurors' runs of the task's tests: proposal -> voter -> newest run.
     test_runs: dict[str, dict[str, AnswerVerified]] = field(default_factory=dict)
     # Claim teams: the shared list's claims (made in the fold, so a function of
@@ -161,8 +166,10 @@ class TaskState:
     reconcile_finished: int = -1
     reconciled: StepCompleted | None = None
     reconcile_failures: list[StepFailed] = field(default_factory=list)
-    # Inputs from outside the log: the latest time, the plan the model made.
+    # Inputs from outside the log: the latest time, the plan the model made, the
+    # step topics' owners (role -> map; only read when a hedge's lane is picked).
     now: datetime | None = None
+    owners: Mapping[str, OwnerMap] = field(default_factory=dict)
     made_plan: Publish | None = None
     # Outputs: records of the log to forward (one-shot, per delivery), and the
     # ids of what the adapter carried out (`advance`) and so is not said again.
