@@ -70,6 +70,7 @@ from synod.llm.settings import load_settings
 from synod.observability import record_task_end
 from synod.roles.metrics import PLANNER_ACTIONS
 from synod.roles.planner import quarantine
+from synod.roles.planner.owners import Lanes
 from synod.roles.planner.snapshots import PlannerSnapshots, PlannerSnapshotSettings
 from synod.service.host import ServiceContext
 from synod.transport import KeyOrderedConsumer, Received
@@ -221,6 +222,9 @@ class Planner:
         self.partition_of: dict[str, int] = {}  # task -> its partition of synod.task-events
         self.consumer: KeyOrderedConsumer | None = None
         self.quarantine = QuarantineBook()  # fed by quarantine.follow
+        # Who holds each step topic's partitions (fed by Lanes.follow): where a
+        # hedge copy's key must land to reach another worker (docs/cap.md).
+        self.lanes = Lanes()
         self.outbox_mode = outbox or PlannerSettings().planner_outbox
         self._outbox: Outbox | None = None  # made on first use
         # ack: records this instance forwarded already; read back, they are folded
@@ -280,6 +284,7 @@ class Planner:
         self.partition_of[envelope.task_id] = msg.record.partition
         async with self.locks[envelope.task_id]:
             machine.step(Quarantined(self.quarantine.active(utc_now())))
+            machine.step(self.lanes.owners())
             # React even to an event folded before (during a rebuild): the actions
             # are a function of the state, and repeats carry the same ids. A record
             # this instance forwarded already comes back to be folded only.
@@ -594,6 +599,7 @@ class Planner:
                     continue
                 async with lock:
                     machine.step(Quarantined(self.quarantine.active(now)))
+                    machine.step(self.lanes.owners())
                     machine.step(Tick(now))
                     await self.run(machine)
 
@@ -678,6 +684,10 @@ async def setup_planner(ctx: ServiceContext) -> None:
     ctx.background.append(planner.close_outbox_on_stop)
     bootstrap, topic = ctx.kafka.bootstrap, quarantine.topic_of(ctx.kafka.topic_prefix)
     ctx.background.append(lambda: quarantine.follow(bootstrap, topic, planner.quarantine))
+    prefix = ctx.kafka.topic_prefix
+    ctx.background.append(
+        _logged("heartbeat lanes", lambda: planner.lanes.follow(bootstrap, prefix))
+    )
 
 
 def _logged(
