@@ -2,7 +2,8 @@
 
 - the planner cut from the broker mid-task, then healed: the task finishes once;
 - every service cut for 30 s: everything stalls, then resumes; 0 lost, 0 duplicated;
-- a gray failure (latency on one coder's zone): the hedge rule requests the straggler again.
+- a gray failure (latency on one coder's zone): the hedge rule runs the straggler again
+  on the healthy coder (its key picked by the owners the heartbeats report), which wins.
 
 Real broker, real toxiproxy, every service a process; each ends with `synod check`.
 """
@@ -30,8 +31,10 @@ from synod.cli.teamrun import submission
 from synod.core.plan.dag import Plan
 from synod.dev.netfaults import NetFaults
 from synod.transport import Publisher
-from synod.transport.topics import RESULTS, TASK_EVENTS, TASKS, topic_name
-from synod.wire import PlanStep, StepCompleted, StepRequested, TaskCompleted
+from synod.transport.admin import partition_counts
+from synod.transport.partitioner import partition_for
+from synod.transport.topics import HEARTBEATS, RESULTS, STEPS_CODER, TASK_EVENTS, TASKS, topic_name
+from synod.wire import Heartbeat, PlanStep, StepCompleted, StepRequested, TaskCompleted
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("SYNOD_TEST_CAP") != "1", reason="long partition runs: `make test-cap`"
@@ -127,7 +130,12 @@ async def test_every_service_cut_for_30_s_stalls_then_loses_and_duplicates_nothi
 async def test_a_gray_coder_is_routed_around_by_the_hedge_rule(
     kafka: Any, netfaults: NetFaults, tmp_path: Path
 ) -> None:
-    steps = [PlanStep(step_id=f"s{i}", title=f"file {i}", files=[f"f{i}.py"]) for i in range(8)]
+    # 16 steps, a cap above them: hedges are never held back for want of room. (With
+    # `team.agents` 2, the gray coder's two stragglers fill the team's two slots and
+    # no copy goes out until one of them ends: the cap counts attempts, not coders.)
+    # The steps' keys hash to 7 even and 9 odd partitions: whichever half the slow
+    # coder holds, the healthy one finishes the five steps the rule waits for first.
+    steps = [PlanStep(step_id=f"s{i}", title=f"file {i}", files=[f"f{i}.py"]) for i in range(16)]
     plan = Plan.from_steps(steps, name="gray")
     replicas = {**TEAM, "researcher": 0}
     async with (
@@ -139,22 +147,46 @@ async def test_a_gray_coder_is_routed_around_by_the_hedge_rule(
         netfaults.slow("z5", latency_ms=2500)
         publisher = Publisher(run.bootstrap, client_id="capg")
         await publisher.start()
+        started = time.monotonic()
         try:
             await publisher.publish(
-                topic_name(TASKS, run.prefix), submission(plan, "gray", "capg", agents=2)
+                topic_name(TASKS, run.prefix), submission(plan, "gray", "capg", agents=32)
             )
         finally:
             await publisher.stop()
         records = await read_topic(
             run, TASK_EVENTS, lambda rs: _outcome(rs, "gray") is not None, 300
         )
-        assert isinstance(_outcome(records, "gray"), TaskCompleted)
-        hedges, won_by_fast = _hedges(records)
-        # The rule sees the straggler and requests it again. Whether the copy reaches
-        # the healthy coder is chance: a hedge's key may hash to the slow coder's
-        # partitions too (docs/cap.md), so who won is reported, not asserted.
-        assert hedges, "no step was hedged though one coder was slowed"
-        print(f"hedged {sorted(hedges)}; won by coder-0: {sorted(won_by_fast)}")
+        took = time.monotonic() - started
+        outcome = _outcome(records, "gray")
+        assert isinstance(outcome, TaskCompleted)
+        # Where each request really went (the broker's partition) and who held that
+        # partition then (the coders' own heartbeats): evidence from outside the planner.
+        requests = await read_topic(run, STEPS_CODER, lambda rs: len(rs) >= 16, 30, drain_s=2)
+        beats = await read_topic(run, HEARTBEATS, lambda rs: bool(rs), 30, drain_s=2)
+        coder_topic = topic_name(STEPS_CODER, run.prefix)
+        [partitions] = (await partition_counts(run.bootstrap, [coder_topic])).values()
+        routes = _routes(records, requests, beats, coder_topic, partitions)
+        for step, r in sorted(routes.items()):
+            shown = {k: v for k, v in r.items() if k != "copy_output"}
+            print(f"hedged {step}: {shown}")
+        chance = sum(r["todays_key_on"] == r["straggler_on"] for r in routes.values())
+        print(
+            f"task took {took:.1f} s; {len(routes)} hedged; today's key would have sent "
+            f"{chance} of them to their straggler's coder"
+        )
+        assert routes, "no step was hedged though one coder was slowed"
+        # The rule: a copy goes to another coder than its straggler's, so the gray
+        # coder's stragglers are all run again on the healthy one, and win there.
+        around = {s: r for s, r in routes.items() if r["straggler_on"] == "coder-1"}
+        assert around, f"no straggler of the slow coder was hedged: {routes}"
+        for step, r in routes.items():
+            assert r["copy_on"] != r["straggler_on"], (step, r)
+        for step, r in around.items():
+            assert r["copy_on"] == "coder-0", (step, r)
+            assert r["ran_on"] == "coder-0", (step, r)
+            assert r["won"] == r["copy_attempt"], (step, r)
+            assert r["copy_output"] in outcome.result, (step, r)
         await assert_log_checks(run)
 
 
@@ -166,13 +198,56 @@ def _outcome(records: list[Any], task: str) -> Any:
     return None
 
 
-def _hedges(records: list[Any]) -> tuple[set[str], set[str]]:
-    hedged: set[str] = set()
-    completed_by: dict[str, str] = {}
-    for r in records:
+def _routes(
+    log: list[Any], requests: list[Any], beats: list[Any], coder_topic: str, partitions: int
+) -> dict[str, dict[str, Any]]:
+    """Per hedged step: the partitions and holders of its straggler and its copy, who
+    ran the copy, and which attempt's result the task kept (its first completion)."""
+    held: list[tuple[Any, str, set[int]]] = []  # (when, coder, partitions)
+    for r in beats:
         env = CODEC.decode(r.value)
+        if isinstance(env.body, Heartbeat) and coder_topic in env.body.assigned:
+            held.append((env.created_at, env.body.instance, set(env.body.assigned[coder_topic])))
+
+    def holder(partition: int, at: Any) -> str:
+        newest: dict[str, tuple[Any, set[int]]] = {}
+        for when, coder, parts in held:
+            if when <= at and (coder not in newest or newest[coder][0] < when):
+                newest[coder] = (when, parts)
+        owners = [c for c, (_, parts) in newest.items() if partition in parts]
+        return ",".join(sorted(owners)) or "?"
+
+    sent: dict[tuple[str, int], tuple[int, Any]] = {}  # (step, attempt) -> (partition, at)
+    for r in requests:
+        env = CODEC.decode(r.value)
+        if isinstance(env.body, StepRequested) and env.task_id == "gray":
+            sent[(env.body.step_id, env.attempt)] = (r.partition, env.created_at)
+    copies: dict[str, int] = {}
+    won: dict[str, int] = {}
+    ran: dict[tuple[str, int], tuple[str, str]] = {}
+    for r in log:
+        env = CODEC.decode(r.value)
+        if env.task_id != "gray":
+            continue
         if isinstance(env.body, StepRequested) and env.body.prompt_variant == "hedge":
-            hedged.add(env.body.step_id)
+            copies.setdefault(env.body.step_id, env.attempt)
         elif isinstance(env.body, StepCompleted):
-            completed_by.setdefault(env.body.step_id, env.sender.instance)
-    return hedged, {s for s in hedged if completed_by.get(s) == "coder-0"}
+            won.setdefault(env.body.step_id, env.attempt)
+            ran[(env.body.step_id, env.attempt)] = (env.sender.instance, env.body.output)
+    routes: dict[str, dict[str, Any]] = {}
+    for step, copy in copies.items():
+        (p0, t0), (p1, t1) = sent[(step, copy - 1)], sent[(step, copy)]
+        by, output = ran.get((step, copy), ("", ""))
+        todays = partition_for(f"gray/{step}/{copy}".encode(), partitions)
+        routes[step] = {
+            "straggler_partition": p0,
+            "straggler_on": holder(p0, t0),
+            "copy_attempt": copy,
+            "copy_partition": p1,
+            "copy_on": holder(p1, t1),
+            "todays_key_on": holder(todays, t1),
+            "ran_on": by,
+            "won": won.get(step),
+            "copy_output": output,
+        }
+    return routes
