@@ -613,6 +613,11 @@ class TaskFailed(Body):
     # so an escalation can name them without parsing `reason`).
     unreachable: list[str] = Field(default_factory=list)
     partition_mode: PartitionMode = "cp"
+    # A failure the reviewers' decision led to (the answer rejected, no quorum):
+    # that decision, and whether it was provisional (`ap` under a partition), so a
+    # Reconciled that overturns it reopens the task as it does a TaskCompleted.
+    decision_id: str = ""
+    provisional: bool = False
 
 
 class FactPublished(Body):

@@ -249,7 +249,7 @@ class _TaskCheck:
             body = r.envelope.body
             if not isinstance(body, TaskCompleted | TaskFailed):
                 continue
-            if isinstance(body, TaskCompleted) and body.decision_id in overturned:
+            if body.decision_id and body.decision_id in overturned:
                 if not body.provisional:
                     self.flag(
                         "overturned_before_decision",

@@ -172,12 +172,19 @@ def conclude(s: TaskState) -> Publish:
         return publish(s, body, outcome_key(s))
     tests = f"; tests: {summary}" if summary else ""
     if _partitioned_cp(s):
-        return fail(
+        failed = fail(
             s, _unreachable_reason(s) + tests, "transient", unreachable=list(s.decision.unreachable)
         )
-    return fail(
-        s,
-        f"the reviewers did not accept the answer: {s.decision.outcome} "
-        f"(tally {dict(s.decision.tally)}, quorum {s.decision.quorum}){tests}",
-        "permanent",
+    else:
+        failed = fail(
+            s,
+            f"the reviewers did not accept the answer: {s.decision.outcome} "
+            f"(tally {dict(s.decision.tally)}, quorum {s.decision.quorum}){tests}",
+            "permanent",
+        )
+    # The failure rests on this decision: if it was provisional, a Reconciled that
+    # overturns it reopens the task (docs/cap.md), and the log must say so.
+    body = failed.body.model_copy(
+        update={"decision_id": s.decision.decision_id, "provisional": s.decision.provisional}
     )
+    return Publish(body, failed.message_id, failed.attempt, failed.causes)

@@ -220,6 +220,7 @@ class _Fold:
             self._finish(body.usage, body.duration_s, at)
         elif isinstance(body, TaskFailed) and not self.terminal:
             self.state = "failed"
+            self.settlement = "provisional" if body.provisional else ""
             self.failure = FailureStatus(
                 reason=body.reason, error_class=body.error_class, failed_step=body.failed_step
             )
@@ -236,6 +237,7 @@ class _Fold:
         if body.decision_id not in self.overturned:
             self.overturned.append(body.decision_id)
         self.state, self.result, self.finished_at = "voting", None, None
+        self.failure = None  # an overturned provisional failure no longer stands either
 
     def _submitted(self, body: TaskSubmitted, at: datetime, *, logged: bool) -> None:
         if self.request is None:

@@ -197,10 +197,11 @@ def test_of_two_copies_in_one_partition_the_first_stands_whatever_its_clocks() -
 
 
 def _provisional_then_heal(
-    *, confirmed: bool, forge_final: bool = False
+    *, confirmed: bool, forge_final: bool = False, failed: bool = False
 ) -> tuple[Log, dict[str, Envelope[Any]]]:
     """An `ap` task: reviewer-0 alone decides provisionally, the task completes
-    provisionally; after the heal reviewer-1 and reviewer-2 vote (docs/cap.md)."""
+    provisionally; after the heal reviewer-1 and reviewer-2 vote (docs/cap.md).
+    `failed`: reviewer-0 rejects, the task fails provisionally, the others accept."""
     log = Log(TASK)
     sub = log.send("planner-0", EVENTS, TaskSubmitted(goal="g", partition_mode="ap"))
     ask = log.send(
@@ -214,9 +215,13 @@ def _provisional_then_heal(
         ),
         because=sub,
     )
-    v0 = log.send(
-        "reviewer-0", VOTES, Vote(proposal_id="p1", voter="reviewer-0", choice="c1"), because=ask
+    first_vote = (
+        Vote(proposal_id="p1", voter="reviewer-0", kind="reject")
+        if failed
+        else Vote(proposal_id="p1", voter="reviewer-0", choice="c1")
     )
+    v0 = log.send("reviewer-0", VOTES, first_vote, because=ask)
+    provisional_outcome = "rejected" if failed else "c1"
     dec = log.send(
         "consensus-0",
         EVENTS,
@@ -224,7 +229,7 @@ def _provisional_then_heal(
             decision_id="p1/decision",
             proposal_id="p1",
             ballot=1,
-            outcome="c1",
+            outcome=provisional_outcome,
             quorum=1,
             votes_counted=1,
             provisional=not forge_final,
@@ -232,12 +237,13 @@ def _provisional_then_heal(
         ),
         because=v0,
     )
-    first = log.send(
-        "planner-0",
-        EVENTS,
-        TaskCompleted(result="x", decision_id="p1/decision", provisional=True),
-        because=dec,
+    outcome: Any = (
+        TaskFailed(reason="rejected", decision_id="p1/decision", provisional=True)
+        if failed
+        else TaskCompleted(result="x", decision_id="p1/decision", provisional=True)
     )
+    first = log.send("planner-0", EVENTS, outcome, because=dec)
+    agrees = confirmed != failed  # the later jurors choose c1
     later = [
         log.send(
             f"reviewer-{i}",
@@ -245,8 +251,8 @@ def _provisional_then_heal(
             Vote(
                 proposal_id="p1",
                 voter=f"reviewer-{i}",
-                kind="choice" if confirmed else "reject",
-                choice="c1" if confirmed else None,
+                kind="choice" if agrees else "reject",
+                choice="c1" if agrees else None,
             ),
             because=ask,
         )
@@ -259,8 +265,8 @@ def _provisional_then_heal(
             decision_id="p1/decision",
             proposal_id="p1",
             ballot=1,
-            provisional_outcome="c1",
-            outcome="c1" if confirmed else "rejected",
+            provisional_outcome=provisional_outcome,
+            outcome="c1" if agrees else "rejected",
             confirmed=confirmed,
         ),
         because=later[-1],
@@ -280,6 +286,25 @@ def test_an_overturned_provisional_outcome_then_a_new_outcome_is_not_terminal_tw
     log.send("planner-0", EVENTS, TaskFailed(reason="rejected after the heal"), because=m["rec"])
     report = check(log.records)
     assert report.ok, report.text()
+
+
+def test_an_overturned_provisional_failure_then_a_completion_is_not_completed_and_failed() -> None:
+    log, m = _provisional_then_heal(confirmed=False, failed=True)
+    log.send("planner-0", EVENTS, TaskCompleted(result="x"), because=m["rec"])
+    report = check(log.records)
+    assert report.ok, report.text()
+    assert report.terminal == 1
+    # The same failure, had it hidden that it was provisional, is flagged.
+    hidden, h = _provisional_then_heal(confirmed=False, failed=True)
+    forged = hidden.send(
+        "planner-0",
+        EVENTS,
+        TaskFailed(reason="rejected", decision_id="p1/decision"),
+        because=h["dec"],
+    )
+    report = check(hidden.records)
+    assert "overturned_before_decision" in [v.kind for v in report.violations]
+    assert forged.message_id in [v.message_id for v in report.violations]
 
 
 def test_a_second_outcome_after_a_confirmed_provisional_one_is_terminal_twice() -> None:
@@ -344,3 +369,19 @@ def hidden_decision_id(log: Any) -> str:
         r.envelope.body for r in log.records if type(r.envelope.body).__name__ == "Reconciled"
     ]
     return str(verdict.decision_id)
+
+
+def test_the_task_view_says_a_provisional_failure_was_overturned() -> None:
+    from synod.core.taskview import TaskView
+
+    log, m = _provisional_then_heal(confirmed=False, failed=True)
+    view = TaskView(TASK)
+    for r in log.records:
+        if r.envelope.message_id == m["rec"].message_id:
+            status = view.status()
+            assert (status.state, status.settlement) == ("failed", "provisional")
+        view.apply(r.envelope)
+    status = view.status()
+    assert (status.state, status.settlement) == ("voting", "overturned")
+    assert status.failure is None
+    assert status.overturned == ["p1/decision"]

@@ -130,3 +130,43 @@ def test_an_overturned_provisional_outcome_reopens_the_task_and_it_ends_anew() -
     fold(machine, env(again.body, message_id=again.message_id))
     fold(machine, env(verdict, CONSENSUS))
     assert decided(machine) == []
+
+
+def test_an_overturned_provisional_failure_reopens_the_task_and_it_completes() -> None:
+    """An ap task whose reachable jurors rejected its last answer round fails
+    provisionally; the full electorate accepts it after the heal: the task completes."""
+    machine = voting("ap", max_answer_rounds=1)
+    fold(machine, decision("rejected", provisional=True, unreachable=["reviewer-1"]))
+    [failed] = decided(machine)
+    assert type(failed.body).__name__ == "TaskFailed"
+    assert failed.body.provisional
+    assert failed.body.decision_id == "t1/answer/decision"
+    fold(machine, env(failed.body, message_id=failed.message_id))
+    assert decided(machine) == []
+    verdict = Reconciled(
+        decision_id="t1/answer/decision",
+        proposal_id="t1/answer",
+        ballot=1,
+        provisional_outcome="rejected",
+        outcome=ANSWER,
+        confirmed=False,
+        tally={ANSWER: 2.0, "rejected": 1.0},
+    )
+    fold(machine, env(verdict, CONSENSUS))
+    [done] = decided(machine)  # reopened from the full electorate's acceptance
+    assert type(done.body).__name__ == "TaskCompleted"
+    assert not done.body.provisional
+    assert done.body.result == "first try"
+    assert done.message_id != failed.message_id
+    fold(machine, env(done.body, message_id=done.message_id))
+    fold(machine, env(verdict, CONSENSUS))
+    assert decided(machine) == []
+
+
+def test_a_failure_on_a_final_decision_is_not_provisional() -> None:
+    machine = voting("cp", max_answer_rounds=1)
+    fold(machine, decision("rejected"))
+    [failed] = decided(machine)
+    assert type(failed.body).__name__ == "TaskFailed"
+    assert not failed.body.provisional
+    assert failed.body.decision_id == "t1/answer/decision"
