@@ -196,6 +196,16 @@ class TaskState:
     cancel: TaskCancelRequested | None = None
     escalation_asked: EscalationRequested | None = None
 
+    @property
+    def settled(self) -> bool:
+        """Whether the task is over for good: an outcome, and not one resting on a
+        provisional decision that no Reconciled record has judged yet (after the
+        heal that record may reopen the task, so its state must stay)."""
+        outcome = self.outcome
+        if outcome is None:
+            return False
+        return not (outcome.provisional and outcome.decision_id not in self.verdicts)
+
     def rank(self) -> dict[str, int]:
         """Dispatch rank of each plan step (0 first): critical path first."""
         if self.ranks is None:

@@ -11,10 +11,12 @@ the group's commit, and a delivered record is forwarded whether or not it was
 folded before.
 
 A task leaves the snapshot, and the planner's memory, once every record it has
-is below the snapshot's offset and it has an outcome (or no TaskSubmitted: a
-late record of a task that left already). A later record of it (a hedge loser's
-result) finds a fresh machine, which does nothing with it, as a task whose
-start retention deleted.
+is below the snapshot's offset and it has an outcome that will not be
+reopened (or no TaskSubmitted: a late record of a task that left already).
+An `ap` outcome resting on a provisional decision stays until its Reconciled
+record: an overturn after the heal must find the task's state. A later record
+of a task that left (a hedge loser's result) finds a fresh machine, which does
+nothing with it, as a task whose start retention deleted.
 
 Snapshots go to synod.snapshots (compacted, one live record per partition),
 owner the planner's group; a missing or unusable one means a replay from the
@@ -234,7 +236,7 @@ class PlannerSnapshots:
         for task_id in [t for t, p in planner.partition_of.items() if p == partition]:
             machine = planner.tasks.get(task_id)
             lock = planner.locks.get(task_id)
-            done = machine is None or machine.outcome is not None or machine.submitted is None
+            done = machine is None or machine.settled or machine.submitted is None
             if done and self.last.get(task_id, -1) < offset and not (lock and lock.locked()):
                 planner.tasks.pop(task_id, None)
                 planner.locks.pop(task_id, None)

@@ -15,7 +15,16 @@ from synod.core.task import Logged, TaskConfig
 from synod.roles.planner.service import Planner
 from synod.roles.planner.snapshots import SNAPSHOT_MAGIC, PlannerSnapshots
 from synod.transport.topics import TASK_EVENTS, topic_name
-from synod.wire import Codec, Envelope, PlanProposed, PlanStep, Sender, TaskCompleted, TaskSubmitted
+from synod.wire import (
+    Codec,
+    Envelope,
+    PlanProposed,
+    PlanStep,
+    Reconciled,
+    Sender,
+    TaskCompleted,
+    TaskSubmitted,
+)
 
 CLIENT = Sender(role="client", instance="c")
 PLANNER = Sender(role="planner", instance="p")
@@ -137,3 +146,42 @@ def test_a_record_folded_before_it_is_read_back_is_kept_when_it_is() -> None:
     snapshots.rebuilt(0, 0)
     asyncio.run(snapshots.write_due())
     assert unpack_records(store.saved[0][3], 4) == running
+
+
+def _provisional(task: str) -> list[bytes]:
+    """A task whose answer rests on a provisional (`ap`) decision."""
+    bodies: list[tuple[Sender, Any]] = [
+        (CLIENT, TaskSubmitted(goal="g", partition_mode="ap")),
+        (PLANNER, PlanProposed(plan_id="p1", steps=[PlanStep(step_id="s1")])),
+        (PLANNER, TaskCompleted(result="r", decision_id="d1", provisional=True)),
+    ]
+    return [
+        CODEC.encode(Envelope.new(b, sender=s, task_id=task, message_id=f"{task}-{i}"))
+        for i, (s, b) in enumerate(bodies)
+    ]
+
+
+def test_a_provisional_outcome_stays_in_memory_until_it_is_reconciled() -> None:
+    # After the heal, an overturning Reconciled reopens the task from its state; had
+    # the task left memory at a snapshot, a fresh machine would do nothing with it.
+    planner, snapshots, store = _planner(handled=3)
+    provisional = _provisional("ap")
+    _fold(planner, [("ap", v) for v in provisional])
+    snapshots.rebuilt(0, 0)
+    asyncio.run(snapshots.write_due())
+    assert "ap" in planner.tasks
+    assert unpack_records(store.saved[0][3], 4) == provisional
+
+    verdict = Reconciled(
+        decision_id="d1",
+        proposal_id="ap/answer",
+        ballot=1,
+        provisional_outcome="answer",
+        outcome="answer",
+        confirmed=True,
+    )
+    value = CODEC.encode(Envelope.new(verdict, sender=PLANNER, task_id="ap", message_id="ap-r"))
+    _fold(planner, [("ap", v) for v in provisional] + [("ap", value)])
+    planner.consumer.handled = 4  # type: ignore[union-attr]
+    asyncio.run(snapshots.write_due())
+    assert "ap" not in planner.tasks  # confirmed: over for good
