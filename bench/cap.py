@@ -227,11 +227,14 @@ async def _submit(run: LocalRun, scenario: Scenario, mode: str, tasks: list[str]
     try:
         for task in tasks:
             if scenario.plan_tasks:
+                # As tests/chaos/test_partitions_long.py's gray coder: 16 steps and a
+                # cap above them, so copies are not held back for want of room (the
+                # cap counts attempts, not coders: docs/cap.md, "The limit").
                 steps = [
                     PlanStep(step_id=f"s{i}", title=f"file {i}", files=[f"f{i}.py"])
-                    for i in range(8)
+                    for i in range(16)
                 ]
-                env = submission(Plan.from_steps(steps, name="gray"), task, "bench-cap", agents=2)
+                env = submission(Plan.from_steps(steps, name="gray"), task, "bench-cap", agents=32)
             else:
                 env = Envelope.new(
                     TaskSubmitted(goal=f"{task}: add two numbers", partition_mode=mode),
