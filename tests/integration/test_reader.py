@@ -4,11 +4,13 @@
 (nothing for empty ones, everything of many), does not wait for records that
 come later (a later `poll` gets them), starts where it is told, and gives up
 at its timeout; a keyed record lands in the partition `partition_for` predicts,
-through `Publisher` with and without a `partition_key`.
+through `Publisher` with and without a `partition_key`. A follower that decodes
+every poll parses no schema after its first decode.
 """
 
 from __future__ import annotations
 
+import gc
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -28,7 +30,7 @@ from synod.transport.reader import (
     read_to_end,
     topic_partitions,
 )
-from synod.wire import Envelope, Heartbeat, Sender
+from synod.wire import Envelope, Heartbeat, Sender, avro
 
 NewTopic = Callable[..., Coroutine[Any, Any, str]]
 SENDER = Sender(role="coder", instance="reader-test")
@@ -154,6 +156,40 @@ async def test_envelopes_decode_and_the_rest_are_kept_apart(
         f"i-{i}" for i in range(4)
     ]
     assert [r.key for r in decoded.undecodable] == [b"junk"]
+
+
+async def test_a_poll_loop_that_decodes_parses_no_schema_per_poll(
+    bootstrap: str, new_topic: NewTopic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `decode` without a codec builds a `Codec()`; that once parsed every schema
+    # (0.5-2 s of CPU), so a follower decoding each poll stalled its event loop and
+    # saw records hundreds of ms late (the peers bench's services row). Counted, not
+    # timed: after the first decode, polling and decoding parse nothing, across GCs.
+    topic = await new_topic(partitions=3)
+    decode([])
+    parsed: list[object] = []
+    real_parse = avro.parse_schema
+
+    def counting(schema: object, *args: Any, **kwargs: Any) -> object:
+        parsed.append(schema)
+        return real_parse(schema, *args, **kwargs)
+
+    monkeypatch.setattr(avro, "parse_schema", counting)
+    seen: list[str] = []
+    async with (
+        Publisher(bootstrap, client_id="reader-test") as publisher,
+        PartitionReader(bootstrap) as reader,
+    ):
+        await reader.assign(await topic_partitions(bootstrap, [topic]), "end")
+        for i in range(3):
+            await publisher.publish(topic, _beat(i), "avro", f"b{i}".encode())
+        for _ in range(40):
+            gc.collect()
+            seen += [r.envelope.body.instance for r in decode(await reader.poll(0.1)).received]
+            if len(seen) == 3:
+                break
+    assert sorted(seen) == ["i-0", "i-1", "i-2"]
+    assert parsed == []
 
 
 async def test_a_read_that_outlasts_its_timeout_fails_saying_how_far_it_got(

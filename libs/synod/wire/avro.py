@@ -12,6 +12,7 @@ current schema through Avro schema resolution. Nothing in history is removed.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import types
@@ -153,32 +154,61 @@ class KnownSchema:
     current: bool
 
 
+@dataclass(frozen=True)
+class _Loaded:
+    by_fingerprint: dict[bytes, KnownSchema]
+    readers: dict[str, Any]
+    current_fp: dict[str, bytes]
+
+
+@functools.cache
+def _current() -> _Loaded:
+    """The current schema of every type, generated from the models: the same for the
+    whole process, and the costly part of a store (generation, parsing and pure-Python
+    fingerprints: 0.5-2 s), so it is done once."""
+    loaded = _Loaded({}, {}, {})
+    for type_name in BODY_TYPES:
+        current = avro_schema(type_name)
+        fp = schema_fingerprint(current)
+        loaded.readers[type_name] = parse_schema(current)
+        loaded.current_fp[type_name] = fp
+        loaded.by_fingerprint[fp] = KnownSchema(type_name, fp, loaded.readers[type_name], True)
+    return loaded
+
+
+@functools.cache
+def _load(root: Path) -> _Loaded:
+    """The current schemas and the released ones under `root`, once per root: history
+    only grows with a new release of the code, never while a process runs."""
+    current = _current()
+    by_fingerprint = dict(current.by_fingerprint)
+    history = root / "avro" / "history"
+    if history.is_dir():
+        for path in sorted(history.glob("*/*.avsc")):
+            type_name = path.parent.name
+            if type_name not in BODY_TYPES:
+                continue
+            schema = json.loads(path.read_text())
+            fp = schema_fingerprint(schema)
+            if fp not in by_fingerprint:
+                by_fingerprint[fp] = KnownSchema(type_name, fp, parse_schema(schema), False)
+    return _Loaded(by_fingerprint, current.readers, current.current_fp)
+
+
 class SchemaStore:
-    """Resolves fingerprints to writer schemas; reads with the current schema."""
+    """Resolves fingerprints to writer schemas; reads with the current schema.
+
+    Cheap to build: every store of a root shares one parse of its schemas (read-only),
+    so a `Codec()` made per call costs nothing. It did cost a full parse (0.5-2 s of
+    CPU) and stalled an event loop that decoded each poll with a fresh one.
+    """
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = root or schemas_dir()
-        self._by_fingerprint: dict[bytes, KnownSchema] = {}
-        self._readers: dict[str, Any] = {}
-        self._current_fp: dict[str, bytes] = {}
-        for type_name in BODY_TYPES:
-            current = avro_schema(type_name)
-            fp = schema_fingerprint(current)
-            self._readers[type_name] = parse_schema(current)
-            self._current_fp[type_name] = fp
-            self._by_fingerprint[fp] = KnownSchema(type_name, fp, self._readers[type_name], True)
-        history = self.root / "avro" / "history"
-        if history.is_dir():
-            for path in sorted(history.glob("*/*.avsc")):
-                type_name = path.parent.name
-                if type_name not in BODY_TYPES:
-                    continue
-                schema = json.loads(path.read_text())
-                fp = schema_fingerprint(schema)
-                if fp not in self._by_fingerprint:
-                    self._by_fingerprint[fp] = KnownSchema(
-                        type_name, fp, parse_schema(schema), False
-                    )
+        loaded = _load(self.root.resolve())
+        self._by_fingerprint = loaded.by_fingerprint
+        self._readers = loaded.readers
+        self._current_fp = loaded.current_fp
 
     def current_fingerprint(self, type_name: str) -> bytes:
         return self._current_fp[type_name]

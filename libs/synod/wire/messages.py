@@ -876,10 +876,19 @@ class Envelope(WireModel, Generic[B]):
         return None
 
 
+# pydantic keeps its parametrized classes in a weak cache: after a GC pass
+# `Envelope[Body]` is built again (~2.5 ms, on every decode that follows), so
+# the classes of the known types are held here for the life of the process.
+_ENVELOPE_CLASSES: dict[str, type[Envelope[Any]]] = {}
+
+
 def envelope_class(type_name: str) -> type[Envelope[Any]]:
-    """The concrete `Envelope[Body]` class for a message type name."""
-    try:
-        body_cls = BODY_TYPES[type_name]
-    except KeyError:
-        raise KeyError(f"unknown message type {type_name!r}") from None
-    return Envelope[body_cls]  # type: ignore[valid-type]
+    """The concrete `Envelope[Body]` class for a message type name (one per process)."""
+    cls = _ENVELOPE_CLASSES.get(type_name)
+    if cls is None:
+        try:
+            body_cls = BODY_TYPES[type_name]
+        except KeyError:
+            raise KeyError(f"unknown message type {type_name!r}") from None
+        cls = _ENVELOPE_CLASSES[type_name] = Envelope[body_cls]  # type: ignore[valid-type]
+    return cls
