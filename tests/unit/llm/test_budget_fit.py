@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import math
+from typing import Any
+
 import pytest
+from pydantic import BaseModel
 
 from synod.llm import LLMSettings, select_backend
-from synod.llm.budget import fit, worst_case, worst_case_tokens
+from synod.llm.budget import CHARS_PER_TOKEN, fit, input_tokens, worst_case, worst_case_tokens
 from synod.llm.errors import LLMBudgetError
 from synod.llm.outputs import CodeOutput
 from synod.llm.types import LLMRequest
@@ -48,3 +53,26 @@ async def test_the_simulated_models_usage_stays_within_the_worst_case() -> None:
         spent = response.usage.input_tokens + response.usage.output_tokens
         assert spent <= worst_case_tokens(r, 4_096)
         assert response.usage.output_tokens <= (r.max_tokens or 0) * response.usage.calls
+
+
+def test_an_output_schema_is_generated_once_however_often_a_step_is_checked() -> None:
+    class Counted(BaseModel):
+        answer: str
+        notes: list[str] = []
+
+        @classmethod
+        def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            generated.append(cls)
+            return super().model_json_schema(*args, **kwargs)
+
+    generated: list[type[BaseModel]] = []
+    r = request(output_model=Counted)
+    plain = input_tokens(request())
+    first = input_tokens(r)
+    fit(r, Allowance(tokens=20_000), 4_096)
+    worst_case(r, 4_096)
+    assert input_tokens(r) == first
+    assert generated == [Counted]
+    # ...and the cached size is the schema's: the prompt grows by it and its paragraph.
+    schema = json.dumps(Counted.model_json_schema(), separators=(",", ":"))
+    assert first - plain == math.ceil((len(schema) + 300) / CHARS_PER_TOKEN)
