@@ -54,7 +54,7 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from machine import describe, machine_info  # bench/machine.py; bench/ is not a package
+from machine import cpu_s, describe, machine_info  # bench/machine.py; bench/ is not a package
 from synod.cli.teamrun import MODES, run_once, submission
 from synod.core.plan.dag import Plan, load_project
 from synod.dev import localkafka
@@ -339,6 +339,15 @@ async def shapes_run(
     return rows
 
 
+def _cpu_by_role(run: LocalRun) -> dict[str, float]:
+    """CPU seconds used so far by each role's processes (all instances together)."""
+    out: dict[str, float] = {}
+    for child in run.children:
+        used = cpu_s(child.proc.pid) if child.proc is not None else None
+        out[child.role] = out.get(child.role, 0.0) + (used or 0.0)
+    return out
+
+
 async def _ready(run: LocalRun) -> None:
     """wait_ready, once the topics just created are in the broker's metadata."""
     assert run.bootstrap is not None
@@ -357,6 +366,8 @@ async def bench(args: argparse.Namespace, bootstrap: str, run_dir: Path) -> dict
     os.environ["SYNOD_LLM_BACKEND"] = "sim"
     doc: dict[str, Any] = {"in_flight": {}, "shapes": []}
     samples: dict[str, list[dict[str, float]]] = defaultdict(list)
+    # CPU seconds per step by role, summed over rounds (divided by them below).
+    cpu: dict[str, dict[str, float]] = defaultdict(dict)
     # Rounds alternate the outbox modes, so a shared machine's load falls on each alike.
     for round_ in range(args.rounds):
         for mode in args.outbox if args.in_flight else []:
@@ -377,12 +388,21 @@ async def bench(args: argparse.Namespace, bootstrap: str, run_dir: Path) -> dict
                     per_round = args.samples // args.rounds
                     waves = max(1, per_round // (tasks * (args.chain - 1)))
                     _log(f"hops{label}, round {round_}: {tasks} tasks in flight, {waves} waves")
+                    before = _cpu_by_role(run)
                     samples[f"{tasks}{label}"] += await in_flight_run(
                         bootstrap, prefix, tasks, waves, args.chain, args.agents
                     )
+                    steps = tasks * waves * args.chain
+                    used = cpu[f"{tasks}{label}"]
+                    for role, spent in _cpu_by_role(run).items():
+                        used[role] = used.get(role, 0.0) + (spent - before.get(role, 0.0)) / steps
             finally:
                 run.stop()
     doc["in_flight"] = {label: summarise(got) for label, got in samples.items()}
+    for label, used in cpu.items():
+        doc["in_flight"][label]["cpu_ms_per_step"] = {
+            role: round(s * 1e3 / args.rounds, 2) for role, s in sorted(used.items())
+        }
     os.environ["SYNOD_PLANNER_OUTBOX"] = args.outbox[0]
     if args.shapes:
         os.environ["SYNOD_LLM_SIM_LATENCY"] = f"lognormal:{args.shape_step_s}:0.5"
@@ -421,6 +441,13 @@ def tables(doc: dict[str, Any]) -> str:
         lines.append(
             f"{'samples':32}" + "".join(f"{doc['in_flight'][c]['samples']:>16}" for c in cols)
         )
+        roles = sorted({r for c in cols for r in doc["in_flight"][c].get("cpu_ms_per_step", {})})
+        for role in roles:
+            cells = [doc["in_flight"][c].get("cpu_ms_per_step", {}).get(role) for c in cols]
+            lines.append(
+                f"{'CPU ms per step, ' + role:32}"
+                + "".join(f"{x:>16.2f}" if x is not None else f"{'-':>16}" for x in cells)
+            )
         lines.append("")
     if doc["shapes"]:
         lines.append(

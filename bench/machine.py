@@ -68,6 +68,15 @@ def load_average() -> float | None:
         return None
 
 
+def cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds a process has used so far, from /proc (None if gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def machine_info(kafka: str | None = None) -> dict[str, Any]:
     """The report's "machine" document; `kafka` is the broker's version, if one ran."""
     return {

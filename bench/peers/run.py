@@ -51,7 +51,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/machine.py
-from machine import describe, machine_info
+from machine import cpu_s, describe, machine_info
 from synod.dev import localkafka
 from synod.dev.localrun import LocalRun
 from synod.transport import ConsumerConfig, KeyOrderedConsumer, Publisher, RawRecord, Received
@@ -390,10 +390,23 @@ async def _services_workload(
             for seq in range(20):
                 await call(seq)
             rtts = [await call(seq) for seq in range(1_000, 1_000 + rtt_n)]
+            assert worker.proc is not None
+            cpu_before = cpu_s(worker.proc.pid), time.process_time()
             started = time.perf_counter()
             await asyncio.gather(*(call(seq) for seq in range(100_000, 100_000 + burst_n)))
             burst_s = time.perf_counter() - started
-            assert worker.proc is not None
+            cpu_after = cpu_s(worker.proc.pid), time.process_time()
+            worker_cpu = (
+                None
+                if cpu_before[0] is None or cpu_after[0] is None
+                else cpu_after[0] - cpu_before[0]
+            )
+            # CPU per step over the burst: what a record costs the worker (its decode,
+            # core, sim model, encode and publish) and this requester (publish, read).
+            cpu_ms_per_step = {
+                "responder": None if worker_cpu is None else round(worker_cpu / burst_n * 1e3, 3),
+                "requester": round((cpu_after[1] - cpu_before[1]) / burst_n * 1e3, 3),
+            }
             rss = {"requester": rss_mib(os.getpid()), "responder": rss_mib(worker.proc.pid)}
             stream = list(range(1_000_000, 1_000_000 + stream_n))
             for seq in stream:
@@ -427,6 +440,7 @@ async def _services_workload(
         "messages_per_s": round(burst_n / burst_s),
         "burst_n": burst_n,
         "rss_mib": rss,
+        "cpu_ms_per_step": cpu_ms_per_step,
         "sigkill": {
             "stream_n": stream_n,
             "killed_after": killed_at,
