@@ -366,8 +366,11 @@ async def bench(args: argparse.Namespace, bootstrap: str, run_dir: Path) -> dict
     os.environ["SYNOD_LLM_BACKEND"] = "sim"
     doc: dict[str, Any] = {"in_flight": {}, "shapes": []}
     samples: dict[str, list[dict[str, float]]] = defaultdict(list)
-    # CPU seconds per step by role, summed over rounds (divided by them below).
+    # CPU seconds per step by role, summed over rounds (divided by them below): all of
+    # it, and net of what the same run's services burnt idle over as long.
     cpu: dict[str, dict[str, float]] = defaultdict(dict)
+    cpu_net: dict[str, dict[str, float]] = defaultdict(dict)
+    idle: list[dict[str, float]] = []  # CPU seconds per second doing nothing, per run
     # Rounds alternate the outbox modes, so a shared machine's load falls on each alike.
     for round_ in range(args.rounds):
         for mode in args.outbox if args.in_flight else []:
@@ -384,24 +387,45 @@ async def bench(args: argparse.Namespace, bootstrap: str, run_dir: Path) -> dict
             try:
                 await run.start()
                 await _ready(run)
+                # What the services burn doing nothing (polls, heartbeats), so the
+                # per-step figures below can be read net of it.
+                idle_from, idle_s = _cpu_by_role(run), 3.0
+                await asyncio.sleep(idle_s)
+                run_idle = {
+                    role: (spent - idle_from.get(role, 0.0)) / idle_s
+                    for role, spent in _cpu_by_role(run).items()
+                }
+                idle.append(run_idle)
                 for tasks in args.in_flight:
                     per_round = args.samples // args.rounds
                     waves = max(1, per_round // (tasks * (args.chain - 1)))
                     _log(f"hops{label}, round {round_}: {tasks} tasks in flight, {waves} waves")
-                    before = _cpu_by_role(run)
+                    before, started = _cpu_by_role(run), time.monotonic()
                     samples[f"{tasks}{label}"] += await in_flight_run(
                         bootstrap, prefix, tasks, waves, args.chain, args.agents
                     )
                     steps = tasks * waves * args.chain
-                    used = cpu[f"{tasks}{label}"]
+                    took = time.monotonic() - started
+                    used, net = cpu[f"{tasks}{label}"], cpu_net[f"{tasks}{label}"]
                     for role, spent in _cpu_by_role(run).items():
-                        used[role] = used.get(role, 0.0) + (spent - before.get(role, 0.0)) / steps
+                        gross = spent - before.get(role, 0.0)
+                        idle_cpu = run_idle.get(role, 0.0) * took
+                        used[role] = used.get(role, 0.0) + gross / steps
+                        net[role] = net.get(role, 0.0) + max(0.0, gross - idle_cpu) / steps
             finally:
                 run.stop()
     doc["in_flight"] = {label: summarise(got) for label, got in samples.items()}
     for label, used in cpu.items():
         doc["in_flight"][label]["cpu_ms_per_step"] = {
             role: round(s * 1e3 / args.rounds, 2) for role, s in sorted(used.items())
+        }
+        doc["in_flight"][label]["cpu_ms_per_step_net_of_idle"] = {
+            role: round(s * 1e3 / args.rounds, 2) for role, s in sorted(cpu_net[label].items())
+        }
+    if idle:
+        doc["idle_cpu_ms_per_s"] = {
+            role: round(statistics.fmean(r.get(role, 0.0) for r in idle) * 1e3, 1)
+            for role in sorted(idle[0])
         }
     os.environ["SYNOD_PLANNER_OUTBOX"] = args.outbox[0]
     if args.shapes:
@@ -442,12 +466,14 @@ def tables(doc: dict[str, Any]) -> str:
             f"{'samples':32}" + "".join(f"{doc['in_flight'][c]['samples']:>16}" for c in cols)
         )
         roles = sorted({r for c in cols for r in doc["in_flight"][c].get("cpu_ms_per_step", {})})
-        for role in roles:
-            cells = [doc["in_flight"][c].get("cpu_ms_per_step", {}).get(role) for c in cols]
-            lines.append(
-                f"{'CPU ms per step, ' + role:32}"
-                + "".join(f"{x:>16.2f}" if x is not None else f"{'-':>16}" for x in cells)
-            )
+        for role in roles:  # all of it / net of the idle rate
+            cells = []
+            for c in cols:
+                level = doc["in_flight"][c]
+                gross = level.get("cpu_ms_per_step", {}).get(role)
+                net = level.get("cpu_ms_per_step_net_of_idle", {}).get(role)
+                cells.append(f"{gross:>7.1f} /{net:>6.1f}" if gross is not None else "-")
+            lines.append(f"{'CPU ms/step, ' + role:32}" + "".join(f"{x:>16}" for x in cells))
         lines.append("")
     if doc["shapes"]:
         lines.append(
