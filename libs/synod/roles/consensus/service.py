@@ -40,7 +40,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import ConsumerRebalanceListener
@@ -50,8 +50,8 @@ from prometheus_client import Counter
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from synod.core.consensus import wiremap
 from synod.core.consensus.fold import FoldResult, Log, PartitionFold, Publish
+from synod.core.consensus.ticker import REACHABILITY_FRESH_S, Marker, ReachabilityView, Ticker
 from synod.core.resilience.backoff import RetryPolicy
 from synod.core.snapshot import SnapshotError
 from synod.errors import DecodeError
@@ -61,7 +61,7 @@ from synod.transport import DeadLetterPublisher, RawRecord, Received
 from synod.transport.clients import AIOKafkaConsumer, kafka_consumer
 from synod.transport.snapshots import RESTORES, RestorePoint, SnapshotStore
 from synod.transport.topics import DLQ, HEARTBEATS, SNAPSHOTS, TASK_EVENTS, VOTES, TopicSpec
-from synod.wire import Codec, Envelope, Reachability
+from synod.wire import Codec, Envelope
 
 log = logging.getLogger(__name__)
 
@@ -109,19 +109,24 @@ class ConsensusSettings(BaseSettings):
     snapshot_interval_s: float = Field(default=30.0, gt=0)
     snapshot_min_records: int = Field(default=1_000, ge=1)
     reachability_fresh_s: float = Field(
-        default=5.0, gt=0, description="older supervisor reports say nothing about now"
+        default=REACHABILITY_FRESH_S,
+        gt=0,
+        description="older supervisor reports say nothing about now",
     )
 
 
 @dataclass
 class _Partition:
-    fold: PartitionFold
+    ticker: Ticker  # the fold and the ballots it has a marker out for
     live_from: int  # records at or after this offset are folded live (outputs published)
     position: int  # next offset to fold
     committed: int  # last offset committed to the group
     snapshot_at: int = 0  # offset of the last snapshot written or restored
     snapshot_time: float = 0.0  # monotonic time it was written
-    marked: set[tuple[str, int]] = field(default_factory=set)  # (proposal, ballot) with a marker
+
+    @property
+    def fold(self) -> PartitionFold:
+        return self.ticker.fold
 
     @property
     def rebuilding(self) -> bool:
@@ -164,8 +169,8 @@ class ConsensusService:
         self.snapshots = SnapshotStore(
             ctx.kafka.bootstrap, ctx.topic(SNAPSHOTS), self.group, client_id=ctx.instance
         )
-        # The freshest supervisor report: (reachable instances, when it was written).
-        self.reachable: tuple[frozenset[str], float] | None = None
+        # The freshest supervisor report, whose reachable voters a marker names.
+        self.reachability = ReachabilityView(self.settings.reachability_fresh_s)
         self.stats = {
             "folded": 0,
             "rebuilt": 0,
@@ -287,9 +292,7 @@ class ConsensusService:
         # This loop reads its own consumer, not the host's: merge the clocks here, so
         # what the batch makes us publish happens-after every record folded into it.
         self.ctx.stamper.observe(self.topic, envelope)
-        result = part.fold.apply(envelope)
-        if result.decided is not None:
-            part.marked = {m for m in part.marked if m[0] != result.decided.proposal_id}
+        result = part.ticker.apply(envelope)
         if not live:
             return result
         instance = self.ctx.instance
@@ -347,18 +350,7 @@ class ConsensusService:
     # ------------------------------------------------------------ reachability
 
     async def on_heartbeat_record(self, msg: Received) -> None:
-        body = msg.envelope.body
-        if isinstance(body, Reachability) and msg.envelope.sender.role == "supervisor":
-            at = msg.envelope.created_at.timestamp()
-            if self.reachable is None or at >= self.reachable[1]:
-                self.reachable = (frozenset(body.reachable), at)
-
-    def reachable_voters(self, electorate: tuple[str, ...], now: float) -> list[str] | None:
-        """The members of `electorate` the freshest report names; None: no fresh report."""
-        if self.reachable is None or now - self.reachable[1] > self.settings.reachability_fresh_s:
-            return None
-        seen = self.reachable[0]
-        return [voter for voter in electorate if voter in seen]
+        self.reachability.heard(msg.envelope)
 
     # ------------------------------------------------------------ time
 
@@ -366,35 +358,20 @@ class ConsensusService:
         while True:
             await asyncio.sleep(self.settings.tick_interval_s)
             now = self.clock()
-            markers: list[tuple[_Partition, tuple[str, int], Publish]] = []
+            markers: list[tuple[_Partition, Marker]] = []
             async with self._lock:
                 for part in self._partitions.values():
                     if part.rebuilding:
                         continue  # its open ballots are history, not pending
-                    for due in part.fold.due(now):
-                        key = (due.proposal_id, due.ballot)
-                        if key in part.marked:
-                            continue
-                        part.marked.add(key)
-                        machine = part.fold.machine(due.proposal_id)
-                        electorate = machine.electorate if machine is not None else ()
-                        body = wiremap.deadline_marker(
-                            due.proposal_id, due.ballot, self.reachable_voters(electorate, now)
-                        )
-                        envelope = Envelope.new(
-                            body,
-                            sender=self.ctx.sender,
-                            task_id=due.task_id,
-                            created_at=wiremap.marker_time(now, due.deadline),
-                        )
-                        markers.append((part, key, Publish("votes", envelope)))
-            for part, key, item in markers:
+                    due = part.ticker.due(now, self.ctx.sender, self.reachability)
+                    markers.extend((part, marker) for marker in due)
+            for part, marker in markers:
                 try:
-                    await self.ctx.publish(TOPIC_OF[item.to], item.envelope)
+                    await self.ctx.publish(VOTES, marker.envelope)
                     MARKERS.labels(self.ctx.instance).inc()
                     self.stats["markers"] += 1
                 except KafkaError as exc:
-                    part.marked.discard(key)  # the next tick tries again
+                    part.ticker.failed(marker)  # the next tick tries again
                     log.warning("deadline marker not published", extra={"error": repr(exc)})
 
     # ------------------------------------------------------------ offsets
@@ -519,7 +496,7 @@ class ConsensusService:
                     fold, point = restored[tp.partition]
                     start = snapshot_at = point.offset
                 self._partitions[tp.partition] = _Partition(
-                    fold=fold,
+                    ticker=Ticker(fold),
                     live_from=live_from,
                     position=start,
                     committed=live_from,
