@@ -41,26 +41,21 @@ from synod.core.quarantine import QuarantineBook
 from synod.core.resilience.backoff import RetryPolicy
 from synod.core.task import (
     RESAMPLE_REASONS,
-    Action,
     CheckWorkspace,
     Destination,
-    Forward,
-    GrantLease,
     Logged,
     PlanMade,
     PlanningFailed,
-    Publish,
     Quarantined,
     RequestPlan,
     TaskConfig,
     TaskMachine,
     Tick,
     WorkspaceChecked,
-    forwards_of,
+    carry,
 )
 from synod.core.task import budget as task_budget
 from synod.core.task.escalation import answer_id
-from synod.core.workspace.records import lease_key, partition_key
 from synod.errors import DecodeError, SynodError
 from synod.ids import derived_id
 from synod.llm import LLMBackend, LLMError, LLMRequest, LLMTimeoutError, PlanOutput, select_backend
@@ -96,7 +91,6 @@ from synod.wire import (
     StepRequested,
     TaskCompleted,
     TaskFailed,
-    TaskSubmitted,
     VoteRequested,
 )
 from synod.wire.messages import (
@@ -104,7 +98,6 @@ from synod.wire.messages import (
     EscalationAnswered,
     OnExhausted,
     StepCancelled,
-    TaskCancelRequested,
     Usage,
     UsageReported,
     utc_now,
@@ -225,11 +218,11 @@ class Planner:
         # Who holds each step topic's partitions (fed by Lanes.follow): where a
         # hedge copy's key must land to reach another worker (docs/cap.md).
         self.lanes = Lanes()
-        self.outbox_mode = outbox or PlannerSettings().planner_outbox
+        self.outbox_mode: carry.OutboxMode = outbox or PlannerSettings().planner_outbox
         self._outbox: Outbox | None = None  # made on first use
         # ack: records this instance forwarded already; read back, they are folded
         # only. One its predecessor logged is forwarded again (same id).
-        self.forwarded: OrderedDict[str, None] = OrderedDict()
+        self.forwarded = carry.Forwarded(self.outbox_mode, MAX_TASKS_IN_MEMORY)
         self.default_max_tokens = load_settings().max_tokens
         self.snapshots: PlannerSnapshots | None = None  # set up by setup_planner
         # Partitions whose rebuild is under way: their machines are partial (a
@@ -257,7 +250,7 @@ class Planner:
         if envelope.task_id is None:
             return
         if msg.record.topic == self.ctx.topic(TASKS):
-            if isinstance(envelope.body, TaskSubmitted | TaskCancelRequested):
+            if carry.accepts(envelope):
                 # Accept: the task's history starts in its log, same message id.
                 await self.ctx.publish(TASK_EVENTS, envelope)
             return
@@ -288,10 +281,7 @@ class Planner:
             # React even to an event folded before (during a rebuild): the actions
             # are a function of the state, and repeats carry the same ids. A record
             # this instance forwarded already comes back to be folded only.
-            # Only the planner's own records went on with their write; another's
-            # (consensus's Reconciled, docs/cap.md) is forwarded from here.
-            own = envelope.sender.role == "planner"
-            machine.step(Logged(envelope, replayed=own and self._forwarded(envelope.message_id)))
+            machine.step(self.forwarded.logged(envelope))
             if self.snapshots is not None:
                 self.snapshots.keep(
                     envelope.task_id, msg.record.offset, msg.record.value, envelope.message_id
@@ -299,33 +289,25 @@ class Planner:
             await self.run(machine)
 
     async def run(self, machine: TaskMachine) -> None:
-        """Carry out what the machine says, until it says nothing new."""
+        """Carry out what the machine says (synod.core.task.carry builds every record),
+        until it says nothing new."""
         for _ in range(MAX_ROUNDS):
             ready = machine.ready()
             if not ready.actions:
                 return
             answered = False
-            writes: list[Outgoing] = []  # one write per round, in the actions' order
-            for action in ready.actions:
-                if self.outbox_mode != "read-back" and isinstance(
-                    action, Publish | GrantLease | Forward
-                ):
-                    writes.extend(self.outgoing(machine, action))
-                    continue
-                await self.write(writes)  # what came before an answer is written first
-                answered |= await self.carry_out(machine, action)
-            await self.write(writes)
+            for item in carry.carry_out(machine, ready, self.ctx.sender, self.outbox_mode):
+                if isinstance(item, carry.Ask):
+                    answered = True
+                    machine.step(await self.answer(machine, item.action))
+                elif self.outbox_mode == "read-back":
+                    for w in item:
+                        await self.publish(machine, w)
+                else:
+                    await self.write(machine, item)
             machine.advance(ready)
             if not answered:
                 return  # nothing fed back: the rest follows from the log
-
-    def _forwarded(self, message_id: str) -> bool:
-        """Whether a record read back from the log has gone on to its topic already."""
-        if self.outbox_mode == "read-back":
-            return False
-        if self.outbox_mode == "transaction":
-            return True  # in the transaction that logged it, or not at all
-        return self.forwarded.pop(message_id, 0) is None
 
     @property
     def outbox(self) -> Outbox:
@@ -351,98 +333,54 @@ class Planner:
             if self._outbox is not None:
                 await self._outbox.stop()
 
-    async def write(self, writes: list[Outgoing]) -> None:
-        if writes:
-            await self.outbox.publish_all(list(writes))
-            if not self.outbox.atomic:
-                for w in writes:
-                    if w.copies:
-                        self.forwarded[w.envelope.message_id] = None
-                while len(self.forwarded) > MAX_TASKS_IN_MEMORY:
-                    self.forwarded.popitem(last=False)
-            writes.clear()
+    def _topic(self, to: carry.Log) -> str:
+        if to == "task-events":
+            return self.ctx.topic(TASK_EVENTS)
+        if to == "workspace":
+            return self.ctx.topic(WORKSPACE)
+        return self.ctx.topic(DESTINATIONS[to])
 
-    def outgoing(
-        self, machine: TaskMachine, action: Publish | GrantLease | Forward
-    ) -> list[Outgoing]:
-        """The records of one action, for the atomic outbox: a log record comes with
-        its lease grants and its copy on to its topic."""
-        if isinstance(action, GrantLease):
-            return [self._lease_record(machine, action)]
-        if isinstance(action, Forward):  # logged by a predecessor, read back: the repair
-            return [self._forwarded_record(machine, action)]
-        envelope = self._log_envelope(machine, action)
-        grants: list[Outgoing] = []
-        copies = []
-        for then in forwards_of(envelope):
-            if isinstance(then, GrantLease):
-                grants.append(self._lease_record(machine, then))
-            else:
-                copy = self._forwarded_record(machine, then)
-                copies.append((copy.topic, copy.content_type, copy.key))
-        self._count(machine, envelope)
-        # The request before its grants: they name it as their cause, so their
-        # clocks come after its. Both are in before the copy goes to a worker.
-        return [Outgoing(self.ctx.topic(TASK_EVENTS), envelope, copies=tuple(copies)), *grants]
+    def _sent(self, machine: TaskMachine, w: carry.Write) -> None:
+        """Metrics of one record as it is handed over to be written."""
+        for one in (w, *w.copies):
+            if one.to == "results":  # end-to-end latency and outcome counts
+                record_task_end(machine.submitted, one.envelope, utc_now())
+        if w.to == "task-events":
+            PLANNER_ACTIONS.labels(*action_kind(w.envelope)).inc()
+            log.info("published", extra={"task_id": machine.task_id, "type": w.envelope.type})
 
-    def _log_envelope(self, machine: TaskMachine, action: Publish) -> Envelope[Any]:
-        assert machine.submitted is not None
-        return Envelope.new(
-            action.body,
-            sender=self.ctx.sender,
-            task_id=machine.task_id,
-            message_id=action.message_id,
-            causes=list(action.causes),
-            attempt=action.attempt,
-            trace=machine.submitted.trace,
-        )
+    async def write(self, machine: TaskMachine, writes: list[carry.Write]) -> None:
+        """One batch through the outbox: a log record and its copies and grants."""
+        out = []
+        for w in writes:
+            self._sent(machine, w)
+            copies = tuple((self._topic(c.to), c.content_type, c.key) for c in w.copies)
+            out.append(
+                Outgoing(
+                    self._topic(w.to), w.envelope, w.content_type, w.key, w.partition_key, copies
+                )
+            )
+        await self.outbox.publish_all(out)
+        if not self.outbox.atomic:
+            self.forwarded.wrote(writes)
 
-    def _lease_record(self, machine: TaskMachine, action: GrantLease) -> Outgoing:
-        lease = Envelope.new(
-            action.grant,
-            sender=self.ctx.sender,
-            task_id=machine.task_id,
-            message_id=action.message_id,
-            causes=list(action.causes),
-            attempt=action.attempt,
-            trace=action.trace,
-        )
-        key = lease_key(machine.task_id, action.grant.path, action.grant.token)
-        return Outgoing(
-            self.ctx.topic(WORKSPACE), lease, "avro", key, partition_key(machine.task_id)
-        )
+    async def publish(self, machine: TaskMachine, w: carry.Write) -> None:
+        """One record on its own (outbox `read-back`)."""
+        if w.to == "workspace":
+            await publish_record(self.ctx.publisher, self._topic(w.to), w.envelope)
+        elif w.to == "task-events":
+            await self.ctx.publish(TASK_EVENTS, w.envelope)
+        else:
+            await self.ctx.publisher.publish(self._topic(w.to), w.envelope, w.content_type, w.key)
+        self._sent(machine, w)
 
-    def _forwarded_record(self, machine: TaskMachine, action: Forward) -> Outgoing:
-        if action.destination == "results":  # end-to-end latency and outcome counts
-            record_task_end(machine.submitted, action.envelope, utc_now())
-        content_type: Any = "json" if action.destination == "results" else "avro"
-        topic = self.ctx.topic(DESTINATIONS[action.destination])
-        return Outgoing(topic, action.envelope, content_type, action.key.encode())
-
-    def _count(self, machine: TaskMachine, envelope: Envelope[Any]) -> None:
-        PLANNER_ACTIONS.labels(*action_kind(envelope)).inc()
-        log.info("published", extra={"task_id": machine.task_id, "type": envelope.type})
-
-    async def carry_out(self, machine: TaskMachine, action: Action) -> bool:
-        """Do one action; True if it fed an answer back into the machine."""
+    async def answer(
+        self, machine: TaskMachine, action: RequestPlan | CheckWorkspace
+    ) -> PlanMade | PlanningFailed | WorkspaceChecked:
+        """The machine's answer to a question: a plan from the model, a workspace read."""
         if isinstance(action, RequestPlan):
-            machine.step(await self.make_plan(machine))
-            return True
-        if isinstance(action, CheckWorkspace):
-            machine.step(await self.check_workspace(machine, action))
-            return True
-        if isinstance(action, GrantLease):
-            lease = self._lease_record(machine, action)
-            await publish_record(self.ctx.publisher, lease.topic, lease.envelope)
-            return False
-        if isinstance(action, Forward):
-            fwd = self._forwarded_record(machine, action)
-            await self.ctx.publisher.publish(fwd.topic, fwd.envelope, fwd.content_type, fwd.key)
-            return False
-        envelope = self._log_envelope(machine, action)
-        await self.ctx.publish(TASK_EVENTS, envelope)
-        self._count(machine, envelope)
-        return False
+            return await self.make_plan(machine)
+        return await self.check_workspace(machine, action)
 
     # ------------------------------------------------------------ workspace
 
