@@ -39,6 +39,7 @@ from synod.core.check import LogRecord, Report
 from synod.core.check import check as check_log
 from synod.core.consensus import wiremap
 from synod.core.consensus.fold import PartitionFold
+from synod.core.consensus.ticker import ReachabilityView, Ticker
 from synod.core.supervisor import (
     DecisionSeen,
     HeartbeatSeen,
@@ -52,20 +53,16 @@ from synod.core.supervisor import (
 )
 from synod.core.task import (
     ANSWER,
-    CheckWorkspace,
-    Forward,
-    GrantLease,
     Logged,
-    Publish,
     Quarantined,
-    RequestPlan,
     TaskConfig,
     TaskMachine,
     Tick,
+    carry,
 )
 from synod.core.taskview import TaskView
 from synod.core.work import step_records, vote_record
-from synod.core.workspace.records import lease_key, partition_key, workspace_key
+from synod.core.workspace.records import partition_key, workspace_key
 from synod.errors import DecodeError, ErrorClass
 from synod.ids import derived_id
 from synod.sim.faults import FaultPlan
@@ -111,12 +108,18 @@ TOPICS = (
     WORKSPACE,
     SUPERVISOR,
 )
-DESTINATION_TOPIC = {
+# Where a planner's record goes (synod.core.task.carry.Write.to).
+LOG_TOPIC = {
+    "task-events": TASK_EVENTS.name,
+    "workspace": WORKSPACE.name,
     "steps.researcher": STEPS_RESEARCHER.name,
     "steps.coder": STEPS_CODER.name,
     "votes": VOTES.name,
     "results": RESULTS.name,
 }
+# The planner writes each record alone and forwards it when it reads it back.
+OUTBOX: carry.OutboxMode = "read-back"
+
 SESSION_TIMEOUT_S = 10.0
 # The services beat every second; every two here halves the events, and the
 # phi-accrual detector adapts to the rhythm it sees.
@@ -255,6 +258,7 @@ class Planner(Instance):
     def reset(self) -> None:
         self.machines: dict[str, TaskMachine] = {}
         self.partition_of: dict[str, TP] = {}
+        self.forwarded = carry.Forwarded(OUTBOX)
         super().reset()
 
     def subscriptions(self) -> list[tuple[str, tuple[str, ...]]]:
@@ -289,14 +293,14 @@ class Planner(Instance):
         if envelope.task_id is None:
             return None
         if record.topic == TASKS.name:
-            if not isinstance(envelope.body, TaskSubmitted):
+            if not carry.accepts(envelope):
                 return None
             accepted = [Out(TASK_EVENTS.name, envelope.task_id.encode(), envelope)]
             return HANDLER_S, lambda: accepted
         m = self.machine(envelope.task_id)
         self.partition_of[envelope.task_id] = (record.topic, record.partition)
         m.step(Quarantined(frozenset()))
-        m.step(Logged(envelope))
+        m.step(self.forwarded.logged(envelope))
         outs = self.run(m)
         return HANDLER_S, lambda: outs
 
@@ -312,44 +316,19 @@ class Planner(Instance):
         return outs
 
     def run(self, m: TaskMachine) -> list[Out]:
-        """One ready/advance round, as Planner.run does when nothing feeds back."""
+        """One ready/advance round, as Planner.run does with the `read-back` outbox when
+        nothing feeds back: every record built by synod.core.task.carry."""
         ready = m.ready()
         outs: list[Out] = []
-        for action in ready.actions:
-            if isinstance(action, RequestPlan | CheckWorkspace):
+        for item in carry.carry_out(m, ready, self.sender, OUTBOX, self.at()):
+            if isinstance(item, carry.Ask):
                 # Simulated tasks carry their plans and are `strong`: neither is asked for.
-                raise AssertionError(f"the simulator does not model {type(action).__name__}")
-            if isinstance(action, GrantLease):
-                lease = Envelope.new(
-                    action.grant,
-                    sender=self.sender,
-                    task_id=m.task_id,
-                    message_id=action.message_id,
-                    causes=list(action.causes),
-                    attempt=action.attempt,
-                    created_at=self.at(),
-                )
-                key = lease_key(m.task_id, action.grant.path, action.grant.token)
-                outs.append(Out(WORKSPACE.name, key, lease, partition_key=partition_key(m.task_id)))
-            elif isinstance(action, Forward):
-                if action.destination == "steps.cancel":
+                raise AssertionError(f"the simulator does not model {type(item.action).__name__}")
+            for w in item:
+                if w.to == "steps.cancel":
                     continue  # workers here do not stop a losing hedge
-                content = "json" if action.destination == "results" else "avro"
-                topic = DESTINATION_TOPIC[action.destination]
-                outs.append(Out(topic, action.key.encode(), action.envelope, content))
-            elif isinstance(action, Publish):
-                assert m.submitted is not None
-                envelope = Envelope.new(
-                    action.body,
-                    sender=self.sender,
-                    task_id=m.task_id,
-                    message_id=action.message_id,
-                    causes=list(action.causes),
-                    attempt=action.attempt,
-                    trace=m.submitted.trace,
-                    created_at=self.at(),
-                )
-                outs.append(Out(TASK_EVENTS.name, m.task_id.encode(), envelope))
+                topic = LOG_TOPIC[w.to]
+                outs.append(Out(topic, w.key or b"", w.envelope, w.content_type, w.partition_key))
         m.advance(ready)
         return outs
 
@@ -423,8 +402,9 @@ class Consensus(Instance):
     dedups = False
 
     def reset(self) -> None:
-        self.folds: dict[TP, PartitionFold] = {}
-        self.marked: dict[TP, set[tuple[str, int]]] = {}
+        self.tickers: dict[TP, Ticker] = {}
+        # No supervisor reports reachability here: markers name nobody (as with none fresh).
+        self.reachability = ReachabilityView()
         super().reset()
 
     def subscriptions(self) -> list[tuple[str, tuple[str, ...]]]:
@@ -433,10 +413,9 @@ class Consensus(Instance):
     def on_assigned(self, consumer: Consumer, tps: list[TP]) -> None:
         # As ConsensusService._on_assigned (no snapshot): refold silently up to the
         # group's committed offset, whose outputs were out before it was committed.
-        self.folds = {tp: f for tp, f in self.folds.items() if tp in consumer.assigned}
+        self.tickers = {tp: t for tp, t in self.tickers.items() if tp in consumer.assigned}
         for tp in tps:
-            fold = self.folds[tp] = PartitionFold(self.sender)
-            self.marked[tp] = set()
+            ticker = self.tickers[tp] = Ticker(PartitionFold(self.sender))
             for offset in range(consumer.assigned[tp].start):
                 record = self.world.broker.read(tp, offset, self.world.now)
                 if record is None:
@@ -444,15 +423,15 @@ class Consensus(Instance):
                 envelope = self.world.decode(record)
                 if envelope is not None:
                     self.stamper.observe(record.topic, envelope)
-                    fold.apply(envelope)
+                    ticker.apply(envelope)
 
     def handle(
         self, consumer: Consumer, record: Record, envelope: Envelope[Any]
     ) -> tuple[float, Callable[[], list[Out]]] | None:
-        fold = self.folds.get((record.topic, record.partition))
-        if fold is None:
+        ticker = self.tickers.get((record.topic, record.partition))
+        if ticker is None:
             return None
-        result = fold.apply(envelope)
+        result = ticker.apply(envelope)
         outs = [
             Out(
                 VOTES.name if p.to == "votes" else TASK_EVENTS.name,
@@ -466,22 +445,14 @@ class Consensus(Instance):
         return HANDLER_S, lambda: outs
 
     def tick(self) -> list[Out]:
+        # As ConsensusService._tick_loop: the sim's publish never fails (an outage
+        # holds the send instead), so no marker is handed back.
         now = wiremap.epoch_seconds(self.at())
         outs: list[Out] = []
-        for tp, fold in self.folds.items():
-            for due in fold.due(now):
-                key = (due.proposal_id, due.ballot)
-                if key in self.marked[tp]:
-                    continue
-                self.marked[tp].add(key)
-                marker = Envelope.new(
-                    wiremap.deadline_marker(due.proposal_id, due.ballot),
-                    sender=self.sender,
-                    task_id=due.task_id,
-                    message_id=self.world.new_id(),
-                    created_at=wiremap.marker_time(now, due.deadline),
-                )
-                outs.append(Out(VOTES.name, due.task_id.encode(), marker))
+        for ticker in self.tickers.values():
+            for marker in ticker.due(now, self.sender, self.reachability, self.world.new_id):
+                env = marker.envelope
+                outs.append(Out(VOTES.name, (env.task_id or "").encode(), env))
         return outs
 
 
