@@ -2,8 +2,9 @@
 
 Consumes `synod.heartbeats`, `synod.task-events` and `synod.votes` (group
 `synod.supervisor`, from the latest offset on a first start: a supervisor
-watches the present), turns records into core events, and carries out the
-core's actions:
+watches the present), turns records into core events and carries out the
+core's actions, both through `synod.core.supervisor.intake` (shared with
+synod.sim):
 
 - Restart -> the configured Runtime (local processes, Kubernetes, or none).
 - Reassign -> a `StepReassigned` appended to the task's log, with an id derived
@@ -19,10 +20,8 @@ A ticker feeds the core the time every `tick_interval_s`.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +30,8 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from synod.core import supervisor as core
-from synod.ids import derived_id
+from synod.core.supervisor import intake
+from synod.core.supervisor.intake import signature as signature  # the adapter tests' name
 from synod.runtimes import (
     KubernetesRuntime,
     LocalProcessRuntime,
@@ -41,31 +41,11 @@ from synod.runtimes import (
 from synod.service.host import ServiceContext
 from synod.transport import Received
 from synod.transport.topics import HEARTBEATS, SUPERVISOR, TASK_EVENTS, VOTES
-from synod.wire import (
-    Decision,
-    Envelope,
-    Heartbeat,
-    Reachability,
-    StepCompleted,
-    StepFailed,
-    StepRequested,
-    TaskCompleted,
-    TaskFailed,
-    Vote,
-    VoteRequested,
-)
-from synod.wire.messages import (
-    EscalationRequested,
-    QuarantineNotice,
-    StepReassigned,
-    StepRetrying,
-)
+from synod.wire import Envelope, Reachability
 
 log = logging.getLogger("synod.supervisor")
 
 GROUP = "synod.supervisor"
-MAX_TASKS = 100_000  # bounds the adapter's per-task memory
-STALE_HEARTBEAT_S = 10.0  # older heartbeats (a backlog) say nothing about now
 
 SUSPECTS = Gauge(
     "synod_supervisor_suspects", "Instances whose phi is over the threshold now", ["role"]
@@ -164,14 +144,6 @@ class SupervisorSettings(BaseSettings):
         return NoRuntime()
 
 
-def signature(text: str) -> str:
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-
-
-def _ts(value: datetime) -> float:
-    return value.timestamp()
-
-
 class SupervisorService:
     def __init__(
         self,
@@ -186,89 +158,14 @@ class SupervisorService:
         self.core = core.Supervisor(config)
         self.runtime = runtime
         self.clock = clock
-        # task -> step -> the instance whose completion counts; proposal -> its steps
-        self.producers: dict[str, dict[str, str]] = {}
-        self.authors: dict[str, list[str]] = {}
+        # Records in, core events out (shared with synod.sim).
+        self.intake = intake.Intake(ctx.instance)
         self.pending: set[asyncio.Task[None]] = set()
-        self.hosts: dict[str, str] = {}  # instance -> host (pod name) from its heartbeats
 
     # ------------------------------------------------------------ in
 
     def events(self, envelope: Envelope[Any], now: float) -> list[core.Event]:
-        body = envelope.body
-        task = envelope.task_id or ""
-        if isinstance(body, Heartbeat):
-            if body.instance == self.ctx.instance or body.role == "client":
-                return []
-            if now - _ts(envelope.created_at) > STALE_HEARTBEAT_S:
-                return []
-            if body.host:
-                self.hosts[body.instance] = body.host
-            return [core.HeartbeatSeen(body.instance, body.role, body.seq, body.state)]
-        if isinstance(body, StepRequested):
-            return [
-                core.StepRequestedSeen(
-                    task,
-                    body.step_id,
-                    envelope.attempt,
-                    body.deadline_s,
-                    _ts(envelope.created_at),
-                    body.model,
-                    body.temperature,
-                    body.prompt_variant,
-                )
-            ]
-        if isinstance(body, StepCompleted):
-            if task not in self.producers and len(self.producers) >= MAX_TASKS:
-                del self.producers[next(iter(self.producers))]  # a task that never ended
-            self.producers.setdefault(task, {})[body.step_id] = envelope.sender.instance
-            return [
-                core.StepCompletedSeen(
-                    task,
-                    body.step_id,
-                    envelope.attempt,
-                    envelope.sender.instance,
-                    signature(body.output),
-                )
-            ]
-        if isinstance(body, StepFailed):
-            # The same provider error twice is weather; a deadline (a hang) or
-            # invalid output twice is the agent.
-            repeatable = body.error_class != "transient" or body.reason == "deadline"
-            return [
-                core.StepFailedSeen(
-                    task,
-                    body.step_id,
-                    envelope.attempt,
-                    envelope.sender.instance,
-                    f"{body.error_class}/{body.reason}",
-                    repeatable,
-                )
-            ]
-        if isinstance(body, StepRetrying):
-            until = _ts(body.due_at) + body.deadline_s
-            return [core.StepParkedSeen(task, body.step_id, envelope.attempt, until)]
-        if isinstance(body, VoteRequested) and envelope.sender.role == "planner":
-            steps = [s for c in body.candidates for s in c.author.split(",") if s]
-            if len(self.authors) >= MAX_TASKS:
-                del self.authors[next(iter(self.authors))]
-            self.authors[body.proposal_id] = steps
-            return []
-        if isinstance(body, Vote):
-            if body.kind == "abstain":
-                return []
-            position = body.choice if body.kind == "choice" and body.choice else "rejected"
-            return [core.VoteSeen(body.proposal_id, body.voter, position)]
-        if isinstance(body, Decision):
-            made = self.producers.get(task, {})
-            steps = self.authors.get(body.proposal_id, [])
-            producers = tuple(sorted({made[s] for s in steps if s in made}))
-            self.authors.pop(body.proposal_id, None)
-            return [core.DecisionSeen(task, body.proposal_id, body.outcome, producers)]
-        if isinstance(body, TaskCompleted | TaskFailed):
-            self.producers.pop(task, None)
-            return [core.TaskEnded(task)]
-        return []
+        return self.intake.events(envelope, now)
 
     async def handle(self, msg: Received) -> None:
         now = self.clock()
@@ -326,7 +223,7 @@ class SupervisorService:
 
     async def restart(self, action: core.Restart) -> None:
         try:
-            host = self.hosts.get(action.instance, "")
+            host = self.intake.hosts.get(action.instance, "")
             done = await self.runtime.restart(action.instance, action.role, host)
             outcome = "ok"
         except Exception as exc:
@@ -345,21 +242,7 @@ class SupervisorService:
         )
 
     async def reassign(self, action: core.Reassign) -> None:
-        body = StepReassigned(
-            step_id=action.step_id,
-            after_attempt=action.after_attempt,
-            model=action.model,
-            temperature=action.temperature,
-            prompt_variant=action.prompt_variant,
-            reason=action.reason,
-        )
-        envelope = Envelope.new(
-            body,
-            sender=self.ctx.sender,
-            task_id=action.task_id,
-            message_id=derived_id(action.task_id, "reassign", action.step_id, action.after_attempt),
-        )
-        await self.ctx.publish(TASK_EVENTS, envelope)
+        await self.ctx.publish(TASK_EVENTS, intake.reassigned(action, self.ctx.sender))
         REASSIGNMENTS.labels(action.reason).inc()
         log.warning(
             "reassigned",
@@ -367,14 +250,7 @@ class SupervisorService:
         )
 
     async def escalate(self, action: core.Escalate) -> None:
-        envelope = Envelope.new(
-            EscalationRequested(reason=action.explain()),
-            sender=self.ctx.sender,
-            task_id=action.task_id,
-            # One per task: a restarted supervisor asking again is a duplicate.
-            message_id=derived_id(action.task_id, "supervisor-escalation"),
-        )
-        await self.ctx.publish(TASK_EVENTS, envelope)
+        await self.ctx.publish(TASK_EVENTS, intake.escalation(action, self.ctx.sender))
         ESCALATIONS.labels(action.reason).inc()
         log.warning(
             "escalation requested",
@@ -382,20 +258,10 @@ class SupervisorService:
         )
 
     async def notice(self, action: core.Quarantine | core.Release) -> None:
+        body = intake.notice(action)
         if isinstance(action, core.Quarantine):
-            body = QuarantineNotice(
-                instance=action.instance,
-                role=action.role,
-                active=True,
-                until=datetime.fromtimestamp(action.until, UTC),
-                reason=action.reason,
-                strikes=action.strikes,
-            )
             QUARANTINES.labels(action.role, action.reason).inc()
         else:
-            body = QuarantineNotice(
-                instance=action.instance, role=action.role, active=False, reason=action.reason
-            )
             RELEASES.labels(action.role).inc()
         await self.ctx.publish(SUPERVISOR, Envelope.new(body, sender=self.ctx.sender))
         log.warning(

@@ -100,4 +100,4 @@ def test_heartbeats_tell_the_host_to_restart() -> None:
     s = service()
     beat = Heartbeat(instance="coder-0", role="coder", seq=1, host="rel-synod-coder-abc")
     s.events(env(beat), time.time())
-    assert s.hosts == {"coder-0": "rel-synod-coder-abc"}
+    assert s.intake.hosts == {"coder-0": "rel-synod-coder-abc"}
