@@ -28,6 +28,8 @@ FAULTS: dict[str, str] = {
     "llm-error": "model calls fail, by error class: transient, permanent or budget",
     "llm-malformed": "a model's output does not validate (invalid_output)",
     "llm-wrong": "a worker's model returns a wrong answer the jurors should reject",
+    "llm-loop": "a step's model repeats one wrong answer byte for byte at every attempt "
+    "until the supervisor reassigns it with other parameters",
     "liar": "one juror lies (Byzantine): it votes against what it sees",
     "skew": "instances' clocks are off by up to a few seconds",
 }
@@ -68,6 +70,7 @@ class FaultPlan:
     llm_error_p: float = 0.1
     llm_malformed_p: float = 0.05
     llm_wrong_p: float = 0.1
+    llm_loop_p: float = 0.1  # per step, decided when the step is first asked for
     skew_max_ms: int = 3_000
 
     def on(self, name: str) -> bool:

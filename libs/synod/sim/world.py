@@ -1,23 +1,26 @@
 """The whole system in one seeded, single-threaded discrete-event loop.
 
 Instances of every role run the logic the services run, over the broker model
-(`synod.sim.kafka`): the planner drives `synod.core.task.TaskMachine` exactly
-as `synod.roles.planner` does (fold on assignment, `step`, `ready`, carry out,
-`advance`; the log is its outbox), the consensus instances fold synod.votes
-with `synod.core.consensus.fold.PartitionFold` (silently up to the committed
-offset, live after it, deadline markers from a ticker), workers and jurors
-build their records with `synod.core.work`, every consumer commits through
+(`synod.sim.kafka`): the planner drives `synod.core.task.TaskMachine` and builds
+its records with `synod.core.task.carry`, as `synod.roles.planner` does (fold on
+assignment, `step`, `ready`, carry out, `advance`; the log is its outbox), the
+consensus instances fold synod.votes with `synod.core.consensus.fold.PartitionFold`
+(silently up to the committed offset, live after it) and write deadline markers
+with `synod.core.consensus.ticker`, workers and jurors build their records with
+`synod.core.work`, every consumer commits through
 `synod.transport.offsets.PartitionOffsets` and drops duplicates with
 `synod.transport.dedup.DedupWindow`, and every send is stamped by the real
 `synod.transport.causal.Stamper` on the instance's (skewed) virtual clock and
 encoded with the real codec. The models of the LLMs are drawn from the seed.
 The supervisor core (`synod.core.supervisor`) watches as the supervisor
-service does: a heartbeat from every instance that is alive, running and
-reachable every `HEARTBEAT_S`, the votes and decisions on the log, a tick each
-beat; it detects dead (crashed, paused or cut-off) instances and quarantines
-wrong jurors with a `QuarantineNotice` on synod.supervisor. Its runtime is
-none: the sim's own restarts stand in for the process manager, and it draws
-nothing from the seed, so it observes a run without changing it.
+service does, through its intake (`synod.core.supervisor.intake`): a heartbeat
+from every instance that is alive, running and reachable every `HEARTBEAT_S`,
+the records of synod.task-events and synod.votes, a tick each beat; it detects
+dead (crashed, paused or cut-off) instances, reassigns looping or stuck steps
+(a `StepReassigned` on the task's log) and quarantines wrong jurors and
+workers with a `QuarantineNotice` on synod.supervisor. Its runtime is none:
+the sim's own restarts stand in for the process manager, and it draws
+nothing from the seed.
 
 Determinism: one `random.Random(seed)` makes every choice, in an order fixed
 by the event queue (time, then a sequence number); nothing reads the wall
@@ -41,16 +44,16 @@ from synod.core.consensus import wiremap
 from synod.core.consensus.fold import PartitionFold
 from synod.core.consensus.ticker import ReachabilityView, Ticker
 from synod.core.supervisor import (
-    DecisionSeen,
+    Escalate,
     HeartbeatSeen,
     Quarantine,
+    Reassign,
     Release,
     Restart,
     Supervisor,
     SupervisorConfig,
-    TaskEnded,
-    VoteSeen,
 )
+from synod.core.supervisor import intake as supervisor_intake
 from synod.core.task import (
     ANSWER,
     Logged,
@@ -82,7 +85,6 @@ from synod.transport.topics import (
 )
 from synod.wire import (
     Codec,
-    Decision,
     Envelope,
     PlanStep,
     Sender,
@@ -95,9 +97,10 @@ from synod.wire import (
     Vote,
     VoteRequested,
 )
-from synod.wire.messages import FileWritten, QuarantineNotice
+from synod.wire.messages import FileWritten
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)  # virtual time 0
+EPOCH_S = EPOCH.timestamp()
 TOPICS = (
     TASKS,
     TASK_EVENTS,
@@ -157,6 +160,9 @@ class SimConfig:
     # Tasks to submit instead of drawn ones (at time 0, in order): a project to
     # compare with a real run of it.
     given: tuple[Envelope[TaskSubmitted], ...] = ()
+    # Whether the supervisor's Reassign and Escalate reach the task logs (off: it only
+    # watches, to show what its remedies change).
+    reassign: bool = True
 
 
 @dataclass(frozen=True)
@@ -350,7 +356,9 @@ class Worker(Instance):
         step = envelope.body
         if not isinstance(step, StepRequested):
             return None
-        took, result = self.world.model_step(self.name, step, envelope.attempt)
+        took, result = self.world.model_step(
+            self.name, step, envelope.attempt, envelope.task_id or ""
+        )
 
         def make() -> list[Out]:
             outs = []
@@ -503,6 +511,7 @@ class SimResult:
     events: int
     detected: list[tuple[float, str]]  # (virtual time, instance) the supervisor found dead
     quarantined: list[str]  # instances the supervisor quarantined
+    reassigned: list[tuple[float, str, str, str]]  # (time, task, step, reason) reassigned
 
     @property
     def ok(self) -> bool:
@@ -522,6 +531,10 @@ class SimResult:
             "events": self.events,
             "detected": [{"at_s": round(t, 3), "instance": i} for t, i in self.detected],
             "quarantined": self.quarantined,
+            "reassigned": [
+                {"at_s": round(t, 3), "task_id": task, "step_id": step, "reason": reason}
+                for t, task, step, reason in self.reassigned
+            ],
             "stuck": self.stuck,
             "view_disagrees": self.views,
             "check": self.report.to_json(),
@@ -568,8 +581,17 @@ class World:
         self.liar = (
             f"reviewer-{self.rng.randrange(config.reviewers)}" if self.plan.on("liar") else None
         )
-        self.supervisor = Supervisor(SupervisorConfig())
+        # No person answers an escalation here: a step out of reassignments is left to
+        # the planner (its attempts and deadlines), not put to someone.
+        self.supervisor = Supervisor(SupervisorConfig(escalate=False))
         self.supervisor_sender = Sender(role="supervisor", instance="supervisor-0")
+        self.intake = supervisor_intake.Intake(self.supervisor_sender.instance)
+        # The supervisor's clock is unskewed; it stamps what it appends to task logs.
+        self.supervisor_stamper = Stamper(
+            self.supervisor_sender.instance, clock_ms=lambda: round(self.now * 1000)
+        )
+        self.reassigned: list[tuple[float, str, str, str]] = []  # (time, task, step, reason)
+        self.looping: dict[tuple[str, str], bool] = {}  # (task, step): stuck in a loop
         self.detected: list[tuple[float, str]] = []
         # When each instance could not beat (crashed or paused): what detection is judged by.
         self.silent: dict[str, list[list[float]]] = {}
@@ -681,11 +703,14 @@ class World:
     def reachable_again_all(self) -> float:
         return max(b for a, b, z in self.down if a <= self.now < b and z is None)
 
-    def append(self, out: Out, inst: Instance | None, faults: bool = True) -> None:
+    def append(
+        self, out: Out, inst: Instance | None, faults: bool = True, stamper: Stamper | None = None
+    ) -> None:
         """Send a record; with faults off (the supervisor's), no draw from the seed."""
         env = out.envelope
-        if inst is not None:
-            env = inst.stamper.stamp(out.topic, env)
+        stamper = inst.stamper if inst is not None else stamper
+        if stamper is not None:
+            env = stamper.stamp(out.topic, env)
         value = codec().encode(env, out.content_type)  # type: ignore[arg-type]
         copies = (
             2
@@ -707,28 +732,24 @@ class World:
             self.wake((record.topic, record.partition), record.visible_at)
         if out.topic == RESULTS.name and isinstance(env.body, TaskCompleted | TaskFailed):
             self.terminal.setdefault(env.task_id or "", type(env.body).__name__)
-        self.observe(env)
+        if out.topic in (TASK_EVENTS.name, VOTES.name):
+            self.observe(out.topic, env)
 
     # ------------------------------------------------------------ the supervisor
 
-    def observe(self, env: Envelope[Any]) -> None:
-        """What the supervisor service turns into core events (votes, decisions, ends).
+    def supervisor_now(self) -> float:
+        """The supervisor core's clock: epoch seconds, as the service's."""
+        return EPOCH_S + self.now
 
-        It sees a record when it is sent, once however many copies the broker took.
-        Step events are not fed: a `Reassign` would need the planner to act on it,
-        and stuck steps are the planner's sweep's to end in the sim."""
-        body = env.body
-        event: VoteSeen | DecisionSeen | TaskEnded | None = None
-        if isinstance(body, Vote) and body.kind != "abstain":
-            position = body.choice if body.kind == "choice" and body.choice else "rejected"
-            event = VoteSeen(body.proposal_id, body.voter, position)
-        elif isinstance(body, Decision):
-            # Producers (for the workers' strikes) need the candidates' authors: not modelled.
-            event = DecisionSeen(env.task_id or "", body.proposal_id, body.outcome)
-        elif isinstance(body, TaskCompleted | TaskFailed):
-            event = TaskEnded(env.task_id or "")
-        if event is not None:
-            self.supervise(self.supervisor.handle(event, self.now))
+    def observe(self, topic: str, env: Envelope[Any]) -> None:
+        """A record of synod.task-events or synod.votes, through the supervisor service's
+        own intake (synod.core.supervisor.intake): steps, outcomes, votes, decisions.
+
+        It sees a record when it is sent, once however many copies the broker took."""
+        now = self.supervisor_now()
+        self.supervisor_stamper.observe(topic, env)
+        for event in self.intake.events(env, now):
+            self.supervise(self.supervisor.handle(event, now))
 
     def _on_beat(self, _: Any) -> None:
         # A heartbeat goes through the broker: one from a paused, crashed or
@@ -737,33 +758,43 @@ class World:
             if inst.alive and not inst.paused and self.reachable(inst):
                 inst.beats += 1
                 beat = HeartbeatSeen(inst.name, inst.role, inst.beats)
-                self.supervise(self.supervisor.handle(beat, self.now))
-        self.supervise(self.supervisor.tick(self.now))
+                self.supervise(self.supervisor.handle(beat, self.supervisor_now()))
+        self.supervise(self.supervisor.tick(self.supervisor_now()))
         if self.queue:  # only while something else can still happen
             self.push(self.now + HEARTBEAT_S, "beat")
 
     def supervise(self, actions: list[Any]) -> None:
+        """Carry out the core's actions as the supervisor service does, with its records
+        (synod.core.supervisor.intake); a `Restart` is only recorded (the sim restarts
+        crashed instances itself)."""
+        at = EPOCH + timedelta(seconds=self.now)
         for action in actions:
             if isinstance(action, Restart):
                 self.detected.append((self.now, action.instance))
+            elif isinstance(action, Reassign | Escalate):
+                if not self.config.reassign:
+                    continue
+                if isinstance(action, Reassign):
+                    self.reassigned.append(
+                        (self.now, action.task_id, action.step_id, action.reason)
+                    )
+                    env: Envelope[Any] = supervisor_intake.reassigned(
+                        action, self.supervisor_sender, created_at=at
+                    )
+                else:
+                    env = supervisor_intake.escalation(
+                        action, self.supervisor_sender, created_at=at
+                    )
+                out = Out(TASK_EVENTS.name, action.task_id.encode(), env)
+                self.append(out, None, False, self.supervisor_stamper)
             elif isinstance(action, Quarantine | Release):
                 self.quarantined += [action.instance] if isinstance(action, Quarantine) else []
-                notice = QuarantineNotice(
-                    instance=action.instance,
-                    role=action.role,
-                    active=isinstance(action, Quarantine),
-                    until=EPOCH + timedelta(seconds=action.until)
-                    if isinstance(action, Quarantine)
-                    else None,
-                    reason=action.reason,
-                    strikes=action.strikes if isinstance(action, Quarantine) else 0,
-                )
                 n = len(self.quarantined)
                 env = Envelope.new(
-                    notice,
+                    supervisor_intake.notice(action),
                     sender=self.supervisor_sender,
                     message_id=derived_id("sim-notice", action.instance, str(n), str(self.now)),
-                    created_at=EPOCH + timedelta(seconds=self.now),
+                    created_at=at,
                 )
                 self.append(Out(SUPERVISOR.name, action.instance.encode(), env), None, False)
 
@@ -1039,8 +1070,18 @@ class World:
 
     # ------------------------------------------------------------ models
 
+    def loops(self, task_id: str, step: StepRequested) -> bool:
+        """llm-loop: this step's model is stuck repeating itself, until the supervisor's
+        reassignment (other parameters: a temperature is set) breaks the loop."""
+        if step.temperature is not None:
+            return False
+        key = (task_id, step.step_id)
+        if key not in self.looping:
+            self.looping[key] = self.chance("llm-loop", self.plan.llm_loop_p)
+        return self.looping[key]
+
     def model_step(
-        self, worker: str, step: StepRequested, attempt: int
+        self, worker: str, step: StepRequested, attempt: int, task_id: str = ""
     ) -> tuple[float, StepCompleted | StepFailed]:
         """How long a worker's model call takes and what it returns, drawn from the seed.
 
@@ -1059,6 +1100,12 @@ class World:
                 error=f"deadline of {step.deadline_s}s passed",
                 reason="deadline",
                 duration_s=step.deadline_s,
+            )
+        if self.loops(task_id, step):
+            # Byte for byte the same at every attempt: the supervisor sees a loop.
+            output = f"WRONG {step.step_id}: the same answer again"
+            return took, StepCompleted(
+                step_id=step.step_id, output=output, duration_s=round(took, 3)
             )
         if self.chance("llm-error", self.plan.llm_error_p):
             error_class: ErrorClass = self.rng.choice(
@@ -1177,6 +1224,7 @@ class World:
             events=self.events,
             detected=self.detected,
             quarantined=self.quarantined,
+            reassigned=self.reassigned,
         )
 
 

@@ -20,9 +20,9 @@ TASKS = 2
 
 # bug -> (the first seed that finds it, what shows it)
 FOUND_BY = {
-    "commit_early": (9, "stuck"),
+    "commit_early": (144, "stuck"),
     "quorum_minus_one": (0, "decision_without_quorum"),
-    "outcome_before_writes": (37, "lost_write"),
+    "outcome_before_writes": (25, "lost_write"),
 }
 
 
