@@ -391,3 +391,48 @@ async def test_records_fetched_before_the_lane_opens_are_not_lost(
         await consumer.stop()
     assert sorted(handled) == list(range(20))
     assert consumer.commit_stats.unowned_records > 0, "the race did not happen in this run"
+
+
+async def test_an_assignment_hook_longer_than_the_session_keeps_the_group(
+    bootstrap: str, new_topic: NewTopic
+) -> None:
+    """aiokafka sends no heartbeat during its assignment callback: a hook run in it
+    for longer than the session timeout got the member expelled, reassigned and the
+    hook run again, forever (the planner's rebuild of 64 partitions at 10^4 tasks)."""
+    topic = await new_topic(partitions=2)
+    await _produce(bootstrap, topic, 20, keys=4)
+    hooks: list[list[int]] = []
+    hook_ended: list[float] = []
+    handled: list[tuple[float, int]] = []
+
+    async def rebuild(partitions: list[TopicPartition]) -> None:
+        hooks.append([tp.partition for tp in partitions])
+        await asyncio.sleep(6)  # twice the session timeout below
+        hook_ended.append(asyncio.get_running_loop().time())
+
+    async def handler(msg: Received) -> None:
+        handled.append((asyncio.get_running_loop().time(), msg.record.offset))
+
+    consumer = KeyOrderedConsumer(
+        bootstrap,
+        f"g-{uuid.uuid4().hex[:8]}",
+        [topic],
+        handler,
+        dead_letter=_nothing_dead,
+        config=ConsumerConfig(session_timeout_ms=3_000, heartbeat_interval_ms=500),
+        on_assigned=rebuild,
+    )
+    loop = asyncio.get_running_loop()
+    await consumer.start()
+    try:
+        # And 4 s more: an expelled member learns it at its first heartbeat after
+        # the hook, rejoins, and runs the hook a second time.
+        await wait_until_async(
+            lambda: len(handled) == 20 and bool(hook_ended) and loop.time() > hook_ended[0] + 4,
+            timeout_s=40,
+            what="every record, after the one hook",
+        )
+    finally:
+        await consumer.stop()
+    assert hooks == [[0, 1]], f"the member was reassigned: hooks ran for {hooks}"
+    assert min(at for at, _ in handled) >= hook_ended[0], "a record was handled mid-rebuild"

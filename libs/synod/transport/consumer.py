@@ -9,6 +9,9 @@
   it) and those offsets are skipped.
 - Back-pressure: a partition is paused while its buffer, or its metadata, is
   near its limit, and resumed when it drains.
+- `on_assigned` (a state rebuild) runs beside the group's heartbeats, not in
+  aiokafka's callback (which sends none): the new partitions' records are held
+  until it ends, and a revocation cancels it.
 - On revocation: stop dispatching, let in-flight handlers finish within a
   bound (then cancel them), commit, and drop the partition's lane, so late
   results of the old assignment are ignored.
@@ -145,6 +148,7 @@ class KeyOrderedConsumer:
         self._stopping = asyncio.Event()
         self._fetch_task: asyncio.Task[None] | None = None
         self._commit_task: asyncio.Task[None] | None = None
+        self._hooks: set[asyncio.Task[None]] = set()  # on_assigned runs, see _on_assigned
         self.assigned: set[TopicPartition] = set()
 
     @property
@@ -182,6 +186,7 @@ class KeyOrderedConsumer:
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        await self._cancel_hooks()
         lanes = list(self.dispatcher.lanes.values())
         await self.dispatcher.close_lanes(lanes, self.config.drain_timeout_s)
         await self._commit(lanes)
@@ -322,18 +327,46 @@ class KeyOrderedConsumer:
     async def _on_assigned(self, assigned: set[TopicPartition]) -> None:
         self.assigned |= assigned
         committed = await self._committed_with_metadata(assigned)
+        lanes = []
         for tp in assigned:
             found = committed.get(tp)
             offsets = None
             if found is not None and found.offset >= 0:
                 skip = decode_finished(found.offset, found.metadata or "")
                 offsets = PartitionOffsets(start=found.offset, skip=skip)
-            self.dispatcher.open_lane(tp.topic, tp.partition, offsets)
+            lanes.append(self.dispatcher.open_lane(tp.topic, tp.partition, offsets))
         if self.on_assigned is not None and assigned:
             # Before any record of these partitions is handled: a service that
-            # keeps state (the planner) rebuilds it here.
-            await self.on_assigned(sorted(assigned))
+            # keeps state (the planner) rebuilds it in the hook, so the lanes are
+            # held until it ends. Not awaited here: aiokafka sends no heartbeat
+            # while this callback runs, and a hook longer than the session timeout
+            # (a planner rebuilding 64 partitions on a busy machine) got the member
+            # expelled, reassigned, rebuilt again: a rebalance loop that never ends.
+            for lane in lanes:
+                lane.held = True
+            hook = asyncio.create_task(self._run_hook(sorted(assigned), lanes))
+            self._hooks.add(hook)
+            hook.add_done_callback(self._hooks.discard)
         log.info("partitions assigned", extra={"partitions": sorted(map(str, assigned))})
+
+    async def _run_hook(self, assigned: list[TopicPartition], lanes: list[Lane]) -> None:
+        assert self.on_assigned is not None
+        try:
+            await self.on_assigned(assigned)
+        except asyncio.CancelledError:
+            return  # revoked or stopping: its lanes close next, nothing to release
+        except Exception:
+            # As when aiokafka ran the hook: logged, and the partitions are consumed.
+            log.exception(
+                "assignment hook failed", extra={"partitions": sorted(map(str, assigned))}
+            )
+        self.dispatcher.release(lanes)
+
+    async def _cancel_hooks(self) -> None:
+        hooks = list(self._hooks)
+        for hook in hooks:
+            hook.cancel()
+        await asyncio.gather(*hooks, return_exceptions=True)
 
     async def _committed_with_metadata(
         self, assigned: set[TopicPartition]
@@ -364,6 +397,9 @@ class KeyOrderedConsumer:
                 attempt += 1
 
     async def _on_revoked(self, revoked: set[TopicPartition]) -> None:
+        # A rebuild of partitions that are going away is of no use; eager
+        # rebalancing revokes every partition, so every hook of this member goes.
+        await self._cancel_hooks()
         self.assigned -= revoked
         lanes = [
             lane

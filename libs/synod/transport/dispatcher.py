@@ -93,6 +93,9 @@ class Lane:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     closed: bool = False
     paused: bool = False
+    # Fetched records queue up, but none is handled until `release` (the consumer's
+    # assignment hook, a state rebuild, is still running).
+    held: bool = False
     last_commit: Any = None
 
     @property
@@ -156,6 +159,12 @@ class Dispatcher:
                 extra={"cancelled": len(pending), "bound_s": drain_timeout_s},
             )
 
+    def release(self, lanes: list[Lane]) -> None:
+        """Let held lanes run their queued records (those not closed meanwhile)."""
+        for lane in lanes:
+            lane.held = False
+        self.dispatch()
+
     def forget(self, lanes: list[Lane]) -> None:
         for lane in lanes:
             if self.lanes.get((lane.topic, lane.partition)) is lane:
@@ -181,7 +190,7 @@ class Dispatcher:
 
     def dispatch(self) -> None:
         """Start handlers for ready keys, round-robin over lanes, up to the bound."""
-        lanes = [lane for lane in self.lanes.values() if not lane.closed]
+        lanes = [lane for lane in self.lanes.values() if not lane.closed and not lane.held]
         if not lanes:
             return
         idle_rounds = 0

@@ -570,7 +570,8 @@ class Planner:
         if self.snapshots is not None:
             for tp in own:
                 self.snapshots.rebuilding(tp.partition)
-        # Bounded by the poll interval: a rebuild that outlasts it loses the group anyway.
+        # Bounded (by the poll interval): a partition that cannot be read to its end
+        # must not hold the assignment's records forever.
         bound_s = self.ctx.kafka.max_poll_interval_ms / 1000
         async with PartitionReader(self.ctx.kafka.bootstrap, client_id=self.ctx.instance) as reader:
             ends = await reader.end_offsets(own)
