@@ -114,6 +114,7 @@ DESTINATIONS: dict[Destination, TopicSpec] = {
     "escalations": ESCALATIONS,
 }
 MAX_TASKS_IN_MEMORY = 50_000
+SWEEP_YIELD_EVERY = 100  # machines a deadline sweep steps between yields to the loop
 PLAN_ATTEMPTS = 3
 WORKSPACE_READ_ATTEMPTS = 3
 MAX_ROUNDS = 4  # ready/advance rounds per input: a plan or a workspace check feeds back
@@ -526,7 +527,12 @@ class Planner:
                 tp.partition for tp in self.consumer.assigned if tp.topic.endswith(TASK_EVENTS.name)
             }
             now = utc_now()
-            for task_id, machine in list(self.tasks.items()):
+            for n, (task_id, machine) in enumerate(list(self.tasks.items())):
+                if n % SWEEP_YIELD_EVERY == SWEEP_YIELD_EVERY - 1:
+                    # Let the loop run: a sweep over 5,000 tasks in one go (no await
+                    # in it yields unless a machine publishes) kept the consumer's
+                    # heartbeats out for longer than the session (bench/scale.py).
+                    await asyncio.sleep(0)
                 partition = self.partition_of.get(task_id)
                 if partition not in owned or partition in self.rebuilding:
                     continue  # not ours, or partial until its rebuild ends

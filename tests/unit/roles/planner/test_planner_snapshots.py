@@ -185,3 +185,43 @@ def test_a_provisional_outcome_stays_in_memory_until_it_is_reconciled() -> None:
     planner.consumer.handled = 4  # type: ignore[union-attr]
     asyncio.run(snapshots.write_due())
     assert "ap" not in planner.tasks  # confirmed: over for good
+
+
+def test_a_deadline_sweep_over_many_tasks_lets_the_event_loop_run() -> None:
+    """Heartbeats and fetches share the loop with the sweep: one sweep of thousands of
+    tasks without a yield kept them out past the session timeout (bench/scale.py)."""
+    planner, _, _ = _planner()
+    tasks = 500
+    for i in range(tasks):
+        _fold(planner, [(f"t{i}", value) for value in _records(f"t{i}", finished=True)])
+    ticks = 0
+    seen: list[int] = []  # the probe's count at each machine the sweep runs
+    real_run = planner.run
+
+    swept = asyncio.Event()
+
+    async def counted(machine: Any) -> None:
+        seen.append(ticks)
+        if len(seen) == tasks:
+            swept.set()
+        await real_run(machine)
+
+    planner.run = counted  # type: ignore[method-assign]
+
+    async def probe() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    async def one_sweep() -> None:
+        loop_probe = asyncio.create_task(probe())
+        sweep = asyncio.create_task(planner.sweep_deadlines(interval_s=0))
+        await asyncio.wait_for(swept.wait(), 30)
+        for task in (sweep, loop_probe):
+            task.cancel()
+        await asyncio.gather(sweep, loop_probe, return_exceptions=True)
+
+    asyncio.run(one_sweep())
+    first = seen[:tasks]
+    assert first[-1] > first[0], "the loop did not run once during a sweep"
