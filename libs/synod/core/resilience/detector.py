@@ -9,6 +9,11 @@ A restarted process under the same instance id must be `forget`-ed first
 (the supervisor does so when the heartbeat `seq` goes back): otherwise the
 restart's silence enters the window as one long interval and makes the
 detector slow to suspect that instance for the next `window` heartbeats.
+
+A watcher that was itself away (paused, starved, cut off) calls `skip`: the
+time it did not watch is not anyone's silence, so every clock last heard
+before it left moves on by the time away (the watcher's own silence must
+not be counted as the others').
 """
 
 from __future__ import annotations
@@ -55,6 +60,13 @@ class PhiAccrualDetector:
         z = (elapsed - mean - self.acceptable_pause_s) / std
         p_later = 0.5 * math.erfc(z / math.sqrt(2.0))
         return math.inf if p_later <= 0.0 else -math.log10(p_later)
+
+    def skip(self, before: float, away_s: float) -> None:
+        """Shift by `away_s` the last heartbeat of every instance last heard at or before
+        `before` (when the watcher left): its next interval then leaves out the time away."""
+        for h in self._hist.values():
+            if h.last <= before:
+                h.last += away_s
 
     def suspects(self, now: float, threshold: float = 8.0) -> list[str]:
         return sorted(i for i in self._hist if self.phi(i, now) >= threshold)

@@ -61,3 +61,18 @@ def test_a_restart_gap_slows_detection_unless_forgotten() -> None:
             d.heartbeat("a", restart_at + i)
     silent = restart_at + 19 + 8.0
     assert fresh.phi("a", silent) >= 8.0 > kept.phi("a", silent)
+
+
+def test_the_watchers_own_time_away_is_nobodys_silence() -> None:
+    """`skip`: only clocks last heard before the watcher left move on."""
+    d = PhiAccrualDetector()
+    last = regular(d)
+    d.heartbeat("b", last + 0.5)  # heard after the watcher left: a fresh clock
+    d.heartbeat("b", last + 1.5)
+    d.heartbeat("b", last + 2.5)
+    d.heartbeat("b", last + 3.5)
+    back = last + 60.0
+    assert d.phi("a", back) >= 8.0
+    d.skip(last, back - last - 1.0)
+    assert d.phi("a", back) < 1.0
+    assert d.phi("b", back) >= 8.0  # its silence since last + 3.5 is its own
