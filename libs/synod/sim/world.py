@@ -583,7 +583,8 @@ class World:
         )
         # No person answers an escalation here: a step out of reassignments is left to
         # the planner (its attempts and deadlines), not put to someone.
-        self.supervisor = Supervisor(SupervisorConfig(escalate=False))
+        # It ticks at every heartbeat round, so that is its tick interval.
+        self.supervisor = Supervisor(SupervisorConfig(escalate=False, tick_interval_s=HEARTBEAT_S))
         self.supervisor_sender = Sender(role="supervisor", instance="supervisor-0")
         self.intake = supervisor_intake.Intake(self.supervisor_sender.instance)
         # The supervisor's clock is unskewed; it stamps what it appends to task logs.

@@ -25,6 +25,25 @@ What it detects, and what it answers with:
   reviewer who voted against the decided outcome, `strikes_to_quarantine`
   times among its last `strike_window` judged ballots -> `Quarantine`.
 
+Its own silence: a detector must not count its own silence as the others'.
+The adapter ticks every `tick_interval_s`; a gap between two ticks longer than
+`wake_gap_factor` times that (3 x 1 s by default) means the supervisor itself
+was not running (SIGSTOP, a long GC pause, a VM migration, a starved event
+loop), not that everyone went quiet at once: the heartbeats of that time are
+still queued on the topic, unread. So at such a wake it (1) re-bases every
+watched clock: an instance last heard before the previous tick has its
+last-heard moved on by the gap less one interval, so its silence counts from
+where watching stopped, and the gap never enters its rhythm as one long
+interval; and (2) judges nobody (no restart, no reassignment, no release) for
+`wake_hold_s` after the wake, while the backlog is read (a step's outcome may
+be queued too). An instance that died during the gap stays silent after the
+wake and is restarted as soon as its re-based silence crosses the threshold
+(about the usual detection time after the wake, at the least `wake_hold_s`).
+Re-basing rather than only holding: a hold alone lets the first judgement
+after it still see the whole gap as silence unless a heartbeat has arrived;
+re-basing alone lets a stuck-step deadline that passed during the gap be
+judged before its queued outcome is read.
+
 Healthy again: a quarantine lasts `quarantine_s` (doubled for each earlier
 quarantine of the same instance, up to `max_quarantine_s`); it is lifted
 (`Release`) at the first tick after that time at which the instance is alive
@@ -89,6 +108,8 @@ class Supervisor:
     decided: dict[str, str] = field(default_factory=dict)  # proposal -> outcome
     escalated: dict[str, None] = field(default_factory=dict)  # tasks asked about (ordered set)
     detector: PhiAccrualDetector = field(init=False)
+    last_tick: float | None = None
+    woke_at: float | None = None  # the last tick after a gap of its own (see the docstring)
 
     def __post_init__(self) -> None:
         c = self.config
@@ -134,8 +155,10 @@ class Supervisor:
 
     def tick(self, now: float) -> list[Action]:
         """What time alone decides: dead instances, stuck steps, served quarantines."""
-        actions: list[Action] = []
         c = self.config
+        if self._woke(now) or (self.woke_at is not None and now - self.woke_at < c.wake_hold_s):
+            return []
+        actions: list[Action] = []
         for name in sorted(self.instances):
             inst = self.instances[name]
             if (
@@ -172,6 +195,20 @@ class Supervisor:
             if now > ends + c.lease_grace_s:
                 actions.extend(self._reassign(task_id, step_id, step, newest, "stuck"))
         return actions
+
+    def _woke(self, now: float) -> bool:
+        """Whether this tick follows a gap of the supervisor's own; if so, re-base."""
+        c = self.config
+        last, self.last_tick = self.last_tick, now
+        if last is None or now - last <= c.wake_gap_factor * c.tick_interval_s:
+            return False
+        away = now - last - c.tick_interval_s
+        self.detector.skip(last, away)
+        for inst in self.instances.values():
+            if inst.last_seen <= last:
+                inst.last_seen += away
+        self.woke_at = now
+        return True
 
     # ------------------------------------------------------------ queries
 

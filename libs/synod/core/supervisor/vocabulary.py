@@ -39,6 +39,14 @@ class SupervisorConfig:
     # has outrun what the supervisor can do: ask the planner to put its task to
     # a person (EscalationRequested), once per task.
     escalate: bool = True
+    # The supervisor's own silence (engine.py, "Its own silence"): a gap between
+    # its ticks over `wake_gap_factor` x `tick_interval_s` means it was not running
+    # (SIGSTOP, a long GC pause, a VM migration); then nobody is judged for
+    # `wake_hold_s` while it reads what queued up, and the gap is not counted as
+    # anyone's silence.
+    tick_interval_s: float = 1.0
+    wake_gap_factor: float = 3.0
+    wake_hold_s: float = 5.0
 
     def __post_init__(self) -> None:
         if self.loop_repeats < 2:
@@ -49,6 +57,8 @@ class SupervisorConfig:
             raise ValueError("models, temperatures and prompt_variants need one entry each")
         if self.quarantine_s <= 0 or self.max_quarantine_s < self.quarantine_s:
             raise ValueError("need 0 < quarantine_s <= max_quarantine_s")
+        if self.tick_interval_s <= 0 or self.wake_gap_factor <= 1 or self.wake_hold_s < 0:
+            raise ValueError("need tick_interval_s > 0, wake_gap_factor > 1, wake_hold_s >= 0")
 
 
 # ---------------------------------------------------------------- events

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synod.core.supervisor import (
+    Action,
     DecisionSeen,
     HeartbeatSeen,
     Quarantine,
@@ -23,10 +24,22 @@ from synod.core.supervisor import (
 )
 
 
+def run(sup: Supervisor, end: float) -> list[Action]:
+    """Tick every second from the last tick to `end`, as the service's ticker does, and
+    return every action: ticks far apart would read as the supervisor's own pause."""
+    t = 0.0 if sup.last_tick is None else sup.last_tick + 1.0
+    actions: list[Action] = []
+    while t <= end:
+        actions += sup.tick(t)
+        t += 1.0
+    return actions
+
+
 def beats(sup: Supervisor, instance: str, role: str, start: float, n: int, seq0: int = 0) -> float:
     t = start
     for i in range(n):
         assert sup.handle(HeartbeatSeen(instance, role, seq0 + i), t) == []
+        assert sup.tick(t) == []
         t += 1.0
     return t - 1.0
 
@@ -37,34 +50,35 @@ def beats(sup: Supervisor, instance: str, role: str, start: float, n: int, seq0:
 def test_a_silent_instance_is_restarted_once_per_cooldown() -> None:
     sup = Supervisor(SupervisorConfig(restart_cooldown_s=30.0))
     last = beats(sup, "coder-0", "coder", 0.0, 20)
-    assert sup.tick(last + 2.0) == []  # a late heartbeat is not a death
-    [restart] = [a for a in sup.tick(last + 10.0) if isinstance(a, Restart)]
+    assert run(sup, last + 2.0) == []  # a late heartbeat is not a death
+    [restart] = [a for a in run(sup, last + 10.0) if isinstance(a, Restart)]
     assert (restart.instance, restart.role, restart.reason) == ("coder-0", "coder", "dead")
-    assert sup.tick(last + 20.0) == []  # still silent, but a restart is under way
-    assert [a.instance for a in sup.tick(last + 41.0) if isinstance(a, Restart)] == ["coder-0"]
+    assert run(sup, last + 20.0) == []  # still silent, but a restart is under way
+    assert [a.instance for a in run(sup, last + 41.0) if isinstance(a, Restart)] == ["coder-0"]
 
 
 def test_a_restarted_process_starts_a_fresh_history() -> None:
     sup = Supervisor()
     last = beats(sup, "coder-0", "coder", 0.0, 20, seq0=0)
-    assert sup.tick(last + 10.0) != []
+    assert run(sup, last + 10.0) != []
     # The new process counts from 0 again; the 10 s gap must not widen its rhythm.
     again = beats(sup, "coder-0", "coder", last + 12.0, 20, seq0=0)
     assert sup.detector.phi("coder-0", again + 1.0) < 1.0
-    assert sup.tick(again + 8.0) != []  # as fast to suspect as before the restart
+    assert run(sup, again + 8.0) != []  # as fast to suspect as before the restart
 
 
 def test_a_graceful_stop_is_not_a_death() -> None:
     sup = Supervisor()
     last = beats(sup, "coder-1", "coder", 0.0, 10)
     sup.handle(HeartbeatSeen("coder-1", "coder", 10, state="stopping"), last + 1.0)
-    assert sup.tick(last + 100.0) == []
+    assert run(sup, last + 100.0) == []
 
 
 def test_an_instance_gone_for_long_is_forgotten_not_restarted_for_ever() -> None:
     sup = Supervisor(SupervisorConfig(forget_after_s=60.0, restart_cooldown_s=10.0))
     last = beats(sup, "coder-2", "coder", 0.0, 10)
-    assert sup.tick(last + 9.0) != []
+    assert run(sup, last + 9.0) != []
+    run(sup, last + 60.0)  # restarted every cooldown, never heard again
     assert sup.tick(last + 61.0) == []
     assert "coder-2" not in sup.instances
 
@@ -112,10 +126,10 @@ def test_a_second_reassignment_moves_off_the_model_that_failed() -> None:
     config = SupervisorConfig(models=("", "m-b", "m-c"), max_reassignments=3)
     sup = Supervisor(config)
     sup.handle(StepRequestedSeen("t1", "s1", 0, 30.0, 0.0), 0.0)
-    [first] = sup.tick(100.0)
+    [first] = run(sup, 100.0)
     assert first.model == "m-b"
     sup.handle(StepRequestedSeen("t1", "s1", 1, 30.0, 100.0, model="m-b"), 100.0)
-    [second] = sup.tick(200.0)
+    [second] = run(sup, 200.0)
     assert (second.after_attempt, second.model) == (1, "m-c")
     assert second.temperature != first.temperature
 
@@ -184,10 +198,10 @@ def test_a_reviewer_outvoted_k_times_is_quarantined_then_released_when_served_an
     assert q == Quarantine("reviewer-3", "reviewer", 102.0, "wrong_votes", 2)
     assert sup.quarantined() == {"reviewer-3": 102.0}
     # Served but silent: not healthy yet.
-    assert [a for a in sup.tick(150.0) if isinstance(a, Release)] == []
+    assert [a for a in run(sup, 150.0) if isinstance(a, Release)] == []
     for i in range(5):
         sup.handle(HeartbeatSeen("reviewer-3", "reviewer", 1 + i), 150.0 + i)
-    assert [a for a in sup.tick(155.0) if isinstance(a, Release)] == [
+    assert [a for a in run(sup, 155.0) if isinstance(a, Release)] == [
         Release("reviewer-3", "reviewer", "served")
     ]
     assert sup.quarantined() == {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from synod.core.supervisor import (
+    Action,
     Escalate,
     Reassign,
     StepCompletedSeen,
@@ -18,13 +19,24 @@ def request(attempt: int, at: float, task: str = "t1", step: str = "s1") -> Step
     return StepRequestedSeen(task, step, attempt, 30.0, at)
 
 
+def run(sup: Supervisor, end: float) -> list[Action]:
+    """Tick every second up to `end`, as the service's ticker does (far-apart ticks
+    would read as the supervisor's own pause); every action."""
+    t = 0.0 if sup.last_tick is None else sup.last_tick + 1.0
+    actions: list[Action] = []
+    while t <= end:
+        actions += sup.tick(t)
+        t += 1.0
+    return actions
+
+
 def test_a_step_still_stuck_after_its_reassignments_is_escalated_once() -> None:
     sup = Supervisor(SupervisorConfig(lease_grace_s=5.0, max_reassignments=2))
     actions = []
     for attempt in range(3):
         at = 100.0 * attempt
         sup.handle(request(attempt, at), at)
-        actions += sup.tick(at + 36.0)  # past deadline and grace: stuck
+        actions += run(sup, at + 36.0)  # past deadline and grace: stuck
     kinds = [type(a).__name__ for a in actions]
     assert kinds == ["Reassign", "Reassign", "Escalate"]
     escalate = actions[-1]
@@ -34,7 +46,7 @@ def test_a_step_still_stuck_after_its_reassignments_is_escalated_once() -> None:
     assert "s1 is still stuck" in escalate.explain()
     assert "after 2 reassignments" in escalate.explain()
     # Every later tick sees the same stuck attempt: it is not asked about again.
-    assert sup.tick(1_000.0) == []
+    assert run(sup, 1_000.0) == []
 
 
 def test_a_step_that_keeps_looping_is_escalated_and_its_task_only_once() -> None:

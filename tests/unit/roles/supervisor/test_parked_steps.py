@@ -8,6 +8,7 @@ from typing import Any
 
 from synod.core import supervisor as core
 from synod.core.supervisor import (
+    Action,
     Reassign,
     StepParkedSeen,
     StepRequestedSeen,
@@ -20,12 +21,23 @@ from synod.wire import Envelope, Sender
 from synod.wire.messages import StepRetrying
 
 
+def run(sup: Supervisor, end: float) -> list[Action]:
+    """Tick every second up to `end`, as the service's ticker does (far-apart ticks
+    would read as the supervisor's own pause); every action."""
+    t = 0.0 if sup.last_tick is None else sup.last_tick + 1.0
+    actions: list[Action] = []
+    while t <= end:
+        actions += sup.tick(t)
+        t += 1.0
+    return actions
+
+
 def test_a_parked_attempt_is_stuck_only_after_its_rerun_and_the_grace() -> None:
     sup = Supervisor(SupervisorConfig(lease_grace_s=5.0))
     sup.handle(StepRequestedSeen("t1", "s1", 0, 30.0, 0.0), 0.0)
     sup.handle(StepParkedSeen("t1", "s1", 0, until=80.0), 31.0)  # due at 50, deadline 30
-    assert sup.tick(36.0) == []  # past the first run's lease: only waiting
-    assert sup.tick(85.0) == []
+    assert run(sup, 36.0) == []  # past the first run's lease: only waiting
+    assert run(sup, 85.0) == []
     [reassign] = sup.tick(85.1)
     assert isinstance(reassign, Reassign)
     assert (reassign.after_attempt, reassign.reason) == (0, "stuck")
