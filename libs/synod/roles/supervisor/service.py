@@ -14,7 +14,9 @@ synod.sim):
 - Quarantine / Release -> a `QuarantineNotice` on the compacted
   `synod.supervisor`, keyed by instance; planners read it (synod.roles.planner.quarantine).
 
-A ticker feeds the core the time every `tick_interval_s`.
+A ticker feeds the core the time every `tick_interval_s` (also in the core's
+config: a much longer gap between ticks is the supervisor's own pause, and the
+core then re-bases its clocks and holds its judgements; engine.py).
 """
 
 from __future__ import annotations
@@ -90,6 +92,12 @@ class SupervisorSettings(BaseSettings):
         ),
     )
     tick_interval_s: float = Field(default=1.0, gt=0)
+    wake_gap_factor: float = Field(
+        default=3.0, gt=1, description="a tick gap over this x tick_interval_s is our own pause"
+    )
+    wake_hold_s: float = Field(
+        default=5.0, ge=0, description="after such a pause, judge nobody for this long"
+    )
     phi_threshold: float = Field(default=8.0, gt=0)
     acceptable_pause_s: float = Field(default=3.0, ge=0)
     bootstrap_timeout_s: float = Field(default=10.0, gt=0)
@@ -130,6 +138,9 @@ class SupervisorSettings(BaseSettings):
             max_quarantine_s=self.max_quarantine_s,
             min_reviewers=self.min_reviewers,
             escalate=self.escalate,
+            tick_interval_s=self.tick_interval_s,
+            wake_gap_factor=self.wake_gap_factor,
+            wake_hold_s=self.wake_hold_s,
         )
 
     def make_runtime(self) -> Runtime:
@@ -151,9 +162,10 @@ class SupervisorService:
         config: core.SupervisorConfig,
         runtime: Runtime,
         clock: Any = time.time,
-        tick_interval_s: float = 1.0,
+        tick_interval_s: float | None = None,
     ) -> None:
-        self.tick_interval_s = tick_interval_s
+        # The core judges its own pauses by the interval it is told it ticks at.
+        self.tick_interval_s = tick_interval_s or config.tick_interval_s
         self.ctx = ctx
         self.core = core.Supervisor(config)
         self.runtime = runtime
@@ -174,7 +186,13 @@ class SupervisorService:
 
     async def tick(self) -> None:
         now = self.clock()
+        last = self.core.last_tick
         await self.carry_out(self.core.tick(now), now)
+        if self.core.woke_at == now and last is not None:
+            log.warning(
+                "own pause: judging nobody while the backlog is read",
+                extra={"gap_s": round(now - last, 3), "hold_s": self.core.config.wake_hold_s},
+            )
         await self.publish_reachability(now)
         roles: dict[str, int] = {}
         threshold = self.core.config.phi_threshold
