@@ -55,6 +55,8 @@ def _is_optional(annotation: Any) -> tuple[bool, Any]:
 
 
 def _avro_type(annotation: Any, named: set[str]) -> AvroSchema:
+    if get_origin(annotation) is typing.Annotated:  # constraints (Long) say nothing to Avro
+        return _avro_type(get_args(annotation)[0], named)
     optional, inner = _is_optional(annotation)
     if optional:
         return ["null", _avro_type(inner, named)]

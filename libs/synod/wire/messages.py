@@ -12,11 +12,36 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, Literal, TypeVar, cast
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar, cast
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from synod.errors import ErrorClass
+
+# Every integer on the wire is an Avro `long`: bounded, so a value that cannot
+# be encoded is refused when the message is built (a 422 at the gateway naming
+# the field), not when it is written (a 500). Scalar fields say `le=MAX_LONG`
+# in their Field; items of lists and maps are `Long`s (a validator: ge/le
+# metadata on an alias would override a field's own, tighter bounds).
+MIN_LONG = -(2**63)
+MAX_LONG = 2**63 - 1
+
+
+def _in_long_range(value: int) -> int:
+    if not MIN_LONG <= value <= MAX_LONG:
+        raise ValueError("must fit in 64 bits (an Avro long)")
+    return value
+
+
+LONG_RANGE = AfterValidator(_in_long_range)
+Long = Annotated[int, LONG_RANGE]
 
 Role = Literal[
     "gateway", "planner", "researcher", "coder", "reviewer", "consensus", "supervisor", "client"
@@ -99,13 +124,13 @@ class Usage(WireModel):
     """What LLM calls cost: tokens, money and count, summed over a step or task."""
 
     model: str = ""
-    calls: int = Field(default=0, ge=0)
-    input_tokens: int = Field(default=0, ge=0)
-    output_tokens: int = Field(default=0, ge=0)
+    calls: int = Field(default=0, ge=0, le=MAX_LONG)
+    input_tokens: int = Field(default=0, ge=0, le=MAX_LONG)
+    output_tokens: int = Field(default=0, ge=0, le=MAX_LONG)
     cost_usd: float = Field(default=0.0, ge=0.0)
     # Calls to a model the price table does not know: their cost is not in
     # `cost_usd` (unknown, not zero), so a nonzero count makes it a lower bound.
-    unpriced_calls: int = Field(default=0, ge=0)
+    unpriced_calls: int = Field(default=0, ge=0, le=MAX_LONG)
 
 
 class SkippedLink(WireModel):
@@ -152,7 +177,7 @@ class PlanStep(WireModel):
     description: str = Field(default="", max_length=MAX_TEXT)
     depends_on: list[str] = Field(default_factory=list)
     files: list[str] = Field(default_factory=list)
-    priority: int = 0
+    priority: int = Field(default=0, ge=MIN_LONG, le=MAX_LONG)
 
 
 class Candidate(WireModel):
@@ -177,9 +202,9 @@ class Budget(WireModel):
     and go on without a limit (docs/adr/0011).
     """
 
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=MAX_LONG)
     max_cost_usd: float | None = Field(default=None, gt=0)
-    max_model_calls: int | None = Field(default=None, ge=1)
+    max_model_calls: int | None = Field(default=None, ge=1, le=MAX_LONG)
     on_exhausted: OnExhausted = "fail"
 
 
@@ -191,9 +216,9 @@ class Allowance(WireModel):
     a model call only if the call's worst case fits what is left of it.
     """
 
-    tokens: int | None = Field(default=None, ge=0)
+    tokens: int | None = Field(default=None, ge=0, le=MAX_LONG)
     cost_usd: float | None = Field(default=None, ge=0)
-    calls: int | None = Field(default=None, ge=0)
+    calls: int | None = Field(default=None, ge=0, le=MAX_LONG)
 
 
 # ---------------------------------------------------------------- bodies
@@ -250,11 +275,11 @@ class StepRequested(Body):
     # authority on its workspace): per file, the version vector to base the
     # write on, and in `strong` consistency the fencing token of the file's
     # lease (also logged as a LeaseGranted on synod.workspace).
-    base_versions: dict[str, dict[str, int]] = Field(default_factory=dict)
-    lease_tokens: dict[str, int] = Field(default_factory=dict)
+    base_versions: dict[str, dict[str, Long]] = Field(default_factory=dict)
+    lease_tokens: dict[str, Long] = Field(default_factory=dict)
     # The team slot that runs the step (central and claim teams: slot i works
     # through its own steps one at a time); None: any coder of the pool.
-    agent: int | None = Field(default=None, ge=0)
+    agent: int | None = Field(default=None, ge=0, le=MAX_LONG)
     # The task's routing labels (`routing_labels`): the model per role and step
     # kind this task asks for, over the services' own routing settings.
     labels: dict[str, str] = Field(default_factory=dict)
@@ -307,7 +332,7 @@ class StepRetrying(Body):
     TYPE: ClassVar[str] = "StepRetrying"
 
     step_id: str = Field(min_length=1)
-    retry: int = Field(ge=1)  # the retry tier the attempt waits in (1-based)
+    retry: int = Field(ge=1, le=MAX_LONG)  # the retry tier the attempt waits in (1-based)
     due_at: datetime
     reason: str = Field(default="", max_length=100)
     error: str = Field(default="", max_length=10_000)
@@ -340,7 +365,7 @@ class VoteRequested(Body):
     TYPE: ClassVar[str] = "VoteRequested"
 
     proposal_id: str = Field(min_length=1)
-    ballot: int = Field(default=1, ge=1)
+    ballot: int = Field(default=1, ge=1, le=MAX_LONG)
     subject: Literal["plan", "answer"] = "answer"
     candidates: list[Candidate] = Field(min_length=1)
     electorate: list[str] = Field(min_length=1)
@@ -356,7 +381,7 @@ class Vote(Body):
     TYPE: ClassVar[str] = "Vote"
 
     proposal_id: str = Field(min_length=1)
-    ballot: int = Field(default=1, ge=1)
+    ballot: int = Field(default=1, ge=1, le=MAX_LONG)
     voter: str = Field(min_length=1)
     kind: VoteKind = "choice"
     choice: str | None = None
@@ -377,11 +402,11 @@ class Decision(Body):
 
     decision_id: str = Field(min_length=1)
     proposal_id: str = Field(min_length=1)
-    ballot: int = Field(ge=1)
+    ballot: int = Field(ge=1, le=MAX_LONG)
     outcome: str = Field(min_length=1)
     tally: dict[str, float] = Field(default_factory=dict)
-    quorum: int = Field(ge=0)
-    votes_counted: int = Field(default=0, ge=0)
+    quorum: int = Field(ge=0, le=MAX_LONG)
+    votes_counted: int = Field(default=0, ge=0, le=MAX_LONG)
     provisional: bool = False
     equivocators: list[str] = Field(default_factory=list)
     # Partitions (docs/cap.md): electorate members the last ballot could not reach,
@@ -400,7 +425,7 @@ class BallotDeadline(Body):
     TYPE: ClassVar[str] = "BallotDeadline"
 
     proposal_id: str = Field(min_length=1)
-    ballot: int = Field(ge=1)
+    ballot: int = Field(ge=1, le=MAX_LONG)
     # The electorate members the supervisor saw when the marker was written; None:
     # no fresh report (then an `ap` ballot cannot settle for fewer voters).
     reachable: list[str] | None = None
@@ -417,12 +442,12 @@ class Reconciled(Body):
 
     decision_id: str = Field(min_length=1)
     proposal_id: str = Field(min_length=1)
-    ballot: int = Field(ge=1)
+    ballot: int = Field(ge=1, le=MAX_LONG)
     provisional_outcome: str = Field(min_length=1)
     outcome: str = Field(min_length=1)
     confirmed: bool
     tally: dict[str, float] = Field(default_factory=dict)
-    votes_counted: int = Field(default=0, ge=0)
+    votes_counted: int = Field(default=0, ge=0, le=MAX_LONG)
 
 
 class Reachability(Body):
@@ -442,18 +467,18 @@ class Heartbeat(Body):
 
     instance: str = Field(min_length=1)
     role: Role
-    seq: int = Field(default=0, ge=0)
+    seq: int = Field(default=0, ge=0, le=MAX_LONG)
     state: Literal["starting", "running", "draining", "stopping"] = "running"
     in_flight: list[str] = Field(default_factory=list)
     breakers: dict[str, str] = Field(default_factory=dict)
     last_progress_at: datetime | None = None
     # Where the process runs, so a local supervisor can restart it by pid.
-    pid: int = Field(default=0, ge=0)
+    pid: int = Field(default=0, ge=0, le=MAX_LONG)
     host: str = ""
     # The partitions this instance's consumer groups hold now, per topic (its
     # full name, prefix included): the planner maps the step topics' partitions
     # to the workers that own them, to send a hedge copy to another worker.
-    assigned: dict[str, list[int]] = Field(default_factory=dict)
+    assigned: dict[str, list[Long]] = Field(default_factory=dict)
 
 
 class StepReassigned(Body):
@@ -467,7 +492,7 @@ class StepReassigned(Body):
     TYPE: ClassVar[str] = "StepReassigned"
 
     step_id: str = Field(min_length=1)
-    after_attempt: int = Field(default=0, ge=0)
+    after_attempt: int = Field(default=0, ge=0, le=MAX_LONG)
     model: str = ""
     temperature: float | None = None
     prompt_variant: str = ""
@@ -484,7 +509,7 @@ class StepClaimed(Body):
     TYPE: ClassVar[str] = "StepClaimed"
 
     step_id: str = Field(min_length=1)
-    agent: int = Field(ge=0)
+    agent: int = Field(ge=0, le=MAX_LONG)
     blocked_on: list[str] = Field(default_factory=list)
 
 
@@ -501,7 +526,7 @@ class StepCancelled(Body):
 
     step_id: str = Field(min_length=1)
     request_ids: list[str] = Field(min_length=1)
-    attempts: list[int] = Field(default_factory=list)
+    attempts: list[Long] = Field(default_factory=list)
     reason: str = Field(default="", max_length=100)  # "hedge_lost": another attempt won
 
 
@@ -516,7 +541,7 @@ class QuarantineNotice(Body):
     active: bool = True
     until: datetime | None = None
     reason: str = Field(default="", max_length=100)
-    strikes: int = Field(default=0, ge=0)
+    strikes: int = Field(default=0, ge=0, le=MAX_LONG)
 
 
 class FileWritten(Body):
@@ -535,8 +560,8 @@ class FileWritten(Body):
     writer: str = Field(min_length=1, max_length=200)
     step_id: str = Field(min_length=1)
     write_id: str = Field(min_length=1, max_length=200)
-    base_version: dict[str, int] = Field(default_factory=dict)
-    lease_token: int | None = Field(default=None, ge=1)
+    base_version: dict[str, Long] = Field(default_factory=dict)
+    lease_token: int | None = Field(default=None, ge=1, le=MAX_LONG)
 
 
 class LeaseGranted(Body):
@@ -550,8 +575,8 @@ class LeaseGranted(Body):
     TYPE: ClassVar[str] = "LeaseGranted"
     path: str = Field(min_length=1, max_length=1_000)
     step_id: str = Field(min_length=1)
-    token: int = Field(ge=1)
-    base_version: dict[str, int] = Field(default_factory=dict)
+    token: int = Field(ge=1, le=MAX_LONG)
+    base_version: dict[str, Long] = Field(default_factory=dict)
 
 
 class AnswerVerified(Body):
@@ -565,7 +590,7 @@ class AnswerVerified(Body):
     TYPE: ClassVar[str] = "AnswerVerified"
 
     proposal_id: str = Field(min_length=1)
-    ballot: int = Field(default=1, ge=1)
+    ballot: int = Field(default=1, ge=1, le=MAX_LONG)
     voter: str = Field(min_length=1)
     passed: bool | None = None
     summary: str = Field(default="", max_length=1_000)
@@ -579,7 +604,7 @@ class TaskCompleted(Body):
     result: str = Field(default="", max_length=MAX_TEXT)
     plan_id: str = ""
     decision_id: str = ""
-    steps_completed: int = Field(default=0, ge=0)
+    steps_completed: int = Field(default=0, ge=0, le=MAX_LONG)
     usage: Usage = Field(default_factory=Usage)
     duration_s: float = Field(default=0.0, ge=0)
     # The reviewers' run of the task's tests on the decided answer (None: the
@@ -655,15 +680,15 @@ class DeadLetter(Body):
     TASK_SCOPED: ClassVar[bool] = False
 
     source_topic: str
-    partition: int = Field(ge=0)
-    offset: int = Field(ge=0)
+    partition: int = Field(ge=0, le=MAX_LONG)
+    offset: int = Field(ge=0, le=MAX_LONG)
     key: bytes | None = None
     value: bytes
     headers: list[Header] = Field(default_factory=list)
     error_class: ErrorClass = "permanent"
     reason: str = Field(min_length=1)
     message: str = ""
-    attempts: int = Field(default=1, ge=0)
+    attempts: int = Field(default=1, ge=0, le=MAX_LONG)
     first_failed_at: datetime | None = None
     dead_letter_id: str = ""
     last_failed_at: datetime | None = None
@@ -672,7 +697,7 @@ class DeadLetter(Body):
     original_message_id: str | None = None
     # The source record's value length. When it is larger than `value` the value
     # was cut (an oversized record cannot fit in the DLQ whole) and cannot be replayed.
-    value_size: int = Field(default=0, ge=0)
+    value_size: int = Field(default=0, ge=0, le=MAX_LONG)
 
 
 # ---------------------------------------------------------------- budgets and escalation
@@ -824,15 +849,15 @@ class Envelope(WireModel, Generic[B]):
     type: str
     sender: Sender = Field(default_factory=lambda: Sender(role="client", instance="unknown"))
     causes: list[str] = Field(default_factory=list)
-    vclock: dict[str, int] = Field(default_factory=dict)
-    lamport: int = Field(default=0, ge=0)
+    vclock: dict[str, Long] = Field(default_factory=dict)
+    lamport: int = Field(default=0, ge=0, le=MAX_LONG)
     # Hybrid logical clock, `wall_ms << 16 | logical` (synod.core.ordering.hlc); 0: unstamped.
-    hlc: int = Field(default=0, ge=0)
+    hlc: int = Field(default=0, ge=0, le=MAX_LONG)
     # Where each cause was seen (message id -> topic), so a consumer that reads that
     # topic knows to wait for it (synod.core.ordering.buffer); causes not named here
     # travel on topics the sender could not tell.
     cause_topics: dict[str, str] = Field(default_factory=dict)
-    attempt: int = Field(default=0, ge=0)
+    attempt: int = Field(default=0, ge=0, le=MAX_LONG)
     created_at: datetime = Field(default_factory=utc_now)
     trace: TraceContext = Field(default_factory=TraceContext)
     body: B
