@@ -61,6 +61,7 @@ PLANNER = Sender(role="planner", instance="planner-0")
 WORKER = Sender(role="researcher", instance="researcher-0")
 CONSENSUS = Sender(role="consensus", instance="consensus-0")
 MODES: tuple[Consistency, ...] = ("strong", "eventual")
+CODERS = ("c1", "c2", "c3")
 
 
 def plan_for(rng: random.Random) -> list[PlanStep]:
@@ -154,17 +155,33 @@ def run_task(task_id: str, mode: Consistency, seed: int) -> dict[str, Any]:
                 log(record)
         else:
             log(env.model_copy(update={"created_at": at(now)}))
+    return measures(task_id, machine, outcome, latency_s=now, calls=calls, planned=len(plan))
+
+
+def measures(
+    task_id: str,
+    machine: TaskMachine,
+    outcome: TaskCompleted | TaskFailed | None,
+    *,
+    latency_s: float,
+    calls: int,
+    planned: int,
+) -> dict[str, Any]:
+    """What happened to one task, from its folded machine (shared with
+    bench/blackboard_kafka.py, which folds a real run's log)."""
     truth = true_fact(task_id, SHARED_FACT)
     # The coders' own views: what they built on, before any reconcile.
     wrong_reads = 0
-    for step_id in ("c1", "c2", "c3"):
-        seen = read_view(machine, step_id, machine.completed_attempt[step_id]).values(SHARED_FACT)
+    for step_id in CODERS:
+        attempt = machine.completed_attempt.get(step_id)
+        board = read_view(machine, step_id, attempt) if attempt is not None else None
+        seen = board.values(SHARED_FACT) if board is not None else []
         if not seen or resolve_key(seen).value != truth:
             wrong_reads += 1
     return {
-        "latency_s": now,
+        "latency_s": latency_s,
         "calls": calls,
-        "planned": len(plan),
+        "planned": planned,
         "reconciles": machine.reconcile_requested + 1,
         "stale_steps": len(stale_steps(machine)),
         "completed": isinstance(outcome, TaskCompleted),

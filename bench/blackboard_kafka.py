@@ -36,23 +36,19 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from blackboard import MODES, plan_for, summarise  # bench/ is not a package
+from blackboard import MODES, measures, plan_for, summarise  # bench/ is not a package
 from machine import describe, machine_info
 from synod.cli.check import run_check
 from synod.client import AsyncClient
-from synod.core.blackboard import resolve_key
 from synod.core.task import Logged, TaskMachine
-from synod.core.task.knowledge import read_view, stale_steps
 from synod.dev import localkafka
 from synod.dev.localrun import LocalRun
-from synod.llm.simcontent import SHARED_FACT, true_fact
 from synod.transport.reader import PartitionReader, decode, topic_partitions
 from synod.transport.topics import RESULTS, TASK_EVENTS, TASKS, topic_name
 from synod.wire import StepRequested, TaskCompleted, TaskFailed, TaskSubmitted
 from synod.wire.messages import Consistency
 
 TEAM = {"consensus": 1, "planner": 1, "researcher": 2, "coder": 2, "reviewer": 1}
-CODERS = ("c1", "c2", "c3")
 
 
 def _log(msg: str) -> None:
@@ -106,26 +102,14 @@ def measure(task_id: str, received: list[Any], planned: int, events: str) -> dic
         for g in events_topic
         if isinstance(g.envelope.body, StepRequested)
     }
-    truth = true_fact(task_id, SHARED_FACT)
-    wrong_reads = 0
-    for step_id in CODERS:
-        attempt = machine.completed_attempt.get(step_id)
-        board = read_view(machine, step_id, attempt) if attempt is not None else None
-        seen = board.values(SHARED_FACT) if board is not None else []
-        if not seen or resolve_key(seen).value != truth:
-            wrong_reads += 1
-    outcome = first.envelope.body
-    return {
-        "latency_s": (first.record.timestamp_ms - submitted_at) / 1000,
-        "calls": len(requests),
-        "planned": planned,
-        "reconciles": machine.reconcile_requested + 1,
-        "stale_steps": len(stale_steps(machine)),
-        "completed": isinstance(outcome, TaskCompleted),
-        "right": isinstance(outcome, TaskCompleted)
-        and outcome.blackboard.get(SHARED_FACT) == truth,
-        "wrong_reads": wrong_reads,
-    }
+    return measures(
+        task_id,
+        machine,
+        first.envelope.body,
+        latency_s=(first.record.timestamp_ms - submitted_at) / 1000,
+        calls=len(requests),
+        planned=planned,
+    )
 
 
 async def bench(args: argparse.Namespace, bootstrap: str, run_dir: Path) -> dict[str, Any]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.supervisorcore import run
 
 from synod.core.supervisor import (
-    Action,
     DecisionSeen,
     HeartbeatSeen,
     Quarantine,
@@ -22,17 +22,6 @@ from synod.core.supervisor import (
     TaskEnded,
     VoteSeen,
 )
-
-
-def run(sup: Supervisor, end: float) -> list[Action]:
-    """Tick every second from the last tick to `end`, as the service's ticker does, and
-    return every action: ticks far apart would read as the supervisor's own pause."""
-    t = 0.0 if sup.last_tick is None else sup.last_tick + 1.0
-    actions: list[Action] = []
-    while t <= end:
-        actions += sup.tick(t)
-        t += 1.0
-    return actions
 
 
 def beats(sup: Supervisor, instance: str, role: str, start: float, n: int, seq0: int = 0) -> float:

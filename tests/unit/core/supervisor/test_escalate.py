@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from tests.supervisorcore import run
+
 from synod.core.supervisor import (
-    Action,
     Escalate,
     Reassign,
     StepCompletedSeen,
@@ -17,17 +18,6 @@ from synod.core.supervisor import (
 
 def request(attempt: int, at: float, task: str = "t1", step: str = "s1") -> StepRequestedSeen:
     return StepRequestedSeen(task, step, attempt, 30.0, at)
-
-
-def run(sup: Supervisor, end: float) -> list[Action]:
-    """Tick every second up to `end`, as the service's ticker does (far-apart ticks
-    would read as the supervisor's own pause); every action."""
-    t = 0.0 if sup.last_tick is None else sup.last_tick + 1.0
-    actions: list[Action] = []
-    while t <= end:
-        actions += sup.tick(t)
-        t += 1.0
-    return actions
 
 
 def test_a_step_still_stuck_after_its_reassignments_is_escalated_once() -> None:

@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
+from tests.supervisorcore import run
+
 from synod.core import supervisor as core
 from synod.core.supervisor import (
-    Action,
     Reassign,
     StepParkedSeen,
     StepRequestedSeen,
@@ -19,17 +20,6 @@ from synod.roles.supervisor.service import SupervisorService
 from synod.runtimes import NoRuntime
 from synod.wire import Envelope, Sender
 from synod.wire.messages import StepRetrying
-
-
-def run(sup: Supervisor, end: float) -> list[Action]:
-    """Tick every second up to `end`, as the service's ticker does (far-apart ticks
-    would read as the supervisor's own pause); every action."""
-    t = 0.0 if sup.last_tick is None else sup.last_tick + 1.0
-    actions: list[Action] = []
-    while t <= end:
-        actions += sup.tick(t)
-        t += 1.0
-    return actions
 
 
 def test_a_parked_attempt_is_stuck_only_after_its_rerun_and_the_grace() -> None:
