@@ -80,3 +80,42 @@ async def test_a_damaged_snapshot_is_refused_logged_and_counted(
     finally:
         await producer.stop()
         await store.stop()
+
+
+async def test_an_assignment_loads_every_partition_with_one_reader(bootstrap: str) -> None:
+    """`load_many` (what a planner or consensus service of 64 partitions calls) returns
+    what `load` would for each partition: the latest of each, None where there is none,
+    whether partitions share a snapshot partition or need a wider window back."""
+    prefix = f"t{uuid.uuid4().hex[:8]}."
+    await ensure_topics(bootstrap, (SNAPSHOTS,), prefix=prefix, partitions=3)
+    topic = topic_name(SNAPSHOTS, prefix)
+    owner = f"owner-{uuid.uuid4().hex[:6]}"
+    store = SnapshotStore(bootstrap, topic, owner)
+    other = SnapshotStore(bootstrap, topic, f"{owner}-other")
+    await store.start()
+    await other.start()
+    try:
+        for source in (0, 1, 3, 4, 7):  # 0 and 3 share snapshot partition 0; 1, 4, 7 share 1
+            for offset in (1, 2):
+                await store.save(
+                    "src", source, offset * 100 + source, f"{source}@{offset}".encode()
+                )
+        for offset in range(70):  # buries partition 1's: the reader must widen past 16, 64
+            await other.save("src", 1, offset, b"y" * 50)
+        loaded = await store.load_many("src", [0, 1, 2, 3, 4, 5, 7])
+        got = {p: (s.offset, s.payload) if s is not None else None for p, s in loaded.items()}
+        assert got == {
+            0: (200, b"0@2"),
+            1: (201, b"1@2"),
+            2: None,  # never written
+            3: (203, b"3@2"),
+            4: (204, b"4@2"),
+            5: None,
+            7: (207, b"7@2"),
+        }
+        for p in (0, 1, 4):
+            one = await store.load("src", p)
+            assert one is not None and (one.offset, one.payload) == got[p]
+    finally:
+        await store.stop()
+        await other.stop()

@@ -18,6 +18,7 @@ everything, which is always correct, only slower.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -107,9 +108,19 @@ class SnapshotStore:
     async def load(self, topic: str, partition: int) -> Snapshot | None:
         """The latest snapshot of `topic`/`partition`, or None (missing or unusable:
         logged and counted)."""
-        value = await latest_value(
-            self.bootstrap, self.topic, _key(self.owner, topic, partition), partition
+        return (await self.load_many(topic, [partition]))[partition]
+
+    async def load_many(self, topic: str, partitions: Iterable[int]) -> dict[int, Snapshot | None]:
+        """The latest snapshot of each of `topic`'s `partitions` (None where missing or
+        unusable: logged and counted), read with one reader: an assignment of 64
+        partitions is one connection and a few fetches, not 64 of each."""
+        wanted = list(dict.fromkeys(partitions))
+        values = await latest_values(
+            self.bootstrap, self.topic, {p: _key(self.owner, topic, p) for p in wanted}
         )
+        return {p: self._parse(values[p], topic, p) for p in wanted}
+
+    def _parse(self, value: bytes | None, topic: str, partition: int) -> Snapshot | None:
         if value is None:
             RESTORES.labels(self.owner, "missing").inc()
             return None
@@ -153,18 +164,40 @@ class SnapshotStore:
         return RestorePoint(snapshot, max(snapshot.offset, log_start))
 
 
+# A restore reads a handful of records and never waits for new ones: with
+# aiokafka's 500 ms default, each seek back to a wider window first waited out
+# the long poll already sent at the old position (1 s a restore, and a
+# planner's 64 partitions, one reader each at once, 11-16 s on 2 cores).
+_FETCH_WAIT_MS = 20
+
+
 async def latest_value(
     bootstrap: str, topic: str, key: bytes, source_partition: int
 ) -> bytes | None:
-    """The value of the last record with `key` in its snapshot partition: read backwards
-    from the end in growing windows, so a restore reads a handful of records."""
+    """The value of the last record with `key` in its snapshot partition."""
+    found = await latest_values(bootstrap, topic, {source_partition: key})
+    return found[source_partition]
+
+
+async def latest_values(
+    bootstrap: str, topic: str, keys: Mapping[int, bytes]
+) -> dict[int, bytes | None]:
+    """For each source partition, the value of the last record with its key in the
+    snapshot partition that holds it; one reader for all of them. Each snapshot
+    partition is read backwards from its end in growing windows, so a restore reads
+    a handful of records, never the partition's history."""
+    out: dict[int, bytes | None] = dict.fromkeys(keys)
+    if not keys:
+        return out
     consumer = AIOKafkaConsumer(
         **client_security(),
         bootstrap_servers=bootstrap,
         client_id="synod-snapshot-reader",
         group_id=None,
         enable_auto_commit=False,
+        auto_offset_reset="earliest",
         isolation_level="read_committed",
+        fetch_max_wait_ms=_FETCH_WAIT_MS,
         max_partition_fetch_bytes=MAX_SNAPSHOT_BYTES + 64 * 1024,
         fetch_max_bytes=MAX_SNAPSHOT_BYTES + 64 * 1024,
     )
@@ -176,28 +209,47 @@ async def latest_value(
             partitions = consumer.partitions_for_topic(topic)
         if not partitions:
             log.warning("no snapshot topic", extra={"topic": topic})
-            return None
-        tp = TopicPartition(topic, source_partition % len(partitions))
-        consumer.assign([tp])
-        begin = (await consumer.beginning_offsets([tp]))[tp]
-        end = (await consumer.end_offsets([tp]))[tp]
-        window = 16
-        stop = end
-        while stop > begin:
-            start = max(begin, stop - window)
-            consumer.seek(tp, start)
-            found: bytes | None = None
-            while await consumer.position(tp) < stop:
-                batch = await consumer.getmany(tp, timeout_ms=1000)
-                for record in batch.get(tp, []):
-                    if record.offset >= stop:
-                        break
-                    if record.key == key:
-                        found = record.value  # later ones win
-            if found is not None:
-                return found
-            stop = start
-            window *= 4
-        return None
+            return out
+        wanted: dict[TopicPartition, dict[bytes, int]] = {}
+        for source, key in keys.items():
+            tp = TopicPartition(topic, source % len(partitions))
+            wanted.setdefault(tp, {})[key] = source
+        consumer.assign(list(wanted))
+        begins = await consumer.beginning_offsets(list(wanted))
+        ends = await consumer.end_offsets(list(wanted))
+        for tp, by_key in wanted.items():
+            for key, value in (
+                await _scan_back(consumer, tp, begins[tp], ends[tp], by_key)
+            ).items():
+                out[by_key[key]] = value
+        return out
     finally:
         await consumer.stop()
+
+
+async def _scan_back(
+    consumer: AIOKafkaConsumer,
+    tp: TopicPartition,
+    begin: int,
+    end: int,
+    by_key: Mapping[bytes, int],
+) -> dict[bytes, bytes]:
+    """The last value of each key of `by_key` in `tp` below `end`, windows widening back."""
+    found: dict[bytes, bytes] = {}
+    window = 16
+    stop = end
+    while stop > begin and len(found) < len(by_key):
+        start = max(begin, stop - window)
+        consumer.seek(tp, start)
+        here: dict[bytes, bytes] = {}
+        while await consumer.position(tp) < stop:
+            batch = await consumer.getmany(tp, timeout_ms=1000)
+            for record in batch.get(tp, []):
+                if record.offset >= stop:
+                    break
+                if record.key in by_key and record.key not in found:
+                    here[record.key] = record.value  # later ones win
+        found.update(here)
+        stop = start
+        window *= 4
+    return found

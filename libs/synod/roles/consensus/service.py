@@ -39,7 +39,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,7 +53,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from synod.core.consensus.fold import FoldResult, Log, PartitionFold, Publish
 from synod.core.consensus.ticker import REACHABILITY_FRESH_S, Marker, ReachabilityView, Ticker
 from synod.core.resilience.backoff import RetryPolicy
-from synod.core.snapshot import SnapshotError
+from synod.core.snapshot import Snapshot, SnapshotError
 from synod.errors import DecodeError
 from synod.observability import record_consumer_lag
 from synod.service.host import ServiceContext
@@ -467,14 +467,8 @@ class ConsensusService:
             committed = {tp: await consumer.committed(tp) for tp in mine}
             restored: dict[int, tuple[PartitionFold, RestorePoint]] = {}
             if self.settings.snapshots:
-                # Read at once: each load is a round trip or two to the snapshot topic.
                 wanted = [tp for tp in mine if tp.partition not in self._parked]
-                loads = await asyncio.gather(
-                    *(self._restore(tp.partition, starts[tp], ends[tp]) for tp in wanted)
-                )
-                for tp, found in zip(wanted, loads, strict=True):
-                    if found is not None:
-                        restored[tp.partition] = found
+                restored = await self._restore(wanted, starts, ends)
             # No await from here on: the seeks and the epoch bump are one step, so
             # a fetch either precedes them (and is refetched) or follows them.
             reused = []
@@ -519,14 +513,30 @@ class ConsensusService:
             )
 
     async def _restore(
-        self, partition: int, log_start: int, log_end: int
-    ) -> tuple[PartitionFold, RestorePoint] | None:
-        """The partition's fold from its latest snapshot, or None: replay from the start."""
+        self,
+        wanted: list[TopicPartition],
+        starts: Mapping[TopicPartition, int],
+        ends: Mapping[TopicPartition, int],
+    ) -> dict[int, tuple[PartitionFold, RestorePoint]]:
+        """Each partition's fold from its latest snapshot; a partition left out replays
+        from the start. One reader for the whole assignment."""
+        if not wanted:
+            return {}
         try:
-            snapshot = await self.snapshots.load(self.topic, partition)
+            loaded = await self.snapshots.load_many(self.topic, [tp.partition for tp in wanted])
         except KafkaError as exc:
             log.warning("snapshot not read; replaying", extra={"error": repr(exc)})
-            return None
+            return {}
+        restored: dict[int, tuple[PartitionFold, RestorePoint]] = {}
+        for tp in wanted:
+            found = self._usable(tp.partition, loaded[tp.partition], starts[tp], ends[tp])
+            if found is not None:
+                restored[tp.partition] = found
+        return restored
+
+    def _usable(
+        self, partition: int, snapshot: Snapshot | None, log_start: int, log_end: int
+    ) -> tuple[PartitionFold, RestorePoint] | None:
         if snapshot is None:
             return None
         point = self.snapshots.check(snapshot, log_start, log_end)
