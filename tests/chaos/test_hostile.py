@@ -149,7 +149,12 @@ def _unaccounted(log: list[Envelope[Any]]) -> list[str]:
                 int(round_[1:]) + 1 if round_.startswith("-") else 2
             )
             revised = next_round in votes or f"revise-{next_round.rpartition('-')[2]}" in revisions
-            failed = isinstance(outcome, TaskFailed) and body.outcome in outcome.reason
+            # The failure rests on this decision: it names it (a `cp` ballot that
+            # found voters unreachable fails with "no quorum (cp): ... unreachable
+            # voters: ...", not with the outcome's name; seen under CI load).
+            failed = isinstance(outcome, TaskFailed) and (
+                outcome.decision_id == body.decision_id or body.outcome in outcome.reason
+            )
             if not (revised or failed):
                 problems.append(f"{body.proposal_id} ended {body.outcome} unanswered")
     if isinstance(outcome, TaskFailed) and not outcome.reason:
