@@ -115,7 +115,8 @@ async def test_an_assignment_loads_every_partition_with_one_reader(bootstrap: st
         }
         for p in (0, 1, 4):
             one = await store.load("src", p)
-            assert one is not None and (one.offset, one.payload) == got[p]
+            assert one is not None
+            assert (one.offset, one.payload) == got[p]
     finally:
         await store.stop()
         await other.stop()
