@@ -306,6 +306,15 @@ class TaskMachine(TaskState):
 
     # ------------------------------------------------------------ queries
 
+    def next_wake(self) -> datetime | None:
+        """When the machine next decides on time alone, with no new input: the task's
+        deadline, its next hedge, or its escalation's timeout, whichever is first (in
+        the past if it is overdue already); None while nothing can come of the time
+        (not started, finished). The planner steps the task with a `Tick` then, and
+        at no other time unless something else comes in (synod.core.task.wakes).
+        The same as `ready().wake_at`, without deciding the actions."""
+        return self._wake_at()
+
     def usage(self) -> Usage:
         return usage(self)
 

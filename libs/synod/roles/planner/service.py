@@ -56,6 +56,7 @@ from synod.core.task import (
 )
 from synod.core.task import budget as task_budget
 from synod.core.task.escalation import answer_id
+from synod.core.task.wakes import Wakes
 from synod.errors import DecodeError, SynodError
 from synod.ids import derived_id
 from synod.llm import LLMBackend, LLMError, LLMRequest, LLMTimeoutError, PlanOutput, select_backend
@@ -232,15 +233,22 @@ class Planner:
         self.rebuild_ended = asyncio.Event()  # set whenever no rebuild is under way
         self.rebuild_ended.set()
         self.rebuilt_events = 0  # records folded by the latest rebuild
+        # When each task in memory next needs the time (its machine's next_wake, set
+        # after every run): the sweep steps only the tasks due, not all it holds.
+        self.wakes = Wakes()
+        self.swept_quarantine: frozenset[str] | None = None  # as the last sweep saw it
 
     def machine(self, task_id: str) -> TaskMachine:
         machine = self.tasks.get(task_id)
         if machine is None:
             machine = self.tasks[task_id] = TaskMachine(task_id, self.config)
             self.locks[task_id] = asyncio.Lock()
+            # Not run yet (folded by a rebuild, say): the next sweep steps it once.
+            self.wakes.soon(task_id)
             while len(self.tasks) > MAX_TASKS_IN_MEMORY:
                 oldest, _ = self.tasks.popitem(last=False)  # its log can rebuild it
                 self.locks.pop(oldest, None)
+                self.wakes.drop(oldest)
         self.tasks.move_to_end(task_id)
         return machine
 
@@ -291,7 +299,17 @@ class Planner:
 
     async def run(self, machine: TaskMachine) -> None:
         """Carry out what the machine says (synod.core.task.carry builds every record),
-        until it says nothing new."""
+        until it says nothing new; then schedule the task's next wake."""
+        try:
+            await self._run(machine)
+        except BaseException:
+            # What it said is still to do (ready() says it again until advanced):
+            # the next sweep tries again, as it would have for every task before.
+            self.wakes.soon(machine.task_id)
+            raise
+        self.wakes.set(machine.task_id, machine.next_wake())
+
+    async def _run(self, machine: TaskMachine) -> None:
         for _ in range(MAX_ROUNDS):
             ready = machine.ready()
             if not ready.actions:
@@ -518,34 +536,63 @@ class Planner:
         machine.step(Logged(envelope, replayed=True))  # counted now, not when it is read back
 
     async def sweep_deadlines(self, interval_s: float = 1.0) -> None:
-        """Tell the tasks of the partitions held now the time: deadlines, hedges."""
+        """Tell the tasks of the partitions held now the time, when they need it."""
         while True:
             await asyncio.sleep(interval_s)
-            if self.consumer is None:
+            await self.sweep_once()
+
+    async def sweep_once(self) -> int:
+        """One sweep: step every task whose wake (deadline, hedge, escalation timeout)
+        has come, and every task once when the quarantine changed (the electorate
+        did). Returns how many machines it stepped.
+
+        Tasks of a partition not held now or still being rebuilt wait aside until
+        it is held and rebuilt (`Wakes.hold`); tasks that left memory (finished, at
+        a snapshot) drop out. The workers' lane maps need no sweep of their own:
+        they matter only when a hedge fires, and a hedge is a wake."""
+        if self.consumer is None:
+            return 0
+        owned = {
+            tp.partition for tp in self.consumer.assigned if tp.topic.endswith(TASK_EVENTS.name)
+        }
+        now = utc_now()
+        quarantined = self.quarantine.active(now)
+        if quarantined != self.swept_quarantine:
+            self.swept_quarantine = quarantined
+            for task_id, partition in self.partition_of.items():
+                if partition in owned:  # the others are stepped when rebuilt
+                    self.wakes.soon(task_id)
+        self.wakes.release(owned - self.rebuilding)
+        stepped = 0
+        for n, (task_id, at) in enumerate(self.wakes.due(now)):
+            if n % SWEEP_YIELD_EVERY == SWEEP_YIELD_EVERY - 1:
+                # Let the loop run: a sweep over 5,000 tasks in one go (no await
+                # in it yields unless a machine publishes) kept the consumer's
+                # heartbeats out for longer than the session (bench/scale.py).
+                await asyncio.sleep(0)
+            machine = self.tasks.get(task_id)
+            lock = self.locks.get(task_id)
+            if machine is None or lock is None:
+                self.wakes.drop(task_id)  # finished, left memory at a snapshot
                 continue
-            owned = {
-                tp.partition for tp in self.consumer.assigned if tp.topic.endswith(TASK_EVENTS.name)
-            }
-            now = utc_now()
-            for n, (task_id, machine) in enumerate(list(self.tasks.items())):
-                if n % SWEEP_YIELD_EVERY == SWEEP_YIELD_EVERY - 1:
-                    # Let the loop run: a sweep over 5,000 tasks in one go (no await
-                    # in it yields unless a machine publishes) kept the consumer's
-                    # heartbeats out for longer than the session (bench/scale.py).
-                    await asyncio.sleep(0)
-                partition = self.partition_of.get(task_id)
-                if partition not in owned or partition in self.rebuilding:
-                    continue  # not ours, or partial until its rebuild ends
-                lock = self.locks.get(task_id)
-                if lock is None or lock.locked():
-                    # Gone (finished, left memory at a snapshot) or busy with an
-                    # input (a plan call, say): next sweep.
-                    continue
-                async with lock:
-                    machine.step(Quarantined(self.quarantine.active(now)))
-                    machine.step(self.lanes.owners())
-                    machine.step(Tick(now))
-                    await self.run(machine)
+            held_in = self.partition_of.get(task_id)
+            if held_in is None:
+                continue  # not from the log (cannot happen: handle and rebuild set it)
+            if held_in not in owned or held_in in self.rebuilding:
+                self.wakes.hold(task_id, held_in, at)  # not ours, or partial for now
+                continue
+            if lock.locked():
+                # Busy with an input (a plan call, say): its run sets the next wake;
+                # until then it stays due, for the next sweep.
+                self.wakes.earliest(task_id, at)
+                continue
+            async with lock:
+                machine.step(Quarantined(quarantined))
+                machine.step(self.lanes.owners())
+                machine.step(Tick(now))
+                await self.run(machine)
+            stepped += 1
+        return stepped
 
     # ------------------------------------------------------------ rebuild
 
@@ -559,9 +606,15 @@ class Planner:
         try:
             starts = await self._fold_partitions(own)
         finally:
-            self.rebuilding -= {tp.partition for tp in own}
+            rebuilt = {tp.partition for tp in own}
+            self.rebuilding -= rebuilt
             if not self.rebuilding:
                 self.rebuild_ended.set()
+            # Every task folded here may have something to do with no record to come
+            # (a deadline passed while no one held its partition): due at once.
+            for task_id, partition in self.partition_of.items():
+                if partition in rebuilt:
+                    self.wakes.soon(task_id)
         log.info(
             "rebuilt task state",
             extra={
