@@ -17,6 +17,7 @@ import pytest
 from aiokafka.structs import TopicPartition
 
 from synod.core.task import TaskConfig
+from synod.core.task.wakes import SOON
 from synod.roles.planner import service
 from synod.roles.planner.service import Planner
 from synod.transport import MemoryBroker, MemoryConsumer, MemoryPublisher, RawRecord
@@ -242,4 +243,32 @@ async def test_a_task_left_memory_drops_out_of_the_schedule(clock: Clock) -> Non
     clock.now = start + timedelta(seconds=61)
     assert await team.sweep() == 0
     assert "t" not in planner.wakes
+    await team.consumer.stop()
+
+
+async def test_every_task_a_rebuild_folded_is_due_right_after_it(clock: Clock) -> None:
+    # A rebuild folds records (snapshot and tail) without running the machines: a
+    # deadline that passed while no planner held the partition has no record to
+    # come, so the sweep after the rebuild must step the task.
+    team = Team()
+    await team.start()
+    start = clock.now
+    await team.log(submitted("back", steps=1, deadline_s=60, at=clock.now))
+    await team.log(submitted("other", steps=1, deadline_s=60, at=clock.now))
+    await team.sweep()
+    planner = team.planner
+    partition = team.partition_of("back")
+
+    async def fold_nothing_new(own: list[TopicPartition]) -> dict[TopicPartition, int]:
+        assert planner.rebuilding == {partition}
+        return {}
+
+    planner._fold_partitions = fold_nothing_new  # type: ignore[method-assign]
+    await planner.rebuild([TopicPartition(EVENTS, partition)])
+    assert planner.wakes.when("back") == SOON
+    if team.partition_of("other") != partition:
+        assert planner.wakes.when("other") == start + timedelta(seconds=60)  # not rebuilt
+    clock.now = start + timedelta(seconds=61)
+    assert await team.sweep() >= 1
+    assert isinstance(team.bodies(RESULTS, "back")[0], TaskFailed)
     await team.consumer.stop()
