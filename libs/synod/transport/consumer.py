@@ -287,7 +287,7 @@ class KeyOrderedConsumer:
             tp = TopicPartition(lane.topic, lane.partition)
             pressure = 0.0
             if lane.offsets is not None and lane.offsets.finished_above > 64:
-                pressure = lane.offsets.metadata_pressure()
+                pressure = lane.offsets.metadata_pressure(cfg.metadata_pause_at * 0.75)
             full = lane.buffered >= cfg.max_buffered_per_partition
             if not lane.paused and (full or pressure >= cfg.metadata_pause_at):
                 self._consumer.pause(tp)

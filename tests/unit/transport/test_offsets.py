@@ -106,3 +106,62 @@ def test_nothing_unfinished_is_ever_claimed_finished(rng: random.Random, n: int)
         assert below <= done
         assert claimed <= done
         assert point.offset not in done or point.offset == n
+
+
+class _Reference:
+    """The obvious model: a min over the sets each time (what PartitionOffsets was)."""
+
+    def __init__(self, start: int, skip: set[int]) -> None:
+        self.start, self.next = start, start
+        self.pending: set[int] = set()
+        self.finished = {o for o in skip if o >= start}
+
+    def receive(self, o: int) -> bool:
+        self.next = max(self.next, o + 1)
+        if o in self.finished or o < self.start:
+            return False
+        self.pending.add(o)
+        return True
+
+    def finish(self, o: int) -> None:
+        if o in self.pending:
+            self.pending.discard(o)
+            self.finished.add(o)
+            point = self.commit_offset()
+            self.finished = {f for f in self.finished if f >= point}
+
+    def commit_offset(self) -> int:
+        return min(self.pending) if self.pending else self.next
+
+    def pressure(self) -> float:
+        point = self.commit_offset()
+        finished = sorted(o for o in self.finished if o > point)
+        return len(encode_finished(point, finished)) / METADATA_LIMIT
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(0, 50),
+    st.sets(st.integers(0, 400), max_size=40),
+    st.lists(st.tuples(st.booleans(), st.integers(0, 400)), max_size=300),
+)
+def test_the_heaps_agree_with_a_min_over_the_sets(
+    start: int, skip: set[int], ops: list[tuple[bool, int]]
+) -> None:
+    offsets, ref = PartitionOffsets(start, set(skip)), _Reference(start, set(skip))
+    for receive, o in ops:
+        if receive:
+            assert offsets.receive(o) == ref.receive(o)
+        else:
+            offsets.finish(o)
+            ref.finish(o)
+        assert offsets.commit_offset == ref.commit_offset()
+        assert offsets.finished_above == len(ref.finished)
+        exact = ref.pressure()
+        assert offsets.metadata_pressure() == exact
+        # Asked with a threshold: exact at or above it, a bound (never below) under it.
+        bounded = offsets.metadata_pressure(exact_above=0.01)
+        assert bounded >= exact
+        if bounded >= 0.01:
+            assert bounded == exact
+    assert offsets.commit_point().offset == ref.commit_offset()
