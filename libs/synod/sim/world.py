@@ -34,8 +34,9 @@ import heapq
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from synod.core.check import LogRecord, Report
@@ -120,8 +121,9 @@ LOG_TOPIC = {
     "votes": VOTES.name,
     "results": RESULTS.name,
 }
-# The planner writes each record alone and forwards it when it reads it back.
-OUTBOX: carry.OutboxMode = "read-back"
+# The outbox modes the sim's planner carries out (ADR 0012); `ack` is the service's
+# default. `transaction` is not modelled (the broker model has no transactions).
+OUTBOXES: tuple[carry.OutboxMode, ...] = ("ack", "read-back")
 
 SESSION_TIMEOUT_S = 10.0
 # The services beat every second; every two here halves the events, and the
@@ -163,17 +165,30 @@ class SimConfig:
     # Whether the supervisor's Reassign and Escalate reach the task logs (off: it only
     # watches, to show what its remedies change).
     reassign: bool = True
+    # The planner's outbox (SYNOD_PLANNER_OUTBOX): `ack` logs a record with its copies
+    # and sends them on once the log has it; `read-back` forwards on reading it back.
+    outbox: carry.OutboxMode = "ack"
+
+    def __post_init__(self) -> None:
+        if self.outbox not in OUTBOXES:
+            raise ValueError(f"outbox {self.outbox!r}: the sim models {', '.join(OUTBOXES)}")
 
 
 @dataclass(frozen=True)
 class Out:
-    """One record to send: topic, Kafka key, partition key, envelope, encoding."""
+    """One record to send: topic, Kafka key, partition key, envelope, encoding.
+
+    `copy`: the planner's record sent on from its log (outbox `ack`), with the
+    envelope as the log took it (its clocks); `then`: what its sender does once
+    the broker has it (the planner's `Forwarded.wrote` after a batch's last)."""
 
     topic: str
     key: bytes
     envelope: Envelope[Any]
     content_type: str = "avro"
     partition_key: bytes | None = None
+    copy: bool = False
+    then: Callable[[], None] | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -190,6 +205,7 @@ class Job:
     outs: list[Out] | None = None
     sent: int = 0
     stalled: bool = False  # its time came while the instance was paused
+    logged: dict[str, Envelope[Any]] = field(default_factory=dict)  # sent, as stamped
 
 
 @dataclass
@@ -264,7 +280,9 @@ class Planner(Instance):
     def reset(self) -> None:
         self.machines: dict[str, TaskMachine] = {}
         self.partition_of: dict[str, TP] = {}
-        self.forwarded = carry.Forwarded(OUTBOX)
+        # A new process remembers nothing it forwarded: what its predecessor logged
+        # and did not send on goes on when it is read back (ack, ADR 0012).
+        self.forwarded = carry.Forwarded(self.world.config.outbox)
         super().reset()
 
     def subscriptions(self) -> list[tuple[str, tuple[str, ...]]]:
@@ -322,19 +340,27 @@ class Planner(Instance):
         return outs
 
     def run(self, m: TaskMachine) -> list[Out]:
-        """One ready/advance round, as Planner.run does with the `read-back` outbox when
-        nothing feeds back: every record built by synod.core.task.carry."""
+        """One ready/advance round, as Planner.run does when nothing feeds back: every
+        record built by synod.core.task.carry. `read-back`: each record alone (its
+        forwards follow when it is read back); `ack`: each batch as the outbox sends
+        it (`carry.sends`: records, grants, then copies), then `Forwarded.wrote`."""
+        mode = self.world.config.outbox
         ready = m.ready()
         outs: list[Out] = []
-        for item in carry.carry_out(m, ready, self.sender, OUTBOX, self.at()):
+        for item in carry.carry_out(m, ready, self.sender, mode, self.at()):
             if isinstance(item, carry.Ask):
                 # Simulated tasks carry their plans and are `strong`: neither is asked for.
                 raise AssertionError(f"the simulator does not model {type(item.action).__name__}")
-            for w in item:
+            batch = []
+            for w, copy in carry.sends(item):
                 if w.to == "steps.cancel":
                     continue  # workers here do not stop a losing hedge
                 topic = LOG_TOPIC[w.to]
-                outs.append(Out(topic, w.key or b"", w.envelope, w.content_type, w.partition_key))
+                key = w.key or b""
+                batch.append(Out(topic, key, w.envelope, w.content_type, w.partition_key, copy))
+            if mode == "ack" and any(w.copies for w in item):
+                batch[-1] = replace(batch[-1], then=partial(self.forwarded.wrote, item))
+            outs.extend(batch)
         m.advance(ready)
         return outs
 
@@ -512,6 +538,8 @@ class SimResult:
     detected: list[tuple[float, str]]  # (virtual time, instance) the supervisor found dead
     quarantined: list[str]  # instances the supervisor quarantined
     reassigned: list[tuple[float, str, str, str]]  # (time, task, step, reason) reassigned
+    torn: list[tuple[float, str, str, str]]  # (time, planner, message id, topic) copies lost
+    outbox: str = "ack"
 
     @property
     def ok(self) -> bool:
@@ -534,6 +562,11 @@ class SimResult:
             "reassigned": [
                 {"at_s": round(t, 3), "task_id": task, "step_id": step, "reason": reason}
                 for t, task, step, reason in self.reassigned
+            ],
+            "outbox": self.outbox,
+            "copies_lost": [
+                {"at_s": round(t, 3), "instance": i, "message_id": m, "topic": topic}
+                for t, i, m, topic in self.torn
             ],
             "stuck": self.stuck,
             "view_disagrees": self.views,
@@ -597,6 +630,9 @@ class World:
         # When each instance could not beat (crashed or paused): what detection is judged by.
         self.silent: dict[str, list[list[float]]] = {}
         self.quarantined: list[str] = []
+        # (time, planner, message id, topic): a copy lost when its sender crashed after
+        # the log took the record (outbox `ack`); its successor must send it on.
+        self.torn: list[tuple[float, str, str, str]] = []
 
     # ------------------------------------------------------------ plumbing
 
@@ -706,8 +742,9 @@ class World:
 
     def append(
         self, out: Out, inst: Instance | None, faults: bool = True, stamper: Stamper | None = None
-    ) -> None:
-        """Send a record; with faults off (the supervisor's), no draw from the seed."""
+    ) -> Envelope[Any]:
+        """Send a record, as stamped; with faults off (the supervisor's), no draw from
+        the seed."""
         env = out.envelope
         stamper = inst.stamper if inst is not None else stamper
         if stamper is not None:
@@ -735,6 +772,7 @@ class World:
             self.terminal.setdefault(env.task_id or "", type(env.body).__name__)
         if out.topic in (TASK_EVENTS.name, VOTES.name):
             self.observe(out.topic, env)
+        return env
 
     # ------------------------------------------------------------ the supervisor
 
@@ -922,12 +960,19 @@ class World:
             if self.chance("crash", self.plan.crash_mid_publish_p):
                 self.crash(inst)  # mid-publish: some of the job's records are out
                 return
+            out = job.outs[job.sent]
+            if out.copy:  # sent on with the clocks the log holds
+                out = replace(out, envelope=job.logged[out.envelope.message_id])
             token = HANDLING.set(job.cause)
             try:
-                self.append(job.outs[job.sent], inst)
+                sent = self.append(out, inst)
             finally:
                 HANDLING.reset(token)
+            if out.topic == TASK_EVENTS.name:
+                job.logged[sent.message_id] = sent
             job.sent += 1
+            if out.then is not None:
+                out.then()
         if job.consumer is not None and job.tp is not None and job.offsets is not None:
             job.consumer.dedup.add(job.dedup_key)
             if job.consumer.assigned.get(job.tp) is job.offsets:
@@ -995,6 +1040,14 @@ class World:
             spans.append([self.now, math.inf])
 
     def crash(self, inst: Instance) -> None:
+        job = inst.busy
+        if job is not None and job.outs is not None:
+            # The ack window: records in the log whose copies never went out.
+            self.torn.extend(
+                (self.now, inst.name, o.envelope.message_id, o.topic)
+                for o in job.outs[job.sent :]
+                if o.copy and o.envelope.message_id in job.logged
+            )
         self.fall_silent(inst)
         inst.alive = False
         inst.incarnation += 1
@@ -1226,6 +1279,8 @@ class World:
             detected=self.detected,
             quarantined=self.quarantined,
             reassigned=self.reassigned,
+            torn=self.torn,
+            outbox=self.config.outbox,
         )
 
 
