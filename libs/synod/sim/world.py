@@ -76,6 +76,7 @@ from synod.transport.dedup import DedupWindow
 from synod.transport.offsets import PartitionOffsets, decode_finished
 from synod.transport.topics import (
     RESULTS,
+    STEPS_CANCEL,
     STEPS_CODER,
     STEPS_RESEARCHER,
     SUPERVISOR,
@@ -98,7 +99,7 @@ from synod.wire import (
     Vote,
     VoteRequested,
 )
-from synod.wire.messages import FileWritten
+from synod.wire.messages import FileWritten, StepCancelled
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)  # virtual time 0
 EPOCH_S = EPOCH.timestamp()
@@ -107,6 +108,7 @@ TOPICS = (
     TASK_EVENTS,
     STEPS_CODER,
     STEPS_RESEARCHER,
+    STEPS_CANCEL,
     VOTES,
     RESULTS,
     WORKSPACE,
@@ -118,6 +120,7 @@ LOG_TOPIC = {
     "workspace": WORKSPACE.name,
     "steps.researcher": STEPS_RESEARCHER.name,
     "steps.coder": STEPS_CODER.name,
+    "steps.cancel": STEPS_CANCEL.name,
     "votes": VOTES.name,
     "results": RESULTS.name,
 }
@@ -211,6 +214,9 @@ class Job:
 @dataclass
 class Consumer:
     group: Group
+    # Read beside the instance's work, even while it is busy (a worker's cancels:
+    # the service reads them with a consumer of their own while a call runs).
+    side: bool = False
     generation: int = 0
     assigned: dict[TP, PartitionOffsets] = field(default_factory=dict)
     position: dict[TP, int] = field(default_factory=dict)
@@ -243,7 +249,10 @@ class Instance:
         self.beats = 0  # a new process counts its heartbeats from 0 again
         self.stamper = Stamper(self.name, clock_ms=self.clock_ms)
         self.busy = None
-        self.consumers = [Consumer(self.world.broker.group(g, t)) for g, t in self.subscriptions()]
+        self.consumers = [
+            Consumer(self.world.broker.group(g, t), side=self.side(g))
+            for g, t in self.subscriptions()
+        ]
 
     def clock_ms(self) -> int:
         return round(self.world.now * 1000) + self.skew_ms
@@ -255,6 +264,13 @@ class Instance:
 
     def subscriptions(self) -> list[tuple[str, tuple[str, ...]]]:
         return []
+
+    def side(self, group: str) -> bool:
+        return False
+
+    def on_side(self, envelope: Envelope[Any]) -> None:
+        """A record of a side consumer, handled at once (no time, nothing sent)."""
+        return None
 
     def on_assigned(self, consumer: Consumer, tps: list[TP]) -> None:
         return None
@@ -353,8 +369,6 @@ class Planner(Instance):
                 raise AssertionError(f"the simulator does not model {type(item.action).__name__}")
             batch = []
             for w, copy in carry.sends(item):
-                if w.to == "steps.cancel":
-                    continue  # workers here do not stop a losing hedge
                 topic = LOG_TOPIC[w.to]
                 key = w.key or b""
                 batch.append(Out(topic, key, w.envelope, w.content_type, w.partition_key, copy))
@@ -372,9 +386,45 @@ class Worker(Instance):
         self.role = role
         super().__init__(world, name, zone, skew_ms)
 
+    def reset(self) -> None:
+        # As WorkerService.on_cancel: the requests cancelled lately (a cancel may come
+        # before its request). A new process knows none.
+        self.cancelled: set[str] = set()
+        super().reset()
+
     def subscriptions(self) -> list[tuple[str, tuple[str, ...]]]:
         topic = STEPS_CODER.name if self.role == "coder" else STEPS_RESEARCHER.name
-        return [(f"synod.{self.role}", (topic,))]
+        # Every instance reads every cancel, in a group of its own, from now on.
+        cancel = f"synod.{self.role}.cancel.{self.name}"
+        return [(f"synod.{self.role}", (topic,)), (cancel, (STEPS_CANCEL.name,))]
+
+    def side(self, group: str) -> bool:
+        return group.startswith(f"synod.{self.role}.cancel.")
+
+    def on_assigned(self, consumer: Consumer, tps: list[TP]) -> None:
+        if consumer.side:  # auto_offset_reset latest: cancels for attempts running now
+            for tp in tps:
+                end = self.world.broker.end(tp)
+                consumer.assigned[tp] = PartitionOffsets(end)
+                consumer.position[tp] = end
+
+    def on_side(self, envelope: Envelope[Any]) -> None:
+        """As WorkerService.on_cancel: remember the cancelled requests and stop the one
+        running here, if it is one of them and its model call is still out (its
+        records not yet sent). Simulated tasks have no budget, so a stopped attempt
+        has no usage to charge (`_charge_cancel` writes nothing then either)."""
+        body = envelope.body
+        if not isinstance(body, StepCancelled):
+            return
+        self.cancelled.update(body.request_ids)
+        job = self.busy
+        if (
+            job is not None
+            and job.outs is None
+            and job.cause is not None
+            and job.cause.message_id in body.request_ids
+        ):
+            self.world.stop(self, job)
 
     def handle(
         self, consumer: Consumer, record: Record, envelope: Envelope[Any]
@@ -382,6 +432,9 @@ class Worker(Instance):
         step = envelope.body
         if not isinstance(step, StepRequested):
             return None
+        if envelope.message_id in self.cancelled:
+            self.world.stopped.append((self.world.now, self.name, envelope.message_id, False))
+            return None  # cancelled before it started: nothing to publish
         took, result = self.world.model_step(
             self.name, step, envelope.attempt, envelope.task_id or ""
         )
@@ -539,6 +592,7 @@ class SimResult:
     quarantined: list[str]  # instances the supervisor quarantined
     reassigned: list[tuple[float, str, str, str]]  # (time, task, step, reason) reassigned
     torn: list[tuple[float, str, str, str]]  # (time, planner, message id, topic) copies lost
+    stopped: list[tuple[float, str, str, bool]]  # (time, worker, request, running) cancelled
     outbox: str = "ack"
 
     @property
@@ -567,6 +621,10 @@ class SimResult:
             "copies_lost": [
                 {"at_s": round(t, 3), "instance": i, "message_id": m, "topic": topic}
                 for t, i, m, topic in self.torn
+            ],
+            "cancelled": [
+                {"at_s": round(t, 3), "instance": i, "request_id": m, "running": running}
+                for t, i, m, running in self.stopped
             ],
             "stuck": self.stuck,
             "view_disagrees": self.views,
@@ -633,6 +691,8 @@ class World:
         # (time, planner, message id, topic): a copy lost when its sender crashed after
         # the log took the record (outbox `ack`); its successor must send it on.
         self.torn: list[tuple[float, str, str, str]] = []
+        # (time, worker, request id, while running): attempts a StepCancelled stopped.
+        self.stopped: list[tuple[float, str, str, bool]] = []
 
     # ------------------------------------------------------------ plumbing
 
@@ -883,10 +943,13 @@ class World:
 
     def _on_poll(self, payload: tuple[Instance, int]) -> None:
         inst, incarnation = payload
-        if not inst.alive or inst.incarnation != incarnation or inst.paused or inst.busy:
+        if not inst.alive or inst.incarnation != incarnation or inst.paused:
             return
         if not self.reachable(inst):
             self.push(self.reachable_again(inst), "poll", payload)
+            return
+        self.poll_side(inst)
+        if inst.busy:
             return
         while True:
             logs = self.broker.logs
@@ -894,6 +957,7 @@ class World:
             ready = [
                 (c, tp)
                 for c in inst.consumers
+                if not c.side
                 for tp, at in c.position.items()
                 if at < len(log := logs[tp[0]][tp[1]]) and log[at].visible_at <= now
             ]
@@ -943,6 +1007,32 @@ class World:
             inst.busy = job
             self.push(self.now + took, "done", (inst, inst.incarnation, job))
             return
+
+    def poll_side(self, inst: Instance) -> None:
+        """Hand over what the side consumers can read now, in partition order."""
+        for c in inst.consumers:
+            if not c.side:
+                continue
+            for tp in sorted(c.position):
+                while (record := self.broker.read(tp, c.position[tp], self.now)) is not None:
+                    c.position[tp] += 1
+                    envelope = self.decode(record)
+                    if envelope is not None:
+                        inst.stamper.observe(record.topic, envelope)
+                        inst.on_side(envelope)
+
+    def stop(self, inst: Instance, job: Job) -> None:
+        """A running job stopped (a worker's cancelled attempt): its handler returns
+        having sent nothing, so its record is done; its pending end does nothing."""
+        assert job.cause is not None
+        self.stopped.append((self.now, inst.name, job.cause.message_id, True))
+        if job.consumer is not None and job.tp is not None and job.offsets is not None:
+            job.consumer.dedup.add(job.dedup_key)
+            if job.consumer.assigned.get(job.tp) is job.offsets:
+                job.offsets.finish(job.offset)
+                job.consumer.dirty.add(job.tp)
+        inst.busy = None
+        self.push(self.now, "poll", (inst, inst.incarnation))
 
     def _on_done(self, payload: tuple[Instance, int, Job]) -> None:
         inst, incarnation, job = payload
@@ -1280,6 +1370,7 @@ class World:
             quarantined=self.quarantined,
             reassigned=self.reassigned,
             torn=self.torn,
+            stopped=self.stopped,
             outbox=self.config.outbox,
         )
 
