@@ -945,12 +945,16 @@ class World:
         inst, incarnation = payload
         if not inst.alive or inst.incarnation != incarnation or inst.paused:
             return
+        if inst.busy:
+            # A busy worker still reads its cancels (reachable: a cut-off one gets
+            # them only after its call, when it polls again).
+            if self.reachable(inst):
+                self.poll_side(inst)
+            return
         if not self.reachable(inst):
             self.push(self.reachable_again(inst), "poll", payload)
             return
         self.poll_side(inst)
-        if inst.busy:
-            return
         while True:
             logs = self.broker.logs
             now = self.now
