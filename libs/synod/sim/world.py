@@ -3,15 +3,16 @@
 Instances of every role run the logic the services run, over the broker model
 (`synod.sim.kafka`): the planner drives `synod.core.task.TaskMachine` and builds
 its records with `synod.core.task.carry`, as `synod.roles.planner` does (fold on
-assignment, `step`, `ready`, carry out, `advance`; the log is its outbox), the
+assignment, `step`, `ready`, carry out, `advance`; the log is its outbox, `ack`
+by default: a record's copies go on once the log has it, `carry.sends`), the
 consensus instances fold synod.votes with `synod.core.consensus.fold.PartitionFold`
 (silently up to the committed offset, live after it) and write deadline markers
 with `synod.core.consensus.ticker`, workers and jurors build their records with
-`synod.core.work`, every consumer commits through
-`synod.transport.offsets.PartitionOffsets` and drops duplicates with
-`synod.transport.dedup.DedupWindow`, and every send is stamped by the real
-`synod.transport.causal.Stamper` on the instance's (skewed) virtual clock and
-encoded with the real codec. The models of the LLMs are drawn from the seed.
+`synod.core.work` (workers stop an attempt a `StepCancelled` names), every
+consumer commits through `synod.transport.offsets.PartitionOffsets` and drops
+duplicates with `synod.transport.dedup.DedupWindow`, and every send is stamped
+by the real `synod.transport.causal.Stamper` on the instance's (skewed) virtual
+clock and encoded with the real codec. The models of the LLMs are drawn from the seed.
 The supervisor core (`synod.core.supervisor`) watches as the supervisor
 service does, through its intake (`synod.core.supervisor.intake`): a heartbeat
 from every instance that is alive, running and reachable every `HEARTBEAT_S`,
