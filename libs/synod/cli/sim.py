@@ -17,8 +17,10 @@ import typer
 
 from synod.cli.output import JsonOption, emit
 from synod.core.bugs import BUGS
+from synod.core.task.carry import OutboxMode
 from synod.sim import FAULTS, FaultError, FaultPlan, SimConfig, parse_faults
 from synod.sim.sweep import Sweep, replay_command, run_one, shrink, sweep
+from synod.sim.world import OUTBOXES
 
 app = typer.Typer()
 
@@ -48,6 +50,10 @@ def sim(
         list[str] | None,
         typer.Option(help="plant a deliberate bug (to see it found): " + ", ".join(sorted(BUGS))),
     ] = None,
+    outbox: Annotated[
+        str,
+        typer.Option(help="the planner's outbox: " + " or ".join(OUTBOXES) + " (as the service's)"),
+    ] = SimConfig.outbox,
     do_shrink: Annotated[
         bool, typer.Option("--shrink", help="shrink a failing seed to fewer faults and tasks")
     ] = False,
@@ -59,13 +65,17 @@ def sim(
     if unknown:
         print(f"error: unknown bug(s) {unknown}; choose from {sorted(BUGS)}", file=sys.stderr)
         raise typer.Exit(code=2)
+    if outbox not in OUTBOXES:
+        print(f"error: --outbox {outbox}: choose from {', '.join(OUTBOXES)}", file=sys.stderr)
+        raise typer.Exit(code=2)
+    mode: OutboxMode = outbox
     try:
         plan = FaultPlan(faults=parse_faults(faults))
     except FaultError as exc:
         print(f"error: --faults: {exc}", file=sys.stderr)
         raise typer.Exit(code=2) from None
     if seeds == 1:
-        config = SimConfig(seed=seed, tasks=tasks, plan=plan)
+        config = SimConfig(seed=seed, tasks=tasks, plan=plan, outbox=mode)
         result = run_one(config, bugs)
         doc = result.to_json()
         if not result.ok:
@@ -90,11 +100,11 @@ def sim(
                 file=sys.stderr,
             )
 
-    done = sweep(seed, seeds, tasks, plan, bugs, progress)
+    done = sweep(seed, seeds, tasks, plan, bugs, progress, outbox=mode)
     failing = []
     for result, command in done.failed:
         if do_shrink:
-            config = SimConfig(seed=result.seed, tasks=tasks, plan=plan)
+            config = SimConfig(seed=result.seed, tasks=tasks, plan=plan, outbox=mode)
             command = replay_command(shrink(replace(config), bugs), bugs)
         failing.append({"seed": result.seed, "replay": command, **result.report.counts()})
     doc = {
@@ -105,6 +115,7 @@ def sim(
         "cpu_s": round(done.cpu_s, 2),
         "virtual_s": round(done.virtual_s, 1),
         "records": done.records,
+        "outbox": mode,
         **done.rates(),
     }
     if as_json:

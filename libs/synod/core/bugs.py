@@ -18,6 +18,9 @@ BUGS = {
     "(synod.core.consensus.policies)",
     "outcome_before_writes": "a worker reports a coding step completed before its file "
     "writes are out (synod.core.work)",
+    "ack_trusts_the_log": "a planner on the `ack` outbox folds every planner record it "
+    "reads back as forwarded already, also one whose copies a predecessor never sent "
+    "(synod.core.task.carry.Forwarded)",
 }
 
 _planted: set[str] = set()

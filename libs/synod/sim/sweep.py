@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from synod.core.bugs import plant
+from synod.core.task.carry import OutboxMode
 from synod.sim.faults import FaultPlan
 from synod.sim.world import SimConfig, SimResult, simulate
 from synod.wire import Decision, Envelope, StepRequested
@@ -22,6 +23,8 @@ from synod.wire import Decision, Envelope, StepRequested
 def replay_command(config: SimConfig, bugs: Iterable[str] = ()) -> str:
     faults = ",".join(sorted(config.plan.faults)) or "none"
     extra = "".join(f" --bug {b}" for b in sorted(bugs))
+    if config.outbox != SimConfig.outbox:
+        extra = f" --outbox {config.outbox}{extra}"
     return f"synod sim --seed {config.seed} --tasks {config.tasks} --faults {faults}{extra}"
 
 
@@ -80,12 +83,13 @@ def sweep(
     bugs: Iterable[str] = (),
     progress: Callable[[int, Sweep], None] | None = None,
     stop_on_failure: bool = False,
+    outbox: OutboxMode = SimConfig.outbox,
 ) -> Sweep:
     names = tuple(bugs)
     out = Sweep()
     started, cpu = time.perf_counter(), time.process_time()
     for seed in range(first, first + count):
-        config = SimConfig(seed=seed, tasks=tasks, plan=plan)
+        config = SimConfig(seed=seed, tasks=tasks, plan=plan, outbox=outbox)
         result = run_one(config, names)
         out.seeds += 1
         out.virtual_s += result.virtual_s

@@ -3,15 +3,16 @@
 Instances of every role run the logic the services run, over the broker model
 (`synod.sim.kafka`): the planner drives `synod.core.task.TaskMachine` and builds
 its records with `synod.core.task.carry`, as `synod.roles.planner` does (fold on
-assignment, `step`, `ready`, carry out, `advance`; the log is its outbox), the
+assignment, `step`, `ready`, carry out, `advance`; the log is its outbox, `ack`
+by default: a record's copies go on once the log has it, `carry.sends`), the
 consensus instances fold synod.votes with `synod.core.consensus.fold.PartitionFold`
 (silently up to the committed offset, live after it) and write deadline markers
 with `synod.core.consensus.ticker`, workers and jurors build their records with
-`synod.core.work`, every consumer commits through
-`synod.transport.offsets.PartitionOffsets` and drops duplicates with
-`synod.transport.dedup.DedupWindow`, and every send is stamped by the real
-`synod.transport.causal.Stamper` on the instance's (skewed) virtual clock and
-encoded with the real codec. The models of the LLMs are drawn from the seed.
+`synod.core.work` (workers stop an attempt a `StepCancelled` names), every
+consumer commits through `synod.transport.offsets.PartitionOffsets` and drops
+duplicates with `synod.transport.dedup.DedupWindow`, and every send is stamped
+by the real `synod.transport.causal.Stamper` on the instance's (skewed) virtual
+clock and encoded with the real codec. The models of the LLMs are drawn from the seed.
 The supervisor core (`synod.core.supervisor`) watches as the supervisor
 service does, through its intake (`synod.core.supervisor.intake`): a heartbeat
 from every instance that is alive, running and reachable every `HEARTBEAT_S`,
@@ -34,8 +35,9 @@ import heapq
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from synod.core.check import LogRecord, Report
@@ -75,6 +77,7 @@ from synod.transport.dedup import DedupWindow
 from synod.transport.offsets import PartitionOffsets, decode_finished
 from synod.transport.topics import (
     RESULTS,
+    STEPS_CANCEL,
     STEPS_CODER,
     STEPS_RESEARCHER,
     SUPERVISOR,
@@ -97,7 +100,7 @@ from synod.wire import (
     Vote,
     VoteRequested,
 )
-from synod.wire.messages import FileWritten
+from synod.wire.messages import FileWritten, StepCancelled
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)  # virtual time 0
 EPOCH_S = EPOCH.timestamp()
@@ -106,6 +109,7 @@ TOPICS = (
     TASK_EVENTS,
     STEPS_CODER,
     STEPS_RESEARCHER,
+    STEPS_CANCEL,
     VOTES,
     RESULTS,
     WORKSPACE,
@@ -117,11 +121,13 @@ LOG_TOPIC = {
     "workspace": WORKSPACE.name,
     "steps.researcher": STEPS_RESEARCHER.name,
     "steps.coder": STEPS_CODER.name,
+    "steps.cancel": STEPS_CANCEL.name,
     "votes": VOTES.name,
     "results": RESULTS.name,
 }
-# The planner writes each record alone and forwards it when it reads it back.
-OUTBOX: carry.OutboxMode = "read-back"
+# The outbox modes the sim's planner carries out (ADR 0012); `ack` is the service's
+# default. `transaction` is not modelled (the broker model has no transactions).
+OUTBOXES: tuple[carry.OutboxMode, ...] = ("ack", "read-back")
 
 SESSION_TIMEOUT_S = 10.0
 # The services beat every second; every two here halves the events, and the
@@ -163,17 +169,30 @@ class SimConfig:
     # Whether the supervisor's Reassign and Escalate reach the task logs (off: it only
     # watches, to show what its remedies change).
     reassign: bool = True
+    # The planner's outbox (SYNOD_PLANNER_OUTBOX): `ack` logs a record with its copies
+    # and sends them on once the log has it; `read-back` forwards on reading it back.
+    outbox: carry.OutboxMode = "ack"
+
+    def __post_init__(self) -> None:
+        if self.outbox not in OUTBOXES:
+            raise ValueError(f"outbox {self.outbox!r}: the sim models {', '.join(OUTBOXES)}")
 
 
 @dataclass(frozen=True)
 class Out:
-    """One record to send: topic, Kafka key, partition key, envelope, encoding."""
+    """One record to send: topic, Kafka key, partition key, envelope, encoding.
+
+    `copy`: the planner's record sent on from its log (outbox `ack`), with the
+    envelope as the log took it (its clocks); `then`: what its sender does once
+    the broker has it (the planner's `Forwarded.wrote` after a batch's last)."""
 
     topic: str
     key: bytes
     envelope: Envelope[Any]
     content_type: str = "avro"
     partition_key: bytes | None = None
+    copy: bool = False
+    then: Callable[[], None] | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -190,11 +209,15 @@ class Job:
     outs: list[Out] | None = None
     sent: int = 0
     stalled: bool = False  # its time came while the instance was paused
+    logged: dict[str, Envelope[Any]] = field(default_factory=dict)  # sent, as stamped
 
 
 @dataclass
 class Consumer:
     group: Group
+    # Read beside the instance's work, even while it is busy (a worker's cancels:
+    # the service reads them with a consumer of their own while a call runs).
+    side: bool = False
     generation: int = 0
     assigned: dict[TP, PartitionOffsets] = field(default_factory=dict)
     position: dict[TP, int] = field(default_factory=dict)
@@ -227,7 +250,10 @@ class Instance:
         self.beats = 0  # a new process counts its heartbeats from 0 again
         self.stamper = Stamper(self.name, clock_ms=self.clock_ms)
         self.busy = None
-        self.consumers = [Consumer(self.world.broker.group(g, t)) for g, t in self.subscriptions()]
+        self.consumers = [
+            Consumer(self.world.broker.group(g, t), side=self.side(g))
+            for g, t in self.subscriptions()
+        ]
 
     def clock_ms(self) -> int:
         return round(self.world.now * 1000) + self.skew_ms
@@ -239,6 +265,13 @@ class Instance:
 
     def subscriptions(self) -> list[tuple[str, tuple[str, ...]]]:
         return []
+
+    def side(self, group: str) -> bool:
+        return False
+
+    def on_side(self, envelope: Envelope[Any]) -> None:
+        """A record of a side consumer, handled at once (no time, nothing sent)."""
+        return None
 
     def on_assigned(self, consumer: Consumer, tps: list[TP]) -> None:
         return None
@@ -264,7 +297,9 @@ class Planner(Instance):
     def reset(self) -> None:
         self.machines: dict[str, TaskMachine] = {}
         self.partition_of: dict[str, TP] = {}
-        self.forwarded = carry.Forwarded(OUTBOX)
+        # A new process remembers nothing it forwarded: what its predecessor logged
+        # and did not send on goes on when it is read back (ack, ADR 0012).
+        self.forwarded = carry.Forwarded(self.world.config.outbox)
         super().reset()
 
     def subscriptions(self) -> list[tuple[str, tuple[str, ...]]]:
@@ -322,19 +357,25 @@ class Planner(Instance):
         return outs
 
     def run(self, m: TaskMachine) -> list[Out]:
-        """One ready/advance round, as Planner.run does with the `read-back` outbox when
-        nothing feeds back: every record built by synod.core.task.carry."""
+        """One ready/advance round, as Planner.run does when nothing feeds back: every
+        record built by synod.core.task.carry. `read-back`: each record alone (its
+        forwards follow when it is read back); `ack`: each batch as the outbox sends
+        it (`carry.sends`: records, grants, then copies), then `Forwarded.wrote`."""
+        mode = self.world.config.outbox
         ready = m.ready()
         outs: list[Out] = []
-        for item in carry.carry_out(m, ready, self.sender, OUTBOX, self.at()):
+        for item in carry.carry_out(m, ready, self.sender, mode, self.at()):
             if isinstance(item, carry.Ask):
                 # Simulated tasks carry their plans and are `strong`: neither is asked for.
                 raise AssertionError(f"the simulator does not model {type(item.action).__name__}")
-            for w in item:
-                if w.to == "steps.cancel":
-                    continue  # workers here do not stop a losing hedge
+            batch = []
+            for w, copy in carry.sends(item):
                 topic = LOG_TOPIC[w.to]
-                outs.append(Out(topic, w.key or b"", w.envelope, w.content_type, w.partition_key))
+                key = w.key or b""
+                batch.append(Out(topic, key, w.envelope, w.content_type, w.partition_key, copy))
+            if mode == "ack" and any(w.copies for w in item):
+                batch[-1] = replace(batch[-1], then=partial(self.forwarded.wrote, item))
+            outs.extend(batch)
         m.advance(ready)
         return outs
 
@@ -346,9 +387,45 @@ class Worker(Instance):
         self.role = role
         super().__init__(world, name, zone, skew_ms)
 
+    def reset(self) -> None:
+        # As WorkerService.on_cancel: the requests cancelled lately (a cancel may come
+        # before its request). A new process knows none.
+        self.cancelled: set[str] = set()
+        super().reset()
+
     def subscriptions(self) -> list[tuple[str, tuple[str, ...]]]:
         topic = STEPS_CODER.name if self.role == "coder" else STEPS_RESEARCHER.name
-        return [(f"synod.{self.role}", (topic,))]
+        # Every instance reads every cancel, in a group of its own, from now on.
+        cancel = f"synod.{self.role}.cancel.{self.name}"
+        return [(f"synod.{self.role}", (topic,)), (cancel, (STEPS_CANCEL.name,))]
+
+    def side(self, group: str) -> bool:
+        return group.startswith(f"synod.{self.role}.cancel.")
+
+    def on_assigned(self, consumer: Consumer, tps: list[TP]) -> None:
+        if consumer.side:  # auto_offset_reset latest: cancels for attempts running now
+            for tp in tps:
+                end = self.world.broker.end(tp)
+                consumer.assigned[tp] = PartitionOffsets(end)
+                consumer.position[tp] = end
+
+    def on_side(self, envelope: Envelope[Any]) -> None:
+        """As WorkerService.on_cancel: remember the cancelled requests and stop the one
+        running here, if it is one of them and its model call is still out (its
+        records not yet sent). Simulated tasks have no budget, so a stopped attempt
+        has no usage to charge (`_charge_cancel` writes nothing then either)."""
+        body = envelope.body
+        if not isinstance(body, StepCancelled):
+            return
+        self.cancelled.update(body.request_ids)
+        job = self.busy
+        if (
+            job is not None
+            and job.outs is None
+            and job.cause is not None
+            and job.cause.message_id in body.request_ids
+        ):
+            self.world.stop(self, job)
 
     def handle(
         self, consumer: Consumer, record: Record, envelope: Envelope[Any]
@@ -356,6 +433,9 @@ class Worker(Instance):
         step = envelope.body
         if not isinstance(step, StepRequested):
             return None
+        if envelope.message_id in self.cancelled:
+            self.world.stopped.append((self.world.now, self.name, envelope.message_id, False))
+            return None  # cancelled before it started: nothing to publish
         took, result = self.world.model_step(
             self.name, step, envelope.attempt, envelope.task_id or ""
         )
@@ -512,6 +592,9 @@ class SimResult:
     detected: list[tuple[float, str]]  # (virtual time, instance) the supervisor found dead
     quarantined: list[str]  # instances the supervisor quarantined
     reassigned: list[tuple[float, str, str, str]]  # (time, task, step, reason) reassigned
+    torn: list[tuple[float, str, str, str]]  # (time, planner, message id, topic) copies lost
+    stopped: list[tuple[float, str, str, bool]]  # (time, worker, request, running) cancelled
+    outbox: str = "ack"
 
     @property
     def ok(self) -> bool:
@@ -534,6 +617,15 @@ class SimResult:
             "reassigned": [
                 {"at_s": round(t, 3), "task_id": task, "step_id": step, "reason": reason}
                 for t, task, step, reason in self.reassigned
+            ],
+            "outbox": self.outbox,
+            "copies_lost": [
+                {"at_s": round(t, 3), "instance": i, "message_id": m, "topic": topic}
+                for t, i, m, topic in self.torn
+            ],
+            "cancelled": [
+                {"at_s": round(t, 3), "instance": i, "request_id": m, "running": running}
+                for t, i, m, running in self.stopped
             ],
             "stuck": self.stuck,
             "view_disagrees": self.views,
@@ -597,6 +689,11 @@ class World:
         # When each instance could not beat (crashed or paused): what detection is judged by.
         self.silent: dict[str, list[list[float]]] = {}
         self.quarantined: list[str] = []
+        # (time, planner, message id, topic): a copy lost when its sender crashed after
+        # the log took the record (outbox `ack`); its successor must send it on.
+        self.torn: list[tuple[float, str, str, str]] = []
+        # (time, worker, request id, while running): attempts a StepCancelled stopped.
+        self.stopped: list[tuple[float, str, str, bool]] = []
 
     # ------------------------------------------------------------ plumbing
 
@@ -706,8 +803,9 @@ class World:
 
     def append(
         self, out: Out, inst: Instance | None, faults: bool = True, stamper: Stamper | None = None
-    ) -> None:
-        """Send a record; with faults off (the supervisor's), no draw from the seed."""
+    ) -> Envelope[Any]:
+        """Send a record, as stamped; with faults off (the supervisor's), no draw from
+        the seed."""
         env = out.envelope
         stamper = inst.stamper if inst is not None else stamper
         if stamper is not None:
@@ -735,6 +833,7 @@ class World:
             self.terminal.setdefault(env.task_id or "", type(env.body).__name__)
         if out.topic in (TASK_EVENTS.name, VOTES.name):
             self.observe(out.topic, env)
+        return env
 
     # ------------------------------------------------------------ the supervisor
 
@@ -845,17 +944,25 @@ class World:
 
     def _on_poll(self, payload: tuple[Instance, int]) -> None:
         inst, incarnation = payload
-        if not inst.alive or inst.incarnation != incarnation or inst.paused or inst.busy:
+        if not inst.alive or inst.incarnation != incarnation or inst.paused:
+            return
+        if inst.busy:
+            # A busy worker still reads its cancels (reachable: a cut-off one gets
+            # them only after its call, when it polls again).
+            if self.reachable(inst):
+                self.poll_side(inst)
             return
         if not self.reachable(inst):
             self.push(self.reachable_again(inst), "poll", payload)
             return
+        self.poll_side(inst)
         while True:
             logs = self.broker.logs
             now = self.now
             ready = [
                 (c, tp)
                 for c in inst.consumers
+                if not c.side
                 for tp, at in c.position.items()
                 if at < len(log := logs[tp[0]][tp[1]]) and log[at].visible_at <= now
             ]
@@ -906,6 +1013,32 @@ class World:
             self.push(self.now + took, "done", (inst, inst.incarnation, job))
             return
 
+    def poll_side(self, inst: Instance) -> None:
+        """Hand over what the side consumers can read now, in partition order."""
+        for c in inst.consumers:
+            if not c.side:
+                continue
+            for tp in sorted(c.position):
+                while (record := self.broker.read(tp, c.position[tp], self.now)) is not None:
+                    c.position[tp] += 1
+                    envelope = self.decode(record)
+                    if envelope is not None:
+                        inst.stamper.observe(record.topic, envelope)
+                        inst.on_side(envelope)
+
+    def stop(self, inst: Instance, job: Job) -> None:
+        """A running job stopped (a worker's cancelled attempt): its handler returns
+        having sent nothing, so its record is done; its pending end does nothing."""
+        assert job.cause is not None
+        self.stopped.append((self.now, inst.name, job.cause.message_id, True))
+        if job.consumer is not None and job.tp is not None and job.offsets is not None:
+            job.consumer.dedup.add(job.dedup_key)
+            if job.consumer.assigned.get(job.tp) is job.offsets:
+                job.offsets.finish(job.offset)
+                job.consumer.dirty.add(job.tp)
+        inst.busy = None
+        self.push(self.now, "poll", (inst, inst.incarnation))
+
     def _on_done(self, payload: tuple[Instance, int, Job]) -> None:
         inst, incarnation, job = payload
         if not inst.alive or inst.incarnation != incarnation or inst.busy is not job:
@@ -922,12 +1055,19 @@ class World:
             if self.chance("crash", self.plan.crash_mid_publish_p):
                 self.crash(inst)  # mid-publish: some of the job's records are out
                 return
+            out = job.outs[job.sent]
+            if out.copy:  # sent on with the clocks the log holds
+                out = replace(out, envelope=job.logged[out.envelope.message_id])
             token = HANDLING.set(job.cause)
             try:
-                self.append(job.outs[job.sent], inst)
+                sent = self.append(out, inst)
             finally:
                 HANDLING.reset(token)
+            if out.topic == TASK_EVENTS.name:
+                job.logged[sent.message_id] = sent
             job.sent += 1
+            if out.then is not None:
+                out.then()
         if job.consumer is not None and job.tp is not None and job.offsets is not None:
             job.consumer.dedup.add(job.dedup_key)
             if job.consumer.assigned.get(job.tp) is job.offsets:
@@ -995,6 +1135,14 @@ class World:
             spans.append([self.now, math.inf])
 
     def crash(self, inst: Instance) -> None:
+        job = inst.busy
+        if job is not None and job.outs is not None:
+            # The ack window: records in the log whose copies never went out.
+            self.torn.extend(
+                (self.now, inst.name, o.envelope.message_id, o.topic)
+                for o in job.outs[job.sent :]
+                if o.copy and o.envelope.message_id in job.logged
+            )
         self.fall_silent(inst)
         inst.alive = False
         inst.incarnation += 1
@@ -1226,6 +1374,9 @@ class World:
             detected=self.detected,
             quarantined=self.quarantined,
             reassigned=self.reassigned,
+            torn=self.torn,
+            stopped=self.stopped,
+            outbox=self.config.outbox,
         )
 
 

@@ -43,6 +43,36 @@ def test_bad_usage_exits_2_naming_what_to_fix() -> None:
     assert "crash" in result.output
     bug = runner.invoke(app, ["sim", "--bug", "nonesuch"])
     assert bug.exit_code == 2
+    outbox = runner.invoke(app, ["sim", "--outbox", "transaction"])
+    assert outbox.exit_code == 2
+    assert "ack" in outbox.output
+    assert "read-back" in outbox.output
+
+
+def test_the_outbox_is_ack_unless_asked_and_a_read_back_replay_says_so() -> None:
+    args = ["sim", "--seed", "3", "--tasks", "1", "--faults", "crash", "--json"]
+    ack = json.loads(runner.invoke(app, args).stdout)
+    assert ack["outbox"] == "ack"
+    back = runner.invoke(app, [*args, "--outbox", "read-back"])
+    assert back.exit_code == 0, back.output
+    assert json.loads(back.stdout)["outbox"] == "read-back"
+    assert json.loads(back.stdout)["hash"] != ack["hash"]
+    failing = runner.invoke(
+        app,
+        [
+            "sim",
+            "--seed",
+            "0",
+            "--tasks",
+            "2",
+            "--outbox",
+            "read-back",
+            "--bug",
+            "quorum_minus_one",
+        ],
+    )
+    assert failing.exit_code == 1
+    assert "--outbox read-back" in failing.stdout
 
 
 def test_a_sweep_reports_its_rates_and_its_failing_seeds() -> None:

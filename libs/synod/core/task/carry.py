@@ -14,16 +14,21 @@ has it) and its lease grants come with it, all in one write; with `read-back`
 each record is written alone and the forwards follow when the record is read
 back from the log. `Forwarded` remembers, for `ack`, what this instance sent on
 already, so that reading it back folds it without forwarding it again.
+`sends(batch)` is the order the `ack` outbox puts a batch on the broker (each
+record and its grants, then their copies), so synod.sim models the windows
+the service has: a crash before the log append, or after it and before (or
+between) its copies.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from synod.core.bugs import planted
 from synod.core.task.actions import (
     CheckWorkspace,
     Destination,
@@ -180,6 +185,21 @@ def carry_out(
     return items
 
 
+def sends(batch: list[Write]) -> list[tuple[Write, bool]]:
+    """One batch as the non-atomic (`ack`) outbox sends it, record by record
+    (`synod.transport.outbox.Outbox.publish_all`), each with whether it is a
+    copy (to be sent with the envelope as the log took it, its clocks): the
+    records in order, a step request's lease grants right after it, and only
+    once the broker has them all, their copies.
+
+    Between two of these the process may die: a record in the log without
+    (some of) its copies is forwarded again by whoever reads it back and did
+    not write it (`Forwarded`). `Forwarded.wrote(batch)` comes after the last.
+    """
+    records = [(replace(w, copies=()) if w.copies else w, False) for w in batch]
+    return records + [(c, True) for w in batch for c in w.copies]
+
+
 class Forwarded:
     """Which of its own records, read back from the log, have gone on already.
 
@@ -214,7 +234,7 @@ class Forwarded:
     def _went_on(self, message_id: str) -> bool:
         if self.mode == "read-back":
             return False
-        if self.mode == "transaction":
+        if self.mode == "transaction" or planted("ack_trusts_the_log"):
             return True
         return self._ids.pop(message_id, 0) is None
 
@@ -238,4 +258,5 @@ __all__ = [
     "lease_record",
     "log_record",
     "records_of",
+    "sends",
 ]

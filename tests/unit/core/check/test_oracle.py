@@ -11,7 +11,8 @@ from typing import Any
 from tests.logs import Log, honest
 
 from synod.core.check import KINDS, LogRecord, check
-from synod.wire import Envelope, Sender
+from synod.transport.causal import HANDLING, Stamper
+from synod.wire import Envelope, Sender, StepRequested
 from synod.wire.messages import (
     Candidate,
     Decision,
@@ -194,6 +195,53 @@ def test_of_two_copies_in_one_partition_the_first_stands_whatever_its_clocks() -
     )
     report = check(log.records)
     assert report.ok, report.text()
+
+
+def _stamped(stamper: Stamper, topic: str, env: Envelope[Any], cause: Envelope[Any]) -> Any:
+    token = HANDLING.set(cause)
+    try:
+        return stamper.stamp(topic, env)
+    finally:
+        HANDLING.reset(token)
+
+
+def test_an_effect_after_the_copy_its_author_handled_passes_though_another_came_first() -> None:
+    # The `ack` outbox (ADR 0012): planner-1 logs a step request and crashes before its
+    # copy goes out; planner-0 takes over before that record is readable, logs the
+    # same request (same id, its own clocks) and sends its copy on. The coder handled
+    # planner-0's copy, the second of the id on the task's log (found by the simulator:
+    # `synod sim --seed 795 --tasks 2`).
+    log = Log(TASK)
+    sub = log.send("planner-0", EVENTS, TaskSubmitted(goal="g"))
+    body = StepRequested(step_id="s1", role="coder", title="t", instructions="i")
+    log.send("planner-1", EVENTS, body, because=sub, message_id="req-1")
+    planner = Stamper("planner-0", clock_ms=lambda: 1_000_000)
+    planner.observe(EVENTS, sub)  # it has not read planner-1's record
+    mine = Envelope.new(
+        body, sender=Sender(role="planner", instance="planner-0"), task_id=TASK, message_id="req-1"
+    )
+    mine = log.append(EVENTS, _stamped(planner, EVENTS, mine, sub))
+    copy = log.append("synod.steps.coder", mine)
+    coder = Stamper("coder-1", clock_ms=lambda: 1_000_000)
+    coder.observe("synod.steps.coder", copy)
+    done = Envelope.new(
+        StepCompleted(step_id="s1", output="x"),
+        sender=Sender(role="coder", instance="coder-1"),
+        task_id=TASK,
+    )
+    log.append(EVENTS, _stamped(coder, EVENTS, done, copy))
+    report = check(log.records)
+    assert report.ok, report.text()
+    # After neither copy: still flagged.
+    stranger = Stamper("coder-2", clock_ms=lambda: 1_000_000)
+    stale = Envelope.new(
+        StepCompleted(step_id="s1", output="y"),
+        sender=Sender(role="coder", instance="coder-2"),
+        task_id=TASK,
+        causes=["req-1"],
+    )
+    log.append(EVENTS, stranger.stamp(EVENTS, stale))
+    assert kinds(log) == ["cause_not_before"]
 
 
 def _provisional_then_heal(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from synod.core.task import Logged, Publish, TaskMachine
-from synod.core.task.carry import Ask, Forwarded, Write, accepts, carry_out
+from synod.core.task.carry import Ask, Forwarded, Write, accepts, carry_out, sends
 from synod.core.workspace.records import lease_key, partition_key
 from synod.wire import (
     Body,
@@ -101,6 +101,27 @@ def test_with_the_outbox_a_request_carries_its_copy_and_grants_in_one_batch() ->
     # The same records as read-back writes, plus what read-back forwards later.
     alone = writes(carry_out(planned(), planned().ready(), PLANNER, "read-back", at))
     assert [w.envelope for w in alone] == [first.envelope, second.envelope]
+
+
+def test_ack_sends_the_records_and_grants_first_then_their_copies() -> None:
+    machine = planned()
+    [batch] = carry_out(machine, machine.ready(), PLANNER, "ack")
+    assert not isinstance(batch, Ask)
+    order = sends(batch)
+    # As Outbox.publish_all: every record (a request's grants right after it), and only
+    # once the broker has them, the copies; a crash may fall between any two.
+    assert [(w.to, copy) for w, copy in order] == [
+        ("task-events", False),
+        ("workspace", False),
+        ("task-events", False),
+        ("steps.coder", True),
+        ("steps.researcher", True),
+    ]
+    assert all(not w.copies for w, _ in order)
+    assert [w.envelope for w, copy in order if copy] == [batch[0].envelope, batch[2].envelope]
+    assert [w.envelope for w, copy in order if not copy] == [w.envelope for w in batch]
+    alone = carry_out(planned(), planned().ready(), PLANNER, "read-back")
+    assert all(sends(item) == [(item[0], False)] for item in alone if not isinstance(item, Ask))
 
 
 def test_ack_folds_only_what_it_forwarded_itself_and_once() -> None:
