@@ -25,6 +25,7 @@ from synod.core.supervisor.vocabulary import (
     StepRequestedSeen,
     SupervisorConfig,
     TaskEnded,
+    ViewSeen,
     VoteSeen,
 )
 
@@ -45,6 +46,7 @@ __all__ = [
     "Supervisor",
     "SupervisorConfig",
     "TaskEnded",
+    "ViewSeen",
     "VoteSeen",
     "phi_is_finite",
 ]

@@ -8,7 +8,8 @@ What it detects, and what it answers with:
 
 - dead instance: phi-accrual over its heartbeats (a plain timeout until a few
   intervals are known) -> `Restart` through a Runtime, at most once per
-  `restart_cooldown_s` per instance, so a slow start is not killed again.
+  `restart_cooldown_s` per instance, and not again before the restarted one
+  has beaten once (up to `start_timeout_s`), so a slow start is not killed again.
   Phi-accrual rather than a fixed timeout: it adapts to each instance's own
   heartbeat rhythm, so a timeout need not be tuned per role or host, and the
   threshold is a probability of being wrong rather than a guess in seconds.
@@ -44,6 +45,34 @@ after it still see the whole gap as silence unless a heartbeat has arrived;
 re-basing alone lets a stuck-step deadline that passed during the gap be
 judged before its queued outcome is read.
 
+Its own view: a supervisor cut from the broker (a partition; its ticks go on)
+sees every instance go silent at once, and that silence is its own too. The
+adapter says, every tick, when its consumer last had an answer from the broker
+for every partition it reads (`ViewSeen.fetched_at`; an empty answer counts: it
+is the broker saying "nothing new", which a cut cannot fake). While that is more
+than `view_stale_s` ago, or there is none (no partition held, as after the
+group expelled it), the view is stale: nobody is judged. When it is current
+again, that is a wake: every clock last heard before the view went stale moves
+on by the time it was stale, and nobody is judged for `wake_hold_s` while the
+backlog is read. An instance that died during the cut stays silent after it,
+and is restarted about the usual detection time after the view came back.
+Why the time of the last answer rather than the consumer's lag: the lag is the
+high-water mark less the position, and the high-water mark is itself learned
+from fetch answers, so a cut freezes both and the lag reads 0, caught up with a
+log it cannot see. Why `view_stale_s` (2 s) suffices: a death takes phi 8 about
+6.8 s to detect with the defaults, and what the supervisor last heard of anyone
+is at most a heartbeat interval (1 s) older than its last answer, so a view
+judged current (answered within 2 s) can never show a cut's silence as long as
+a death's.
+
+Still starting: a restarted instance is left to start until its first
+heartbeat since the restart, or `start_timeout_s` (120 s) if none comes: a
+start that takes longer than the restart cooldown on a loaded machine (a
+gateway reading its window of the log) is not killed again while it is still
+coming up (the soak of docs/chaos.md: four more kills of one gateway). After
+its first heartbeat it is judged like any instance; `restart_cooldown_s`
+still spaces two restarts of one that beat since without a new process.
+
 Healthy again: a quarantine lasts `quarantine_s` (doubled for each earlier
 quarantine of the same instance, up to `max_quarantine_s`); it is lifted
 (`Release`) at the first tick after that time at which the instance is alive
@@ -73,6 +102,7 @@ from synod.core.supervisor.vocabulary import (
     StepParkedSeen,
     StepRequestedSeen,
     SupervisorConfig,
+    ViewSeen,
     VoteSeen,
 )
 
@@ -94,6 +124,7 @@ class _Instance:
     seq: int = -1
     last_seen: float = 0.0
     restarted_at: float | None = None
+    heard_since_restart: bool = True  # False from a Restart to its next heartbeat
     strikes: deque[bool] = field(default_factory=deque)  # last judged ballots: True = strike
     quarantined_until: float | None = None
     quarantines: int = 0
@@ -110,6 +141,13 @@ class Supervisor:
     detector: PhiAccrualDetector = field(init=False)
     last_tick: float | None = None
     woke_at: float | None = None  # the last tick after a gap of its own (see the docstring)
+    woke_from: str = ""  # what that gap was: "pause" (no ticks) or "view" (no answers)
+    # Its own view of the log (ViewSeen; see the docstring). `seen_until`: the time
+    # up to which it has seen the log (its last answer), or to which a wake re-based.
+    view_known: bool = False
+    view_at: float | None = None
+    view_stale: bool = False
+    seen_until: float | None = None
 
     def __post_init__(self) -> None:
         c = self.config
@@ -124,6 +162,9 @@ class Supervisor:
     def handle(self, event: Event, now: float) -> list[Action]:
         if isinstance(event, HeartbeatSeen):
             return self._heartbeat(event, now)
+        if isinstance(event, ViewSeen):
+            self.view_known, self.view_at = True, event.fetched_at
+            return []
         if isinstance(event, StepRequestedSeen):
             self._step(event.task_id, event.step_id).attempts.setdefault(event.attempt, event)
             return []
@@ -156,7 +197,9 @@ class Supervisor:
     def tick(self, now: float) -> list[Action]:
         """What time alone decides: dead instances, stuck steps, served quarantines."""
         c = self.config
-        if self._woke(now) or (self.woke_at is not None and now - self.woke_at < c.wake_hold_s):
+        paused = self._woke(now)  # both run: each keeps its own clock
+        blind = self._blind(now)
+        if paused or blind or (self.woke_at is not None and now - self.woke_at < c.wake_hold_s):
             return []
         actions: list[Action] = []
         for name in sorted(self.instances):
@@ -177,10 +220,9 @@ class Supervisor:
                 actions.append(Release(name, inst.role, "served"))
             if inst.seq < 0:
                 continue  # never seen alive (only judged), or stopped on purpose
-            if phi >= c.phi_threshold and (
-                inst.restarted_at is None or now - inst.restarted_at >= c.restart_cooldown_s
-            ):
+            if phi >= c.phi_threshold and not self._starting(inst, now):
                 inst.restarted_at = now
+                inst.heard_since_restart = False
                 actions.append(Restart(name, inst.role, "dead", phi))
         for (task_id, step_id), step in sorted(self.steps.items()):
             if not step.attempts:
@@ -196,19 +238,57 @@ class Supervisor:
                 actions.extend(self._reassign(task_id, step_id, step, newest, "stuck"))
         return actions
 
+    def _starting(self, inst: _Instance, now: float) -> bool:
+        """Restarted and not to be restarted yet: within the cooldown, or not heard
+        since (its start is not over) and within `start_timeout_s`."""
+        if inst.restarted_at is None:
+            return False
+        since = now - inst.restarted_at
+        c = self.config
+        return since < c.restart_cooldown_s or (
+            not inst.heard_since_restart and since < c.start_timeout_s
+        )
+
     def _woke(self, now: float) -> bool:
         """Whether this tick follows a gap of the supervisor's own; if so, re-base."""
         c = self.config
         last, self.last_tick = self.last_tick, now
         if last is None or now - last <= c.wake_gap_factor * c.tick_interval_s:
             return False
-        away = now - last - c.tick_interval_s
-        self.detector.skip(last, away)
-        for inst in self.instances.values():
-            if inst.last_seen <= last:
-                inst.last_seen += away
-        self.woke_at = now
+        self._rebase(last, now - last - c.tick_interval_s)
+        if self.view_known:
+            # Up to here the gap is accounted for; a stale view from now on is new.
+            back = now - c.tick_interval_s
+            self.seen_until = back if self.seen_until is None else max(self.seen_until, back)
+        self.woke_at, self.woke_from = now, "pause"
         return True
+
+    def _blind(self, now: float) -> bool:
+        """Whether its own view of the log is stale now (nobody is judged), or came
+        back at this tick (a wake: re-base by the time it was stale)."""
+        if not self.view_known:
+            return False
+        at = self.view_at
+        if at is None or now - at > self.config.view_stale_s:
+            self.view_stale = True
+            return True
+        if not self.view_stale:
+            self.seen_until = at if self.seen_until is None else max(self.seen_until, at)
+            return False
+        self.view_stale = False
+        if self.seen_until is not None and at > self.seen_until:
+            self._rebase(self.seen_until, at - self.seen_until)
+        self.seen_until = at
+        self.woke_at, self.woke_from = now, "view"
+        return True
+
+    def _rebase(self, before: float, away: float) -> None:
+        """Every clock last heard at or before `before` moves on by `away` (not anyone's
+        silence: the supervisor's own)."""
+        self.detector.skip(before, away)
+        for inst in self.instances.values():
+            if inst.last_seen <= before:
+                inst.last_seen += away
 
     # ------------------------------------------------------------ queries
 
@@ -227,6 +307,8 @@ class Supervisor:
         """(reachable, suspected) instances by the failure detector, for consensus
         (docs/cap.md). None when this supervisor has heard nobody for `cut_off_after_s`:
         then it is the one cut off, and its view says nothing about the others."""
+        if self.view_stale:
+            return None  # its own view is stale (see the docstring)
         if not self.instances or now - max(i.last_seen for i in self.instances.values()) > (
             cut_off_after_s
         ):
@@ -257,6 +339,7 @@ class Supervisor:
             inst.restarted_at = None
         inst.seq = event.seq
         inst.last_seen = now
+        inst.heard_since_restart = True
         self.detector.heartbeat(event.instance, now)
         return []
 

@@ -72,6 +72,7 @@ class Intake:
         self.producers: dict[str, dict[str, str]] = {}
         self.authors: dict[str, list[str]] = {}
         self.hosts: dict[str, str] = {}  # instance -> host (pod name) from its heartbeats
+        self.pids: dict[str, int] = {}  # instance -> the pid its last heartbeat came from
 
     def events(self, envelope: Envelope[Any], now: float) -> list[Event]:
         body = envelope.body
@@ -83,6 +84,8 @@ class Intake:
                 return []
             if body.host:
                 self.hosts[body.instance] = body.host
+            if body.pid:
+                self.pids[body.instance] = body.pid
             return [HeartbeatSeen(body.instance, body.role, body.seq, body.state)]
         if isinstance(body, StepRequested):
             return [

@@ -17,6 +17,10 @@ class SupervisorConfig:
     min_std_s: float = 0.5
     bootstrap_timeout_s: float = 10.0
     restart_cooldown_s: float = 30.0
+    # A restarted instance is starting until it sends its first heartbeat (the
+    # engine's "Still starting"); it is not restarted again before that, unless
+    # this long has passed since the restart (the start itself hangs).
+    start_timeout_s: float = 120.0
     lease_grace_s: float = 10.0
     loop_repeats: int = 2
     attempt_budget: int = 4
@@ -47,6 +51,12 @@ class SupervisorConfig:
     tick_interval_s: float = 1.0
     wake_gap_factor: float = 3.0
     wake_hold_s: float = 5.0
+    # The supervisor's own view of the log (engine.py, "Its own view"): when its
+    # consumer has had no answer from the broker for this long (`ViewSeen`), the
+    # silence it sees is its own, and nobody is judged until the view is back.
+    # Must stay under the time a death takes to detect (6.8 s with the defaults)
+    # less one heartbeat interval.
+    view_stale_s: float = 2.0
 
     def __post_init__(self) -> None:
         if self.loop_repeats < 2:
@@ -59,6 +69,8 @@ class SupervisorConfig:
             raise ValueError("need 0 < quarantine_s <= max_quarantine_s")
         if self.tick_interval_s <= 0 or self.wake_gap_factor <= 1 or self.wake_hold_s < 0:
             raise ValueError("need tick_interval_s > 0, wake_gap_factor > 1, wake_hold_s >= 0")
+        if self.view_stale_s <= 0 or self.start_timeout_s < 0:
+            raise ValueError("need view_stale_s > 0 and start_timeout_s >= 0")
 
 
 # ---------------------------------------------------------------- events
@@ -136,6 +148,17 @@ class TaskEnded:
     task_id: str
 
 
+@dataclass(frozen=True)
+class ViewSeen:
+    """The adapter's own view of the log, passed in every tick: `fetched_at` is the
+    time (epoch s) its consumer last had an answer from the broker for every partition
+    it reads, empty answers included; None while it holds no partition, or one has not
+    been answered since it was assigned. A supervisor that never sends it is judged
+    as before (its view taken as always current)."""
+
+    fetched_at: float | None
+
+
 Event = (
     HeartbeatSeen
     | StepRequestedSeen
@@ -145,6 +168,7 @@ Event = (
     | VoteSeen
     | DecisionSeen
     | TaskEnded
+    | ViewSeen
 )
 
 # ---------------------------------------------------------------- actions

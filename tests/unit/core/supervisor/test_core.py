@@ -36,14 +36,15 @@ def beats(sup: Supervisor, instance: str, role: str, start: float, n: int, seq0:
 # ------------------------------------------------------------ dead instances
 
 
-def test_a_silent_instance_is_restarted_once_per_cooldown() -> None:
-    sup = Supervisor(SupervisorConfig(restart_cooldown_s=30.0))
+def test_a_silent_instance_is_restarted_then_left_to_start() -> None:
+    sup = Supervisor(SupervisorConfig(restart_cooldown_s=30.0, start_timeout_s=120.0))
     last = beats(sup, "coder-0", "coder", 0.0, 20)
     assert run(sup, last + 2.0) == []  # a late heartbeat is not a death
     [restart] = [a for a in run(sup, last + 10.0) if isinstance(a, Restart)]
     assert (restart.instance, restart.role, restart.reason) == ("coder-0", "coder", "dead")
-    assert run(sup, last + 20.0) == []  # still silent, but a restart is under way
-    assert [a.instance for a in run(sup, last + 41.0) if isinstance(a, Restart)] == ["coder-0"]
+    # Still silent, but its start is not over until it beats (test_still_starting.py).
+    assert run(sup, last + 120.0) == []
+    assert [a.instance for a in run(sup, last + 131.0) if isinstance(a, Restart)] == ["coder-0"]
 
 
 def test_a_restarted_process_starts_a_fresh_history() -> None:
@@ -67,7 +68,7 @@ def test_an_instance_gone_for_long_is_forgotten_not_restarted_for_ever() -> None
     sup = Supervisor(SupervisorConfig(forget_after_s=60.0, restart_cooldown_s=10.0))
     last = beats(sup, "coder-2", "coder", 0.0, 10)
     assert run(sup, last + 9.0) != []
-    run(sup, last + 60.0)  # restarted every cooldown, never heard again
+    run(sup, last + 60.0)  # restarted, never heard again
     assert sup.tick(last + 61.0) == []
     assert "coder-2" not in sup.instances
 
