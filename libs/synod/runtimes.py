@@ -32,9 +32,9 @@ RESTART_REQUESTS = "restart-requests"
 class Runtime(Protocol):
     name: str
 
-    async def restart(self, instance: str, role: str, host: str = "") -> str:
-        """Restart `instance` (`host`: where its heartbeats say it runs, if known);
-        returns what was done, for logs."""
+    async def restart(self, instance: str, role: str, host: str = "", pid: int = 0) -> str:
+        """Restart `instance` (`host`, `pid`: where and as which process its last
+        heartbeat said it runs, if known); returns what was done, for logs."""
         ...
 
     async def scale(self, role: str, replicas: int) -> None: ...
@@ -64,9 +64,13 @@ def _is_instance(pid: int, instance: str) -> bool:
 class LocalProcessRuntime:
     run_dir: Path
     name: str = "local"
-    # A child younger than this is still starting (synod up respawned it after
-    # an exit, and its first heartbeat is not out yet): killing it would only
-    # start the wait again.
+    # A child that has not sent a heartbeat yet is still starting (synod up started
+    # it again after an exit, and the supervisor has only heard its predecessor):
+    # killing it would only start the wait again. Known by its pid: processes.json
+    # names the child's, the supervisor passes the one its last heartbeat came from.
+    # Left to start up to `start_timeout_s` (then its start hangs); when the
+    # heartbeats say no pid, a child younger than `min_age_s` is taken as starting.
+    start_timeout_s: float = 120.0
     min_age_s: float = 20.0
 
     def _child(self, instance: str) -> dict[str, Any]:
@@ -81,16 +85,22 @@ class LocalProcessRuntime:
                 return found
         raise RuntimeError_(f"{instance} is not a child of the synod up in {self.run_dir}")
 
-    async def restart(self, instance: str, role: str, host: str = "") -> str:
+    def _starting(self, pid: int, heard_pid: int, age: float) -> bool:
+        if heard_pid > 0:
+            return pid != heard_pid and age < self.start_timeout_s
+        return age < self.min_age_s
+
+    async def restart(self, instance: str, role: str, host: str = "", pid: int = 0) -> str:
         child = self._child(instance)
-        pid = int(child["pid"]) if child.get("pid") else None
+        heard_pid, pid = pid, int(child["pid"]) if child.get("pid") else 0
         age = time.time() - float(child.get("started_at") or 0.0)
-        if pid is not None and age < self.min_age_s and _is_instance(pid, instance):
-            return f"pid {pid} started {age:.0f}s ago; left to finish starting"
+        if pid and self._starting(pid, heard_pid, age) and _is_instance(pid, instance):
+            beat = "has not beaten yet" if heard_pid else "heartbeats name no pid"
+            return f"pid {pid} started {age:.0f}s ago and {beat}; left to finish starting"
         request = request_path(self.run_dir, instance)
         request.parent.mkdir(parents=True, exist_ok=True)
         request.write_text(role)
-        if pid is not None and _is_instance(pid, instance):
+        if pid and _is_instance(pid, instance):
             try:
                 os.killpg(pid, signal.SIGKILL)  # its own session: the group is the child
             except ProcessLookupError:
@@ -141,7 +151,7 @@ class KubernetesRuntime:
     def deployment(self, role: str) -> str:
         return f"{self.deployment_prefix}{role}"
 
-    async def restart(self, instance: str, role: str, host: str = "") -> str:
+    async def restart(self, instance: str, role: str, host: str = "", pid: int = 0) -> str:
         # A pod's hostname is its name, and every heartbeat carries it; the
         # instance id is the pod name only where the chart makes it so.
         return await asyncio.to_thread(self._restart, host or instance)
@@ -193,7 +203,7 @@ class NoRuntime:
 
     name: str = "none"
 
-    async def restart(self, instance: str, role: str, host: str = "") -> str:
+    async def restart(self, instance: str, role: str, host: str = "", pid: int = 0) -> str:
         return "no runtime configured; not restarted"
 
     async def scale(self, role: str, replicas: int) -> None:

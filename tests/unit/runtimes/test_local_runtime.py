@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.polling import wait_until
 
-from synod.runtimes import LocalProcessRuntime, RuntimeError_, request_path
+from synod.runtimes import LocalProcessRuntime, RuntimeError_, _is_instance, request_path
 
 
 @pytest.fixture
@@ -23,6 +24,13 @@ def children(tmp_path: Path) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
             [sys.executable, "-c", "import time; time.sleep(60)"],
             env={**os.environ, "SYNOD_INSTANCE": claims},
             start_new_session=True,
+        )
+    for claims, p in zip(("coder-0", "someone-else"), procs.values(), strict=True):
+        # Until the child has exec'd, /proc shows the environment of this process.
+        wait_until(
+            lambda p=p, claims=claims: _is_instance(p.pid, claims),
+            what=f"pid {p.pid} to run as {claims}",
+            timeout_s=10,
         )
     state = {"children": [{"instance": i, "role": "coder", "pid": p.pid} for i, p in procs.items()]}
     (tmp_path / "processes.json").write_text(json.dumps(state))
@@ -62,6 +70,45 @@ async def test_a_child_still_starting_is_left_alone(
     assert "left to finish starting" in done
     assert children["coder-0"].poll() is None
     assert not request_path(tmp_path, "coder-0").exists()
+
+
+def started(tmp_path: Path, ago_s: float) -> None:
+    state = json.loads((tmp_path / "processes.json").read_text())
+    state["children"][0]["started_at"] = time.time() - ago_s
+    (tmp_path / "processes.json").write_text(json.dumps(state))
+
+
+async def test_a_child_that_has_not_beaten_yet_is_left_to_start_past_min_age(
+    tmp_path: Path, children: dict[str, subprocess.Popen[bytes]]
+) -> None:
+    """The soak's gateway: 40 s into its start, no heartbeat from this pid yet (the
+    supervisor last heard its predecessor, pid 1): not killed."""
+    started(tmp_path, 40)
+    runtime = LocalProcessRuntime(tmp_path, min_age_s=20, start_timeout_s=120)
+    done = await runtime.restart("coder-0", "coder", pid=1)
+    assert "has not beaten yet; left to finish starting" in done
+    assert children["coder-0"].poll() is None
+    assert not request_path(tmp_path, "coder-0").exists()
+
+
+async def test_a_child_that_beat_and_went_silent_is_killed_however_young(
+    tmp_path: Path, children: dict[str, subprocess.Popen[bytes]]
+) -> None:
+    started(tmp_path, 2)
+    runtime = LocalProcessRuntime(tmp_path, min_age_s=20)
+    done = await runtime.restart("coder-0", "coder", pid=children["coder-0"].pid)
+    assert done.startswith("SIGKILLed pid")
+    assert children["coder-0"].wait(timeout=10) == -9
+
+
+async def test_a_start_that_outlasts_start_timeout_is_killed(
+    tmp_path: Path, children: dict[str, subprocess.Popen[bytes]]
+) -> None:
+    started(tmp_path, 130)
+    runtime = LocalProcessRuntime(tmp_path, start_timeout_s=120)
+    done = await runtime.restart("coder-0", "coder", pid=1)
+    assert done.startswith("SIGKILLed pid")
+    assert children["coder-0"].wait(timeout=10) == -9
 
 
 async def test_unknown_instances_and_missing_state_are_clear_errors(

@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import socket
 from typing import Any
 
 from aiohttp import web
@@ -198,6 +200,10 @@ class Gateway:
                 seq=seq,
                 state="stopping" if stopping else "running",
                 in_flight=[],
+                # Which process beats: the local runtime tells a new one still
+                # starting from the one that went silent (synod.runtimes).
+                pid=os.getpid(),
+                host=socket.gethostname(),
             )
             beat = Envelope.new(body, sender=self.sender)
             try:
