@@ -170,6 +170,30 @@ class KeyOrderedConsumer:
         lane = self.dispatcher.lanes.get((topic, partition))
         return None if lane is None or lane.offsets is None else lane.offsets.commit_offset
 
+    def answered_at(self) -> float | None:
+        """When the broker last answered this consumer's fetches for every partition it
+        holds (epoch s: the oldest of the partitions' last answers, empty ones included),
+        or None while it holds none or one has had no answer since its assignment.
+
+        A consumer cut from the broker sees an empty log, just as one reading a quiet
+        topic does; this tells the two apart. aiokafka sets a partition's
+        `last_poll_timestamp` from a fetch response only (no error, at the current
+        position), so a cut freezes it. The lag cannot: the high-water mark it is
+        computed from is learned from the same responses, so while cut the lag reads
+        0 against a log the consumer cannot see. A partition paused by back-pressure
+        is not fetched, so it ages too: the consumer is not keeping up with it.
+        """
+        oldest: int | None = None
+        for tp in list(self.assigned):
+            try:
+                answered = self._consumer.last_poll_timestamp(tp)
+            except (AssertionError, KafkaError):  # revoked meanwhile
+                return None
+            if answered is None:
+                return None
+            oldest = answered if oldest is None else min(oldest, answered)
+        return None if oldest is None else oldest / 1000.0
+
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:

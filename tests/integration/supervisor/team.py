@@ -45,8 +45,10 @@ class Team:
         setup: Callable[[ServiceContext], Awaitable[Any] | Any],
         *,
         heartbeats: bool = False,
+        bootstrap: str | None = None,
     ) -> ServiceContext:
-        kafka = KafkaSettings(bootstrap=self.bootstrap, topic_prefix=self.prefix)
+        """`bootstrap`: another way to the same broker (a zone's proxy, to cut it alone)."""
+        kafka = KafkaSettings(bootstrap=bootstrap or self.bootstrap, topic_prefix=self.prefix)
         service = ServiceSettings(instance=instance, health_port=-1, drain_timeout_s=2.0)
         ctx = ServiceContext(role, kafka, service)
         await ctx.publisher.start()

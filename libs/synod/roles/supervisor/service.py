@@ -16,13 +16,18 @@ synod.sim):
 
 A ticker feeds the core the time every `tick_interval_s` (also in the core's
 config: a much longer gap between ticks is the supervisor's own pause, and the
-core then re-bases its clocks and holds its judgements; engine.py).
+core then re-bases its clocks and holds its judgements; engine.py), and before
+each tick its own view of the log: when the broker last answered its consumer's
+fetches (`ViewSeen`; a supervisor cut from the broker holds its judgements the
+same way). The tick waits for no broker: the reachability report goes out in
+the background, so a cut cannot stall the ticks (and pass for a pause).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -41,7 +46,7 @@ from synod.runtimes import (
     Runtime,
 )
 from synod.service.host import ServiceContext
-from synod.transport import Received
+from synod.transport import KeyOrderedConsumer, Received
 from synod.transport.topics import HEARTBEATS, SUPERVISOR, TASK_EVENTS, VOTES
 from synod.wire import Envelope, Reachability
 
@@ -64,6 +69,11 @@ QUARANTINES = Counter(
     "synod_supervisor_quarantines_total", "Instances put in quarantine", ["role", "reason"]
 )
 RELEASES = Counter("synod_supervisor_releases_total", "Quarantines lifted", ["role"])
+VIEW_AGE = Gauge(
+    "synod_supervisor_view_age_seconds",
+    "Seconds since the broker last answered the supervisor's consumer for every partition "
+    "it reads (+Inf: it holds none); over SYNOD_SUPERVISOR_VIEW_STALE_S it judges nobody",
+)
 ESCALATIONS = Counter(
     "synod_supervisor_escalations_total", "Tasks put to a person by the supervisor", ["reason"]
 )
@@ -97,6 +107,16 @@ class SupervisorSettings(BaseSettings):
     )
     wake_hold_s: float = Field(
         default=5.0, ge=0, description="after such a pause, judge nobody for this long"
+    )
+    view_stale_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="no answer from the broker for this long: our own view is stale, judge nobody",
+    )
+    start_timeout_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="a restarted instance is left this long to send its first heartbeat",
     )
     phi_threshold: float = Field(default=8.0, gt=0)
     acceptable_pause_s: float = Field(default=3.0, ge=0)
@@ -141,13 +161,15 @@ class SupervisorSettings(BaseSettings):
             tick_interval_s=self.tick_interval_s,
             wake_gap_factor=self.wake_gap_factor,
             wake_hold_s=self.wake_hold_s,
+            view_stale_s=self.view_stale_s,
+            start_timeout_s=self.start_timeout_s,
         )
 
     def make_runtime(self) -> Runtime:
         if self.runtime == "local":
             if self.run_dir is None:
                 raise ValueError("SYNOD_SUPERVISOR_RUNTIME=local needs SYNOD_SUPERVISOR_RUN_DIR")
-            return LocalProcessRuntime(self.run_dir)
+            return LocalProcessRuntime(self.run_dir, start_timeout_s=self.start_timeout_s)
         if self.runtime == "kubernetes":
             return KubernetesRuntime.in_cluster(
                 self.namespace, deployment_prefix=f"{self.release_fullname}-"
@@ -173,6 +195,9 @@ class SupervisorService:
         # Records in, core events out (shared with synod.sim).
         self.intake = intake.Intake(ctx.instance)
         self.pending: set[asyncio.Task[None]] = set()
+        # Its consumer (set by `install`): its last answers are the core's ViewSeen.
+        self.consumer: KeyOrderedConsumer | None = None
+        self.reporting: asyncio.Task[None] | None = None  # the reachability report in flight
 
     # ------------------------------------------------------------ in
 
@@ -186,14 +211,28 @@ class SupervisorService:
 
     async def tick(self) -> None:
         now = self.clock()
-        last = self.core.last_tick
+        last, stale = self.core.last_tick, self.core.view_stale
+        if self.consumer is not None:
+            answered = self.consumer.answered_at()
+            VIEW_AGE.set(now - answered if answered is not None else math.inf)
+            self.core.handle(core.ViewSeen(answered), now)
         await self.carry_out(self.core.tick(now), now)
-        if self.core.woke_at == now and last is not None:
+        hold = self.core.config.wake_hold_s
+        if self.core.view_stale and not stale:
+            log.warning(
+                "own view stale: no answer from the broker; judging nobody",
+                extra={"view_at": self.core.view_at, "stale_s": self.core.config.view_stale_s},
+            )
+        if self.core.woke_at == now and self.core.woke_from == "view":
+            log.warning(
+                "own view back: judging nobody while the backlog is read", extra={"hold_s": hold}
+            )
+        elif self.core.woke_at == now and last is not None:
             log.warning(
                 "own pause: judging nobody while the backlog is read",
-                extra={"gap_s": round(now - last, 3), "hold_s": self.core.config.wake_hold_s},
+                extra={"gap_s": round(now - last, 3), "hold_s": hold},
             )
-        await self.publish_reachability(now)
+        self.report_reachability(now)
         roles: dict[str, int] = {}
         threshold = self.core.config.phi_threshold
         for name, inst in self.core.instances.items():
@@ -203,14 +242,31 @@ class SupervisorService:
             SUSPECTS.labels(role).set(roles.get(role, 0))
 
     async def ticker(self) -> None:
-        while True:
-            await asyncio.sleep(self.tick_interval_s)
-            try:
-                await self.tick()
-            except Exception as exc:  # a failed tick must not end the supervision
-                log.warning("tick failed", extra={"error": repr(exc)})
+        try:
+            while True:
+                await asyncio.sleep(self.tick_interval_s)
+                try:
+                    await self.tick()
+                except Exception as exc:  # a failed tick must not end the supervision
+                    log.warning("tick failed", extra={"error": repr(exc)})
+        finally:
+            if self.reporting is not None:
+                self.reporting.cancel()
 
     # ------------------------------------------------------------ out
+
+    def report_reachability(self, now: float) -> None:
+        """`publish_reachability` in the background, one at a time: a report is a
+        snapshot, so one still waiting for the broker is not queued behind."""
+        if self.reporting is not None and not self.reporting.done():
+            return
+        self.reporting = asyncio.create_task(self._report(now))
+
+    async def _report(self, now: float) -> None:
+        try:
+            await self.publish_reachability(now)
+        except Exception as exc:
+            log.info("reachability not published", extra={"error": repr(exc)})
 
     async def publish_reachability(self, now: float) -> None:
         """Who the detector hears, for consensus's `ap` ballots (docs/cap.md). Nothing
@@ -242,7 +298,8 @@ class SupervisorService:
     async def restart(self, action: core.Restart) -> None:
         try:
             host = self.intake.hosts.get(action.instance, "")
-            done = await self.runtime.restart(action.instance, action.role, host)
+            pid = self.intake.pids.get(action.instance, 0)
+            done = await self.runtime.restart(action.instance, action.role, host, pid)
             outcome = "ok"
         except Exception as exc:
             done, outcome = repr(exc), "error"
@@ -293,7 +350,7 @@ def install(ctx: ServiceContext, settings: SupervisorSettings | None = None) -> 
     service = SupervisorService(
         ctx, settings.config(), settings.make_runtime(), tick_interval_s=settings.tick_interval_s
     )
-    ctx.consume(
+    service.consumer = ctx.consume(
         GROUP,
         [HEARTBEATS, TASK_EVENTS, VOTES],
         service.handle,
