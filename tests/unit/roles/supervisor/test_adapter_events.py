@@ -101,3 +101,38 @@ def test_heartbeats_tell_the_host_to_restart() -> None:
     beat = Heartbeat(instance="coder-0", role="coder", seq=1, host="rel-synod-coder-abc")
     s.events(env(beat), time.time())
     assert s.intake.hosts == {"coder-0": "rel-synod-coder-abc"}
+
+
+async def test_a_restart_names_the_pid_the_last_heartbeat_came_from() -> None:
+    asked: list[tuple[str, str, str, int]] = []
+
+    class Recording(NoRuntime):
+        async def restart(self, instance: str, role: str, host: str = "", pid: int = 0) -> str:
+            asked.append((instance, role, host, pid))
+            return "recorded"
+
+    s = service()
+    s.runtime = Recording()
+    beat = Heartbeat(instance="coder-0", role="coder", seq=1, host="h", pid=4242)
+    s.events(env(beat), time.time())
+    await s.restart(core.Restart("coder-0", "coder", "dead", 9.0))
+    assert asked == [("coder-0", "coder", "h", 4242)]
+
+
+async def test_every_tick_passes_the_core_its_consumers_last_answer(monkeypatch: Any) -> None:
+    from synod.roles.supervisor.service import SupervisorSettings
+
+    monkeypatch.setenv("SYNOD_SUPERVISOR_VIEW_STALE_S", "1.5")
+    monkeypatch.setenv("SYNOD_SUPERVISOR_START_TIMEOUT_S", "90")
+    config = SupervisorSettings().config()
+    assert (config.view_stale_s, config.start_timeout_s) == (1.5, 90.0)
+    answers: list[float | None] = [100.0, None]
+    ctx: Any = SimpleNamespace(instance="supervisor-0")
+    s = SupervisorService(ctx, config, NoRuntime(), clock=lambda: 100.5)
+    s.consumer = SimpleNamespace(answered_at=lambda: answers.pop(0))  # type: ignore[assignment]
+    await s.tick()
+    assert (s.core.view_at, s.core.view_stale) == (100.0, False)
+    await s.tick()  # no partition held
+    assert (s.core.view_at, s.core.view_stale) == (None, True)
+    if s.reporting is not None:
+        await s.reporting
