@@ -44,7 +44,7 @@ from synod.core.check import LogRecord, Report
 from synod.core.check import check as check_log
 from synod.core.consensus import wiremap
 from synod.core.consensus.fold import PartitionFold
-from synod.core.consensus.ticker import ReachabilityView, Ticker
+from synod.core.consensus.ticker import REACHABILITY_FRESH_S, ReachabilityView, Ticker
 from synod.core.supervisor import (
     Escalate,
     HeartbeatSeen,
@@ -76,6 +76,7 @@ from synod.transport.causal import HANDLING, Stamper
 from synod.transport.dedup import DedupWindow
 from synod.transport.offsets import PartitionOffsets, decode_finished
 from synod.transport.topics import (
+    HEARTBEATS,
     RESULTS,
     STEPS_CANCEL,
     STEPS_CODER,
@@ -90,6 +91,7 @@ from synod.wire import (
     Codec,
     Envelope,
     PlanStep,
+    Reachability,
     Sender,
     StepCompleted,
     StepFailed,
@@ -100,7 +102,7 @@ from synod.wire import (
     Vote,
     VoteRequested,
 )
-from synod.wire.messages import FileWritten, StepCancelled
+from synod.wire.messages import FileWritten, PartitionMode, StepCancelled
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)  # virtual time 0
 EPOCH_S = EPOCH.timestamp()
@@ -114,6 +116,7 @@ TOPICS = (
     RESULTS,
     WORKSPACE,
     SUPERVISOR,
+    HEARTBEATS,
 )
 # Where a planner's record goes (synod.core.task.carry.Write.to).
 LOG_TOPIC = {
@@ -133,11 +136,16 @@ SESSION_TIMEOUT_S = 10.0
 # The services beat every second; every two here halves the events, and the
 # phi-accrual detector adapts to the rhythm it sees.
 HEARTBEAT_S = 2.0
+# The supervisor's Reachability report (docs/cap.md): the service sends one every
+# tick; here one when it changes and else every two beats, inside consensus's
+# freshness window (REACHABILITY_FRESH_S, 5 s), for a quarter of the records.
+REACHABILITY_EVERY_S = 2 * HEARTBEAT_S
 COMMIT_INTERVAL_S = 2.0
 PLANNER_SWEEP_S = 2.0
 CONSENSUS_TICK_S = 1.0
 HANDLER_S = 0.005  # what a planner or consensus handler takes (no model call)
 TASK_CONFIG = TaskConfig(step_deadline_s=60.0, vote_deadline_s=30.0)
+AP_SHARE = 0.5  # of the drawn tasks, those that choose availability (`ap`)
 TASK_DEADLINE_S = 3_000.0  # far beyond the liveness bound: a task that needs it is stuck
 
 _codec: Codec | None = None
@@ -172,6 +180,9 @@ class SimConfig:
     # The planner's outbox (SYNOD_PLANNER_OUTBOX): `ack` logs a record with its copies
     # and sends them on once the log has it; `read-back` forwards on reading it back.
     outbox: carry.OutboxMode = "ack"
+    # Whether drawn tasks choose `ap` too (AP_SHARE of them), or all `cp` as the
+    # default TaskSubmitted does.
+    ap_tasks: bool = True
 
     def __post_init__(self) -> None:
         if self.outbox not in OUTBOXES:
@@ -491,14 +502,31 @@ class Consensus(Instance):
 
     def reset(self) -> None:
         self.tickers: dict[TP, Ticker] = {}
-        # No supervisor reports reachability here: markers name nobody (as with none fresh).
-        self.reachability = ReachabilityView()
+        # The supervisor's reports, as ConsensusService's reader of synod.heartbeats
+        # takes them: a restarted instance starts with none (markers name nobody
+        # until a fresh one comes).
+        self.reachability = ReachabilityView(REACHABILITY_FRESH_S)
         super().reset()
 
     def subscriptions(self) -> list[tuple[str, tuple[str, ...]]]:
-        return [("synod.consensus", (VOTES.name,))]
+        return [
+            ("synod.consensus", (VOTES.name,)),
+            (f"synod.consensus.reachability.{self.name}", (HEARTBEATS.name,)),
+        ]
+
+    def side(self, group: str) -> bool:
+        return group.startswith("synod.consensus.reachability.")
+
+    def on_side(self, envelope: Envelope[Any]) -> None:
+        self.reachability.heard(envelope)
 
     def on_assigned(self, consumer: Consumer, tps: list[TP]) -> None:
+        if consumer.side:  # from the end: only reports from now on count (fresh_s)
+            for tp in tps:
+                end = self.world.broker.end(tp)
+                consumer.assigned[tp] = PartitionOffsets(end)
+                consumer.position[tp] = end
+            return
         # As ConsensusService._on_assigned (no snapshot): refold silently up to the
         # group's committed offset, whose outputs were out before it was committed.
         self.tickers = {tp: t for tp, t in self.tickers.items() if tp in consumer.assigned}
@@ -678,6 +706,8 @@ class World:
         # It ticks at every heartbeat round, so that is its tick interval.
         self.supervisor = Supervisor(SupervisorConfig(escalate=False, tick_interval_s=HEARTBEAT_S))
         self.supervisor_sender = Sender(role="supervisor", instance="supervisor-0")
+        # The last Reachability report sent, and when the next one is due unchanged.
+        self.reported: tuple[tuple[list[str], list[str]] | None, float] = (None, 0.0)
         self.intake = supervisor_intake.Intake(self.supervisor_sender.instance)
         # The supervisor's clock is unskewed; it stamps what it appends to task logs.
         self.supervisor_stamper = Stamper(
@@ -779,7 +809,11 @@ class World:
             at = self.rng.uniform(0, 30)
             self.last_submit = max(self.last_submit, at)
             body = TaskSubmitted(
-                goal=f"simulated task {i}", plan=steps, reviewers=3, deadline_s=TASK_DEADLINE_S
+                goal=f"simulated task {i}",
+                plan=steps,
+                reviewers=3,
+                deadline_s=TASK_DEADLINE_S,
+                partition_mode=self.partition_mode(i),
             )
             env = Envelope.new(
                 body,
@@ -790,6 +824,14 @@ class World:
             )
             self.tasks.append(task_id)
             self.push(at, "submit", env)
+
+    def partition_mode(self, i: int) -> PartitionMode:
+        """Task `i`'s CAP choice (docs/cap.md): every other one `ap`, from its own
+        stream so that adding it moved no other draw of the seed."""
+        if not self.config.ap_tasks:
+            return "cp"
+        rng = random.Random(f"{self.config.seed}/partition-mode/{i}")
+        return "ap" if rng.random() < AP_SHARE else "cp"
 
     def _on_submit(self, env: Envelope[Any]) -> None:
         # The client retries until the broker takes it (it is not in any zone).
@@ -860,8 +902,31 @@ class World:
                 beat = HeartbeatSeen(inst.name, inst.role, inst.beats)
                 self.supervise(self.supervisor.handle(beat, self.supervisor_now()))
         self.supervise(self.supervisor.tick(self.supervisor_now()))
+        self.report_reachability()
         if self.queue:  # only while something else can still happen
             self.push(self.now + HEARTBEAT_S, "beat")
+
+    def report_reachability(self) -> None:
+        """As SupervisorService.publish_reachability: who the detector hears, on
+        synod.heartbeats, for consensus's ballots (`cp` names the voters it could not
+        reach; `ap` decides on a quorum of those it can). Nothing while it hears nobody."""
+        seen = self.supervisor.reachability(self.supervisor_now())
+        if seen is None:
+            return
+        reachable, suspected = seen
+        if (reachable, suspected) == self.reported[0] and self.now < self.reported[1]:
+            return
+        self.reported = ((reachable, suspected), self.now + REACHABILITY_EVERY_S)
+        env = Envelope.new(
+            Reachability(
+                observer=self.supervisor_sender.instance, reachable=reachable, suspected=suspected
+            ),
+            sender=self.supervisor_sender,
+            message_id=derived_id("sim-reachability", str(self.now)),
+            created_at=EPOCH + timedelta(seconds=self.now),
+        )
+        key = self.supervisor_sender.instance.encode()
+        self.append(Out(HEARTBEATS.name, key, env), None, False)
 
     def supervise(self, actions: list[Any]) -> None:
         """Carry out the core's actions as the supervisor service does, with its records
