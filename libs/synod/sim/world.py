@@ -65,6 +65,7 @@ from synod.core.task import (
     Tick,
     carry,
 )
+from synod.core.task.wakes import Wakes
 from synod.core.taskview import TaskView
 from synod.core.work import step_records, vote_record
 from synod.core.workspace.records import partition_key, workspace_key
@@ -311,6 +312,8 @@ class Planner(Instance):
         # A new process remembers nothing it forwarded: what its predecessor logged
         # and did not send on goes on when it is read back (ack, ADR 0012).
         self.forwarded = carry.Forwarded(self.world.config.outbox)
+        # As Planner.wakes: a tick steps only the tasks whose wake is due.
+        self.wakes = Wakes()
         super().reset()
 
     def subscriptions(self) -> list[tuple[str, tuple[str, ...]]]:
@@ -320,6 +323,7 @@ class Planner(Instance):
         m = self.machines.get(task_id)
         if m is None:
             m = self.machines[task_id] = TaskMachine(task_id, TASK_CONFIG)
+            self.wakes.soon(task_id)
         return m
 
     def on_assigned(self, consumer: Consumer, tps: list[TP]) -> None:
@@ -338,6 +342,7 @@ class Planner(Instance):
                 self.stamper.observe(record.topic, envelope)
                 self.machine(envelope.task_id).step(Logged(envelope, replayed=True))
                 self.partition_of[envelope.task_id] = tp
+                self.wakes.soon(envelope.task_id)  # folded: due once, right after
 
     def handle(
         self, consumer: Consumer, record: Record, envelope: Envelope[Any]
@@ -354,17 +359,28 @@ class Planner(Instance):
         m.step(Quarantined(frozenset()))
         m.step(self.forwarded.logged(envelope))
         outs = self.run(m)
+        self.wakes.set(m.task_id, m.next_wake())
         return HANDLER_S, lambda: outs
 
     def tick(self) -> list[Out]:
+        """As Planner.sweep_once: the tasks due, of the partitions held; one of a
+        partition not held now waits aside until it is."""
         owned = {tp for c in self.consumers for tp in c.assigned}
+        self.wakes.release(tp[1] for tp in owned if tp[0] == TASK_EVENTS.name)
+        now = self.at()
         outs: list[Out] = []
-        for task_id, m in self.machines.items():
-            if self.partition_of.get(task_id) not in owned:
+        for task_id, at in self.wakes.due(now):
+            m = self.machines.get(task_id)
+            if m is None:
+                continue
+            tp = self.partition_of.get(task_id)
+            if tp not in owned:
+                self.wakes.hold(task_id, tp[1] if tp is not None else -1, at)
                 continue
             m.step(Quarantined(frozenset()))
-            m.step(Tick(self.at()))
+            m.step(Tick(now))
             outs.extend(self.run(m))
+            self.wakes.set(task_id, m.next_wake())
         return outs
 
     def run(self, m: TaskMachine) -> list[Out]:
