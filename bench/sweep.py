@@ -24,66 +24,36 @@ import asyncio
 import json
 import statistics
 import time
-from types import SimpleNamespace
 from typing import Any
 
-from aiokafka.structs import TopicPartition
-
 from machine import describe, machine_info  # bench/machine.py; bench/ is not a package
-from synod.core.task import Quarantined, TaskConfig, Tick
+from synod.core.task import Quarantined, Tick
+from synod.dev.memoryplanner import MemoryPlanner
 from synod.roles.planner.service import SWEEP_YIELD_EVERY, Planner
-from synod.transport import MemoryBroker, MemoryConsumer, MemoryPublisher, RawRecord
-from synod.transport.topics import TASK_EVENTS, TopicSpec, topic_name
+from synod.transport.topics import TASK_EVENTS
 from synod.wire import Envelope, PlanStep, Sender, TaskSubmitted
 from synod.wire.messages import utc_now
 
 PREFIX = "b."
 PARTITIONS = 64
 CLIENT = Sender(role="client", instance="c")
-PLANNER = Sender(role="planner", instance="p-0")
 
 
 async def planner_with(tasks: int) -> Planner:
     """A planner holding `tasks` tasks in flight, fed through the in-memory broker."""
-    broker = MemoryBroker(partitions=PARTITIONS)
-    publisher = MemoryPublisher(broker)
-
-    def topic(spec: TopicSpec | str) -> str:
-        return spec if isinstance(spec, str) else topic_name(spec, PREFIX)
-
-    async def publish(spec: TopicSpec | str, envelope: Envelope[Any]) -> None:
-        await publisher.publish(topic(spec), envelope)
-
-    ctx: Any = SimpleNamespace(
-        kafka=SimpleNamespace(bootstrap="127.0.0.1:1", topic_prefix=PREFIX),
-        topic=topic,
-        instance="p-0",
-        sender=PLANNER,
-        service=SimpleNamespace(causal_clocks=False),
-        publish=publish,
-        publisher=publisher,
-    )
-    llm: Any = None  # a given plan: the model is never asked
-    planner = Planner(ctx, llm, config=TaskConfig(), outbox="read-back")
-    events = topic(TASK_EVENTS)
-    consumer: Any = SimpleNamespace(assigned={TopicPartition(events, p) for p in range(PARTITIONS)})
-    planner.consumer = consumer
-
-    async def dead_letter(record: RawRecord, reason: str, message: str, cls: str) -> None:
-        raise RuntimeError(f"{reason}: {message}")
-
-    feed = MemoryConsumer(broker, [events], planner.handle, dead_letter=dead_letter)
-    await feed.start()
+    run = MemoryPlanner(partitions=PARTITIONS, prefix=PREFIX)
+    feed = run.consumer
+    await run.start()
     plan = [PlanStep(step_id=f"s{i}") for i in range(3)]
     for i in range(tasks):
         body = TaskSubmitted(goal=f"helper {i}", plan=plan, deadline_s=3_600)
-        await publish(TASK_EVENTS, Envelope.new(body, sender=CLIENT, task_id=f"t{i}"))
+        await run.publish(TASK_EVENTS, Envelope.new(body, sender=CLIENT, task_id=f"t{i}"))
         if i % 200 == 199:
             await feed.wait_idle()
     await feed.wait_idle()
-    await planner.sweep_once()  # the first sweep: every task once (a new quarantine view)
+    await run.planner.sweep_once()  # the first sweep: every task once (a new quarantine view)
     await feed.wait_idle()
-    return planner
+    return run.planner
 
 
 async def every_task(planner: Planner) -> None:

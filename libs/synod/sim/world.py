@@ -288,6 +288,13 @@ class Instance:
     def on_assigned(self, consumer: Consumer, tps: list[TP]) -> None:
         return None
 
+    def from_end(self, consumer: Consumer, tps: list[TP]) -> None:
+        """Start `tps` at their end (auto_offset_reset latest: only what comes next)."""
+        for tp in tps:
+            end = self.world.broker.end(tp)
+            consumer.assigned[tp] = PartitionOffsets(end)
+            consumer.position[tp] = end
+
     def handle(
         self, consumer: Consumer, record: Record, envelope: Envelope[Any]
     ) -> tuple[float, Callable[[], list[Out]]] | None:
@@ -431,10 +438,7 @@ class Worker(Instance):
 
     def on_assigned(self, consumer: Consumer, tps: list[TP]) -> None:
         if consumer.side:  # auto_offset_reset latest: cancels for attempts running now
-            for tp in tps:
-                end = self.world.broker.end(tp)
-                consumer.assigned[tp] = PartitionOffsets(end)
-                consumer.position[tp] = end
+            self.from_end(consumer, tps)
 
     def on_side(self, envelope: Envelope[Any]) -> None:
         """As WorkerService.on_cancel: remember the cancelled requests and stop the one
@@ -538,10 +542,7 @@ class Consensus(Instance):
 
     def on_assigned(self, consumer: Consumer, tps: list[TP]) -> None:
         if consumer.side:  # from the end: only reports from now on count (fresh_s)
-            for tp in tps:
-                end = self.world.broker.end(tp)
-                consumer.assigned[tp] = PartitionOffsets(end)
-                consumer.position[tp] = end
+            self.from_end(consumer, tps)
             return
         # As ConsensusService._on_assigned (no snapshot): refold silently up to the
         # group's committed offset, whose outputs were out before it was committed.
@@ -1107,17 +1108,22 @@ class World:
                         inst.stamper.observe(record.topic, envelope)
                         inst.on_side(envelope)
 
-    def stop(self, inst: Instance, job: Job) -> None:
-        """A running job stopped (a worker's cancelled attempt): its handler returns
-        having sent nothing, so its record is done; its pending end does nothing."""
-        assert job.cause is not None
-        self.stopped.append((self.now, inst.name, job.cause.message_id, True))
+    def finish(self, inst: Instance, job: Job) -> None:
+        """The job's record is done: deduplicated, its offset finished (if the lane is
+        still the one it came from), and the instance free for the next."""
         if job.consumer is not None and job.tp is not None and job.offsets is not None:
             job.consumer.dedup.add(job.dedup_key)
             if job.consumer.assigned.get(job.tp) is job.offsets:
                 job.offsets.finish(job.offset)
                 job.consumer.dirty.add(job.tp)
         inst.busy = None
+
+    def stop(self, inst: Instance, job: Job) -> None:
+        """A running job stopped (a worker's cancelled attempt): its handler returns
+        having sent nothing, so its record is done; its pending end does nothing."""
+        assert job.cause is not None
+        self.stopped.append((self.now, inst.name, job.cause.message_id, True))
+        self.finish(inst, job)
         self.push(self.now, "poll", (inst, inst.incarnation))
 
     def _on_done(self, payload: tuple[Instance, int, Job]) -> None:
@@ -1149,12 +1155,7 @@ class World:
             job.sent += 1
             if out.then is not None:
                 out.then()
-        if job.consumer is not None and job.tp is not None and job.offsets is not None:
-            job.consumer.dedup.add(job.dedup_key)
-            if job.consumer.assigned.get(job.tp) is job.offsets:
-                job.offsets.finish(job.offset)
-                job.consumer.dirty.add(job.tp)
-        inst.busy = None
+        self.finish(inst, job)
         self.push(self.now, "poll", (inst, incarnation))
 
     def _on_tick(self, payload: tuple[Instance, int]) -> None:

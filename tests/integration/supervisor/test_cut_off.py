@@ -20,6 +20,7 @@ from tests.polling import wait_until_async
 
 from synod.dev.netfaults import NetFaults
 from synod.roles.supervisor.service import SupervisorService, SupervisorSettings, install
+from synod.runtimes import NoRuntime
 from synod.service.host import ServiceContext, _heartbeats
 
 from .team import Team
@@ -30,7 +31,9 @@ DIES = "coder-1"
 CUT_S = 20.0  # longer than a death takes to detect (about 5 s here) and the session timeout
 
 
-class RecordingRuntime:
+class RecordingRuntime(NoRuntime):
+    """Records the restarts it is asked for (scaling stays refused, as NoRuntime's)."""
+
     name = "recording"
 
     def __init__(self) -> None:
@@ -39,9 +42,6 @@ class RecordingRuntime:
     async def restart(self, instance: str, role: str, host: str = "", pid: int = 0) -> str:
         self.restarts.append((time.monotonic(), instance))
         return "recorded"
-
-    async def scale(self, role: str, replicas: int) -> None:
-        raise NotImplementedError
 
 
 async def test_a_cut_supervisor_restarts_nobody_and_after_the_heal_the_dead_one(

@@ -10,7 +10,6 @@ clock the planner reads is set by the test.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,9 +17,8 @@ from aiokafka.structs import TopicPartition
 
 from synod.core.task import TaskConfig
 from synod.core.task.wakes import SOON
+from synod.dev.memoryplanner import MemoryPlanner
 from synod.roles.planner import service
-from synod.roles.planner.service import Planner
-from synod.transport import MemoryBroker, MemoryConsumer, MemoryPublisher, RawRecord
 from synod.transport.topics import RESULTS, STEPS_CODER, TASK_EVENTS, TopicSpec, topic_name
 from synod.wire import (
     Envelope,
@@ -37,7 +35,6 @@ PREFIX = "t."
 PARTITIONS = 4
 CLIENT = Sender(role="client", instance="c")
 CODER = Sender(role="coder", instance="coder-0")
-PLANNER = Sender(role="planner", instance="p-0")
 EVENTS = topic_name(TASK_EVENTS, PREFIX)
 
 
@@ -56,44 +53,14 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return c
 
 
-class Team:
-    """A planner on the in-memory broker: what it logs comes back to its handler."""
+class Team(MemoryPlanner):
+    """A planner on the in-memory broker (synod.dev.memoryplanner), with a 30 s step
+    deadline, every partition of the task log its own."""
 
     def __init__(self) -> None:
-        self.broker = MemoryBroker(partitions=PARTITIONS)
-        publisher = MemoryPublisher(self.broker)
-
-        def topic(spec: TopicSpec | str) -> str:
-            return spec if isinstance(spec, str) else topic_name(spec, PREFIX)
-
-        async def publish(spec: TopicSpec | str, envelope: Envelope[Any]) -> None:
-            await publisher.publish(topic(spec), envelope)
-
-        ctx: Any = SimpleNamespace(
-            kafka=SimpleNamespace(bootstrap="127.0.0.1:1", topic_prefix=PREFIX),
-            topic=topic,
-            instance="p-0",
-            sender=PLANNER,
-            service=SimpleNamespace(causal_clocks=False),
-            publish=publish,
-            publisher=publisher,
+        super().__init__(
+            partitions=PARTITIONS, config=TaskConfig(step_deadline_s=30.0), prefix=PREFIX
         )
-        config = TaskConfig(step_deadline_s=30.0)
-        self.planner = Planner(ctx, llm=None, config=config, outbox="read-back")  # type: ignore[arg-type]
-        self.planner.consumer = SimpleNamespace(  # type: ignore[assignment]
-            assigned={TopicPartition(EVENTS, p) for p in range(PARTITIONS)}
-        )
-
-        async def dead_letter(record: RawRecord, reason: str, message: str, cls: str) -> None:
-            raise AssertionError(f"{reason}: {message}")
-
-        self.consumer = MemoryConsumer(
-            self.broker, [EVENTS], self.planner.handle, dead_letter=dead_letter
-        )
-        self.publish = publish
-
-    async def start(self) -> None:
-        await self.consumer.start()
 
     async def log(self, envelope: Envelope[Any]) -> None:
         """A record on the task log, as a client or a worker writes it; handled."""
