@@ -64,12 +64,20 @@ class Team:
         return ctx
 
     async def assigned(self, timeout_s: float = 60.0) -> None:
-        """Until every consumer holds partitions (a 'latest' consumer must, before tasks go in)."""
+        """Until every consumer holds partitions and has had a fetch answered for each.
+
+        A 'latest' consumer (the supervisor's) must, before tasks go in: holding a
+        partition is not yet having a position in it, and a record published before
+        its first fetch is never read.
+        """
         unassigned = [ctx.instance for ctx in self.contexts for c in ctx.consumers]
 
         def assigned() -> bool:
             unassigned[:] = [
-                ctx.instance for ctx in self.contexts for c in ctx.consumers if not c.assigned
+                ctx.instance
+                for ctx in self.contexts
+                for c in ctx.consumers
+                if not c.assigned or c.answered_at() is None
             ]
             return not unassigned
 

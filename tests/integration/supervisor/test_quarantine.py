@@ -9,11 +9,12 @@ reviewer-1..3, and that task completes.
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
 import pytest
-from tests.polling import wait_until_async
+from tests.polling import PollTimeout, wait_until_async
 
 from synod.core.task import TaskConfig
 from synod.llm.faults import FaultProfile, Latency
@@ -22,7 +23,7 @@ from synod.roles.consensus.service import install as install_consensus
 from synod.roles.planner import quarantine
 from synod.roles.planner.service import Planner
 from synod.roles.reviewer.service import Reviewer
-from synod.roles.supervisor.service import SupervisorSettings
+from synod.roles.supervisor.service import SupervisorService, SupervisorSettings
 from synod.roles.supervisor.service import install as install_supervisor
 from synod.roles.worker.service import WORK_TOPICS, Worker
 from synod.service.host import ServiceContext
@@ -78,8 +79,29 @@ async def test_a_reviewer_voting_against_the_team_is_left_out_of_later_electorat
     settings = SupervisorSettings(
         runtime="none", strikes_to_quarantine=2, strike_window=3, quarantine_s=600.0
     )
+    supervisors: list[SupervisorService] = []
+
+    def supervisor(ctx: ServiceContext) -> None:
+        supervisors.append(install_supervisor(ctx, settings))
+
+    def watching() -> bool:
+        """The supervisor hears all four reviewers: until it does, a quarantine is
+        withheld (it would leave too few)."""
+        [sup] = supervisors
+        heard = {n for n, i in sup.core.instances.items() if i.seq >= 0}
+        return heard >= {f"reviewer-{i}" for i in range(4)}
+
+    def state() -> str:
+        [sup] = supervisors
+        now = time.time()
+        seen = [
+            f"{n}: seq {i.seq}, phi {sup.core.detector.phi(n, now):.1f}, strikes {list(i.strikes)}"
+            for n, i in sorted(sup.core.instances.items())
+        ]
+        return f"{seen}; withheld {sup.core.withheld}; quarantined {sup.core.quarantined()}"
+
     try:
-        await team.add("supervisor", "supervisor-0", lambda ctx: install_supervisor(ctx, settings))
+        await team.add("supervisor", "supervisor-0", supervisor)
         await team.add("consensus", "consensus-0", lambda ctx: install_consensus(ctx, print))
         await team.add("planner", "planner-0", planner)
         await team.add("coder", "coder-0", coder)
@@ -87,6 +109,7 @@ async def test_a_reviewer_voting_against_the_team_is_left_out_of_later_electorat
         for i in (1, 2, 3):
             await team.add("reviewer", f"reviewer-{i}", reviewer(honest), heartbeats=True)
         await team.assigned()
+        await wait_until_async(watching, what="the supervisor to hear every reviewer", timeout_s=60)
 
         before = [await run_task(n) for n in (1, 2)]
         assert [electorate(log) for log in before] == [
@@ -94,12 +117,15 @@ async def test_a_reviewer_voting_against_the_team_is_left_out_of_later_electorat
         ] * 2
         assert all(isinstance(log[-1].body, TaskCompleted) for log in before)
 
-        await wait_until_async(
-            lambda: "reviewer-0" in planners[0].quarantine.active(utc_now()),
-            what="reviewer-0 to be quarantined",
-            timeout_s=30,
-            interval_s=0.2,
-        )
+        try:
+            await wait_until_async(
+                lambda: "reviewer-0" in planners[0].quarantine.active(utc_now()),
+                what="reviewer-0 to be quarantined",
+                timeout_s=30,
+                interval_s=0.2,
+            )
+        except PollTimeout as exc:
+            raise PollTimeout(f"{exc}; the supervisor's view: {state()}") from exc
         notice = planners[0].quarantine.notices["reviewer-0"]
         assert (notice.reason, notice.strikes, notice.role) == ("wrong_votes", 2, "reviewer")
 

@@ -24,7 +24,9 @@ What it detects, and what it answers with:
   the planner puts the task to a person (EscalationRequested, docs/adr/0011).
 - repeat hallucinator: a worker whose candidates consensus rejected, or a
   reviewer who voted against the decided outcome, `strikes_to_quarantine`
-  times among its last `strike_window` judged ballots -> `Quarantine`.
+  times among its last `strike_window` judged ballots -> `Quarantine`; for a
+  reviewer, only while `min_reviewers` others are alive: else it is withheld
+  and tried again at every tick (not only at its next ballot, which may be long).
 
 Its own silence: a detector must not count its own silence as the others'.
 The adapter ticks every `tick_interval_s`; a gap between two ticks longer than
@@ -138,6 +140,10 @@ class Supervisor:
     votes: dict[str, dict[str, str]] = field(default_factory=dict)  # proposal -> voter -> pos
     decided: dict[str, str] = field(default_factory=dict)  # proposal -> outcome
     escalated: dict[str, None] = field(default_factory=dict)  # tasks asked about (ordered set)
+    # Quarantines due but withheld, as they would leave too few reviewers: name ->
+    # reason. Tried again at every tick, so an offender whose strikes came while an
+    # honest reviewer was briefly suspected does not wait for its next ballot.
+    withheld: dict[str, str] = field(default_factory=dict)
     detector: PhiAccrualDetector = field(init=False)
     last_tick: float | None = None
     woke_at: float | None = None  # the last tick after a gap of its own (see the docstring)
@@ -224,6 +230,14 @@ class Supervisor:
                 inst.restarted_at = now
                 inst.heard_since_restart = False
                 actions.append(Restart(name, inst.role, "dead", phi))
+        for name, reason in sorted(self.withheld.items()):
+            offender = self.instances.get(name)
+            if offender is None or offender.quarantined_until is not None:
+                del self.withheld[name]  # forgotten, or quarantined on a later ballot
+            elif sum(offender.strikes) < c.strikes_to_quarantine:
+                del self.withheld[name]  # its record has improved since (a release clears it)
+            else:
+                actions.extend(self._quarantine(name, offender, reason, now))
         for (task_id, step_id), step in sorted(self.steps.items()):
             if not step.attempts:
                 continue
@@ -438,8 +452,17 @@ class Supervisor:
         strikes = sum(inst.strikes)
         if inst.quarantined_until is not None or strikes < c.strikes_to_quarantine:
             return []
+        return self._quarantine(name, inst, reason, now)
+
+    def _quarantine(self, name: str, inst: _Instance, reason: str, now: float) -> list[Action]:
+        """Quarantine one whose strikes call for it, unless that would leave too few
+        reviewers: then it is withheld, and tried again at each tick (`tick`)."""
+        c = self.config
         if inst.role == "reviewer" and self._spare_reviewers(name, now) < c.min_reviewers:
+            self.withheld[name] = reason
             return []
+        self.withheld.pop(name, None)
+        strikes = sum(inst.strikes)
         duration = min(c.max_quarantine_s, c.quarantine_s * 2**inst.quarantines)
         inst.quarantines += 1
         inst.quarantined_until = now + duration

@@ -198,6 +198,7 @@ class SupervisorService:
         # Its consumer (set by `install`): its last answers are the core's ViewSeen.
         self.consumer: KeyOrderedConsumer | None = None
         self.reporting: asyncio.Task[None] | None = None  # the reachability report in flight
+        self.withheld_logged: set[str] = set()
 
     # ------------------------------------------------------------ in
 
@@ -208,6 +209,7 @@ class SupervisorService:
         now = self.clock()
         for event in self.events(msg.envelope, now):
             await self.carry_out(self.core.handle(event, now), now)
+        self.log_withheld()
 
     async def tick(self) -> None:
         now = self.clock()
@@ -217,6 +219,7 @@ class SupervisorService:
             VIEW_AGE.set(now - answered if answered is not None else math.inf)
             self.core.handle(core.ViewSeen(answered), now)
         await self.carry_out(self.core.tick(now), now)
+        self.log_withheld()
         hold = self.core.config.wake_hold_s
         if self.core.view_stale and not stale:
             log.warning(
@@ -252,6 +255,20 @@ class SupervisorService:
         finally:
             if self.reporting is not None:
                 self.reporting.cancel()
+
+    def log_withheld(self) -> None:
+        """Say once when a quarantine is withheld (too few reviewers would be left)."""
+        withheld = self.core.withheld
+        for name in sorted(withheld.keys() - self.withheld_logged):
+            log.warning(
+                "quarantine withheld: too few reviewers would be left; tried again each tick",
+                extra={
+                    "target": name,
+                    "reason": withheld[name],
+                    "min_reviewers": self.core.config.min_reviewers,
+                },
+            )
+        self.withheld_logged = set(withheld)
 
     # ------------------------------------------------------------ out
 

@@ -228,6 +228,36 @@ def test_no_quarantine_that_would_leave_too_few_reviewers() -> None:
     assert ballot(sup, 1, "reviewer-0", 0.0) == []
 
 
+def test_a_withheld_quarantine_is_tried_again_once_enough_reviewers_are_alive() -> None:
+    """Its second strike came while one honest reviewer was not yet heard: the
+    quarantine waits for the tick at which three others are alive, not for its
+    next ballot, and lapses if its record improves first."""
+    config = SupervisorConfig(strikes_to_quarantine=2, strike_window=3, min_reviewers=3)
+    sup = Supervisor(config)
+    alive_reviewers(sup, 3, 0.0)  # reviewer-3 not heard yet
+    assert ballot(sup, 1, "reviewer-0", 1.0) == []
+    assert ballot(sup, 2, "reviewer-0", 2.0) == []
+    assert sup.withheld == {"reviewer-0": "wrong_votes"}
+    assert [a for a in sup.tick(2.5) if isinstance(a, Quarantine)] == []
+    for r in range(4):
+        sup.handle(HeartbeatSeen(f"reviewer-{r}", "reviewer", 1), 3.0)
+    [q] = [a for a in sup.tick(3.5) if isinstance(a, Quarantine)]
+    assert (q.instance, q.reason, q.strikes) == ("reviewer-0", "wrong_votes", 2)
+    assert sup.withheld == {}
+    assert [a for a in sup.tick(4.5) if isinstance(a, Quarantine)] == []  # once
+
+    better = Supervisor(config)
+    alive_reviewers(better, 3, 0.0)
+    ballot(better, 1, "reviewer-0", 1.0)
+    ballot(better, 2, "reviewer-0", 2.0)
+    ballot(better, 3, "nobody", 2.2)
+    ballot(better, 4, "nobody", 2.4)  # strikes now [wrong, right, right]
+    for r in range(4):
+        better.handle(HeartbeatSeen(f"reviewer-{r}", "reviewer", 1), 3.0)
+    assert [a for a in better.tick(3.5) if isinstance(a, Quarantine)] == []
+    assert better.withheld == {}
+
+
 def test_no_quorum_judges_nobody_and_rejected_candidates_count_against_their_producer() -> None:
     config = SupervisorConfig(strikes_to_quarantine=2, strike_window=2)
     sup = Supervisor(config)
