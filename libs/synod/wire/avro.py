@@ -142,7 +142,7 @@ def canonical_form(schema: AvroSchema) -> str:
 
 def schema_fingerprint(schema: AvroSchema) -> bytes:
     """CRC-64-AVRO of the Parsing Canonical Form, little-endian, as on the wire."""
-    return bytes.fromhex(str(fingerprint(canonical_form(schema), "CRC-64-AVRO")))
+    return _fingerprint_of(canonical_form(schema))
 
 
 # ---------------------------------------------------------------- the store
@@ -163,38 +163,72 @@ class _Loaded:
     current_fp: dict[str, bytes]
 
 
+@dataclass(frozen=True)
+class _Current:
+    readers: dict[str, Any]  # type -> parsed current schema
+    canonical: dict[str, str]  # type -> its Parsing Canonical Form
+
+
 @functools.cache
-def _current() -> _Loaded:
-    """The current schema of every type, generated from the models: the same for the
-    whole process, and the costly part of a store (generation, parsing and pure-Python
-    fingerprints: 0.5-2 s), so it is done once."""
-    loaded = _Loaded({}, {}, {})
+def _current() -> _Current:
+    """The current schema of every type, generated from the models and parsed: the
+    same for the whole process, so done once."""
+    current = _Current({}, {})
     for type_name in BODY_TYPES:
-        current = avro_schema(type_name)
-        fp = schema_fingerprint(current)
-        loaded.readers[type_name] = parse_schema(current)
-        loaded.current_fp[type_name] = fp
-        loaded.by_fingerprint[fp] = KnownSchema(type_name, fp, loaded.readers[type_name], True)
-    return loaded
+        schema = avro_schema(type_name)
+        current.readers[type_name] = parse_schema(schema)
+        current.canonical[type_name] = canonical_form(schema)
+    return current
+
+
+def _fingerprint_of(canonical: str) -> bytes:
+    return bytes.fromhex(str(fingerprint(canonical, "CRC-64-AVRO")))
+
+
+def _named(path: Path) -> bytes | None:
+    """The fingerprint a history file is named by (`make schemas` names them so, and
+    tests/unit/wire/test_schemas.py holds every name to its content), if it is one."""
+    stem = path.stem
+    if len(stem) != 16 or stem.strip("0123456789abcdef"):
+        return None
+    return bytes.fromhex(stem)
 
 
 @functools.cache
 def _load(root: Path) -> _Loaded:
     """The current schemas and the released ones under `root`, once per root: history
-    only grows with a new release of the code, never while a process runs."""
+    only grows with a new release of the code, never while a process runs.
+
+    Fingerprints are taken from the history files' names, and a current schema's from
+    the history file of the same canonical form, where there is one: fastavro's
+    CRC-64 is pure Python (~2 ms a schema), and computing all of them made every
+    process start (every service, every CLI call) ~0.5 s slower.
+    """
     current = _current()
-    by_fingerprint = dict(current.by_fingerprint)
-    history = root / "avro" / "history"
-    if history.is_dir():
-        for path in sorted(history.glob("*/*.avsc")):
+    history: list[tuple[str, bytes, Any]] = []  # (type, fingerprint, schema)
+    by_canonical: dict[str, bytes] = {}
+    history_dir = root / "avro" / "history"
+    if history_dir.is_dir():
+        for path in sorted(history_dir.glob("*/*.avsc")):
             type_name = path.parent.name
             if type_name not in BODY_TYPES:
                 continue
             schema = json.loads(path.read_text())
-            fp = schema_fingerprint(schema)
-            if fp not in by_fingerprint:
-                by_fingerprint[fp] = KnownSchema(type_name, fp, parse_schema(schema), False)
-    return _Loaded(by_fingerprint, current.readers, current.current_fp)
+            canonical = canonical_form(schema)
+            fp = _named(path) or _fingerprint_of(canonical)
+            by_canonical[canonical] = fp
+            history.append((type_name, fp, schema))
+    loaded = _Loaded({}, current.readers, {})
+    for type_name in BODY_TYPES:
+        canonical = current.canonical[type_name]
+        fp = by_canonical.get(canonical) or _fingerprint_of(canonical)
+        loaded.current_fp[type_name] = fp
+        reader = current.readers[type_name]
+        loaded.by_fingerprint[fp] = KnownSchema(type_name, fp, reader, True)
+    for type_name, fp, schema in history:
+        if fp not in loaded.by_fingerprint:
+            loaded.by_fingerprint[fp] = KnownSchema(type_name, fp, parse_schema(schema), False)
+    return loaded
 
 
 class SchemaStore:

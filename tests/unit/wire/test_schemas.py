@@ -13,7 +13,7 @@ import pytest
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 
 from synod.wire import BODY_TYPES
-from synod.wire.avro import avro_schema, schema_fingerprint, schemas_dir
+from synod.wire.avro import SchemaStore, avro_schema, schema_fingerprint, schemas_dir
 from synod.wire.codec import Codec
 from synod.wire.compat import full_compatibility_problems, problems
 from synod.wire.examples import example_envelopes
@@ -32,6 +32,26 @@ def test_every_type_has_its_current_version_in_history() -> None:
     for type_name in BODY_TYPES:
         fp = schema_fingerprint(avro_schema(type_name)).hex()
         assert (ROOT / "avro" / "history" / type_name / f"{fp}.avsc").exists()
+
+
+def test_the_store_takes_fingerprints_from_names_only_where_they_are_right(
+    tmp_path: Path,
+) -> None:
+    """The store reads fingerprints from history file names (computing them is slow);
+    they match what is computed, and a file not named by one is fingerprinted."""
+    store = SchemaStore(ROOT)
+    for type_name in BODY_TYPES:
+        assert store.current_fingerprint(type_name) == schema_fingerprint(avro_schema(type_name))
+    for path in HISTORY:
+        known = store.lookup(bytes.fromhex(path.stem))
+        assert known is not None
+        assert known.type_name == path.parent.name
+    vote = avro_schema("Vote")
+    hist = tmp_path / "avro" / "history" / "Vote"
+    hist.mkdir(parents=True)
+    (hist / "current.avsc").write_text(json.dumps(vote))
+    other = SchemaStore(tmp_path)
+    assert other.current_fingerprint("Vote") == schema_fingerprint(vote)
 
 
 @pytest.mark.parametrize("path", HISTORY, ids=lambda p: f"{p.parent.name}/{p.stem}")
