@@ -10,6 +10,7 @@ latency p50/p99 from submission to outcome, peak RSS and CPU seconds per process
 CPU ms per message each role sent, bytes per task. Asserts nothing about time.
 
     .venv/bin/python bench/scale.py [--json] [--tasks N] [--partitions P] [--brokers 1|3]
+        [--replicas planner=2,consensus=2]
 """
 
 from __future__ import annotations
@@ -130,7 +131,7 @@ async def one_run(
         bootstrap=bootstrap,
         prefix=prefix,
         run_dir=run_dir,
-        replicas={**REPLICAS, "gateway": 0},
+        replicas={**args.replicas, "gateway": 0},
     )
     codec = Codec()
     sampler = Sampler()
@@ -239,6 +240,20 @@ async def one_run(
     }
 
 
+def replicas(spec: str) -> dict[str, int]:
+    """REPLICAS with `role=n,...` over them."""
+    out = dict(REPLICAS)
+    for part in filter(None, spec.split(",")):
+        role, _, n = part.partition("=")
+        if role not in REPLICAS or not n.isdigit() or int(n) < 1:
+            raise ValueError(
+                f"--replicas: {part!r} is not role=n with n >= 1 and role one of "
+                + ", ".join(REPLICAS)
+            )
+        out[role] = int(n)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true")
@@ -247,7 +262,17 @@ def main() -> int:
     parser.add_argument("--brokers", type=int, default=1, choices=(1, 3))
     parser.add_argument("--latency", default="exponential:0.05", help="sim model latency")
     parser.add_argument("--timeout", type=float, default=600, help="bound on the wait, s")
+    parser.add_argument(
+        "--replicas",
+        default="",
+        help="processes per role over the defaults, e.g. planner=2,consensus=2 "
+        f"(defaults: {','.join(f'{r}={n}' for r, n in REPLICAS.items())})",
+    )
     args = parser.parse_args()
+    try:
+        args.replicas = replicas(args.replicas)
+    except ValueError as exc:
+        parser.error(str(exc))
     with tempfile.TemporaryDirectory(prefix="synod-bench-scale-") as tmp:
         kafka_dir = Path(tmp) / "kafka"
         if args.brokers == 3:
@@ -266,7 +291,7 @@ def main() -> int:
     doc: dict[str, Any] = {
         "machine": machine_info(kafka=version),
         "brokers": args.brokers,
-        "services": ", ".join(f"{r} {n}" for r, n in REPLICAS.items()) + " (processes)",
+        "services": ", ".join(f"{r} {n}" for r, n in args.replicas.items()) + " (processes)",
         "run": row,
     }
     if args.json:
