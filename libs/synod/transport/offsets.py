@@ -144,6 +144,7 @@ class PartitionOffsets:
     _pending_heap: list[int] = field(init=False, default_factory=list)
     _finished_heap: list[int] = field(init=False, default_factory=list)
     _max_finished: int = field(init=False, default=-1)
+    _runs: int = field(init=False, default=0)  # maximal runs of consecutive finished offsets
     _changes: int = field(init=False, default=0)
     _pressure: tuple[int, float] = field(init=False, default=(-1, 0.0))
 
@@ -160,6 +161,10 @@ class PartitionOffsets:
             self._finished.add(offset)
             heapq.heappush(self._finished_heap, offset)
             self._max_finished = max(self._max_finished, offset)
+            self._runs += 1 - self._neighbours(offset)  # a new run, or joins one or two
+
+    def _neighbours(self, offset: int) -> int:
+        return (offset - 1 in self._finished) + (offset + 1 in self._finished)
 
     def receive(self, offset: int) -> bool:
         """A record arrived. False if it was finished by a previous owner: skip it."""
@@ -186,7 +191,10 @@ class PartitionOffsets:
         point = self.commit_offset
         heap = self._finished_heap
         while heap and heap[0] < point:
-            self._finished.discard(heapq.heappop(heap))
+            offset = heapq.heappop(heap)
+            if offset in self._finished:
+                self._finished.discard(offset)
+                self._runs -= 1 - self._neighbours(offset)
 
     @property
     def commit_offset(self) -> int:
@@ -226,8 +234,16 @@ class PartitionOffsets:
         offset = self.commit_offset
         if not self._finished or self._max_finished <= offset:
             return 0.0
-        bitmap = (self._max_finished - offset + 8) // 8  # bytes for offsets offset+1..max
-        bound = (len(_PREFIX) + 3 + 4 * ((bitmap + 2) // 3)) / self.metadata_limit
+        # Two bounds from counts alone: the bitmap's size (from the span), and the
+        # run-length form's (two varints a run, none longer than the span's). The
+        # encoding takes the smaller form, so the smaller bound holds. The second
+        # keeps a long stretch finished behind one slow record (a few runs over a
+        # wide span) off the exact path, which costs a sort of every finished offset.
+        span = self._max_finished - offset
+        bitmap = (span + 8) // 8  # bytes for offsets offset+1..max
+        runs = 2 * self._runs * max(1, (span.bit_length() + 6) // 7)
+        size = min(bitmap, runs)
+        bound = (len(_PREFIX) + 3 + 4 * ((size + 2) // 3)) / self.metadata_limit
         if bound < exact_above:
             return bound
         changes, pressure = self._pressure
