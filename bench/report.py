@@ -40,6 +40,8 @@ RUNS: dict[str, tuple[str, list[str]]] = {
         "bench/peers/run.py",
         ["--rtt", "100", "--burst", "500", "--stream", "600"],
     ),
+    "sweep": ("bench/sweep.py", ["--tasks", "1000,10000", "--rounds", "3"]),
+    "offsets": ("bench/offsets.py", ["--in-flight", "500,5000,20000"]),
 }
 
 TIMEOUT_S = 900
