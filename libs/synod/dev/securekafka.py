@@ -17,7 +17,6 @@ SASL_SSL bootstrap and the CA file; `env_for(role)` turns an entry into the
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import ipaddress
 import json
@@ -29,17 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.protocol.admin import CreateAclsRequest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from synod.dev.localkafka import ScramUser, Secured
-from synod.errors import BrokerError
+from synod.transport.admin import create_acls
 from synod.transport.authorship import RIGHTS, acls_for, write_keys
-from synod.transport.security import KafkaSecurity, client_security
 
 CREDENTIALS_FILE = "credentials.json"
 MECHANISM = "SCRAM-SHA-512"
@@ -48,7 +44,6 @@ MECHANISM = "SCRAM-SHA-512"
 _RESOURCE = {"topic": 2, "group": 3, "transactionalId": 5}
 _PATTERN = {False: 3, True: 4}  # literal, prefixed
 _OPERATION = {"Read": 3, "Write": 4, "Describe": 8}
-_ALLOW = 3
 
 
 def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
@@ -180,28 +175,14 @@ def acl_bindings(
 
 async def grant(operator_bootstrap: str, users: dict[str, ScramUser], prefix: str = "") -> int:
     """Create every role's ACLs through the operator's listener; returns how many."""
-    # The operator's listener is the plaintext loopback one the broker trusts as
-    # its super user, whatever the environment's SYNOD_KAFKA_* say.
-    admin = AIOKafkaAdminClient(
-        **client_security(KafkaSecurity()),
-        bootstrap_servers=operator_bootstrap,
-        client_id="synod-acls",
-    )
-    await admin.start()
-    try:
-        requests = [
-            CreateAclsRequest(rtype, name, pattern, principal, "*", op, _ALLOW)
+    return await create_acls(
+        operator_bootstrap,
+        [
+            binding
             for role, user in users.items()
-            for rtype, name, pattern, principal, op in acl_bindings(role, user.username, prefix)
-        ]
-        responses = await asyncio.gather(*(admin._send_request(r) for r in requests))
-    finally:
-        await admin.close()
-    for response in responses:
-        for code, message in response.creation_responses:
-            if code != 0:
-                raise BrokerError(f"creating an ACL failed: error {code} {message}")
-    return len(requests)
+            for binding in acl_bindings(role, user.username, prefix)
+        ],
+    )
 
 
 def write_credentials(run_dir: Path, prepared: Prepared, tls_bootstrap: str) -> Path:

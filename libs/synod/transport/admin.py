@@ -1,15 +1,17 @@
-"""Create the catalogue's topics idempotently (`synod topics create`)."""
+"""Create the catalogue's topics idempotently (`synod topics create`), and ACLs."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
+from aiokafka.protocol.admin import CreateAclsRequest
 
 from synod.errors import BrokerError, ConfigError
-from synod.transport.security import client_security, security_hint
+from synod.transport.security import KafkaSecurity, client_security, security_hint
 from synod.transport.topics import CATALOGUE, TopicSpec, topic_name
 
 # Kafka error codes in a CreateTopics response.
@@ -125,3 +127,34 @@ async def partition_counts(bootstrap: str, topics: list[str]) -> dict[str, int]:
             "`synod topics create` (and check SYNOD_TOPIC_PREFIX)"
         )
     return counts
+
+
+# (resource type, resource name, pattern type, principal, operation): Kafka's codes.
+AclBinding = tuple[int, str, int, str, int]
+_ALLOW = 3  # AclPermissionType.ALLOW
+
+
+async def create_acls(operator_bootstrap: str, bindings: list[AclBinding]) -> int:
+    """Allow every binding, for any host, through the operator's listener (the
+    plaintext loopback one the broker trusts as its super user, whatever the
+    environment's SYNOD_KAFKA_* say); returns how many. aiokafka has no ACL API:
+    this sends its CreateAcls request."""
+    admin = AIOKafkaAdminClient(
+        **client_security(KafkaSecurity()),
+        bootstrap_servers=operator_bootstrap,
+        client_id="synod-acls",
+    )
+    await admin.start()
+    try:
+        requests = [
+            CreateAclsRequest(rtype, name, pattern, principal, "*", op, _ALLOW)
+            for rtype, name, pattern, principal, op in bindings
+        ]
+        responses = await asyncio.gather(*(admin._send_request(r) for r in requests))
+    finally:
+        await admin.close()
+    for response in responses:
+        for code, message in response.creation_responses:
+            if code != 0:
+                raise BrokerError(f"creating an ACL failed: error {code} {message}")
+    return len(requests)
