@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from synod.dev.localkafka import ScramUser, Secured
-from synod.transport.admin import create_acls
+from synod.transport.admin import AclBinding, create_acls
 from synod.transport.authorship import RIGHTS, acls_for, write_keys
 
 CREDENTIALS_FILE = "credentials.json"
@@ -156,9 +156,7 @@ def prepare(run_dir: Path, principals: Iterable[str] = ()) -> Prepared:
     return Prepared(Secured(tuple(users.values()), keystore), ca_file, keyring, keys_dir, users)
 
 
-def acl_bindings(
-    role: str, username: str, prefix: str = ""
-) -> list[tuple[int, str, int, str, int]]:
+def acl_bindings(role: str, username: str, prefix: str = "") -> list[AclBinding]:
     """(resource type, name, pattern, principal, operation) for every grant of a role."""
     return [
         (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -165,3 +166,29 @@ def test_the_heaps_agree_with_a_min_over_the_sets(
         if bounded >= 0.01:
             assert bounded == exact
     assert offsets.commit_point().offset == ref.commit_offset()
+
+
+def test_a_stretch_finished_behind_one_slow_record_is_not_encoded_to_be_measured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """20,000 finished in order behind offset 0: a span whose bitmap bound passes any
+    threshold, but one run. The run-length bound answers, so the pressure is never
+    encoded exactly (which sorts every finished offset) and the answer stays small."""
+    from synod.transport import offsets as module
+
+    encoded: list[int] = []
+    real = module.encode_finished
+
+    def counting(base: int, finished: list[int]) -> str:
+        encoded.append(len(finished))
+        return real(base, finished)
+
+    monkeypatch.setattr(module, "encode_finished", counting)
+    part = PartitionOffsets(0)
+    for o in range(20_001):
+        part.receive(o)
+    for o in range(1, 20_001):
+        part.finish(o)
+        assert part.metadata_pressure(exact_above=0.6) < 0.05
+    assert encoded == []
+    assert len(encode_finished(0, list(range(1, 20_001)))) / METADATA_LIMIT < 0.05
